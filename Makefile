@@ -1,0 +1,41 @@
+# Two entry points for a fresh Debian machine: `make demo` and `make test`.
+# Both install the two C libraries Parley links against when they are missing.
+
+SWIFT        ?= swift
+APT_PACKAGES := libsodium-dev libuv1-dev
+SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+DEMO_ARGS    ?=
+
+.PHONY: all deps build release test demo clean
+
+all: build
+
+# Install only what is missing; refresh the package lists only when the
+# install cannot find a package without it (fresh images ship empty lists).
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing$$missing (apt-get)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y -q $$missing || \
+	    { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $$missing; }; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release --product parley
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+demo: release
+	$$($(SWIFT) build -c release --show-bin-path)/parley demo $(DEMO_ARGS)
+
+clean:
+	rm -rf .build

@@ -1,0 +1,62 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// Module map and the reasons for each cut: Docs/Architecture.md.
+let package = Package(
+    name: "Parley",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "ParleyCrypto", targets: ["ParleyCrypto"]),
+        .library(name: "ParleyWire", targets: ["ParleyWire"]),
+        .library(name: "ParleyChannel", targets: ["ParleyChannel"]),
+        .executable(name: "parley", targets: ["parley"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibUV",
+            pkgConfig: "libuv",
+            providers: [.apt(["libuv1-dev"])]
+        ),
+        .target(name: "ParleyCrypto", dependencies: ["CSodium"]),
+        .target(name: "ParleyWire", dependencies: ["ParleyCrypto"]),
+        .target(name: "ParleyChannel", dependencies: ["ParleyCrypto", "ParleyWire"]),
+        .executableTarget(
+            name: "parley",
+            dependencies: [
+                "ParleyCrypto", "ParleyWire", "ParleyChannel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "offline-channel",
+            dependencies: ["ParleyCrypto", "ParleyChannel"],
+            path: "Examples/OfflineChannel"
+        ),
+        .testTarget(
+            name: "ParleyCryptoTests",
+            dependencies: ["ParleyCrypto", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(
+            name: "ParleyWireTests",
+            dependencies: ["ParleyWire", "ParleyCrypto", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(
+            name: "ParleyChannelTests",
+            dependencies: [
+                "ParleyChannel", "ParleyWire", "ParleyCrypto",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(name: "SystemLibraryTests", dependencies: ["CLibUV", "CSodium"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,4 @@
+#ifndef PARLEY_CLIBUV_SHIM_H
+#define PARLEY_CLIBUV_SHIM_H
+#include <uv.h>
+#endif

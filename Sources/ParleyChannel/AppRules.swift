@@ -1,0 +1,46 @@
+/// An illegal move or malformed app data, in the app's own words.
+public struct AppRuleViolation: Error, Equatable, Sendable {
+    public let reason: String
+
+    public init(_ reason: String) {
+        self.reason = reason
+    }
+}
+
+/// The rules a channel's app data must follow, shared by the engine and the chain.
+///
+/// The engine calls `validateTransition` for every state it signs or
+/// countersigns, after checking version, signatures and conservation.
+public protocol AppRules: Sendable {
+    var appID: AppID { get }
+    /// Throws when `next` is not a legal successor of `current` made by `mover`.
+    func validateTransition(
+        from current: ChannelState, to next: ChannelState, mover: ParticipantIndex
+    ) throws(AppRuleViolation)
+    /// Throws when `state` is not a legal opening state (version 0) for this app.
+    func validateInitial(_ state: ChannelState) throws(AppRuleViolation)
+}
+
+/// Plain payments: no app data, any reallocation that conserves the total.
+///
+/// Whether a particular reallocation is welcome (a payment *to* me) is the
+/// update handler's call, not a rule of the app.
+public struct PaymentApp: AppRules {
+    public init() {}
+
+    public var appID: AppID { .payment }
+
+    public func validateTransition(
+        from current: ChannelState, to next: ChannelState, mover: ParticipantIndex
+    ) throws(AppRuleViolation) {
+        guard next.appData.isEmpty else {
+            throw AppRuleViolation("payment channels carry no app data")
+        }
+    }
+
+    public func validateInitial(_ state: ChannelState) throws(AppRuleViolation) {
+        guard state.appData.isEmpty else {
+            throw AppRuleViolation("payment channels carry no app data")
+        }
+    }
+}

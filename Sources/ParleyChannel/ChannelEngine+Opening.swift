@@ -1,0 +1,102 @@
+import ParleyCrypto
+
+extension ChannelEngine {
+    /// Proposes a new channel; we take the first seat.
+    ///
+    /// Returns the engine in `.opening` and the effects: journal the
+    /// parameters and our signature on version 0, then send the proposal.
+    public static func propose(
+        params: ChannelParams, allocation: Allocation, appData: [UInt8] = [],
+        key: SigningKey, rules: any AppRules = PaymentApp()
+    ) throws(OpenRejection) -> (ChannelEngine, [Effect]) {
+        guard params[.first] == key.publicKey else { throw .notAParticipant(role: "proposer (first seat)") }
+        let initial = ChannelState(channelID: params.id, version: 0, allocation: allocation, appData: appData)
+        try validateOpening(initial, params: params, rules: rules)
+        let signature = initial.signed(by: key)
+        var signed = SignedState(state: initial)
+        signed[.first] = signature
+        let engine = ChannelEngine(params: params, me: .first, key: key, rules: rules, latest: signed)
+        let proposal = OpenProposal(params: params, initial: initial, signature: signature)
+        return (engine, [.journal(.opened(params)), .journal(.signed(signed)), .send(.openProposal(proposal))])
+    }
+
+    /// Accepts a peer's channel proposal; we take the second seat.
+    ///
+    /// Call only after the app agreed to the channel. Returns the engine in
+    /// `.idle` and the effects: journal the parameters and the fully-signed
+    /// version 0, then send our signature and tell the app.
+    public static func accept(
+        _ proposal: OpenProposal, key: SigningKey, rules: any AppRules = PaymentApp()
+    ) throws(OpenRejection) -> (ChannelEngine, [Effect]) {
+        let params = proposal.params
+        guard params[.second] == key.publicKey else { throw .notAParticipant(role: "responder (second seat)") }
+        try validateOpening(proposal.initial, params: params, rules: rules)
+        guard proposal.initial.isSigned(by: params[.first], with: proposal.signature) else {
+            throw .invalidInitialState(.badSignature(signer: .first))
+        }
+        let signature = proposal.initial.signed(by: key)
+        let signed = SignedState(state: proposal.initial, signatures: [proposal.signature, signature])
+        let engine = ChannelEngine(params: params, me: .second, key: key, rules: rules, latest: signed)
+        return (engine, [
+            .journal(.opened(params)), .journal(.committed(signed)),
+            .send(.openAccept(channelID: params.id, signature: signature)), .notify(.opened(signed)),
+        ])
+    }
+
+    private static func validateOpening(
+        _ initial: ChannelState, params: ChannelParams, rules: any AppRules
+    ) throws(OpenRejection) {
+        guard rules.appID == params.appID else { throw .wrongApp(channel: params.appID, rules: rules.appID) }
+        guard initial.channelID == params.id else {
+            throw .invalidInitialState(.wrongChannel(expected: params.id, got: initial.channelID))
+        }
+        guard initial.version == 0 else { throw .invalidInitialState(.versionMismatch(expected: 0, got: initial.version)) }
+        guard !initial.isFinal else { throw .invalidInitialState(.updateAfterFinal) }
+        guard initial.allocation.total != nil else { throw .invalidInitialState(.balanceOverflow) }
+        do { try rules.validateInitial(initial) } catch {
+            throw .invalidInitialState(.appRuleViolated(error.reason))
+        }
+    }
+
+    /// Opener: the peer countersigned version 0.
+    mutating func receiveOpenAccept(_ signature: Signature, into effects: inout [Effect]) {
+        guard phase == .opening else {
+            effects.append(.notify(.ignoredMessage(.unexpectedMessage("open accept for an open channel"))))
+            return
+        }
+        guard latest.state.isSigned(by: params[peer], with: signature) else {
+            effects.append(.notify(.ignoredMessage(.badSignature(signer: peer))))
+            return
+        }
+        var signed = latest
+        signed[peer] = signature
+        effects.append(.journal(.committed(signed)))
+        adopt(signed)
+        link = .up
+        effects.append(.notify(.opened(signed)))
+    }
+
+    /// Responder: the opener resent its proposal after a reconnect, so our accept was lost.
+    mutating func receiveDuplicateOpen(_ proposal: OpenProposal, into effects: inout [Effect]) {
+        guard me == .second, latest.version == 0, proposal.initial == latest.state,
+            proposal.signature == latest[.first], let mine = latest[me]
+        else {
+            effects.append(.notify(.ignoredMessage(.unexpectedMessage("open proposal for an open channel"))))
+            return
+        }
+        // The opener sends this instead of `reestablish`: it has committed nothing, so
+        // any proposal of ours is burned (our own reestablish tells it which versions).
+        effects.append(.send(.openAccept(channelID: params.id, signature: mine)))
+        if link == .awaitingPeer {
+            requeueOutgoing(into: &effects)
+            link = .up
+            effects.append(.notify(.reestablished(committedVersion: latest.version)))
+        }
+    }
+
+    /// The message that (re)starts the opening handshake, while we are the opener.
+    var openProposalMessage: ChannelMessage? {
+        guard phase == .opening, let signature = latest[me] else { return nil }
+        return .openProposal(OpenProposal(params: params, initial: latest.state, signature: signature))
+    }
+}

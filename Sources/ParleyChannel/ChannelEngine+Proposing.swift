@@ -1,0 +1,116 @@
+import ParleyCrypto
+
+extension ChannelEngine {
+    /// Proposes the next queued update when nothing else is in flight.
+    ///
+    /// Effects, in order: journal our signature, send the proposal. The
+    /// version is one above every version either side has used, so a burned
+    /// version is never reused.
+    mutating func proposeNext(into effects: inout [Effect]) {
+        if phase == .final {
+            failQueued(.refused(.updateAfterFinal), into: &effects)
+            return
+        }
+        while phase == .idle, !yieldingAfterTie, !queue.isEmpty {
+            let request = queue.removeFirst()
+            let next: ChannelState
+            do { next = try successor(for: request.intent) } catch {
+                effects.append(.notify(.updateFailed(request.id, .refused(error))))
+                continue
+            }
+            let signature = next.signed(by: key)
+            var signed = SignedState(state: next)
+            signed[me] = signature
+            highestSignedVersion = next.version
+            highestSeenVersion = next.version
+            outgoing = Outgoing(id: request.id, intent: request.intent, signed: signed)
+            effects.append(.journal(.signed(signed)))
+            effects.append(.send(.propose(state: next, signature: signature)))
+        }
+    }
+
+    /// The state `intent` asks for, built on the latest committed state and checked like a peer's proposal.
+    func successor(for intent: UpdateIntent) throws(UpdateRejection) -> ChannelState {
+        guard highestSeenVersion < UInt64.max else { throw .versionsExhausted }
+        var next = latest.state
+        next.version = highestSeenVersion + 1
+        switch intent {
+        case let .pay(amount):
+            let available = next.allocation[me]
+            guard amount <= available else { throw .insufficientFunds(available: available, requested: amount) }
+            next.allocation[me] = available - amount
+            next.allocation[peer] += amount  // cannot overflow: the total is conserved
+        case let .replace(base, allocation, appData, isFinal):
+            guard base == latest.version else { throw .staleBase(base: base, committed: latest.version) }
+            next.allocation = allocation
+            next.appData = appData
+            next.isFinal = isFinal
+        case .finalize:
+            next.isFinal = true
+        }
+        try validateSuccessor(next, mover: me)
+        return next
+    }
+
+    /// The peer countersigned our proposal.
+    mutating func receiveAccept(_ version: UInt64, _ signature: Signature, into effects: inout [Effect]) {
+        guard link == .up, let pending = outgoing, pending.version == version else {
+            effects.append(.notify(.ignoredMessage(.unexpectedMessage("accept for version \(version), not in flight"))))
+            return
+        }
+        guard pending.signed.state.isSigned(by: params[peer], with: signature) else {
+            effects.append(.notify(.ignoredMessage(.badSignature(signer: peer))))
+            return
+        }
+        var full = pending.signed
+        full[peer] = signature
+        outgoing = nil
+        effects.append(.journal(.committed(full)))
+        adopt(full)
+        effects.append(.notify(.committed(full, update: pending.id)))
+    }
+
+    /// The peer refused our proposal: its version is burned on both sides.
+    mutating func receiveReject(_ version: UInt64, _ reason: RejectReason, into effects: inout [Effect]) {
+        guard link == .up, let pending = outgoing, pending.version == version else {
+            effects.append(.notify(.ignoredMessage(.unexpectedMessage("reject for version \(version), not in flight"))))
+            return
+        }
+        outgoing = nil
+        effects.append(.journal(.aborted(version: version)))
+        guard reason == .concurrentProposal else {
+            effects.append(.notify(.updateFailed(pending.id, .rejected(reason))))
+            return
+        }
+        // Both proposed at once and both proposals are burned. The first seat
+        // retries at once; the second waits, so the retries do not collide again.
+        queue.insert((pending.id, pending.intent), at: 0)
+        if me == .second {
+            yieldingAfterTie = true
+            effects.append(.scheduleRetry)
+        }
+    }
+
+    /// Our proposal went unanswered: drop the session; reestablish decides whether it committed.
+    mutating func timeOut(_ version: UInt64, into effects: inout [Effect]) {
+        guard link == .up, outgoing?.version == version else { return }
+        effects.append(.notify(.proposalTimedOut(version: version)))
+        effects.append(.disconnect(.proposalTimeout(version: version)))
+        goOffline()
+    }
+
+    /// Our pending proposal will never commit: burn it and queue its request again at the front.
+    mutating func requeueOutgoing(into effects: inout [Effect]) {
+        guard let pending = outgoing else { return }
+        outgoing = nil
+        effects.append(.journal(.aborted(version: pending.version)))
+        queue.insert((pending.id, pending.intent), at: 0)
+    }
+
+    mutating func failQueued(_ failure: UpdateFailure, into effects: inout [Effect]) {
+        for request in queue {
+            effects.append(.notify(.updateFailed(request.id, failure)))
+        }
+        queue.removeAll()
+    }
+}

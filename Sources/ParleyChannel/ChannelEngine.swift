@@ -1,0 +1,184 @@
+import ParleyCrypto
+import ParleyWire
+
+/// The two-party update protocol for one channel, as a pure state machine.
+///
+/// `handle(_:)` takes an input and returns the effects to perform, in order;
+/// it performs no I/O and reads no clock. The node is the imperative shell:
+/// it journals, sends, asks the update handler and notifies the app.
+///
+/// Contract for the node: perform the returned effects in list order, and make
+/// every `.journal` effect durable before performing any effect after it. That
+/// ordering is what makes DESIGN.md invariants 1 and 2 hold: the engine always
+/// lists the journal record of a signature before the message carrying it.
+///
+/// Safety the engine itself guarantees (tests pin each):
+/// - it signs a version only when that version is above every version it has
+///   signed or seen, so it never signs two states with one version;
+/// - every state it signs or countersigns conserves `fundedTotal`;
+/// - anything malformed, unsigned, stale or unexpected changes nothing but
+///   (for a validly signed proposal) the record that its version is burned.
+public struct ChannelEngine: Sendable {
+    public let params: ChannelParams
+    public let me: ParticipantIndex
+    /// The sum both balances must always equal.
+    public let fundedTotal: UInt64
+    /// The newest state we hold: fully signed, except while `phase == .opening`.
+    public internal(set) var latest: SignedState
+    /// The highest version we ever signed (journaled before it left).
+    public internal(set) var highestSignedVersion: UInt64
+    /// The highest version known to be used by either side; the next proposal takes the one above.
+    public internal(set) var highestSeenVersion: UInt64
+
+    let key: SigningKey
+    let rules: any AppRules
+    /// Our signed, unanswered proposal.
+    var outgoing: Outgoing?
+    /// The peer's proposal waiting for our update handler.
+    var incoming: SignedState?
+    /// Local update requests not yet proposed, oldest first.
+    var queue: [(id: UpdateID, intent: UpdateIntent)] = []
+    /// We lost a simultaneous-proposal tie-break and wait for `.retryDue`.
+    var yieldingAfterTie = false
+    var link: Link = .up
+
+    struct Outgoing: Sendable {
+        let id: UpdateID
+        let intent: UpdateIntent
+        let signed: SignedState
+        var version: UInt64 { signed.version }
+    }
+
+    enum Link: Equatable, Sendable {
+        case up
+        case down
+        /// Connected; waiting for the peer's `reestablish`.
+        case awaitingPeer
+        /// The peer holds a newer fully-signed state and will send it.
+        case awaitingProof
+    }
+
+    /// The most a peer may claim to have signed beyond the latest commit
+    /// during reestablish; keeps a lying peer from exhausting version numbers.
+    public static let maxBurnedVersions: UInt64 = 1 << 32
+
+    init(params: ChannelParams, me: ParticipantIndex, key: SigningKey, rules: any AppRules, latest: SignedState) {
+        self.params = params
+        self.me = me
+        self.key = key
+        self.rules = rules
+        self.latest = latest
+        fundedTotal = latest.state.allocation.total ?? 0
+        highestSignedVersion = latest.version
+        highestSeenVersion = latest.version
+    }
+
+    public var peer: ParticipantIndex { me.peer }
+    public var channelID: ChannelID { params.id }
+
+    /// The latest fully-signed state, or `nil` while the channel is opening.
+    public var committed: SignedState? { latest.isFullySigned ? latest : nil }
+
+    /// Local updates waiting to be proposed (not counting one in flight).
+    public var queuedUpdates: Int { queue.count }
+
+    public var phase: Phase {
+        if !latest.isFullySigned { return .opening }
+        if latest.state.isFinal { return .final }
+        switch link {
+        case .down: return .offline
+        case .awaitingPeer, .awaitingProof: return .syncing
+        case .up: break
+        }
+        if incoming != nil { return .responding }
+        if outgoing != nil { return .proposing }
+        return .idle
+    }
+
+    /// Feeds one input to the channel and returns the effects to perform, in order.
+    public mutating func handle(_ input: EngineInput) -> [Effect] {
+        let before = phase
+        var effects: [Effect] = []
+        switch input {
+        case let .update(id, intent): queue.append((id, intent))
+        case let .received(message): receive(message, into: &effects)
+        case let .decided(version, decision): decide(version, decision, into: &effects)
+        case let .proposalTimedOut(version): timeOut(version, into: &effects)
+        case .retryDue: yieldingAfterTie = false
+        case .disconnected: goOffline()
+        case .connected: reconnect(into: &effects)
+        }
+        proposeNext(into: &effects)
+        assert(
+            Phase.isAllowed(from: before, to: phase, on: input.trigger),
+            "phase change \(before) -> \(phase) on \(input.trigger) is not in Phase.transitions")
+        return effects
+    }
+
+    private mutating func receive(_ message: ChannelMessage, into effects: inout [Effect]) {
+        guard message.channelID == params.id else {
+            effects.append(.notify(.ignoredMessage(.wrongChannel(expected: params.id, got: message.channelID))))
+            return
+        }
+        guard link != .down else { return }  // a message from a closed session
+        switch message {
+        case let .openProposal(proposal): receiveDuplicateOpen(proposal, into: &effects)
+        case let .openAccept(_, signature): receiveOpenAccept(signature, into: &effects)
+        case let .propose(state, signature): receiveProposal(state, signature, into: &effects)
+        case let .accept(_, version, signature): receiveAccept(version, signature, into: &effects)
+        case let .reject(_, version, reason): receiveReject(version, reason, into: &effects)
+        case let .reestablish(_, committed, signed):
+            receiveReestablish(peerCommitted: committed, peerSigned: signed, into: &effects)
+        case let .commitProof(signed): receiveProof(signed, into: &effects)
+        }
+    }
+
+    /// Checks the rules every state we sign or countersign must meet, given the latest committed state.
+    func validateSuccessor(_ next: ChannelState, mover: ParticipantIndex) throws(UpdateRejection) {
+        guard next.channelID == params.id else { throw .wrongChannel(expected: params.id, got: next.channelID) }
+        guard !latest.state.isFinal else { throw .updateAfterFinal }
+        guard let total = next.allocation.total else { throw .balanceOverflow }
+        guard total == fundedTotal else { throw .balanceNotConserved(total: fundedTotal, proposed: total) }
+        guard next.appData.count <= WireLimits.maxAppDataBytes else {
+            throw .appDataTooLarge(bytes: next.appData.count, limit: WireLimits.maxAppDataBytes)
+        }
+        do { try rules.validateTransition(from: latest.state, to: next, mover: mover) } catch {
+            throw .appRuleViolated(error.reason)
+        }
+    }
+
+    /// Makes `signed` (fully signed, newer than `latest`) the latest state. Caller journals it first.
+    mutating func adopt(_ signed: SignedState) {
+        latest = signed
+        highestSeenVersion = max(highestSeenVersion, signed.version)
+        highestSignedVersion = max(highestSignedVersion, signed.version)
+        incoming = nil
+    }
+}
+
+extension EngineInput {
+    /// The phase-table trigger this input counts as.
+    public var trigger: Phase.Trigger {
+        switch self {
+        case .update: return .localUpdate
+        case let .received(message): return message.kind.trigger
+        case .decided: return .decision
+        case .proposalTimedOut: return .timeout
+        case .retryDue: return .retry
+        case .disconnected: return .disconnect
+        case .connected: return .connect
+        }
+    }
+}
+
+extension ChannelMessage.Kind {
+    var trigger: Phase.Trigger {
+        switch self {
+        case .openProposal, .propose: return .remoteProposal
+        case .openAccept: return .openAccepted
+        case .accept, .reject: return .remoteAnswer
+        case .reestablish: return .reestablish
+        case .commitProof: return .proof
+        }
+    }
+}

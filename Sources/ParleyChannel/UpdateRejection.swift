@@ -1,0 +1,115 @@
+/// Why a proposed state, or a local request to build one, is refused.
+///
+/// Each case names the rule that failed, so a caller can switch on it and a
+/// person can read it. Refusing never changes the committed state.
+public enum UpdateRejection: Error, Equatable, Sendable, CustomStringConvertible {
+    case wrongChannel(expected: ChannelID, got: ChannelID)
+    /// The version is not the next unused one (stale, replayed or skipping ahead).
+    case versionMismatch(expected: UInt64, got: UInt64)
+    case balanceNotConserved(total: UInt64, proposed: UInt64)
+    /// The balances add up to more than 64 bits can hold.
+    case balanceOverflow
+    case badSignature(signer: ParticipantIndex)
+    case missingSignature(signer: ParticipantIndex)
+    case updateAfterFinal
+    case appRuleViolated(String)
+    case appDataTooLarge(bytes: Int, limit: Int)
+    /// A local payment larger than the payer's balance.
+    case insufficientFunds(available: UInt64, requested: UInt64)
+    /// A local update computed from a state that is no longer the latest.
+    case staleBase(base: UInt64, committed: UInt64)
+    /// The channel cannot take updates right now (opening, reconnecting).
+    case notReady(String)
+    /// A message that does not fit the current step of the protocol.
+    case unexpectedMessage(String)
+    /// Every version number has been used; the channel can only be settled.
+    case versionsExhausted
+
+    public var description: String {
+        switch self {
+        case let .wrongChannel(expected, got):
+            return "state belongs to channel \(got.shortID), not \(expected.shortID)"
+        case let .versionMismatch(expected, got):
+            return "version \(got) is not the next version \(expected)"
+        case let .balanceNotConserved(total, proposed):
+            return "balances add up to \(proposed), but the channel holds \(total)"
+        case .balanceOverflow:
+            return "balances overflow 64 bits"
+        case let .badSignature(signer):
+            return "signature of \(signer) does not verify"
+        case let .missingSignature(signer):
+            return "signature of \(signer) is missing"
+        case .updateAfterFinal:
+            return "the channel has a final state; no update may follow it"
+        case let .appRuleViolated(reason):
+            return "app rule violated: \(reason)"
+        case let .appDataTooLarge(bytes, limit):
+            return "app data is \(bytes) bytes, more than the limit of \(limit)"
+        case let .insufficientFunds(available, requested):
+            return "cannot pay \(requested): only \(available) available"
+        case let .staleBase(base, committed):
+            return "update was computed from version \(base), but version \(committed) is now the latest"
+        case let .notReady(why):
+            return "channel not ready: \(why)"
+        case let .unexpectedMessage(what):
+            return "unexpected message: \(what)"
+        case .versionsExhausted:
+            return "every version number has been used; settle the channel"
+        }
+    }
+}
+
+/// A peer's answer to our proposal, as it travels on the wire.
+public enum RejectReason: Hashable, Sendable, CustomStringConvertible {
+    /// Both peers proposed at once; both proposals are burned and the first seat retries first.
+    case concurrentProposal
+    /// The peer's update handler said no.
+    case declined(String)
+    /// The proposal broke a protocol rule (the text says which).
+    case invalid(String)
+    case channelFinal
+    /// The peer is opening or re-synchronising the channel.
+    case notReady
+
+    public var description: String {
+        switch self {
+        case .concurrentProposal: return "both sides proposed at once"
+        case let .declined(why): return "declined: \(why)"
+        case let .invalid(why): return "invalid: \(why)"
+        case .channelFinal: return "the channel is final"
+        case .notReady: return "the peer is not ready"
+        }
+    }
+}
+
+/// How a local update request ended, when it did not commit.
+public enum UpdateFailure: Error, Equatable, Sendable, CustomStringConvertible {
+    /// We refused to build or sign it.
+    case refused(UpdateRejection)
+    /// The peer answered with a rejection.
+    case rejected(RejectReason)
+
+    public var description: String {
+        switch self {
+        case let .refused(why): return "refused locally: \(why)"
+        case let .rejected(why): return "rejected by peer: \(why)"
+        }
+    }
+}
+
+/// Why a channel cannot be opened as proposed.
+public enum OpenRejection: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Our key is not in the seat the role requires (the proposer sits first).
+    case notAParticipant(role: String)
+    case wrongApp(channel: AppID, rules: AppID)
+    /// The opening state is not a valid version 0 of this channel.
+    case invalidInitialState(UpdateRejection)
+
+    public var description: String {
+        switch self {
+        case let .notAParticipant(role): return "our key is not the channel's \(role)"
+        case let .wrongApp(channel, rules): return "channel uses app \(channel), but the rules given are for \(rules)"
+        case let .invalidInitialState(why): return "invalid opening state: \(why)"
+        }
+    }
+}

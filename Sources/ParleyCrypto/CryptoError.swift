@@ -1,0 +1,24 @@
+/// Why a key, signature, digest or encoding was refused.
+public enum CryptoError: Error, Equatable, CustomStringConvertible {
+    /// A fixed-size value had the wrong number of bytes.
+    case wrongLength(what: String, expected: Int, got: Int)
+    /// Text that should be hexadecimal was not: a non-hex character or an odd number of digits.
+    case invalidHex(what: String)
+    /// Text is not a human-form public key (`pk1…`); the associated value says why.
+    case badHumanForm(String)
+    /// A human-form public key is well formed but its checksum does not match: a typo.
+    case badChecksum
+
+    public var description: String {
+        switch self {
+        case let .wrongLength(what, expected, got):
+            "\(what) must be exactly \(expected) bytes, got \(got)"
+        case let .invalidHex(what):
+            "\(what) is not valid hexadecimal: use only the digits 0-9 and a-f, two per byte"
+        case let .badHumanForm(reason):
+            "not a Parley public key: \(reason)"
+        case .badChecksum:
+            "the public key's checksum does not match, so it was mistyped or altered; copy it again from its source"
+        }
+    }
+}
