@@ -34,8 +34,9 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
+# Until the two-node payment demo lands, the main job is the CLI's overview.
 demo: release
-	$$($(SWIFT) build -c release --show-bin-path)/parley demo $(DEMO_ARGS)
+	$$($(SWIFT) build -c release --show-bin-path)/parley --help $(DEMO_ARGS)
 
 clean:
 	rm -rf .build

@@ -32,7 +32,7 @@ let package = Package(
         .executableTarget(
             name: "parley",
             dependencies: [
-                "ParleyCrypto", "ParleyWire", "ParleyChannel",
+                "ParleyCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

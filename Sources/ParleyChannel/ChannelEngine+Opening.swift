@@ -1,4 +1,5 @@
 import ParleyCrypto
+import ParleyWire
 
 extension ChannelEngine {
     /// Proposes a new channel; we take the first seat.
@@ -53,6 +54,9 @@ extension ChannelEngine {
         guard initial.version == 0 else { throw .invalidInitialState(.versionMismatch(expected: 0, got: initial.version)) }
         guard !initial.isFinal else { throw .invalidInitialState(.updateAfterFinal) }
         guard initial.allocation.total != nil else { throw .invalidInitialState(.balanceOverflow) }
+        guard initial.appData.count <= WireLimits.maxAppDataBytes else {
+            throw .invalidInitialState(.appDataTooLarge(bytes: initial.appData.count, limit: WireLimits.maxAppDataBytes))
+        }
         do { try rules.validateInitial(initial) } catch {
             throw .invalidInitialState(.appRuleViolated(error.reason))
         }
@@ -86,12 +90,13 @@ extension ChannelEngine {
         }
         // The opener sends this instead of `reestablish`: it has committed nothing, so
         // any proposal of ours is burned (our own reestablish tells it which versions).
-        effects.append(.send(.openAccept(channelID: params.id, signature: mine)))
-        if link == .awaitingPeer {
+        let wasSyncing = link == .awaitingPeer
+        if wasSyncing {
             requeueOutgoing(into: &effects)
             link = .up
-            effects.append(.notify(.reestablished(committedVersion: latest.version)))
         }
+        effects.append(.send(.openAccept(channelID: params.id, signature: mine)))
+        if wasSyncing { effects.append(.notify(.reestablished(committedVersion: latest.version))) }
     }
 
     /// The message that (re)starts the opening handshake, while we are the opener.

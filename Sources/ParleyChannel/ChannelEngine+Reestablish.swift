@@ -52,7 +52,7 @@ extension ChannelEngine {
             requeueOutgoing(into: &effects)
         }
         if peerCommitted > latest.version {
-            link = .awaitingProof
+            link = .awaitingProof(peerCommitted)
             return
         }
         if peerCommitted < latest.version {
@@ -67,11 +67,11 @@ extension ChannelEngine {
     /// Effects: journal it as committed, then report it (settling our own
     /// pending proposal when it is the same state).
     mutating func receiveProof(_ signed: SignedState, into effects: inout [Effect]) {
-        guard link == .awaitingProof else {
+        guard case let .awaitingProof(announced) = link else {
             effects.append(.notify(.ignoredMessage(.unexpectedMessage("commit proof without a reestablish asking for it"))))
             return
         }
-        do { try validateProof(signed) } catch {
+        do { try validateProof(signed, announced: announced) } catch {
             effects.append(.notify(.ignoredMessage(error)))
             return
         }
@@ -91,10 +91,10 @@ extension ChannelEngine {
         effects.append(.notify(.reestablished(committedVersion: latest.version)))
     }
 
-    private func validateProof(_ signed: SignedState) throws(UpdateRejection) {
+    private func validateProof(_ signed: SignedState, announced: UInt64) throws(UpdateRejection) {
         try signed.verify(against: params)
-        guard signed.version > latest.version else {
-            throw .versionMismatch(expected: latest.version + 1, got: signed.version)
+        guard signed.version == announced else {
+            throw .versionMismatch(expected: announced, got: signed.version)
         }
         guard let total = signed.state.allocation.total else { throw .balanceOverflow }
         guard total == fundedTotal else { throw .balanceNotConserved(total: fundedTotal, proposed: total) }

@@ -54,8 +54,8 @@ public struct ChannelEngine: Sendable {
         case down
         /// Connected; waiting for the peer's `reestablish`.
         case awaitingPeer
-        /// The peer holds a newer fully-signed state and will send it.
-        case awaitingProof
+        /// The peer announced this newer committed version and will send it with both signatures.
+        case awaitingProof(UInt64)
     }
 
     /// The most a peer may claim to have signed beyond the latest commit

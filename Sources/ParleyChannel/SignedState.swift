@@ -10,9 +10,11 @@ public struct SignedState: Hashable, Sendable {
     /// `signatures[i]` belongs to `ParticipantIndex(rawValue: i)`.
     public private(set) var signatures: [Signature?]
 
+    /// `signatures` has one slot per seat: exactly two.
     public init(state: ChannelState, signatures: [Signature?] = [nil, nil]) {
+        precondition(signatures.count == 2, "a signed state has exactly two signature slots")
         self.state = state
-        self.signatures = signatures.count == 2 ? signatures : [nil, nil]
+        self.signatures = signatures
     }
 
     public subscript(participant: ParticipantIndex) -> Signature? {

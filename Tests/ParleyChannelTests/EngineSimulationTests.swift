@@ -99,8 +99,6 @@ struct Simulation {
         duo.settle()
     }
 
-    mutating func run1() { step() }
-
     private mutating func step() {
         let side = Int(rng.next() % 2)
         switch rng.next() % 100 {
