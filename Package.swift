@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "ParleyCrypto", targets: ["ParleyCrypto"]),
         .library(name: "ParleyWire", targets: ["ParleyWire"]),
         .library(name: "ParleyChannel", targets: ["ParleyChannel"]),
+        .library(name: "ParleyJournal", targets: ["ParleyJournal"]),
         .executable(name: "parley", targets: ["parley"]),
     ],
     dependencies: [
@@ -29,6 +30,7 @@ let package = Package(
         .target(name: "ParleyCrypto", dependencies: ["CSodium"]),
         .target(name: "ParleyWire", dependencies: ["ParleyCrypto"]),
         .target(name: "ParleyChannel", dependencies: ["ParleyCrypto", "ParleyWire"]),
+        .target(name: "ParleyJournal", dependencies: ["ParleyChannel", "ParleyWire", "ParleyCrypto"]),
         .executableTarget(
             name: "parley",
             dependencies: [
@@ -53,6 +55,13 @@ let package = Package(
             name: "ParleyChannelTests",
             dependencies: [
                 "ParleyChannel", "ParleyWire", "ParleyCrypto",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(
+            name: "ParleyJournalTests",
+            dependencies: [
+                "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyCrypto",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

@@ -6,7 +6,7 @@ extension ChannelEngine {
     ///
     /// Returns the engine in `.opening` and the effects: journal the
     /// parameters and our signature on version 0, then send the proposal.
-    public static func propose(
+    package static func propose(
         params: ChannelParams, allocation: Allocation, appData: [UInt8] = [],
         key: SigningKey, rules: any AppRules = PaymentApp()
     ) throws(OpenRejection) -> (ChannelEngine, [Effect]) {
@@ -18,7 +18,9 @@ extension ChannelEngine {
         signed[.first] = signature
         let engine = ChannelEngine(params: params, me: .first, key: key, rules: rules, latest: signed)
         let proposal = OpenProposal(params: params, initial: initial, signature: signature)
-        return (engine, [.journal(.opened(params)), .journal(.signed(signed)), .send(.openProposal(proposal))])
+        return (engine, [
+            .journal(.opened(params, funding: allocation)), .journal(.signed(signed)), .send(.openProposal(proposal)),
+        ])
     }
 
     /// Accepts a peer's channel proposal; we take the second seat.
@@ -26,7 +28,7 @@ extension ChannelEngine {
     /// Call only after the app agreed to the channel. Returns the engine in
     /// `.idle` and the effects: journal the parameters and the fully-signed
     /// version 0, then send our signature and tell the app.
-    public static func accept(
+    package static func accept(
         _ proposal: OpenProposal, key: SigningKey, rules: any AppRules = PaymentApp()
     ) throws(OpenRejection) -> (ChannelEngine, [Effect]) {
         let params = proposal.params
@@ -39,7 +41,7 @@ extension ChannelEngine {
         let signed = SignedState(state: proposal.initial, signatures: [proposal.signature, signature])
         let engine = ChannelEngine(params: params, me: .second, key: key, rules: rules, latest: signed)
         return (engine, [
-            .journal(.opened(params)), .journal(.committed(signed)),
+            .journal(.opened(params, funding: proposal.initial.allocation)), .journal(.committed(signed)),
             .send(.openAccept(channelID: params.id, signature: signature)), .notify(.opened(signed)),
         ])
     }
@@ -103,5 +105,33 @@ extension ChannelEngine {
     var openProposalMessage: ChannelMessage? {
         guard phase == .opening, let signature = latest[me] else { return nil }
         return .openProposal(OpenProposal(params: params, initial: latest.state, signature: signature))
+    }
+}
+
+extension ChannelEngine {
+    /// Rebuilds an engine from a journal's recovered state after a restart.
+    ///
+    /// `latest` is the newest fully-signed state (or, for an opener whose
+    /// accept never arrived, version 0 with only our signature);
+    /// `highestSignedVersion` is the highest version we ever signed, so the
+    /// engine resumes above it and never signs a second state of any version.
+    /// The connection starts down: deliver `.connected` to reestablish.
+    public static func restore(
+        params: ChannelParams, latest: SignedState, highestSignedVersion: UInt64,
+        key: SigningKey, rules: any AppRules = PaymentApp()
+    ) throws(OpenRejection) -> ChannelEngine {
+        guard let me = params.index(of: key.publicKey) else { throw .notAParticipant(role: "participant") }
+        guard rules.appID == params.appID else { throw .wrongApp(channel: params.appID, rules: rules.appID) }
+        do { try latest.verify(against: params, requireBoth: latest.isFullySigned) } catch {
+            throw .invalidInitialState(error)
+        }
+        guard latest.isFullySigned || (latest.version == 0 && me == .first && latest[me] != nil) else {
+            throw .invalidInitialState(.missingSignature(signer: latest[.first] == nil ? .first : .second))
+        }
+        var engine = ChannelEngine(params: params, me: me, key: key, rules: rules, latest: latest)
+        engine.highestSignedVersion = max(latest.version, highestSignedVersion)
+        engine.highestSeenVersion = engine.highestSignedVersion
+        engine.link = .down
+        return engine
     }
 }

@@ -96,7 +96,11 @@ public struct ChannelEngine: Sendable {
     }
 
     /// Feeds one input to the channel and returns the effects to perform, in order.
-    public mutating func handle(_ input: EngineInput) -> [Effect] {
+    ///
+    /// Package-internal on purpose: outside Parley the only way to drive an
+    /// engine is `JournaledEngine` (ParleyJournal), which makes every journal
+    /// record durable before it hands back the effects that depend on it.
+    package mutating func handle(_ input: EngineInput) -> [Effect] {
         let before = phase
         var effects: [Effect] = []
         switch input {

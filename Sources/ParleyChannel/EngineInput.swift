@@ -48,7 +48,8 @@ public struct IncomingProposal: Hashable, Sendable {
 /// What the node must persist. Contract: a `.journal` effect is durable
 /// before any effect after it in the same list is performed.
 public enum JournalRecord: Hashable, Sendable {
-    case opened(ChannelParams)
+    /// A new channel and the opening allocation both sides fund on chain.
+    case opened(ChannelParams, funding: Allocation)
     /// I signed this state (my signature only). Written before the signature leaves.
     case signed(SignedState)
     /// Both signatures. Written before it is acknowledged, reported or used on chain.

@@ -1,0 +1,429 @@
+import Foundation
+import ParleyChannel
+import ParleyWire
+
+/// Whether `append` waits for the disk.
+public enum Durability: String, Sendable, CaseIterable {
+    /// `append` returns after fsync: the record survives a crash or power loss. The default.
+    case fsync
+    /// `append` returns after write(2): survives a process crash, not power loss. Tests and throwaway demos only.
+    case none
+}
+
+/// What opening a journal found on disk.
+public struct RecoveryReport: Sendable {
+    public var channels: [ChannelID: ChannelRecord]
+    /// Records read back to rebuild `channels` (bounded by compaction, not by history).
+    public var recordsReplayed: Int
+    public var segments: Int
+    /// A write cut short by a crash was found at the end and removed.
+    public var truncatedTail: Bool
+    public var truncatedBytes: Int
+}
+
+/// The node's append-only dispute journal: a directory of segment files shared by all channels.
+///
+/// Durability contract:
+/// - `append` returns only when its records are durable: written and, with
+///   `.fsync`, fsync'd; a new segment file is followed by an fsync of the
+///   directory before any record in it counts as durable.
+/// - Appends from many callers that arrive while a sync is running share the
+///   next one (group commit). The writing and syncing happen on the journal's
+///   own thread, never on the caller's event loop.
+/// - If a write or sync fails (ENOSPC, EIO), the records of that batch are
+///   reported as failed, and every later `append` fails with `.stopped`: the
+///   journal never reports success for a record that is not durable.
+/// - A crash at any point leaves a prefix of the appended records plus at
+///   most one torn record at the end, which the next `open` removes.
+///
+/// Compaction: when the current segment passes `maxSegmentBytes`, a new one
+/// starts with one snapshot record per channel, and older segments are
+/// deleted once that snapshot is durable, so recovery reads live data, not
+/// all history.
+public final class Journal: @unchecked Sendable {
+    public let directory: String
+    public let durability: Durability
+    public let maxSegmentBytes: Int
+    /// What `open` recovered. Channels as they were before this process appended anything.
+    public let recovery: RecoveryReport
+
+    private let fileSystem: any JournalFileSystem
+    private let lock = ConditionLock()
+    // Guarded by `lock`:
+    private var queue: [PendingBatch] = []
+    private var failure: JournalError?
+    private var closing = false
+    private var writerDone = false
+    // Owned by the writer thread after `open`:
+    private var fd: Int32
+    private var segmentIndex: UInt64
+    private var segmentBytes: Int
+    private var table: ChannelTable
+    private let lockFD: Int32
+    private var stats = Stats()
+
+    /// Syncs performed and records written, for tests and benchmarks.
+    public struct Stats: Sendable {
+        public var syncs = 0
+        public var batches = 0
+        public var records = 0
+        public var compactions = 0
+    }
+
+    public static let defaultMaxSegmentBytes = 16 << 20
+
+    /// Opens (creating if needed) the journal in `directory` and recovers every channel.
+    ///
+    /// A torn record at the end of the last segment is truncated away and
+    /// reported in `recovery.truncatedTail`; damage anywhere else throws
+    /// `.corrupted` and nothing is modified.
+    public init(
+        directory: String, durability: Durability = .fsync, maxSegmentBytes: Int = Journal.defaultMaxSegmentBytes,
+        fileSystem: any JournalFileSystem = POSIXJournalFileSystem()
+    ) throws(JournalError) {
+        self.directory = directory
+        self.durability = durability
+        self.maxSegmentBytes = maxSegmentBytes
+        self.fileSystem = fileSystem
+        try fileSystem.createDirectory(directory)
+        lockFD = try fileSystem.lockExclusively(directory + "/LOCK")
+        var found: JournalContents
+        do { found = try JournalContents.read(directory: directory, fileSystem: fileSystem) } catch {
+            fileSystem.close(lockFD)
+            throw error
+        }
+        do {
+            (fd, segmentIndex, segmentBytes) = try Self.prepareTail(found, directory: directory, fileSystem: fileSystem)
+        } catch {
+            fileSystem.close(lockFD)
+            throw error
+        }
+        table = found.table
+        recovery = RecoveryReport(
+            channels: found.table.channels, recordsReplayed: found.recordsRead, segments: max(found.segments.count, 1),
+            truncatedTail: found.tornBytes > 0, truncatedBytes: found.tornBytes)
+        // The writer thread keeps the journal alive until `close()`.
+        let thread = Thread { self.writerLoop() }
+        thread.name = "parley-journal"
+        thread.start()
+    }
+
+    /// Appends `entries` in order and returns once they are durable.
+    public func append(_ entries: [JournalEntry]) async throws(JournalError) {
+        let frames = try Self.frames(entries)
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, JournalError>, Never>) in
+            enqueue(PendingBatch(frames: frames, entries: entries, waiter: .async(continuation)))
+        }
+        try result.get()
+    }
+
+    /// Like `append`, but blocks the calling thread. For tools, tests and single-threaded callers.
+    public func appendBlocking(_ entries: [JournalEntry]) throws(JournalError) {
+        let frames = try Self.frames(entries)
+        let box = BlockingResult()
+        enqueue(PendingBatch(frames: frames, entries: entries, waiter: .blocking(box)))
+        try box.wait().get()
+    }
+
+    /// The failure that stopped the journal, if any. A stopped journal refuses every append.
+    public var stoppedBecause: JournalError? {
+        lock.withLock { failure }
+    }
+
+    public var statistics: Stats {
+        lock.withLock { stats }
+    }
+
+    /// The channels as of the last durable append.
+    public var channels: [ChannelID: ChannelRecord] {
+        lock.withLock { table.channels }
+    }
+
+    /// Finishes pending appends, stops the writer thread and releases the directory.
+    /// Call it when done: the writer thread holds the journal until then.
+    public func close() {
+        let alreadyClosing = lock.withLock {
+            defer { closing = true }
+            lock.broadcast()
+            return closing
+        }
+        guard !alreadyClosing else { return }
+        lock.withLock {
+            while !writerDone { lock.wait() }
+        }
+        fileSystem.close(fd)
+        fileSystem.close(lockFD)
+    }
+
+    // MARK: - Writer thread
+
+    private func enqueue(_ batch: PendingBatch) {
+        let refusal: JournalError? = lock.withLock {
+            if closing { return .closed }
+            if let failure { return .stopped(after: failure.description) }
+            queue.append(batch)
+            lock.broadcast()
+            return nil
+        }
+        if let refusal { batch.waiter.resume(.failure(refusal)) }
+    }
+
+    private func writerLoop() {
+        while let batches = nextBatches() {
+            let result = write(batches)
+            for batch in batches { batch.waiter.resume(result) }
+            if case .success = result, segmentBytes >= maxSegmentBytes {
+                do { try compact() } catch { stop(error) }
+            }
+        }
+        lock.withLock {
+            writerDone = true
+            lock.broadcast()
+        }
+    }
+
+    /// Everything queued, or nil when closing with nothing left.
+    private func nextBatches() -> [PendingBatch]? {
+        lock.withLock {
+            while queue.isEmpty && !closing { lock.wait() }
+            guard !queue.isEmpty else { return nil }
+            defer { queue.removeAll(keepingCapacity: true) }
+            return queue
+        }
+    }
+
+    /// One write and (with `.fsync`) one sync for all waiting batches: the group commit.
+    private func write(_ batches: [PendingBatch]) -> Result<Void, JournalError> {
+        if let failure = lock.withLock({ failure }) { return .failure(.stopped(after: failure.description)) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(batches.reduce(0) { $0 + $1.frames.count })
+        for batch in batches { bytes += batch.frames }
+        let path = segmentPath(segmentIndex)
+        do {
+            try fileSystem.write(fd, bytes, path: path)
+            if durability == .fsync { try fileSystem.sync(fd, path: path) }
+        } catch {
+            stop(error)
+            return .failure(error)
+        }
+        segmentBytes += bytes.count
+        lock.withLock {
+            for batch in batches {
+                for entry in batch.entries { table.apply(entry) }
+                stats.records += batch.entries.count
+            }
+            stats.batches += 1
+            if durability == .fsync { stats.syncs += 1 }
+        }
+        return .success(())
+    }
+
+    private func stop(_ error: JournalError) {
+        lock.withLock {
+            if failure == nil { failure = error }
+        }
+    }
+
+    /// Starts a new segment holding one snapshot per channel, then deletes the older ones.
+    ///
+    /// Crash safety: the old segments are removed only after the new one and
+    /// the directory entry for it are durable, so at every instant the
+    /// surviving files replay to the same channels.
+    private func compact() throws(JournalError) {
+        let next = segmentIndex + 1
+        let path = segmentPath(next)
+        var bytes = SegmentFormat.header(index: next)
+        let snapshot = lock.withLock { table.channels }
+        for (id, record) in snapshot.sorted(by: { $0.key.description < $1.key.description }) {
+            SegmentFormat.frame(JournalEntry(channelID: id, body: .snapshot(record)).wireBytes, into: &bytes)
+        }
+        let newFD = try fileSystem.openForAppend(path, create: true)
+        do {
+            try fileSystem.write(newFD, bytes, path: path)
+            try fileSystem.sync(newFD, path: path)
+            try fileSystem.syncDirectory(directory)
+        } catch {
+            fileSystem.close(newFD)
+            throw error
+        }
+        fileSystem.close(fd)
+        let old = segmentIndex
+        fd = newFD
+        segmentIndex = next
+        segmentBytes = bytes.count
+        for index in try JournalContents.segmentIndices(directory: directory, fileSystem: fileSystem) where index <= old {
+            try fileSystem.remove(segmentPath(index))
+        }
+        try fileSystem.syncDirectory(directory)
+        lock.withLock {
+            stats.compactions += 1
+            stats.syncs += 3
+        }
+    }
+
+    private func segmentPath(_ index: UInt64) -> String {
+        directory + "/" + SegmentFormat.fileName(index: index)
+    }
+
+    // MARK: - Opening
+
+    private static func frames(_ entries: [JournalEntry]) throws(JournalError) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for entry in entries {
+            let payload = entry.wireBytes
+            guard payload.count <= SegmentFormat.maxRecordBytes else {
+                throw .recordTooLarge(bytes: payload.count, limit: SegmentFormat.maxRecordBytes)
+            }
+            SegmentFormat.frame(payload, into: &bytes)
+        }
+        return bytes
+    }
+
+    /// Truncates a torn tail, or creates the first segment, and opens the last segment for appending.
+    private static func prepareTail(
+        _ found: JournalContents, directory: String, fileSystem: any JournalFileSystem
+    ) throws(JournalError) -> (Int32, UInt64, Int) {
+        guard let last = found.segments.last else {
+            return try createSegment(index: 1, directory: directory, fileSystem: fileSystem)
+        }
+        let path = directory + "/" + SegmentFormat.fileName(index: last.index)
+        if found.tornBytes > 0 {
+            try fileSystem.truncate(path, to: last.validLength)
+        }
+        if last.validLength == 0 {
+            // The crash came while the header was written: start the segment again.
+            try fileSystem.remove(path)
+            try fileSystem.syncDirectory(directory)
+            return try createSegment(index: last.index, directory: directory, fileSystem: fileSystem)
+        }
+        let fd = try fileSystem.openForAppend(path, create: false)
+        if found.tornBytes > 0 { try fileSystem.sync(fd, path: path) }
+        return (fd, last.index, last.validLength)
+    }
+
+    private static func createSegment(
+        index: UInt64, directory: String, fileSystem: any JournalFileSystem
+    ) throws(JournalError) -> (Int32, UInt64, Int) {
+        let path = directory + "/" + SegmentFormat.fileName(index: index)
+        let header = SegmentFormat.header(index: index)
+        let fd = try fileSystem.openForAppend(path, create: true)
+        try fileSystem.write(fd, header, path: path)
+        try fileSystem.sync(fd, path: path)
+        try fileSystem.syncDirectory(directory)
+        return (fd, index, header.count)
+    }
+}
+
+/// Everything read from a journal directory, without modifying it.
+public struct JournalContents: Sendable {
+    public struct Segment: Sendable {
+        public var index: UInt64
+        public var name: String
+        public var validLength: Int
+        public var records: Int
+    }
+
+    public var segments: [Segment] = []
+    public var table = ChannelTable()
+    public var entries: [JournalEntry] = []
+    public var recordsRead = 0
+    public var tornBytes = 0
+
+    /// Reads every segment in order. Read-only: a torn tail is reported, not removed.
+    public static func read(
+        directory: String, fileSystem: any JournalFileSystem = POSIXJournalFileSystem(), keepEntries: Bool = false
+    ) throws(JournalError) -> JournalContents {
+        var contents = JournalContents()
+        let indices = try segmentIndices(directory: directory, fileSystem: fileSystem)
+        for (position, index) in indices.enumerated() {
+            let name = SegmentFormat.fileName(index: index)
+            let bytes = try fileSystem.readFile(directory + "/" + name)
+            let scan = try SegmentFormat.scan(bytes, name: name, expectedIndex: index, isLast: position == indices.count - 1)
+            for entry in scan.entries { contents.table.apply(entry) }
+            if keepEntries { contents.entries += scan.entries }
+            contents.recordsRead += scan.entries.count
+            contents.tornBytes += scan.tornBytes
+            contents.segments.append(Segment(index: index, name: name, validLength: scan.validLength, records: scan.entries.count))
+        }
+        return contents
+    }
+
+    static func segmentIndices(directory: String, fileSystem: any JournalFileSystem) throws(JournalError) -> [UInt64] {
+        try fileSystem.listDirectory(directory).compactMap(SegmentFormat.index(ofFileName:)).sorted()
+    }
+}
+
+// MARK: - Synchronisation helpers
+
+/// A batch waiting for the writer, with whoever waits for it.
+private struct PendingBatch {
+    let frames: [UInt8]
+    let entries: [JournalEntry]
+    let waiter: Waiter
+}
+
+private enum Waiter {
+    case async(CheckedContinuation<Result<Void, JournalError>, Never>)
+    case blocking(BlockingResult)
+
+    func resume(_ result: Result<Void, JournalError>) {
+        switch self {
+        case let .async(continuation): continuation.resume(returning: result)
+        case let .blocking(box): box.deliver(result)
+        }
+    }
+}
+
+/// A one-shot result a blocked thread waits for.
+private final class BlockingResult: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var result: Result<Void, JournalError>?
+
+    func deliver(_ value: Result<Void, JournalError>) {
+        lock.withLock {
+            result = value
+            lock.broadcast()
+        }
+    }
+
+    func wait() -> Result<Void, JournalError> {
+        lock.withLock {
+            while result == nil { lock.wait() }
+            return result ?? .failure(.closed)
+        }
+    }
+}
+
+/// A pthread mutex with a condition variable (cleaner under ThreadSanitizer than the alternatives here).
+final class ConditionLock: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+
+    /// Call with the lock held.
+    func wait() {
+        pthread_cond_wait(condition, mutex)
+    }
+
+    /// Call with the lock held.
+    func broadcast() {
+        pthread_cond_broadcast(condition)
+    }
+}

@@ -1,0 +1,43 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why the journal could not do what was asked. Every case says what to do next.
+public enum JournalError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A system call failed.
+    case io(operation: String, path: String, errno: Int32)
+    /// The disk is full: nothing after this point is durable, so the journal refuses further writes.
+    case diskFull(path: String)
+    /// A damaged record before the end of the journal: committed history would be lost by skipping it.
+    case corrupted(segment: String, offset: Int, reason: String)
+    /// A segment file that is not a Parley journal segment of a version this build reads.
+    case badSegmentHeader(segment: String, reason: String)
+    /// An earlier write or sync failed; the journal accepts nothing more until it is reopened.
+    case stopped(after: String)
+    /// Another process holds this journal open.
+    case locked(directory: String)
+    case closed
+    case recordTooLarge(bytes: Int, limit: Int)
+
+    public var description: String {
+        switch self {
+        case let .io(operation, path, code):
+            return "\(operation) \(path) failed: \(String(cString: strerror(code))) (errno \(code))"
+        case let .diskFull(path):
+            return "disk full while writing \(path); free space and restart the node — nothing further will be signed"
+        case let .corrupted(segment, offset, reason):
+            return "journal segment \(segment) is damaged at byte \(offset) (\(reason)), before its end: "
+                + "refusing to drop committed history; restore the file from a backup or inspect it with `parley journal verify`"
+        case let .badSegmentHeader(segment, reason):
+            return "\(segment) is not a readable journal segment: \(reason)"
+        case let .stopped(after):
+            return "the journal stopped accepting records after an earlier failure (\(after)); restart the node once the cause is fixed"
+        case let .locked(directory):
+            return "journal \(directory) is in use by another process"
+        case .closed:
+            return "the journal is closed"
+        case let .recordTooLarge(bytes, limit):
+            return "journal record of \(bytes) bytes exceeds the limit of \(limit)"
+        }
+    }
+}

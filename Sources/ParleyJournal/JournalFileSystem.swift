@@ -1,0 +1,129 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The file operations the journal needs, behind a protocol so tests can
+/// count syncs and inject failures (ENOSPC, EIO) without a real broken disk.
+public protocol JournalFileSystem: Sendable {
+    func createDirectory(_ path: String) throws(JournalError)
+    func listDirectory(_ path: String) throws(JournalError) -> [String]
+    func readFile(_ path: String) throws(JournalError) -> [UInt8]
+    /// Opens for appending; with `create`, the file must not exist yet.
+    func openForAppend(_ path: String, create: Bool) throws(JournalError) -> Int32
+    func write(_ fd: Int32, _ bytes: [UInt8], path: String) throws(JournalError)
+    /// fsync: returns only when the file's data is on stable storage.
+    func sync(_ fd: Int32, path: String) throws(JournalError)
+    /// fsync of the directory, making file creations and removals durable.
+    func syncDirectory(_ path: String) throws(JournalError)
+    func truncate(_ path: String, to length: Int) throws(JournalError)
+    func remove(_ path: String) throws(JournalError)
+    /// Takes an exclusive advisory lock on `path`, held until the process exits or `close`.
+    func lockExclusively(_ path: String) throws(JournalError) -> Int32
+    func close(_ fd: Int32)
+}
+
+/// The real thing: POSIX calls, retried on EINTR.
+public struct POSIXJournalFileSystem: JournalFileSystem {
+    public init() {}
+
+    public func createDirectory(_ path: String) throws(JournalError) {
+        var components: [String] = []
+        for part in path.split(separator: "/", omittingEmptySubsequences: false) {
+            components.append(String(part))
+            let prefix = components.joined(separator: "/")
+            guard !prefix.isEmpty else { continue }
+            if mkdir(prefix, 0o700) != 0 && errno != EEXIST {
+                throw .io(operation: "mkdir", path: prefix, errno: errno)
+            }
+        }
+    }
+
+    public func listDirectory(_ path: String) throws(JournalError) -> [String] {
+        guard let dir = opendir(path) else { throw .io(operation: "opendir", path: path, errno: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    public func readFile(_ path: String) throws(JournalError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
+        defer { Glibc.close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .io(operation: "read", path: path, errno: errno)
+            }
+            if count == 0 { return bytes }
+            bytes += chunk[0..<count]
+        }
+    }
+
+    public func openForAppend(_ path: String, create: Bool) throws(JournalError) -> Int32 {
+        let flags = O_WRONLY | O_APPEND | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0)
+        let fd = open(path, flags, 0o600)
+        guard fd >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
+        return fd
+    }
+
+    public func write(_ fd: Int32, _ bytes: [UInt8], path: String) throws(JournalError) {
+        var written = 0
+        while written < bytes.count {
+            let count = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                if errno == ENOSPC { throw .diskFull(path: path) }
+                throw .io(operation: "write", path: path, errno: errno)
+            }
+            written += count
+        }
+    }
+
+    public func sync(_ fd: Int32, path: String) throws(JournalError) {
+        while fsync(fd) != 0 {
+            if errno == EINTR { continue }
+            if errno == ENOSPC { throw .diskFull(path: path) }
+            throw .io(operation: "fsync", path: path, errno: errno)
+        }
+    }
+
+    public func syncDirectory(_ path: String) throws(JournalError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
+        defer { Glibc.close(fd) }
+        try sync(fd, path: path)
+    }
+
+    public func truncate(_ path: String, to length: Int) throws(JournalError) {
+        guard Glibc.truncate(path, off_t(length)) == 0 else { throw .io(operation: "truncate", path: path, errno: errno) }
+    }
+
+    public func remove(_ path: String) throws(JournalError) {
+        guard unlink(path) == 0 || errno == ENOENT else { throw .io(operation: "unlink", path: path, errno: errno) }
+    }
+
+    public func lockExclusively(_ path: String) throws(JournalError) -> Int32 {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let code = errno
+            Glibc.close(fd)
+            if code == EWOULDBLOCK { throw .locked(directory: path) }
+            throw .io(operation: "flock", path: path, errno: code)
+        }
+        return fd
+    }
+
+    public func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+}

@@ -1,0 +1,149 @@
+import ParleyWire
+
+/// The on-disk layout of a segment file. See Docs/Journal.md for a byte-level picture.
+///
+/// ```text
+/// header:  "PRLYJRNL" (8) | format version u16 = 1 | reserved u16 = 0 | segment index u64
+/// record:  payload length u32 | CRC-32C of payload u32 | payload (a JournalEntry, canonical encoding)
+/// ```
+/// All integers are big-endian.
+public enum SegmentFormat {
+    public static let magic: [UInt8] = Array("PRLYJRNL".utf8)
+    public static let version: UInt16 = 1
+    public static let headerBytes = 20
+    public static let recordHeaderBytes = 8
+    /// A snapshot of a channel holding two maximal app-data states still fits.
+    public static let maxRecordBytes = 256 * 1024
+
+    public static func fileName(index: UInt64) -> String {
+        let digits = String(index)
+        return "segment-" + String(repeating: "0", count: max(0, 16 - digits.count)) + digits + ".log"
+    }
+
+    /// The index in a segment file name, or nil for any other file.
+    public static func index(ofFileName name: String) -> UInt64? {
+        guard name.hasPrefix("segment-"), name.hasSuffix(".log") else { return nil }
+        let digits = name.dropFirst("segment-".count).dropLast(".log".count)
+        guard digits.count == 16, digits.allSatisfy(\.isASCII) else { return nil }
+        return UInt64(digits)
+    }
+
+    public static func header(index: UInt64) -> [UInt8] {
+        var writer = WireWriter(reservingCapacity: headerBytes)
+        writer.writeFixed(magic)
+        writer.write(version)
+        writer.write(UInt16(0))
+        writer.write(index)
+        return writer.bytes
+    }
+
+    /// Appends one framed record carrying `payload` to `out`.
+    public static func frame(_ payload: [UInt8], into out: inout [UInt8]) {
+        var writer = WireWriter(reservingCapacity: recordHeaderBytes)
+        writer.write(UInt32(payload.count))
+        writer.write(CRC32C.checksum(payload))
+        out += writer.bytes
+        out += payload
+    }
+}
+
+/// The result of reading one segment.
+public struct SegmentScan: Sendable {
+    public var entries: [JournalEntry] = []
+    /// Bytes from the start of the file up to the end of the last good record.
+    public var validLength = 0
+    /// Bytes after `validLength` that belong to a write the crash interrupted.
+    public var tornBytes = 0
+}
+
+extension SegmentFormat {
+    /// Reads a segment's records.
+    ///
+    /// A bad record in the last segment with nothing valid after it is a torn
+    /// tail (a write the crash cut short): it is reported in `tornBytes`, not
+    /// thrown. A bad record anywhere else — or followed by a valid record —
+    /// is corruption of committed history and throws `.corrupted`.
+    public static func scan(
+        _ bytes: [UInt8], name: String, expectedIndex: UInt64, isLast: Bool
+    ) throws(JournalError) -> SegmentScan {
+        var scan = SegmentScan()
+        guard bytes.count >= headerBytes else {
+            guard isLast else { throw .badSegmentHeader(segment: name, reason: "only \(bytes.count) bytes long") }
+            scan.tornBytes = bytes.count  // the crash hit while the header was being written
+            return scan
+        }
+        try checkHeader(bytes, name: name, expectedIndex: expectedIndex)
+        var offset = headerBytes
+        while offset < bytes.count {
+            switch record(in: bytes, at: offset) {
+            case let .valid(payload, next):
+                do { scan.entries.append(try JournalEntry(wireBytes: payload)) } catch {
+                    throw .corrupted(segment: name, offset: offset, reason: "checksum matches but the record does not decode: \(error)")
+                }
+                offset = next
+            case let .invalid(reason):
+                guard isLast, !hasValidRecord(in: bytes, after: offset) else {
+                    throw .corrupted(segment: name, offset: offset, reason: reason)
+                }
+                scan.validLength = offset
+                scan.tornBytes = bytes.count - offset
+                return scan
+            }
+        }
+        scan.validLength = offset
+        return scan
+    }
+
+    private static func checkHeader(_ bytes: [UInt8], name: String, expectedIndex: UInt64) throws(JournalError) {
+        var reader = WireReader(Array(bytes[0..<headerBytes]))
+        do {
+            guard try reader.readFixed(magic.count, "magic") == magic else {
+                throw JournalError.badSegmentHeader(segment: name, reason: "missing the PRLYJRNL magic")
+            }
+            let version = try reader.readUInt16("format version")
+            guard version == Self.version else {
+                throw JournalError.badSegmentHeader(segment: name, reason: "format version \(version), this build reads \(Self.version)")
+            }
+            _ = try reader.readUInt16("reserved")
+            let index = try reader.readUInt64("segment index")
+            guard index == expectedIndex else {
+                throw JournalError.badSegmentHeader(segment: name, reason: "header says segment \(index), file name says \(expectedIndex)")
+            }
+        } catch let error as JournalError {
+            throw error
+        } catch {
+            throw .badSegmentHeader(segment: name, reason: "\(error)")
+        }
+    }
+
+    enum RecordRead {
+        case valid(payload: [UInt8], next: Int)
+        case invalid(String)
+    }
+
+    static func record(in bytes: [UInt8], at offset: Int) -> RecordRead {
+        guard bytes.count - offset >= recordHeaderBytes else { return .invalid("record header cut short") }
+        let length = Int(readUInt32(bytes, offset))
+        let checksum = readUInt32(bytes, offset + 4)
+        guard length <= maxRecordBytes else { return .invalid("record length \(length) exceeds \(maxRecordBytes)") }
+        let start = offset + recordHeaderBytes
+        guard bytes.count - start >= length else { return .invalid("record payload cut short") }
+        let payload = Array(bytes[start..<start + length])
+        guard CRC32C.checksum(payload) == checksum else { return .invalid("checksum mismatch") }
+        return .valid(payload: payload, next: start + length)
+    }
+
+    /// Whether any byte offset after `offset` starts a record with a matching checksum.
+    private static func hasValidRecord(in bytes: [UInt8], after offset: Int) -> Bool {
+        var candidate = offset + 1
+        while candidate + recordHeaderBytes <= bytes.count {
+            if case .valid = record(in: bytes, at: candidate) { return true }
+            candidate += 1
+        }
+        return false
+    }
+
+    private static func readUInt32(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
+        bytes[offset..<offset + 4].reduce(0) { $0 << 8 | UInt32($1) }
+    }
+}
