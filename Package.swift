@@ -34,13 +34,13 @@ let package = Package(
         .executableTarget(
             name: "parley",
             dependencies: [
-                "ParleyCrypto",
+                "ParleyCrypto", "ParleyJournal", "ParleyChannel", "ParleyWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "offline-channel",
-            dependencies: ["ParleyCrypto", "ParleyChannel"],
+            dependencies: ["ParleyCrypto", "ParleyChannel", "ParleyJournal"],
             path: "Examples/OfflineChannel"
         ),
         .testTarget(
@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(
             name: "ParleyJournalTests",
             dependencies: [
-                "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyCrypto",
+                "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyCrypto", "parley",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

@@ -1,21 +1,25 @@
 // offline-channel: two channel engines talking through an in-memory queue.
 //
-// The engine is a pure state machine, so the whole protocol — opening,
-// payments, a refused update, simultaneous proposals and a cooperative
-// close — runs here without sockets, disks or clocks. A real node performs
-// the same effects against a durable journal and a transport.
+// The engine is a pure state machine; each side drives it through a
+// `JournaledEngine`, which makes every signature durable in that side's
+// journal (a real fsync'd directory) before handing back the messages to
+// send. The whole protocol — opening, payments, a refused update,
+// simultaneous proposals and a cooperative close — runs here without
+// sockets. A real node adds a transport in place of the mailboxes.
 //
-//   swift run offline-channel
+//   swift run offline-channel [DIR]      # journals go to DIR/alice and DIR/bob
+//   parley journal inspect DIR/alice     # then look at what was journaled
 
+import Foundation
 import ParleyChannel
 import ParleyCrypto
+import ParleyJournal
 
-/// One peer: its engine plus a mailbox of messages addressed to it.
+/// One peer: its journaled engine plus a mailbox of messages addressed to it.
 struct Peer {
     let name: String
-    var engine: ChannelEngine
+    var engine: JournaledEngine
     var inbox: [ChannelMessage] = []
-    var journal: [JournalRecord] = []
     var pendingDecisions: [IncomingProposal] = []
     /// Lost a simultaneous-proposal tie-break; retry once the other side has had its turn.
     var retryPending = false
@@ -42,18 +46,18 @@ func describe(_ event: ChannelEvent) -> String {
 struct Exchange {
     var peers: [Peer]
 
-    /// Feeds one input to one peer and performs what it asks for.
-    mutating func input(_ input: EngineInput, to index: Int) {
-        perform(peers[index].engine.handle(input), by: index)
+    /// Feeds one input to one peer and performs what it asks for, once its journal records are durable.
+    mutating func input(_ input: EngineInput, to index: Int) throws {
+        perform(try peers[index].engine.handleBlocking(input), by: index)
     }
 
-    /// Performs effects the way a node would, in order; a node makes each journal record durable before going on.
+    /// Performs effects the way a node would, in order. Journal records are already durable here.
     mutating func perform(_ effects: [Effect], by index: Int) {
         let name = peers[index].name
         for effect in effects {
             switch effect {
-            case let .journal(record):
-                peers[index].journal.append(record)
+            case .journal:
+                break  // JournaledEngine has already made these durable
             case let .send(message):
                 peers[1 - index].inbox.append(message)
                 print("  \(name) → \(peers[1 - index].name): \(message.kind)")
@@ -72,7 +76,7 @@ struct Exchange {
 
     /// Delivers mail and handler decisions until nothing moves; backed-off retries
     /// fire only then, as a node's randomized retry timer would after a round trip.
-    mutating func runUntilQuiet() {
+    mutating func runUntilQuiet() throws {
         var moved = true
         while moved {
             moved = false
@@ -80,18 +84,18 @@ struct Exchange {
                 peers.allSatisfy({ $0.inbox.isEmpty && $0.pendingDecisions.isEmpty })
             {
                 peers[waiting].retryPending = false
-                input(.retryDue, to: waiting)
+                try input(.retryDue, to: waiting)
                 moved = true
             }
             for index in peers.indices {
                 while !peers[index].inbox.isEmpty {
-                    input(.received(peers[index].inbox.removeFirst()), to: index)
+                    try input(.received(peers[index].inbox.removeFirst()), to: index)
                     moved = true
                 }
                 while !peers[index].pendingDecisions.isEmpty {
                     let proposal = peers[index].pendingDecisions.removeFirst()
-                    let decision = decide(proposal, me: peers[index].engine.me)
-                    input(.decided(version: proposal.proposed.version, decision), to: index)
+                    let decision = decide(proposal, me: peers[index].engine.engine.me)
+                    try input(.decided(version: proposal.proposed.version, decision), to: index)
                     moved = true
                 }
             }
@@ -104,48 +108,57 @@ enum ExampleError: Error {
 }
 
 do {
+    let directory = CommandLine.arguments.dropFirst().first
+        ?? FileManager.default.temporaryDirectory.appendingPathComponent("parley-offline-\(getpid())").path
+    let aliceJournal = try Journal(directory: directory + "/alice")
+    let bobJournal = try Journal(directory: directory + "/bob")
+    defer {
+        aliceJournal.close()
+        bobJournal.close()
+    }
     let alice = SigningKey()
     let bob = SigningKey()
     let params = try ChannelParams.random(proposer: alice.publicKey, responder: bob.publicKey)
     print("Channel \(params.id.shortID) between alice \(alice.publicKey.shortID) and bob \(bob.publicKey.shortID)")
+    print("Journals: \(directory)/alice and \(directory)/bob")
 
     print("\n1. Alice proposes the channel with 100 each; Bob accepts.")
-    let (aliceEngine, openEffects) = try ChannelEngine.propose(
-        params: params, allocation: Allocation(100, 100), key: alice)
+    let (aliceEngine, openEffects) = try await JournaledEngine.propose(
+        params: params, allocation: Allocation(100, 100), key: alice, journal: aliceJournal)
     guard case let .send(.openProposal(proposal))? = openEffects.last else { throw ExampleError.noOpenProposal }
-    let (bobEngine, acceptEffects) = try ChannelEngine.accept(proposal, key: bob)
+    let (bobEngine, acceptEffects) = try await JournaledEngine.accept(proposal, key: bob, journal: bobJournal)
     var exchange = Exchange(peers: [Peer(name: "alice", engine: aliceEngine), Peer(name: "bob", engine: bobEngine)])
-    // Bob's engine was built from Alice's proposal directly, so only Alice's journal records are performed.
-    exchange.perform(openEffects.filter { if case .send = $0 { false } else { true } }, by: 0)
+    // Bob answered Alice's proposal directly; what is left to deliver is his accept.
     exchange.perform(acceptEffects, by: 1)
-    exchange.runUntilQuiet()
+    try exchange.runUntilQuiet()
 
     print("\n2. Alice pays Bob 30, then 5.")
-    exchange.input(.update(1, .pay(amount: 30)), to: 0)
-    exchange.input(.update(2, .pay(amount: 5)), to: 0)
-    exchange.runUntilQuiet()
+    try exchange.input(.update(1, .pay(amount: 30)), to: 0)
+    try exchange.input(.update(2, .pay(amount: 5)), to: 0)
+    try exchange.runUntilQuiet()
 
-    let latest = exchange.peers[0].engine.latest
+    let latest = exchange.peers[0].engine.engine.latest
     print("\n3. Alice asks Bob to hand back 50; his handler refuses and the version is burned.")
     var taken = latest.state.allocation
     taken[.first] += 50
     taken[.second] -= 50
-    exchange.input(.update(3, .replace(base: latest.version, allocation: taken, appData: [], isFinal: false)), to: 0)
-    exchange.runUntilQuiet()
+    try exchange.input(.update(3, .replace(base: latest.version, allocation: taken, appData: [], isFinal: false)), to: 0)
+    try exchange.runUntilQuiet()
 
     print("\n4. Both pay at the same moment: both proposals are burned, the first seat goes first.")
-    exchange.input(.update(4, .pay(amount: 1)), to: 0)
-    exchange.input(.update(5, .pay(amount: 2)), to: 1)
-    exchange.runUntilQuiet()
+    try exchange.input(.update(4, .pay(amount: 1)), to: 0)
+    try exchange.input(.update(5, .pay(amount: 2)), to: 1)
+    try exchange.runUntilQuiet()
 
     print("\n5. Bob closes cooperatively with a final state.")
-    exchange.input(.update(6, .finalize), to: 1)
-    exchange.runUntilQuiet()
+    try exchange.input(.update(6, .finalize), to: 1)
+    try exchange.runUntilQuiet()
 
-    let final = exchange.peers[0].engine.latest
-    let agree = exchange.peers[0].engine.latest == exchange.peers[1].engine.latest
+    let final = exchange.peers[0].engine.engine.latest
+    let agree = final == exchange.peers[1].engine.engine.latest
     print("\nFinal: v\(final.version) \(final.state.allocation), final=\(final.state.isFinal); both agree: \(agree)")
-    print("Alice journaled \(exchange.peers[0].journal.count) records, Bob \(exchange.peers[1].journal.count).")
+    print("Alice's journal holds \(aliceJournal.statistics.records) records in \(aliceJournal.statistics.syncs) fsyncs.")
 } catch {
     print("error: \(error)")
+    exit(1)
 }
