@@ -24,6 +24,10 @@ public protocol JournalFileSystem: Sendable {
 
 /// The real thing: POSIX calls, retried on EINTR.
 public struct POSIXJournalFileSystem: JournalFileSystem {
+    /// How long a busy lock is retried: 100 × 10 ms.
+    static let lockAttempts = 100
+    static let lockRetryMicroseconds: UInt32 = 10_000
+
     public init() {}
 
     public func createDirectory(_ path: String) throws(JournalError) {
@@ -114,13 +118,21 @@ public struct POSIXJournalFileSystem: JournalFileSystem {
     public func lockExclusively(_ path: String) throws(JournalError) -> Int32 {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        // A child process forked by another thread holds a copy of every open
+        // file description, this lock included, until it execs. So a lock that
+        // is busy may only be passing through a fork: retry briefly before
+        // concluding that another process really owns the journal.
+        for _ in 0..<Self.lockAttempts {
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return fd }
             let code = errno
-            Glibc.close(fd)
-            if code == EWOULDBLOCK { throw .locked(directory: path) }
-            throw .io(operation: "flock", path: path, errno: code)
+            guard code == EWOULDBLOCK || code == EINTR else {
+                Glibc.close(fd)
+                throw .io(operation: "flock", path: path, errno: code)
+            }
+            usleep(Self.lockRetryMicroseconds)
         }
-        return fd
+        Glibc.close(fd)
+        throw .locked(directory: path)
     }
 
     public func close(_ fd: Int32) {

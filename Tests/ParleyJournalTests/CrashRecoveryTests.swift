@@ -1,0 +1,354 @@
+import Foundation
+import ParleyChannel
+import ParleyJournal
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// SIGKILLs a real `parley crash-child` process at random moments and checks
+/// that its journals hold everything it claimed before dying (DESIGN.md
+/// invariants 1 and 2): every signature it sent and every commit it reported.
+///
+/// Randomized: the seed is printed; replay with `PARLEY_CRASH_SEED=<seed>`.
+@Suite struct CrashRecoveryTests {
+    static let iterations = 30
+    /// Later iterations are skipped past this, so the test stays well under a minute on 2 cores.
+    static let budget: Duration = .seconds(45)
+    static let readyTimeout: Duration = .seconds(20)
+    static let killDelayMilliseconds: ClosedRange<UInt64> = 20...300
+    /// Small enough that most runs compact at least once, so some kills land mid-compaction.
+    static let segmentSizes = [16 << 10, 64 << 10, Journal.defaultMaxSegmentBytes]
+
+    @Test func killedNodeRecoversEverySignatureSentAndEveryCommitReported() throws {
+        let seed = ProcessInfo.processInfo.environment["PARLEY_CRASH_SEED"].flatMap { UInt64($0) }
+            ?? UInt64.random(in: 0...UInt64.max)
+        print("CrashRecoveryTests seed \(seed) (replay with PARLEY_CRASH_SEED=\(seed))")
+        var random = SeededRandom(seed: seed)
+        let parley = try #require(ParleyExecutable.locate(), ParleyExecutable.missingMessage)
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("parley-crash-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+
+        let clock = ContinuousClock()
+        let start = clock.now
+        var previous = RecoveredSides.none
+        var completed = 0
+        var tornTails = 0
+        var injected = 0
+        for iteration in 1...Self.iterations {
+            guard clock.now - start < Self.budget else { break }
+            let childSeed = random.next()
+            let segmentBytes = Self.segmentSizes[Int(random.next(upperBound: UInt64(Self.segmentSizes.count)))]
+            let delay = Self.killDelayMilliseconds.lowerBound
+                + random.next(upperBound: UInt64(Self.killDelayMilliseconds.count))
+            let context = "seed \(seed), iteration \(iteration) (child --seed \(childSeed) "
+                + "--max-segment-bytes \(segmentBytes), killed \(delay) ms after READY)"
+            let lines = try CrashChild.runAndKill(
+                parley, arguments: [
+                    "crash-child", "--dir", directory, "--seed", String(childSeed),
+                    "--max-segment-bytes", String(segmentBytes),
+                ], afterReadyMilliseconds: delay, readyTimeout: Self.readyTimeout, context: context)
+            let claims = try ChildClaims(lines, context: context)
+            // SIGKILL never tears a write(2), so a third of the time also leave what a power cut
+            // mid-write would: the first part of a record at the end of one journal.
+            let torn = random.next(upperBound: UInt64(3)) == 0 ? ["alice", "bob"][Int(random.next(upperBound: UInt64(2)))] : nil
+            if let torn { try TornTail.append(to: directory + "/" + torn, using: &random) }
+            let recovered = try RecoveredSides.open(
+                directory, claims: claims, previous: previous, tornSide: torn,
+                context: context + (torn.map { ", torn tail added to \($0)" } ?? ""))
+            previous = recovered
+            tornTails += recovered.tornTails
+            if torn != nil { injected += 1 }
+            completed += 1
+        }
+
+        print("CrashRecoveryTests: \(completed) kills in \(clock.now - start), "
+            + "\(tornTails) torn tails truncated (\(injected) added by the test); "
+            + "alice at version \(previous.alice?.latest.version ?? 0), bob at \(previous.bob?.latest.version ?? 0)")
+        #expect(completed >= 10, "only \(completed) iterations fit in the time budget (seed \(seed))")
+        let finalVersion = min(previous.alice?.latest.version ?? 0, previous.bob?.latest.version ?? 0)
+        #expect(
+            finalVersion >= UInt64(2 * completed),
+            "hardly any progress across \(completed) restarts: version \(finalVersion) (seed \(seed))")
+    }
+}
+
+// MARK: - What the child claimed
+
+/// Per side, the highest version the child said it sent a signature on and the highest it reported committed.
+private struct ChildClaims {
+    var maxSent: [String: UInt64] = [:]
+    var maxCommitted: [String: UInt64] = [:]
+
+    init(_ lines: [String], context: String) throws {
+        guard lines.contains("READY") else {
+            throw CrashTestFailure("\(context): the child never printed READY; output: \(lines.suffix(10))")
+        }
+        for line in lines where line != "READY" {
+            let fields = line.split(separator: " ")
+            guard fields.count == 3, ["alice", "bob"].contains(fields[1]), let version = UInt64(fields[2]) else {
+                throw CrashTestFailure("\(context): unexpected child output line \(line.debugDescription)")
+            }
+            let side = String(fields[1])
+            switch fields[0] {
+            case "SENT": maxSent[side] = max(maxSent[side] ?? 0, version)
+            case "COMMITTED": maxCommitted[side] = max(maxCommitted[side] ?? 0, version)
+            default: throw CrashTestFailure("\(context): unexpected child output line \(line.debugDescription)")
+            }
+        }
+    }
+}
+
+// MARK: - What the journals recovered
+
+private struct RecoveredSides {
+    var alice: ChannelRecord?
+    var bob: ChannelRecord?
+    /// Journals whose reopening found and removed a torn record.
+    var tornTails = 0
+
+    static let none = RecoveredSides()
+
+    /// Opens both journals (running recovery, which truncates a torn tail), checks them against the claims, closes them.
+    static func open(
+        _ directory: String, claims: ChildClaims, previous: RecoveredSides, tornSide: String?, context: String
+    ) throws -> RecoveredSides {
+        var recovered = RecoveredSides()
+        for side in ["alice", "bob"] {
+            let (record, torn) = try recover(directory + "/" + side, side: side, claims: claims, context: context)
+            if torn { recovered.tornTails += 1 }
+            if side == tornSide { try #require(torn, "\(context): recovery did not report the torn tail it should have removed") }
+            let before = side == "alice" ? previous.alice : previous.bob
+            try #require(
+                record.latest.version >= (before?.latest.version ?? 0),
+                "\(context): \(side)'s recovered committed version went back from \(before?.latest.version ?? 0) to \(record.latest.version)")
+            if side == "alice" { recovered.alice = record } else { recovered.bob = record }
+        }
+        if let alice = recovered.alice, let bob = recovered.bob {
+            try #require(alice.channelID == bob.channelID, "\(context): alice and bob recovered different channels")
+            if alice.latest.version == bob.latest.version {
+                try #require(
+                    alice.latest.state == bob.latest.state,
+                    "\(context): two different committed states of version \(alice.latest.version)")
+            }
+        }
+        return recovered
+    }
+
+    /// The one channel the journal at `path` recovered, and whether recovery truncated a torn tail.
+    private static func recover(
+        _ path: String, side: String, claims: ChildClaims, context: String
+    ) throws -> (ChannelRecord, tornTail: Bool) {
+        // Read-only, so it sees the journal exactly as the crash left it, torn tail included.
+        let report = JournalVerifier.verify(directory: path)
+        let violation = "\(report.violation.map(String.init(describing:)) ?? "") "
+            + "at \(report.location.map(String.init(describing:)) ?? "?")"
+        try #require(report.ok, "\(context): JournalVerifier on \(side)'s journal: \(violation)")
+        let journal: Journal
+        do { journal = try Journal(directory: path, durability: .fsync) } catch {
+            throw CrashTestFailure("\(context): reopening \(side)'s journal failed instead of recovering: \(error)")
+        }
+        defer { journal.close() }
+        let channels = journal.recovery.channels
+        guard channels.count == 1, let record = channels.values.first else {
+            throw CrashTestFailure("\(context): \(side)'s journal recovered \(channels.count) channels, expected 1")
+        }
+        let committed = claims.maxCommitted[side] ?? 0
+        let sent = claims.maxSent[side] ?? 0
+        let signed = max(record.highestSignedVersion, record.pending?.version ?? 0)
+        try #require(
+            record.latest.version >= committed,
+            "\(context): \(side) reported version \(committed) committed, but its journal recovered only \(record.latest.version)")
+        try #require(
+            signed >= sent,
+            "\(context): \(side) sent a signature on version \(sent), but its journal's highest signed version is \(signed)")
+        try #require(
+            record.latest.isFullySigned,
+            "\(context): \(side)'s latest state (version \(record.latest.version)) is not fully signed")
+        do { try record.latest.verify(against: record.params) } catch {
+            throw CrashTestFailure("\(context): \(side)'s latest state (version \(record.latest.version)) fails verification: \(error)")
+        }
+        return (record, journal.recovery.truncatedTail)
+    }
+}
+
+/// The start of a record whose write was cut short, as a crash mid-append leaves it.
+private enum TornTail {
+    static func append(to journal: String, using random: inout SeededRandom) throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: journal)
+        guard let last = names.compactMap(SegmentFormat.index(ofFileName:)).max() else {
+            throw CrashTestFailure("\(journal) holds no segment to tear")
+        }
+        let length = 64 + Int(random.next(upperBound: UInt64(256)))
+        let payload = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+        var frame: [UInt8] = []
+        SegmentFormat.frame(payload, into: &frame)
+        let kept = 1 + Int(random.next(upperBound: UInt64(frame.count - 1)))
+        let segment = URL(fileURLWithPath: journal + "/" + SegmentFormat.fileName(index: last))
+        let handle = try FileHandle(forWritingTo: segment)
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: frame.prefix(kept))
+    }
+}
+
+// MARK: - Running and killing the child
+
+private struct CrashTestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The `parley` executable the test target depends on, built next to the test bundle.
+private enum ParleyExecutable {
+    static let missingMessage: Comment = """
+        the `parley` executable is not next to the test bundle; build it with \
+        `swift build --build-tests` (the ParleyJournalTests target depends on it)
+        """
+
+    static func locate() -> String? {
+        var directories: [URL] = []
+        if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            directories.append(URL(fileURLWithPath: executable).deletingLastPathComponent())
+        }
+        let argument0 = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+        directories.append(argument0.deletingLastPathComponent())
+        let bundle = Bundle.main.bundleURL
+        directories += [bundle, bundle.deletingLastPathComponent()]
+        // On macOS the runner lives inside `<build dir>/ParleyPackageTests.xctest/Contents/MacOS/`.
+        let outsideBundle = directories.map {
+            $0.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        }
+        for url in directories + outsideBundle {
+            let candidate = url.appendingPathComponent("parley").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+}
+
+/// Lines a child wrote to a pipe, gathered by a reader thread until end of file.
+private final class PipeCollector: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var bytes: [UInt8] = []
+    private var finished = false
+
+    /// Starts reading `handle`, which the reader thread keeps open until end of file.
+    init(_ handle: FileHandle) {
+        let thread = Thread { [self] in
+            let fd = handle.fileDescriptor
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                condition.withLock {
+                    bytes += chunk[0..<count]
+                    condition.broadcast()
+                }
+            }
+            condition.withLock {
+                finished = true
+                condition.broadcast()
+            }
+        }
+        thread.start()
+    }
+
+    /// Complete lines so far (a trailing fragment without its newline is left out).
+    var lines: [String] {
+        condition.withLock { Self.lines(in: bytes) }
+    }
+
+    var text: String {
+        condition.withLock { String(decoding: bytes, as: UTF8.self) }
+    }
+
+    /// Waits until `predicate` holds for the lines so far, end of file, or the deadline; returns whether it held.
+    func wait(until deadline: Date, for predicate: ([String]) -> Bool) -> Bool {
+        condition.withLock {
+            while true {
+                if predicate(Self.lines(in: bytes)) { return true }
+                if finished || !condition.wait(until: deadline) { return predicate(Self.lines(in: bytes)) }
+            }
+        }
+    }
+
+    /// Waits for end of file (every writer gone); returns whether it came before the deadline.
+    func waitForEnd(until deadline: Date) -> Bool {
+        condition.withLock {
+            while !finished {
+                if !condition.wait(until: deadline) { return finished }
+            }
+            return true
+        }
+    }
+
+    private static func lines(in bytes: [UInt8]) -> [String] {
+        guard let lastNewline = bytes.lastIndex(of: UInt8(ascii: "\n")) else { return [] }
+        return bytes[..<lastNewline].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            .map { String(decoding: $0, as: UTF8.self) }
+    }
+}
+
+private enum CrashChild {
+    /// Starts `parley arguments…`, waits for READY plus `delay` ms, SIGKILLs it and returns every line it printed.
+    static func runAndKill(
+        _ executable: String, arguments: [String], afterReadyMilliseconds delay: UInt64, readyTimeout: Duration,
+        context: String
+    ) throws -> [String] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let stdout = Pipe()
+        let stderr = Pipe()
+        process.standardOutput = stdout
+        process.standardError = stderr
+        process.standardInput = FileHandle.nullDevice
+        // `run` closes this process's write ends, so end of file arrives when the child dies.
+        try process.run()
+        let out = PipeCollector(stdout.fileHandleForReading)
+        let err = PipeCollector(stderr.fileHandleForReading)
+
+        let readyDeadline = Date(timeIntervalSinceNow: Double(readyTimeout.components.seconds))
+        guard out.wait(until: readyDeadline, for: { $0.contains("READY") }) else {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            _ = err.waitForEnd(until: Date(timeIntervalSinceNow: 2))
+            throw CrashTestFailure(
+                "\(context): the child did not print READY within \(readyTimeout) "
+                    + "(exit status \(process.terminationStatus)); stderr:\n\(err.text)\nstdout tail: \(out.lines.suffix(5))")
+        }
+        usleep(useconds_t(delay * 1000))
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        guard out.waitForEnd(until: Date(timeIntervalSinceNow: 10)) else {
+            throw CrashTestFailure("\(context): the child's stdout never reached end of file after SIGKILL")
+        }
+        _ = err.waitForEnd(until: Date(timeIntervalSinceNow: 2))
+        guard process.terminationReason == .uncaughtSignal, process.terminationStatus == SIGKILL else {
+            throw CrashTestFailure(
+                "\(context): the child exited by itself (status \(process.terminationStatus)) before the kill; stderr:\n\(err.text)")
+        }
+        return out.lines
+    }
+}
+
+/// SplitMix64, so one printed seed replays the whole test.
+private struct SeededRandom: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) {
+        state = seed
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var mixed = state
+        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
+        return mixed ^ (mixed >> 31)
+    }
+}
