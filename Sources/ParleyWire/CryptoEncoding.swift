@@ -1,43 +1,34 @@
 import ParleyCrypto
 
-// Keys, signatures and digests have fixed sizes, so they are written without
-// a length prefix.
+/// Keys, signatures and digests: fixed-size byte strings written without a length prefix.
+protocol FixedSizeCryptoValue: WireCodable {
+    static var byteCount: Int { get }
+    static var wireField: String { get }
+    var bytes: [UInt8] { get }
+    init(bytes: some Collection<UInt8>) throws(CryptoError)
+}
 
-extension PublicKey: WireCodable {
+extension FixedSizeCryptoValue {
     public func encode(to writer: inout WireWriter) {
         writer.writeFixed(bytes)
     }
 
     public init(from reader: inout WireReader) throws(WireError) {
-        let raw = try reader.readFixed(PublicKey.byteCount, "public key")
-        do { self = try PublicKey(bytes: raw) } catch {
-            throw .invalidValue(field: "public key", reason: error.description)
+        let raw = try reader.readFixed(Self.byteCount, Self.wireField)
+        do { self = try Self(bytes: raw) } catch {
+            throw .invalidValue(field: Self.wireField, reason: error.description)
         }
     }
 }
 
-extension Signature: WireCodable {
-    public func encode(to writer: inout WireWriter) {
-        writer.writeFixed(bytes)
-    }
-
-    public init(from reader: inout WireReader) throws(WireError) {
-        let raw = try reader.readFixed(Signature.byteCount, "signature")
-        do { self = try Signature(bytes: raw) } catch {
-            throw .invalidValue(field: "signature", reason: error.description)
-        }
-    }
+extension PublicKey: FixedSizeCryptoValue {
+    static var wireField: String { "public key" }
 }
 
-extension Digest: WireCodable {
-    public func encode(to writer: inout WireWriter) {
-        writer.writeFixed(bytes)
-    }
+extension Signature: FixedSizeCryptoValue {
+    static var wireField: String { "signature" }
+}
 
-    public init(from reader: inout WireReader) throws(WireError) {
-        let raw = try reader.readFixed(Digest.byteCount, "digest")
-        do { self = try Digest(bytes: raw) } catch {
-            throw .invalidValue(field: "digest", reason: error.description)
-        }
-    }
+extension Digest: FixedSizeCryptoValue {
+    static var wireField: String { "digest" }
 }

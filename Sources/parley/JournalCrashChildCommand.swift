@@ -99,27 +99,10 @@ private func emit(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
-/// SplitMix64: a tiny seeded generator, so a run can be replayed from its seed.
-struct CrashChildRandom: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var mixed = state
-        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
-        return mixed ^ (mixed >> 31)
-    }
-}
-
 /// Both sides and the in-memory mailboxes between them, driven like Examples/OfflineChannel.
 private struct CrashChildRun {
     var sides: [CrashChildSide]
-    var random: CrashChildRandom
+    var random: SeededRandom
 
     init(directory: String, seed: UInt64, maxSegmentBytes: Int) throws {
         var sides: [CrashChildSide] = []
@@ -130,7 +113,7 @@ private struct CrashChildRun {
             sides.append(CrashChildSide(name: name, key: key, journal: journal))
         }
         self.sides = sides
-        random = CrashChildRandom(seed: seed)
+        random = SeededRandom(seed: seed)
     }
 
     mutating func run(updates: Int) async throws {

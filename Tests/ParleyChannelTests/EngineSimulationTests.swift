@@ -73,13 +73,13 @@ import Testing
 /// One randomized schedule over a `Duo`.
 struct Simulation {
     var duo: Duo
-    var rng: SplitMix64
+    var rng: SeededRandom
     var nextUpdate: UpdateID = 1
     /// Fraction of the schedule done, in percent: cooperative closes come late so most schedules do real work first.
     var progress: UInt64 = 0
 
     init(seed: UInt64) throws {
-        rng = SplitMix64(seed: seed)
+        rng = SeededRandom(seed: seed)
         // One schedule in five starts with the opener's handshake answer lost.
         let handshakeLost = rng.chance(20)
         duo = try Duo(alice: 50 + rng.next() % 100, bob: rng.next() % 100, deliverHandshake: !handshakeLost)

@@ -3,22 +3,8 @@ import ParleyWire
 
 @testable import ParleyChannel
 
-/// A tiny, fast, seedable generator so every randomized test can be replayed from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+/// Test helpers on the package's replayable generator.
+extension SeededRandom {
     mutating func chance(_ percent: UInt64) -> Bool {
         next() % 100 < percent
     }
@@ -68,7 +54,7 @@ enum Fixtures {
 enum RandomValues {
     static let keys = [Fixtures.alice, Fixtures.bob, Fixtures.mallory]
 
-    static func params(_ rng: inout SplitMix64) -> ChannelParams {
+    static func params(_ rng: inout SeededRandom) -> ChannelParams {
         let first = keys[Int(rng.next() % 3)]
         let second = keys.filter { $0.publicKey != first.publicKey }[Int(rng.next() % 2)]
         let app = rng.chance(50) ? AppID.payment : try! AppID("game.ttt/\(rng.next() % 1000)")
@@ -77,7 +63,7 @@ enum RandomValues {
             challengeDuration: 1 + rng.next() % ChannelParams.challengeDurationRange.upperBound, appID: app)
     }
 
-    static func state(_ rng: inout SplitMix64, channel: ChannelID? = nil) -> ChannelState {
+    static func state(_ rng: inout SeededRandom, channel: ChannelID? = nil) -> ChannelState {
         let id = channel ?? ChannelID(digest: try! Digest(bytes: rng.bytes(32)))
         return ChannelState(
             channelID: id, version: rng.chance(20) ? UInt64.max : rng.next() % 1000,
@@ -85,11 +71,11 @@ enum RandomValues {
             appData: rng.chance(50) ? [] : rng.bytes(Int(rng.next() % 200)), isFinal: rng.chance(20))
     }
 
-    static func signature(_ rng: inout SplitMix64) -> Signature {
+    static func signature(_ rng: inout SeededRandom) -> Signature {
         try! Signature(bytes: rng.bytes(64))
     }
 
-    static func signedState(_ rng: inout SplitMix64) -> SignedState {
+    static func signedState(_ rng: inout SeededRandom) -> SignedState {
         var signed = SignedState(state: state(&rng))
         for participant in ParticipantIndex.allCases where rng.chance(70) {
             signed[participant] = signature(&rng)
@@ -97,7 +83,7 @@ enum RandomValues {
         return signed
     }
 
-    static func reason(_ rng: inout SplitMix64) -> RejectReason {
+    static func reason(_ rng: inout SeededRandom) -> RejectReason {
         let text = String(decoding: rng.bytes(Int(rng.next() % 40)).map { 0x20 + $0 % 0x5F }, as: UTF8.self)
         switch rng.next() % 5 {
         case 0: return .concurrentProposal
@@ -108,7 +94,7 @@ enum RandomValues {
         }
     }
 
-    static func message(_ rng: inout SplitMix64) -> ChannelMessage {
+    static func message(_ rng: inout SeededRandom) -> ChannelMessage {
         let id = ChannelID(digest: try! Digest(bytes: rng.bytes(32)))
         switch ChannelMessage.Kind.allCases[Int(rng.next() % 7)] {
         case .openProposal:
