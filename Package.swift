@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "ParleyWire", targets: ["ParleyWire"]),
         .library(name: "ParleyChannel", targets: ["ParleyChannel"]),
         .library(name: "ParleyJournal", targets: ["ParleyJournal"]),
+        .library(name: "ParleyTransport", targets: ["ParleyTransport"]),
         .executable(name: "parley", targets: ["parley"]),
     ],
     dependencies: [
@@ -31,6 +32,7 @@ let package = Package(
         .target(name: "ParleyWire", dependencies: ["ParleyCrypto"]),
         .target(name: "ParleyChannel", dependencies: ["ParleyCrypto", "ParleyWire"]),
         .target(name: "ParleyJournal", dependencies: ["ParleyChannel", "ParleyWire", "ParleyCrypto"]),
+        .target(name: "ParleyTransport", dependencies: ["CLibUV", "ParleyCrypto", "ParleyWire"]),
         .executableTarget(
             name: "parley",
             dependencies: [
@@ -64,6 +66,10 @@ let package = Package(
                 "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyCrypto", "parley",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
+        ),
+        .testTarget(
+            name: "ParleyTransportTests",
+            dependencies: ["ParleyTransport", "ParleyCrypto", "ParleyWire", "CLibUV"]
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CLibUV", "CSodium"]),
     ],

@@ -8,6 +8,12 @@ public enum CryptoError: Error, Equatable, CustomStringConvertible {
     case badHumanForm(String)
     /// A human-form public key is well formed but its checksum does not match: a typo.
     case badChecksum
+    /// An X25519 key agreement produced the all-zero secret: the peer's public key is a
+    /// low-order point, chosen so the "shared" secret is predictable to anyone.
+    case weakKeyAgreement
+    /// AEAD decryption failed: the ciphertext, nonce, key or associated data is not the one
+    /// the message was sealed with. Nothing is learned about which.
+    case authenticationFailed
 
     public var description: String {
         switch self {
@@ -19,6 +25,10 @@ public enum CryptoError: Error, Equatable, CustomStringConvertible {
             "not a Parley public key: \(reason)"
         case .badChecksum:
             "the public key's checksum does not match, so it was mistyped or altered; copy it again from its source"
+        case .weakKeyAgreement:
+            "the peer's ephemeral key is a low-order point that gives a predictable shared secret; refuse the peer"
+        case .authenticationFailed:
+            "the message does not authenticate: it was altered, replayed, or sealed under a different key or nonce"
         }
     }
 }

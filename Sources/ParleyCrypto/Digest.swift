@@ -51,4 +51,11 @@ public struct DigestDomain: Hashable, Sendable {
     public static let stateSignature = DigestDomain("parley/state/v1")
     /// The checksum in a public key's human form.
     public static let keyChecksum = DigestDomain("parley/key-checksum/v1")
+    /// The transport handshake's transcript hashes: what each side signs, and what the
+    /// session keys are bound to.
+    public static let handshakeTranscript = DigestDomain("parley/handshake/v1")
+    /// The session key for frames the dialer sends and the listener receives.
+    public static let sessionKeyDialerToListener = DigestDomain("parley/session/d2l/v1")
+    /// The session key for frames the listener sends and the dialer receives.
+    public static let sessionKeyListenerToDialer = DigestDomain("parley/session/l2d/v1")
 }
