@@ -1,3 +1,4 @@
+import ParleyCrypto
 /// How `EventLoop.dial(to:timeout:retry:watermarks:)` spaces its attempts:
 /// exponential backoff with full jitter.
 ///
@@ -83,9 +84,9 @@ public struct RetryPolicy: Sendable {
             return Jitter { ceiling in source.next(upTo: ceiling) }
         }
 
-        /// Uniform in `0...ceiling` from a SplitMix64 stream seeded with `seed`.
+        /// Uniform in `0...ceiling` from a SeededRandom stream seeded with `seed`.
         public static func seeded(_ seed: UInt64) -> Jitter {
-            full(using: SplitMix64(seed: seed))
+            full(using: SeededRandom(seed: seed))
         }
 
         /// No jitter: always wait the full ceiling.
@@ -122,22 +123,5 @@ private final class LockedGenerator<Generator: RandomNumberGenerator & Sendable>
 
     func next(upTo ceiling: Duration) -> Duration {
         lock.withLock { uniformDuration(upTo: ceiling, using: &generator) }
-    }
-}
-
-/// Sebastiano Vigna's SplitMix64: tiny, fast, and good enough for jitter.
-struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

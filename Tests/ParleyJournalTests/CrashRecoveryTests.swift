@@ -1,5 +1,6 @@
 import Foundation
 import ParleyChannel
+import ParleyCrypto
 import ParleyJournal
 import Testing
 

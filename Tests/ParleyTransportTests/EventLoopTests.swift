@@ -1,3 +1,4 @@
+import ParleyCrypto
 import Testing
 
 @testable import ParleyTransport
@@ -204,8 +205,8 @@ extension TCPTests {
         }
 
         @Test func fullJitterDrawsFromTheCallersGenerator() {
-            let first = RetryPolicy(jitter: .full(using: SplitMix64(seed: 42)))
-            let second = RetryPolicy(jitter: .full(using: SplitMix64(seed: 42)))
+            let first = RetryPolicy(jitter: .full(using: SeededRandom(seed: 42)))
+            let second = RetryPolicy(jitter: .full(using: SeededRandom(seed: 42)))
             #expect((1...5).map { first.delay(afterAttempt: $0) } == (1...5).map { second.delay(afterAttempt: $0) })
         }
 

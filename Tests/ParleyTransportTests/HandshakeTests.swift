@@ -78,18 +78,6 @@ private func flipped(_ bytes: [UInt8], at index: Int) -> [UInt8] {
     return copy
 }
 
-/// SplitMix64: a tiny seeded generator so a failing garbage test can be replayed.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite struct HandshakeTests {
     private let peers = Peers()
 
@@ -371,7 +359,7 @@ private struct SeededGenerator: RandomNumberGenerator {
     @Test func randomGarbageNeverCompletesAHandshake() throws {
         let seed = ProcessInfo.processInfo.environment["PARLEY_HANDSHAKE_SEED"].flatMap { UInt64($0) } ?? SecureRandom.uint64()
         print("randomGarbageNeverCompletesAHandshake seed: \(seed)")
-        var random = SeededGenerator(state: seed)
+        var random = SeededRandom(seed: seed)
         for _ in 0..<300 {
             let count = Int.random(in: 0...(Handshake.maxFrameBytes + 8), using: &random)
             var garbage = (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) }
