@@ -150,3 +150,32 @@ import Testing
         #expect(duo.violations.isEmpty, "\(duo.violations)")
     }
 }
+
+@Suite struct RestoreTests {
+    @Test func restoredEngineNeverSignsAVersionItSignedBeforeTheCrash() throws {
+        let params = Fixtures.params()
+        // Before the crash: version 3 committed, our proposal 5 signed and sent, fate unknown.
+        var engine = try ChannelEngine.restore(
+            params: params, latest: Fixtures.signed(version: 3, (97, 103)), highestSignedVersion: 5, key: Fixtures.alice)
+        #expect(engine.phase == .offline)
+        let hello = engine.handle(.connected)
+        #expect(hello == [.send(.reestablish(channelID: params.id, committedVersion: 3, highestSignedVersion: 5))])
+        _ = engine.handle(.received(.reestablish(channelID: params.id, committedVersion: 3, highestSignedVersion: 4)))
+        #expect(engine.phase == .idle)
+        let proposing = engine.handle(.update(1, .pay(amount: 1)))
+        guard case let .send(.propose(state, _))? = proposing.last else {
+            Issue.record("no proposal: \(proposing)")
+            return
+        }
+        #expect(state.version == 6, "versions up to 5 were signed before the crash")
+    }
+
+    @Test func restoreRefusesAStateWithAForgedSignature() {
+        let params = Fixtures.params()
+        var forged = Fixtures.signed(version: 3, (97, 103))
+        forged[.second] = forged.state.signed(by: Fixtures.mallory)
+        #expect(throws: OpenRejection.invalidInitialState(.badSignature(signer: .second))) {
+            try ChannelEngine.restore(params: params, latest: forged, highestSignedVersion: 3, key: Fixtures.alice)
+        }
+    }
+}
