@@ -5,7 +5,9 @@
 /// rejects a length above `maxFrameBytes` as soon as the four header bytes
 /// arrive, so a hostile peer cannot make it buffer more than one maximal frame.
 public struct FrameDecoder: Sendable {
-    public let maxFrameBytes: Int
+    /// The largest payload length accepted. May be raised (or lowered) between frames,
+    /// for example from the handshake's limit to the session's, keeping buffered bytes.
+    public var maxFrameBytes: Int
     private var buffer: [UInt8] = []
     private var consumed = 0
 

@@ -1,0 +1,115 @@
+/// A session's events as an async sequence with a bounded buffer. One consumer only.
+/// The sequence ends after `.closed`.
+public struct SessionEvents: AsyncSequence, Sendable {
+    public typealias Element = SessionEvent
+    let inbox: SessionInbox
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let inbox: SessionInbox
+
+        public mutating func next() async -> SessionEvent? {
+            await inbox.next()
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(inbox: inbox)
+    }
+
+    /// Message bytes received and not yet taken by the consumer.
+    public var undeliveredBytes: Int {
+        inbox.undeliveredBytes
+    }
+}
+
+/// The queue between the loop thread (producer) and the application (consumer).
+///
+/// Counts undelivered message bytes; crossing the high-water mark upwards calls
+/// `onPressureChange(true)` on the loop thread, and draining to the low-water mark calls
+/// `onPressureChange(false)` from the consumer (the session then hops to the loop).
+final class SessionInbox: @unchecked Sendable {
+    private let lock = PThreadLock()
+    private let highWater: Int
+    private let lowWater: Int
+    private var queue: [SessionEvent] = []  // guarded by lock
+    private var head = 0
+    private var bytes = 0
+    private var isPaused = false
+    private var isFinished = false
+    private var waiter: CheckedContinuation<SessionEvent?, Never>?
+    /// Set once before the session starts.
+    var onPressureChange: @Sendable (Bool) -> Void = { _ in }
+
+    init(highWater: Int, lowWater: Int) {
+        self.highWater = highWater
+        self.lowWater = lowWater
+    }
+
+    var undeliveredBytes: Int {
+        lock.withLock { bytes }
+    }
+
+    /// Delivers an event (loop thread).
+    func push(_ event: SessionEvent) {
+        let pause = lock.withLock { () -> Bool in
+            guard !isFinished else { return false }
+            if let waiter {
+                self.waiter = nil
+                waiter.resume(returning: event)
+                return false
+            }
+            queue.append(event)
+            bytes += Self.size(of: event)
+            guard !isPaused, bytes > highWater else { return false }
+            isPaused = true
+            return true
+        }
+        if pause { onPressureChange(true) }
+    }
+
+    /// Delivers `.closed` and ends the sequence after it (loop thread).
+    func finish(_ reason: SessionCloseReason) {
+        push(.closed(reason))
+        lock.withLock { isFinished = true }
+    }
+
+    func next() async -> SessionEvent? {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<SessionEvent?, Never>) in
+                let (event, resume) = lock.withLock { () -> (SessionEvent??, Bool) in
+                    if head < queue.count {
+                        let event = queue[head]
+                        head += 1
+                        if head == queue.count {
+                            queue.removeAll(keepingCapacity: true)
+                            head = 0
+                        } else if head > 1024 && head * 2 > queue.count {
+                            queue.removeFirst(head)
+                            head = 0
+                        }
+                        bytes -= Self.size(of: event)
+                        let resume = isPaused && bytes <= lowWater
+                        if resume { isPaused = false }
+                        return (.some(event), resume)
+                    }
+                    if isFinished || Task.isCancelled { return (.some(nil), false) }
+                    waiter = continuation
+                    return (nil, false)
+                }
+                if resume { onPressureChange(false) }
+                if let event { continuation.resume(returning: event) }
+            }
+        } onCancel: {
+            let waiting = lock.withLock { () -> CheckedContinuation<SessionEvent?, Never>? in
+                defer { waiter = nil }
+                return waiter
+            }
+            waiting?.resume(returning: nil)
+        }
+    }
+
+    private static func size(of event: SessionEvent) -> Int {
+        if case let .message(bytes) = event { return bytes.count }
+        return 0
+    }
+}
