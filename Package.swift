@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "ParleyChannel", targets: ["ParleyChannel"]),
         .library(name: "ParleyJournal", targets: ["ParleyJournal"]),
         .library(name: "ParleyTransport", targets: ["ParleyTransport"]),
+        .library(name: "ParleySettlement", targets: ["ParleySettlement"]),
         .executable(name: "parley", targets: ["parley"]),
     ],
     dependencies: [
@@ -33,10 +34,11 @@ let package = Package(
         .target(name: "ParleyChannel", dependencies: ["ParleyCrypto", "ParleyWire"]),
         .target(name: "ParleyJournal", dependencies: ["ParleyChannel", "ParleyWire", "ParleyCrypto"]),
         .target(name: "ParleyTransport", dependencies: ["CLibUV", "ParleyCrypto", "ParleyWire"]),
+        .target(name: "ParleySettlement", dependencies: ["ParleyChannel", "ParleyCrypto", "ParleyWire"]),
         .executableTarget(
             name: "parley",
             dependencies: [
-                "ParleyCrypto", "ParleyJournal", "ParleyChannel", "ParleyWire",
+                "ParleyCrypto", "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -69,7 +71,14 @@ let package = Package(
         ),
         .testTarget(
             name: "ParleyTransportTests",
-            dependencies: ["ParleyTransport", "ParleyCrypto", "ParleyWire", "CLibUV"]
+            dependencies: ["ParleyTransport", "ParleyChannel", "ParleyCrypto", "ParleyWire", "CLibUV"]
+        ),
+        .testTarget(
+            name: "ParleySettlementTests",
+            dependencies: [
+                "ParleySettlement", "ParleyChannel", "ParleyCrypto", "ParleyWire",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CLibUV", "CSodium"]),
     ],

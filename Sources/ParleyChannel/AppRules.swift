@@ -19,6 +19,14 @@ public protocol AppRules: Sendable {
     ) throws(AppRuleViolation)
     /// Throws when `state` is not a legal opening state (version 0) for this app.
     func validateInitial(_ state: ChannelState) throws(AppRuleViolation)
+    /// Whose turn it is in `state`: the only participant the chain lets `progress` it.
+    /// `nil` means the app has no turns, so the chain never allows progress.
+    func mover(in state: ChannelState) -> ParticipantIndex?
+}
+
+extension AppRules {
+    /// Apps without turns (payments) never progress on chain.
+    public func mover(in state: ChannelState) -> ParticipantIndex? { nil }
 }
 
 /// Plain payments: no app data, any reallocation that conserves the total.

@@ -56,6 +56,8 @@ public final class EventLoop: @unchecked Sendable {
     private(set) var isClosingHandles = false
 
     private static let loopCounter = Atomic<Int>(0)
+    /// `TCPConnection` objects of this loop not yet deinitialised.
+    let connectionObjects = Atomic<Int>(0)
 
     /// Starts a loop and its thread.
     /// - Parameter name: thread name prefix; a sequence number is appended.
@@ -156,6 +158,27 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
+    /// How many libuv handles (listeners, connections, timers) are open on the loop,
+    /// not counting its own wake-up handle. For diagnostics and leak checks: after
+    /// every connection to a listener has ended it is back where it was.
+    /// - Throws: `EventLoopError.shutDown` once the loop no longer takes work.
+    public func openHandleCount() async throws -> Int {
+        try await submit { [self] in
+            var count = 0
+            withUnsafeMutablePointer(to: &count) { counter in
+                uv_walk(uvLoop, eventLoopCountWalkCallback, UnsafeMutableRawPointer(counter))
+            }
+            return count - 1
+        }
+    }
+
+    /// `TCPConnection` objects made on this loop that are still in memory (open, closing,
+    /// or closed but still referenced). For leak checks: once every connection has ended
+    /// and nothing refers to them, this is back to zero.
+    public var liveConnectionCount: Int {
+        connectionObjects.load(ordering: .relaxed)
+    }
+
     /// The close reason reported by connections the shutdown closes.
     public static let shutdownReason = "event loop shut down"
 
@@ -238,6 +261,11 @@ public final class EventLoop: @unchecked Sendable {
 private func eventLoopWakeupCallback(_ handle: UnsafeMutablePointer<uv_async_t>?) {
     guard let data = handle?.pointee.data else { return }
     Unmanaged<EventLoop>.fromOpaque(data).takeUnretainedValue().drainQueue()
+}
+
+private func eventLoopCountWalkCallback(_ handle: UnsafeMutablePointer<uv_handle_t>?, _ counter: UnsafeMutableRawPointer?) {
+    guard let handle, let counter, uv_is_closing(handle) == 0 else { return }
+    counter.assumingMemoryBound(to: Int.self).pointee += 1
 }
 
 private func eventLoopCloseWalkCallback(_ handle: UnsafeMutablePointer<uv_handle_t>?, _ wakeup: UnsafeMutableRawPointer?) {

@@ -32,6 +32,9 @@ public struct SessionConfig: Sendable {
     public static let defaultSilenceInterval: Duration = .seconds(45)
     public static let defaultReceiveHighWater = 1 << 20
     public static let defaultReceiveLowWater = 256 << 10
+    /// Keepalive and silence intervals are at least this long: a zero interval would
+    /// make the liveness timer fire on every loop iteration.
+    public static let minimumLivenessInterval: Duration = .milliseconds(4)
 
     public init(
         connectTimeout: Duration = TCPConnection.defaultConnectTimeout,
@@ -48,8 +51,8 @@ public struct SessionConfig: Sendable {
         self.dialRetry = dialRetry
         self.handshakeTimeout = handshakeTimeout
         self.maxPendingHandshakes = max(1, maxPendingHandshakes)
-        self.keepaliveInterval = keepaliveInterval
-        self.silenceInterval = silenceInterval
+        self.keepaliveInterval = max(keepaliveInterval, Self.minimumLivenessInterval)
+        self.silenceInterval = max(silenceInterval, Self.minimumLivenessInterval)
         self.receiveHighWater = max(1, receiveHighWater)
         self.receiveLowWater = min(max(0, receiveLowWater), self.receiveHighWater - 1)
         self.sendWatermarks = sendWatermarks
@@ -340,7 +343,8 @@ public final class Session: @unchecked Sendable {
     /// a quarter interval late.
     private func armLivenessTimer() {
         guard case .open = state else { return }
-        let tick = min(config.keepaliveInterval, config.silenceInterval) / 4
+        // The fields are settable after init, so clamp here too.
+        let tick = max(min(config.keepaliveInterval, config.silenceInterval), SessionConfig.minimumLivenessInterval) / 4
         livenessTimer = LoopTimer.start(on: connection.eventLoop, after: tick, fire: { [self] in
             checkLiveness()
             armLivenessTimer()

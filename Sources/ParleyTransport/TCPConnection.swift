@@ -75,6 +75,11 @@ public final class TCPConnection: @unchecked Sendable {
         self.remoteAddress = remoteAddress
         self.watermarks = watermarks
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        loop.connectionObjects.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    deinit {
+        eventLoop.connectionObjects.wrappingSubtract(1, ordering: .relaxed)
     }
 
     /// Bytes handed to libuv and not yet written to the socket.

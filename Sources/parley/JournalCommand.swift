@@ -73,7 +73,7 @@ extension JournalCommand {
             do {
                 contents = try JournalContents.read(directory: directory, keepEntries: showHistory)
             } catch {
-                throw failure("inspect", "\(error)")
+                throw failure("journal inspect", "\(error)")
             }
             var records = contents.table.channels.values.sorted { $0.channelID.description < $1.channelID.description }
             if let channel { records = [try select(channel, from: records)] }
@@ -93,9 +93,9 @@ extension JournalCommand {
         private func select(_ prefix: String, from records: [ChannelRecord]) throws -> ChannelRecord {
             let matches = records.filter { $0.channelID.description.hasPrefix(prefix.lowercased()) }
             guard matches.count == 1, let match = matches.first else {
-                if matches.isEmpty { throw failure("inspect", "no channel in \(directory) has an id starting with \(prefix)") }
+                if matches.isEmpty { throw failure("journal inspect", "no channel in \(directory) has an id starting with \(prefix)") }
                 let ids = matches.prefix(5).map(\.channelID.shortID).joined(separator: ", ")
-                throw failure("inspect", "\(prefix) matches \(matches.count) channels (\(ids)…); give more digits")
+                throw failure("journal inspect", "\(prefix) matches \(matches.count) channels (\(ids)…); give more digits")
             }
             return match
         }
@@ -413,7 +413,7 @@ extension JournalCommand {
                 let workload = try await BenchWorkload.make(writers: writers, records: records)
                 result = try await workload.run(in: path, durability: durability)
             } catch {
-                throw failure("bench", "\(error)")
+                throw failure("journal bench", "\(error)")
             }
             if json {
                 try printJSON(result)
@@ -429,13 +429,13 @@ extension JournalCommand {
                 // Never add bench channels to a node's real journal.
                 let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
                 if names.contains(where: { SegmentFormat.index(ofFileName: $0) != nil }) {
-                    throw failure("bench", "\(dir) already holds a journal; bench writes only to a fresh directory")
+                    throw failure("journal bench", "\(dir) already holds a journal; bench writes only to a fresh directory")
                 }
                 return (dir, false)
             }
             var template = Array("/tmp/parley-bench-XXXXXX".utf8CString)
             guard let made = mkdtemp(&template) else {
-                throw failure("bench", "cannot create a temporary directory under /tmp: \(String(cString: strerror(errno)))")
+                throw failure("journal bench", "cannot create a temporary directory under /tmp: \(String(cString: strerror(errno)))")
             }
             return (String(cString: made), true)
         }
@@ -501,7 +501,7 @@ private struct BenchWorkload: Sendable {
             }
             try await group.waitForAll()
         }
-        let seconds = seconds(start.duration(to: .now))
+        let seconds = durationSeconds(start.duration(to: .now))
         progress?.cancel()
         await progress?.value
         let after = journal.statistics
@@ -520,7 +520,7 @@ private enum BenchProgress {
         var shown = false
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
-            let elapsed = seconds(start.duration(to: .now))
+            let elapsed = durationSeconds(start.duration(to: .now))
             guard !Task.isCancelled, elapsed >= quietPeriod else { continue }
             let done = journal.statistics.records - baseline
             writeToStandardError("\r\(done)/\(total) records, \(Int(Double(done) / elapsed)) records/s   ")
@@ -574,36 +574,4 @@ private struct BenchResult: Encodable {
             \(perSync)
             """
     }
-}
-
-// MARK: - Output helpers
-
-/// Prints `value` as one line of JSON with sorted keys.
-private func printJSON(_ value: some Encodable) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
-}
-
-/// Reports `message` on stderr as `parley journal <command>: message`; throw the result to exit 1.
-private func failure(_ command: String, _ message: String) -> ExitCode {
-    writeToStandardError("parley journal \(command): \(message)\n")
-    return ExitCode.failure
-}
-
-private func writeToStandardError(_ text: String) {
-    FileHandle.standardError.write(Data(text.utf8))
-}
-
-private func plural(_ count: Int, _ noun: String) -> String {
-    "\(count) \(noun)\(count == 1 ? "" : "s")"
-}
-
-private func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-}
-
-private func rounded(_ value: Double, digits: Int) -> Double {
-    let scale = pow(10, Double(digits))
-    return (value * scale).rounded() / scale
 }

@@ -275,6 +275,10 @@ final class Recorder<Value: Sendable>: Sendable {
     var all: [Value] {
         values.withLock { $0 }
     }
+
+    func removeAll() {
+        values.withLock { $0.removeAll() }
+    }
 }
 
 /// Polls `condition` every 5 ms until it holds or `deadline` passes.

@@ -1,0 +1,69 @@
+import ParleyChannel
+import ParleyCrypto
+
+/// What the chain knows about one channel: a snapshot, safe to keep and compare.
+public struct ChannelOnChain: Sendable, Equatable {
+    /// The parameters the first deposit named; the channel id is derived from them.
+    public let params: ChannelParams
+    /// The allocation the first deposit named; every deposit must name the same one.
+    public let opening: Allocation
+    /// The sum of `opening`: what the channel holds once funded, and what every
+    /// registered state's balances must add up to.
+    public let fundedTotal: UInt64
+    /// What each seat has deposited so far (and not reclaimed).
+    public internal(set) var deposits: Allocation
+    /// Every seat's deposit equals its opening amount. Never becomes false again.
+    public internal(set) var isFunded: Bool
+    /// A seat reclaimed its deposit before funding: the channel takes no more deposits.
+    public internal(set) var depositsClosed: Bool
+    /// The state the chain currently honours: registered with both signatures, or
+    /// progressed with the mover's signature alone.
+    public internal(set) var registeredState: ChannelState?
+    /// The end of the current challenge window: the window is open while `now < deadline`.
+    public internal(set) var deadline: ChainTime?
+    /// Where the channel is in its on-chain life (see `ChainPhase`).
+    public internal(set) var phase: ChainPhase
+    /// The payout, fixed by `conclude` (or by registering a final state).
+    public internal(set) var concludedAllocation: Allocation?
+    /// Seats that have withdrawn their payout.
+    public internal(set) var withdrawn: Set<ParticipantIndex>
+
+    init(params: ChannelParams, opening: Allocation, fundedTotal: UInt64) {
+        self.params = params
+        self.opening = opening
+        self.fundedTotal = fundedTotal
+        deposits = Allocation(0, 0)
+        isFunded = false
+        depositsClosed = false
+        registeredState = nil
+        deadline = nil
+        phase = .open
+        concludedAllocation = nil
+        withdrawn = []
+    }
+
+    /// The channel's id, `params.id`.
+    public var id: ChannelID { params.id }
+    /// The version of `registeredState`, or `nil` before the first registration.
+    public var registeredVersion: UInt64? { registeredState?.version }
+    /// The payout is fixed (phase `concluded` or `withdrawn`).
+    public var isConcluded: Bool { concludedAllocation != nil }
+
+    /// Whether a challenge window is running at `now`: `now < deadline`, so the
+    /// window's last second is `deadline - 1` and at `deadline` it is closed.
+    public func isWindowOpen(at now: ChainTime) -> Bool {
+        deadline.map { now < $0 } ?? false
+    }
+
+    /// Money the channel holds: its deposits until it concludes, then the payouts not yet withdrawn.
+    public var holdings: UInt64 {
+        guard let payout = concludedAllocation else { return deposits[.first] &+ deposits[.second] }
+        return ParticipantIndex.allCases.filter { !withdrawn.contains($0) }.reduce(0) { $0 &+ payout[$1] }
+    }
+
+    /// The caller's seat, or `notAParticipant`.
+    func seat(of caller: PublicKey) throws(SettlementError) -> ParticipantIndex {
+        guard let seat = params.index(of: caller) else { throw .notAParticipant(caller, id) }
+        return seat
+    }
+}

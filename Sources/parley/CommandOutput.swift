@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+
+// Output helpers shared by every `parley` command.
+
+/// Prints `value` as one line of JSON with sorted keys.
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// Reports `message` on stderr as `parley <command>: message`; throw the result to exit 1.
+func failure(_ command: String, _ message: String) -> ExitCode {
+    writeToStandardError("parley \(command): \(message)\n")
+    return ExitCode.failure
+}
+
+func writeToStandardError(_ text: String) {
+    FileHandle.standardError.write(Data(text.utf8))
+}
+
+func plural(_ count: Int, _ noun: String) -> String {
+    "\(count) \(noun)\(count == 1 ? "" : "s")"
+}
+
+func durationSeconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+func rounded(_ value: Double, digits: Int) -> Double {
+    let scale = pow(10, Double(digits))
+    return (value * scale).rounded() / scale
+}
+
+/// Whether this binary was built with optimisation; benchmarks report it so a debug
+/// number is never mistaken for a release one.
+var buildConfiguration: String {
+    #if DEBUG
+    "debug"
+    #else
+    "release"
+    #endif
+}

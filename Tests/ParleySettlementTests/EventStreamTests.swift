@@ -1,0 +1,130 @@
+import ParleyChannel
+import ParleyCrypto
+import ParleySettlement
+import Testing
+
+/// Chain events: order, exactly-once delivery and resubscription, against every backend.
+@Suite struct EventStreamTests {
+    /// The first `count` events of `stream`; fails instead of hanging if they do not all arrive.
+    static func collect(
+        _ stream: AsyncThrowingStream<ChainEvent, any Error>, count: Int, timeout: Duration = .seconds(20)
+    ) async throws -> [ChainEvent] {
+        try await withThrowingTaskGroup(of: [ChainEvent]?.self) { group in
+            group.addTask {
+                var events: [ChainEvent] = []
+                for try await event in stream {
+                    events.append(event)
+                    if events.count == count { break }
+                }
+                return events
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return try #require(first, "only some of \(count) events arrived within \(timeout)")
+        }
+    }
+
+    /// A whole channel life; returns the events each call reported, in call order.
+    static func lifecycle(_ s: Scenario) async throws -> [ChainEvent] {
+        var events: [ChainEvent] = []
+        try await s.mintOpening()
+        events += try await s.deposit(.first, 100)
+        events += try await s.deposit(.second, 50)
+        events += try await s.alice.register(s.signed(s.state(1)))
+        events += try await s.bob.register(s.signed(s.state(2, (60, 90))))
+        try await s.chain.advance(Scenario.challenge)
+        events += try await s.bob.conclude(s.params.id)
+        events += try await s.alice.withdraw(s.params.id, participant: .first)
+        events += try await s.bob.withdraw(s.params.id, participant: .second)
+        return events
+    }
+
+    @Test(arguments: Backend.allCases)
+    func subscriberSeesEveryEventInChainOrderOnce(_ backend: Backend) async throws {
+        let s = try Scenario(try await backend.makeChain())
+        let live = s.alice.events(after: 0)
+        let reported = try await Self.lifecycle(s)
+        #expect(reported.map(\.sequence) == Array(1...8))
+        #expect(reported.map(\.kind) == [
+            .deposited(participant: .first, amount: 100, totalDeposited: 100),
+            .deposited(participant: .second, amount: 50, totalDeposited: 50), .funded,
+            .registered(version: 1, deadline: ChainTime(seconds: 60), by: .first),
+            .registered(version: 2, deadline: ChainTime(seconds: 60), by: .second),
+            .concluded(version: 2, allocation: Allocation(60, 90)),
+            .withdrawn(participant: .first, amount: 60), .withdrawn(participant: .second, amount: 90),
+        ])
+        #expect(try await Self.collect(live, count: 8) == reported)
+        // A late subscriber gets the same history from the log.
+        #expect(try await Self.collect(s.bob.events(after: 0), count: 8) == reported)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func resubscribingFromTheLastSequenceSeenMissesNothingAndRepeatsNothing(_ backend: Backend) async throws {
+        let s = try Scenario(try await backend.makeChain())
+        let first = s.alice.events(after: 0)
+        try await s.mintOpening()
+        try await s.deposit(.first, 100)
+        try await s.deposit(.second, 50)
+        let seen = try await Self.collect(first, count: 2)
+        let last = try #require(seen.last?.sequence)
+        try await s.alice.register(s.signed(s.state(1)))
+        let resumed = try await Self.collect(s.alice.events(after: last), count: 2)
+        #expect(resumed.map(\.sequence) == [3, 4])
+        #expect(resumed.map(\.kind) == [.funded, .registered(version: 1, deadline: ChainTime(seconds: 60), by: .first)])
+        // Nothing after the newest event: the stream waits for the next one.
+        let tail = s.alice.events(after: 4)
+        try await s.bob.register(s.signed(s.state(2)))
+        #expect(try await Self.collect(tail, count: 1).map(\.sequence) == [5])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func subscribingWhileEventsAreAppendedLeavesNoGapAndNoDuplicate(_ backend: Backend) async throws {
+        let s = try Scenario(try await backend.makeChain(), opening: Allocation(400, 0))
+        try await s.mintOpening()
+        let deposits = 400
+        let total = deposits + 1  // the last deposit also emits `funded`
+        let writer = Task {
+            for _ in 0..<deposits { try await s.deposit(.first, 1) }
+        }
+        // Subscribe at whatever point the writer has reached, many times over.
+        var checked = 0
+        for round in 0..<20 {
+            let after = UInt64(round * deposits / 25)
+            let events = try await Self.collect(s.bob.events(after: after), count: total - Int(after))
+            #expect(events.map(\.sequence) == Array((after + 1)...UInt64(total)), "subscribed after \(after)")
+            checked += 1
+        }
+        try await writer.value
+        #expect(checked == 20)
+    }
+}
+
+/// Subscription bookkeeping that only the embedded chain exposes.
+@Suite struct LocalChainSubscriptionTests {
+    @Test func cancelledSubscribersAreDropped() async throws {
+        let chain = LocalChain()
+        let stream = chain.events(after: 0)
+        #expect(chain.subscriberCount == 1)
+        let reader = Task { for try await _ in stream {} }
+        reader.cancel()
+        _ = await reader.result
+        for _ in 0..<100 where chain.subscriberCount != 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(chain.subscriberCount == 0)
+    }
+
+    @Test func clockMovesOnlyForwardAndOnlyWhenTold() {
+        let chain = LocalChain()
+        #expect(chain.now == .zero)
+        chain.advance(by: 30)
+        chain.advance(to: ChainTime(seconds: 10))
+        #expect(chain.now == ChainTime(seconds: 30))
+        chain.advance(to: ChainTime(seconds: 45))
+        chain.advance(by: .max)
+        #expect(chain.now == ChainTime(seconds: .max))
+        #expect(ChainTime(seconds: 5) + 7 == ChainTime(seconds: 12))
+    }
+}

@@ -1,0 +1,160 @@
+import ParleyChannel
+import ParleyCrypto
+import ParleySettlement
+import Testing
+
+/// Advancing a game on chain after its window closes, against every backend.
+@Suite struct ProgressTests {
+    /// A funded counter-game channel with counter `counter` registered at version `version`,
+    /// its window closed.
+    static func stalled(_ backend: Backend, counter: UInt8 = 0, version: UInt64 = 1) async throws -> Scenario {
+        let s = try await Scenario.funded(try await backend.makeChain(), app: CounterApp.id)
+        try await s.alice.register(s.signed(s.state(version, appData: [counter])))
+        try await s.chain.advance(Scenario.challenge)
+        return s
+    }
+
+    @discardableResult
+    static func move(_ s: Scenario, version: UInt64, counter: UInt8, by seat: ParticipantIndex) async throws -> [ChainEvent] {
+        let next = s.state(version, appData: [counter])
+        return try await s.adapter(seat).progress(
+            s.params.id, to: next, moverSignature: next.signed(by: seat == .first ? Keys.alice : Keys.bob))
+    }
+
+    @Test(arguments: Backend.allCases)
+    func moverAdvancesAfterTheWindowAndOpensAFreshOne(_ backend: Backend) async throws {
+        let s = try await Self.stalled(backend)
+        try await s.chain.advance(7)
+        let events = try await Self.move(s, version: 2, counter: 1, by: .first)
+        #expect(events.map(\.kind) == [.progressed(version: 2, deadline: ChainTime(seconds: 127), mover: .first)])
+        let channel = try #require(try await s.onChain())
+        #expect(channel.registeredState == s.state(2, appData: [1]) && channel.deadline == ChainTime(seconds: 127))
+        #expect(channel.phase == .disputed)
+        // The fresh window holds off conclude and the next move until it closes.
+        await #expect(throws: SettlementError.windowStillOpen(deadline: ChainTime(seconds: 127), now: ChainTime(seconds: 67))) {
+            try await s.alice.conclude(s.params.id)
+        }
+        await #expect(throws: SettlementError.progressNotAllowed(.windowStillOpen(deadline: ChainTime(seconds: 127), now: ChainTime(seconds: 67)))) {
+            _ = try await Self.move(s, version: 3, counter: 2, by: .second)
+        }
+        try await s.chain.advance(to: ChainTime(seconds: 127))
+        try await Self.move(s, version: 3, counter: 2, by: .second)
+        try await s.chain.advance(Scenario.challenge)
+        let concluded = try await s.bob.conclude(s.params.id)
+        #expect(concluded.map(\.kind) == [.concluded(version: 3, allocation: s.opening)])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func progressBeforeTheWindowClosesIsRefused(_ backend: Backend) async throws {
+        let s = try await Scenario.funded(try await backend.makeChain(), app: CounterApp.id)
+        await #expect(throws: SettlementError.nothingRegistered) {
+            _ = try await Self.move(s, version: 1, counter: 1, by: .first)
+        }
+        try await s.alice.register(s.signed(s.state(1, appData: [0])))
+        try await s.chain.advance(Scenario.challenge - 1)
+        await #expect(throws: SettlementError.progressNotAllowed(.windowStillOpen(deadline: ChainTime(seconds: 60), now: ChainTime(seconds: 59)))) {
+            _ = try await Self.move(s, version: 2, counter: 1, by: .first)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func onlyTheMoverMayProgress(_ backend: Backend) async throws {
+        let s = try await Self.stalled(backend, counter: 1)
+        await #expect(throws: SettlementError.notYourTurn(expected: .second, got: .first)) {
+            _ = try await Self.move(s, version: 2, counter: 2, by: .first)
+        }
+        // The mover's key must have signed: bob submitting alice's signature is refused.
+        let next = s.state(2, appData: [2])
+        await #expect(throws: SettlementError.badSignature(.second)) {
+            try await s.bob.progress(s.params.id, to: next, moverSignature: next.signed(by: Keys.alice))
+        }
+        await #expect(throws: SettlementError.notAParticipant(Keys.mallory.publicKey, s.params.id)) {
+            try await s.mallory.progress(s.params.id, to: next, moverSignature: next.signed(by: Keys.mallory))
+        }
+        try await Self.move(s, version: 2, counter: 2, by: .second)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func invalidMovesAreRefused(_ backend: Backend) async throws {
+        let s = try await Self.stalled(backend)
+        await #expect(throws: SettlementError.invalidMove("the counter must go up by exactly one")) {
+            _ = try await Self.move(s, version: 2, counter: 2, by: .first)
+        }
+        await #expect(throws: SettlementError.notNextVersion(expected: 2, got: 3)) {
+            _ = try await Self.move(s, version: 3, counter: 1, by: .first)
+        }
+        let moved = s.state(2, (150, 0), appData: [1])
+        await #expect(throws: SettlementError.invalidMove("a move does not change balances")) {
+            try await s.alice.progress(s.params.id, to: moved, moverSignature: moved.signed(by: Keys.alice))
+        }
+        let inflated = s.state(2, (151, 0), appData: [1])
+        await #expect(throws: SettlementError.balanceNotConserved(funded: 150, proposed: 151)) {
+            try await s.alice.progress(s.params.id, to: inflated, moverSignature: inflated.signed(by: Keys.alice))
+        }
+        let other = try Scenario(s.chain, app: CounterApp.id, nonce: 42)
+        let foreign = other.state(2, appData: [1])
+        await #expect(throws: SettlementError.wrongChannel(expected: s.params.id, got: other.params.id)) {
+            try await s.alice.progress(s.params.id, to: foreign, moverSignature: foreign.signed(by: Keys.alice))
+        }
+        #expect(try await s.onChain()?.registeredVersion == 1)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func paymentChannelsNeverProgress(_ backend: Backend) async throws {
+        let s = try await Scenario.funded(try await backend.makeChain())
+        try await s.alice.register(s.signed(s.state(1)))
+        try await s.chain.advance(Scenario.challenge)
+        let next = s.state(2)
+        await #expect(throws: SettlementError.progressNotAllowed(.appHasNoTurns(.payment))) {
+            try await s.alice.progress(s.params.id, to: next, moverSignature: next.signed(by: Keys.alice))
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func unknownAppsCannotProgressButStillSettle(_ backend: Backend) async throws {
+        let app = try AppID("test.unknown/1")
+        let s = try await Scenario.funded(try await backend.makeChain(), app: app)
+        try await s.alice.register(s.signed(s.state(1, appData: [0])))
+        try await s.chain.advance(Scenario.challenge)
+        let next = s.state(2, appData: [1])
+        await #expect(throws: SettlementError.unknownApp(app)) {
+            try await s.alice.progress(s.params.id, to: next, moverSignature: next.signed(by: Keys.alice))
+        }
+        try await s.alice.conclude(s.params.id)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func higherFullySignedRegistrationIsAcceptedDuringAProgressWindow(_ backend: Backend) async throws {
+        let s = try await Self.stalled(backend)
+        try await Self.move(s, version: 2, counter: 1, by: .first)
+        try await s.chain.advance(10)
+        await #expect(throws: SettlementError.staleVersion(registered: 2, got: 2)) {
+            try await s.bob.register(s.signed(s.state(2, appData: [9])))
+        }
+        let events = try await s.bob.register(s.signed(s.state(8, (10, 140), appData: [7])))
+        // Registration keeps the progress window's deadline.
+        #expect(events.map(\.kind) == [.registered(version: 8, deadline: ChainTime(seconds: 120), by: .second)])
+        try await s.chain.advance(to: ChainTime(seconds: 120))
+        await #expect(throws: SettlementError.windowClosed(deadline: ChainTime(seconds: 120), now: ChainTime(seconds: 120))) {
+            try await s.bob.register(s.signed(s.state(9, appData: [8])))
+        }
+        // Counter 7 is odd: bob's turn, from the registered balances.
+        let next = s.state(9, (10, 140), appData: [8])
+        try await s.bob.progress(s.params.id, to: next, moverSignature: next.signed(by: Keys.bob))
+    }
+
+    @Test(arguments: Backend.allCases)
+    func progressAfterConcludeOrFromAFinalStateIsRefused(_ backend: Backend) async throws {
+        let s = try await Self.stalled(backend)
+        let final = s.state(2, appData: [1], isFinal: true)
+        try await s.alice.progress(s.params.id, to: final, moverSignature: final.signed(by: Keys.alice))
+        try await s.chain.advance(Scenario.challenge)
+        await #expect(throws: SettlementError.progressNotAllowed(.registeredStateIsFinal)) {
+            _ = try await Self.move(s, version: 3, counter: 2, by: .second)
+        }
+        try await s.bob.conclude(s.params.id)
+        await #expect(throws: SettlementError.alreadyConcluded) {
+            _ = try await Self.move(s, version: 3, counter: 2, by: .second)
+        }
+    }
+}

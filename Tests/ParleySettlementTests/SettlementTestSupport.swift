@@ -1,0 +1,178 @@
+import ParleyChannel
+import ParleyCrypto
+import ParleySettlement
+import ParleyWire
+import Testing
+
+/// Deterministic keys and channels.
+enum Keys {
+    /// Seed bytes all equal to `n`; a 32-byte seed is always accepted.
+    static func key(_ n: UInt8) -> SigningKey {
+        (try? SigningKey(seed: [UInt8](repeating: n, count: 32))) ?? SigningKey()
+    }
+
+    static let alice = key(1)
+    static let bob = key(2)
+    static let mallory = key(3)
+}
+
+/// A two-seat game whose app data is one counter byte.
+///
+/// Seat 0 moves when the counter is even, seat 1 when it is odd; the only
+/// legal move adds one and keeps the balances. Enough to exercise `progress`.
+struct CounterApp: AppRules {
+    static let id = (try? AppID("test.counter/1")) ?? .payment
+
+    var appID: AppID { Self.id }
+
+    func mover(in state: ChannelState) -> ParticipantIndex? {
+        guard let counter = state.appData.first, state.appData.count == 1 else { return nil }
+        return counter % 2 == 0 ? .first : .second
+    }
+
+    func validateTransition(
+        from current: ChannelState, to next: ChannelState, mover: ParticipantIndex
+    ) throws(AppRuleViolation) {
+        guard current.appData.count == 1, next.appData.count == 1 else {
+            throw AppRuleViolation("app data must be one counter byte")
+        }
+        guard next.appData[0] == current.appData[0] &+ 1 else {
+            throw AppRuleViolation("the counter must go up by exactly one")
+        }
+        guard next.allocation == current.allocation else {
+            throw AppRuleViolation("a move does not change balances")
+        }
+    }
+
+    func validateInitial(_ state: ChannelState) throws(AppRuleViolation) {
+        guard state.appData == [0] else { throw AppRuleViolation("the counter starts at 0") }
+    }
+}
+
+/// One chain as the conformance tests see it: adapters per key and a way to move time.
+///
+/// Every scenario in this target runs against each `Backend`, so the same
+/// rules hold on every chain Parley supports.
+struct ChainUnderTest: Sendable {
+    let makeAdapter: @Sendable (PublicKey) -> any SettlementAdapter & DevFaucet
+    let advance: @Sendable (UInt64) async throws -> Void
+
+    func adapter(_ key: SigningKey) -> any SettlementAdapter & DevFaucet { makeAdapter(key.publicKey) }
+
+    /// Moves the chain clock to exactly `time`.
+    func advance(to time: ChainTime) async throws {
+        let now = try await adapter(Keys.mallory).now()
+        if time > now { try await advance(time.seconds - now.seconds) }
+    }
+}
+
+/// The chains the conformance suite runs against.
+enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case local
+    // Seam for the devchain: add `case devchain` here and, in `makeChain`, start
+    // `parley devchain` as a subprocess on a free port (with the CounterApp
+    // registered), returning adapters that are devchain clients and an `advance`
+    // that asks the daemon to move its clock. Every @Test(arguments: Backend.allCases)
+    // then runs against it unchanged.
+
+    var testDescription: String { rawValue }
+
+    func makeChain() async throws -> ChainUnderTest {
+        switch self {
+        case .local:
+            let chain = LocalChain(apps: [CounterApp()])
+            return ChainUnderTest(
+                makeAdapter: { chain.adapter(for: $0) },
+                advance: { chain.advance(by: $0) })
+        }
+    }
+}
+
+/// A channel between alice (seat 0) and bob (seat 1) and helpers to drive it.
+struct Scenario {
+    let chain: ChainUnderTest
+    let params: ChannelParams
+    let opening: Allocation
+    let alice: any SettlementAdapter & DevFaucet
+    let bob: any SettlementAdapter & DevFaucet
+    let mallory: any SettlementAdapter & DevFaucet
+
+    static let challenge: UInt64 = 60
+
+    init(
+        _ chain: ChainUnderTest, opening: Allocation = Allocation(100, 50), app: AppID = .payment,
+        nonce: UInt8 = 7, challenge: UInt64 = Scenario.challenge
+    ) throws {
+        self.chain = chain
+        params = try ChannelParams(
+            participants: [Keys.alice.publicKey, Keys.bob.publicKey],
+            nonce: [UInt8](repeating: nonce, count: ChannelParams.nonceBytes),
+            challengeDuration: challenge, appID: app)
+        self.opening = opening
+        alice = chain.adapter(Keys.alice)
+        bob = chain.adapter(Keys.bob)
+        mallory = chain.adapter(Keys.mallory)
+    }
+
+    /// Mints each seat its opening amount (plus `extra`) and deposits the opening amounts.
+    static func funded(
+        _ chain: ChainUnderTest, opening: Allocation = Allocation(100, 50), app: AppID = .payment,
+        nonce: UInt8 = 7
+    ) async throws -> Scenario {
+        let scenario = try Scenario(chain, opening: opening, app: app, nonce: nonce)
+        try await scenario.mintOpening()
+        try await scenario.deposit(.first, opening[.first])
+        try await scenario.deposit(.second, opening[.second])
+        return scenario
+    }
+
+    func mintOpening(extra: UInt64 = 0) async throws {
+        if opening[.first] + extra > 0 { try await alice.mint(opening[.first] + extra, to: Keys.alice.publicKey) }
+        if opening[.second] + extra > 0 { try await bob.mint(opening[.second] + extra, to: Keys.bob.publicKey) }
+    }
+
+    func adapter(_ seat: ParticipantIndex) -> any SettlementAdapter & DevFaucet {
+        seat == .first ? alice : bob
+    }
+
+    @discardableResult
+    func deposit(_ seat: ParticipantIndex, _ amount: UInt64) async throws -> [ChainEvent] {
+        try await adapter(seat).deposit(params: params, opening: opening, participant: seat, amount: amount)
+    }
+
+    func state(
+        _ version: UInt64, _ balances: (UInt64, UInt64)? = nil, appData: [UInt8] = [], isFinal: Bool = false
+    ) -> ChannelState {
+        let allocation = balances.map { Allocation($0.0, $0.1) } ?? opening
+        return ChannelState(
+            channelID: params.id, version: version, allocation: allocation, appData: appData, isFinal: isFinal)
+    }
+
+    /// `state` signed by the named seats.
+    func signed(_ state: ChannelState, by seats: [ParticipantIndex] = [.first, .second]) -> SignedState {
+        var signed = SignedState(state: state)
+        for seat in seats { signed[seat] = state.signed(by: seat == .first ? Keys.alice : Keys.bob) }
+        return signed
+    }
+
+    func onChain() async throws -> ChannelOnChain? {
+        try await alice.channel(params.id)
+    }
+
+    func deadline() async throws -> ChainTime? {
+        try await onChain()?.deadline
+    }
+}
+
+/// Runs `body` and returns the `SettlementError` it throws; records an issue if it throws nothing.
+func settlementError(
+    _ body: () async throws(SettlementError) -> Void, sourceLocation: SourceLocation = #_sourceLocation
+) async -> SettlementError? {
+    do {
+        try await body()
+        Issue.record("expected a SettlementError, none was thrown", sourceLocation: sourceLocation)
+        return nil
+    } catch {
+        return error
+    }
+}

@@ -1,0 +1,86 @@
+import ParleyCrypto
+import ParleyWire
+import Testing
+
+@testable import ParleyTransport
+
+/// Short intervals so the suite runs quickly; every deadline below is generous.
+let testConfig = SessionConfig(
+    connectTimeout: .seconds(5), handshakeTimeout: .seconds(2),
+    keepaliveInterval: .seconds(5), silenceInterval: .seconds(20))
+
+/// A listening endpoint and what it produced.
+struct ListeningPeer {
+    let identity: SigningKey
+    let endpoint: SessionEndpoint
+    let listener: TCPListener
+    let sessions: Recorder<Session>
+    let failures: Recorder<SessionCloseReason>
+
+    var address: SocketAddress { listener.localAddress }
+
+    static func start(
+        on loop: EventLoop, config: SessionConfig = testConfig,
+        accept: @escaping @Sendable (PublicKey) -> Bool = { _ in true }
+    ) async throws -> ListeningPeer {
+        let identity = SigningKey()
+        let endpoint = SessionEndpoint(identity: identity, loop: loop, config: config)
+        let sessions = Recorder<Session>()
+        let failures = Recorder<SessionCloseReason>()
+        let listener = try await endpoint.listen(
+            on: .loopbackIPv4(port: 0), acceptPeer: accept,
+            onHandshakeFailure: { _, reason in failures.record(reason) },
+            onSession: { sessions.record($0) })
+        return ListeningPeer(identity: identity, endpoint: endpoint, listener: listener, sessions: sessions, failures: failures)
+    }
+
+    var key: PublicKey { identity.publicKey }
+
+    /// The `index`th session the listener produced, waiting for it.
+    func session(_ index: Int = 0) async throws -> Session {
+        let sessions = self.sessions
+        #expect(await eventually(within: .seconds(10)) { sessions.all.count > index })
+        let all = sessions.all
+        guard all.count > index else { throw TestDeadlineExceeded(deadline: .seconds(10)) }
+        return all[index]
+    }
+}
+
+/// Collects `count` messages from `session`, failing on any other event first.
+func receiveMessages(_ count: Int, from session: Session) async throws -> [[UInt8]] {
+    try await withDeadline(.seconds(20)) {
+        var received: [[UInt8]] = []
+        for await event in session.events {
+            guard case let .message(bytes) = event else {
+                Issue.record("unexpected event \(event)")
+                break
+            }
+            received.append(bytes)
+            if received.count == count { break }
+        }
+        return received
+    }
+}
+
+/// A hand-driven dialer: completes a real handshake over a raw connection and then
+/// sends whatever frames a test wants.
+struct RawDialer {
+    let connection: TCPConnection
+    let inbox: ByteInbox
+    let keys: SessionKeys
+
+    static func handshake(on loop: EventLoop, to address: SocketAddress, expecting peer: PublicKey) async throws -> RawDialer {
+        let connection = try await loop.dial(to: address, timeout: .seconds(5))
+        let inbox = ByteInbox()
+        inbox.attach(to: connection)
+        var initiator = HandshakeInitiator(identity: SigningKey(), expectedPeer: peer)
+        try await connection.send(Handshake.frame(initiator.start()))
+        let header = try await inbox.read(exactly: 4)
+        let length = header.reduce(0) { $0 << 8 | Int($1) }
+        let reply = try await inbox.read(exactly: length)
+        let (auth, keys) = try initiator.receive(reply)
+        try await connection.send(Handshake.frame(auth))
+        return RawDialer(connection: connection, inbox: inbox, keys: keys)
+    }
+}
+
