@@ -12,11 +12,14 @@ let package = Package(
         .library(name: "ParleyJournal", targets: ["ParleyJournal"]),
         .library(name: "ParleyTransport", targets: ["ParleyTransport"]),
         .library(name: "ParleySettlement", targets: ["ParleySettlement"]),
+        .library(name: "ParleyDevchain", targets: ["ParleyDevchain"]),
+        .library(name: "ParleyNode", targets: ["ParleyNode"]),
         .executable(name: "parley", targets: ["parley"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(
@@ -35,10 +38,22 @@ let package = Package(
         .target(name: "ParleyJournal", dependencies: ["ParleyChannel", "ParleyWire", "ParleyCrypto"]),
         .target(name: "ParleyTransport", dependencies: ["CLibUV", "ParleyCrypto", "ParleyWire"]),
         .target(name: "ParleySettlement", dependencies: ["ParleyChannel", "ParleyCrypto", "ParleyWire"]),
+        .target(
+            name: "ParleyDevchain",
+            dependencies: ["ParleySettlement", "ParleyTransport", "ParleyChannel", "ParleyCrypto", "ParleyWire"]
+        ),
+        .target(
+            name: "ParleyNode",
+            dependencies: [
+                "ParleySettlement", "ParleyJournal", "ParleyTransport", "ParleyChannel", "ParleyCrypto", "ParleyWire",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "parley",
             dependencies: [
                 "ParleyCrypto", "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyTransport",
+                "ParleySettlement", "ParleyDevchain", "ParleyNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -76,7 +91,16 @@ let package = Package(
         .testTarget(
             name: "ParleySettlementTests",
             dependencies: [
-                "ParleySettlement", "ParleyChannel", "ParleyCrypto", "ParleyWire",
+                "ParleySettlement", "ParleyDevchain", "ParleyTransport", "ParleyChannel", "ParleyCrypto", "ParleyWire",
+                "parley",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(
+            name: "ParleyNodeTests",
+            dependencies: [
+                "ParleyNode", "ParleySettlement", "ParleyJournal", "ParleyTransport", "ParleyChannel", "ParleyCrypto",
+                "ParleyWire",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

@@ -16,48 +16,17 @@ enum Keys {
     static let mallory = key(3)
 }
 
-/// A two-seat game whose app data is one counter byte.
-///
-/// Seat 0 moves when the counter is even, seat 1 when it is odd; the only
-/// legal move adds one and keeps the balances. Enough to exercise `progress`.
-struct CounterApp: AppRules {
-    static let id = (try? AppID("test.counter/1")) ?? .payment
-
-    var appID: AppID { Self.id }
-
-    func mover(in state: ChannelState) -> ParticipantIndex? {
-        guard let counter = state.appData.first, state.appData.count == 1 else { return nil }
-        return counter % 2 == 0 ? .first : .second
-    }
-
-    func validateTransition(
-        from current: ChannelState, to next: ChannelState, mover: ParticipantIndex
-    ) throws(AppRuleViolation) {
-        guard current.appData.count == 1, next.appData.count == 1 else {
-            throw AppRuleViolation("app data must be one counter byte")
-        }
-        guard next.appData[0] == current.appData[0] &+ 1 else {
-            throw AppRuleViolation("the counter must go up by exactly one")
-        }
-        guard next.allocation == current.allocation else {
-            throw AppRuleViolation("a move does not change balances")
-        }
-    }
-
-    func validateInitial(_ state: ChannelState) throws(AppRuleViolation) {
-        guard state.appData == [0] else { throw AppRuleViolation("the counter starts at 0") }
-    }
-}
-
 /// One chain as the conformance tests see it: adapters per key and a way to move time.
 ///
 /// Every scenario in this target runs against each `Backend`, so the same
 /// rules hold on every chain Parley supports.
 struct ChainUnderTest: Sendable {
-    let makeAdapter: @Sendable (PublicKey) -> any SettlementAdapter & DevFaucet
+    let makeAdapter: @Sendable (SigningKey) -> any SettlementAdapter & DevFaucet
     let advance: @Sendable (UInt64) async throws -> Void
+    /// Whatever must live as long as the chain (the devchain daemon and its clients).
+    var resources: (any Sendable)? = nil
 
-    func adapter(_ key: SigningKey) -> any SettlementAdapter & DevFaucet { makeAdapter(key.publicKey) }
+    func adapter(_ key: SigningKey) -> any SettlementAdapter & DevFaucet { makeAdapter(key) }
 
     /// Moves the chain clock to exactly `time`.
     func advance(to time: ChainTime) async throws {
@@ -69,11 +38,9 @@ struct ChainUnderTest: Sendable {
 /// The chains the conformance suite runs against.
 enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case local
-    // Seam for the devchain: add `case devchain` here and, in `makeChain`, start
-    // `parley devchain` as a subprocess on a free port (with the CounterApp
-    // registered), returning adapters that are devchain clients and an `advance`
-    // that asks the daemon to move its clock. Every @Test(arguments: Backend.allCases)
-    // then runs against it unchanged.
+    /// A real `parley devchain --manual-time` subprocess (one per test), reached through
+    /// `DevchainClient`s; `advance` asks the daemon to move its clock.
+    case devchain
 
     var testDescription: String { rawValue }
 
@@ -82,8 +49,14 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
         case .local:
             let chain = LocalChain(apps: [CounterApp()])
             return ChainUnderTest(
-                makeAdapter: { chain.adapter(for: $0) },
+                makeAdapter: { chain.adapter(for: $0.publicKey) },
                 advance: { chain.advance(by: $0) })
+        case .devchain:
+            let fixture = try DevchainFixture.start()
+            return ChainUnderTest(
+                makeAdapter: { fixture.client(for: $0) },
+                advance: { try await fixture.client(for: Keys.mallory).advance(by: $0) },
+                resources: fixture)
         }
     }
 }

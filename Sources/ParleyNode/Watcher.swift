@@ -1,0 +1,433 @@
+import Logging
+import ParleyChannel
+import ParleyCrypto
+import ParleyJournal
+import ParleySettlement
+
+/// Guards one node's channels on chain.
+///
+/// The watcher follows the chain's events for the channels in the node's journal and,
+/// using the newest fully-signed state *in the journal* (so it only ever acts on durable
+/// states, invariant 2):
+/// - refutes a registration older than that state while the window is open (invariant 4);
+/// - registers that state itself when asked to exit — by `dispute`, or on its own when the
+///   peer is silent and the policy says so — then concludes once the window has closed
+///   and withdraws (invariant 5);
+/// - after a cooperative final state, registers it (which concludes at once) and withdraws;
+/// - funds channels and takes a deposit back when the other one never comes.
+///
+/// Every decision is recomputed from the chain's current snapshot and the journal
+/// (`WatcherStep.decide`), so replaying the chain's whole event history after a restart
+/// resumes every dispute that was in flight, and duplicated or missed wake-ups are harmless.
+/// What it saw is journaled as `.dispute` entries, written only while handling chain
+/// events (one at a time, in chain order, skipping anything the journal already holds),
+/// and `.closed` at the end; everything is also reported through `events`.
+public actor Watcher {
+    /// Our key: the seat we act for in every channel.
+    public nonisolated let identity: PublicKey
+    public nonisolated let policy: WatcherPolicy
+    /// What the watcher saw and did, in order. One consumer; unconsumed events are buffered.
+    public nonisolated let events: AsyncStream<WatcherEvent>
+
+    private let adapter: any SettlementAdapter
+    private let journal: Journal
+    private let logger: Logger
+    private let sink: AsyncStream<WatcherEvent>.Continuation
+
+    /// Reconciliation rounds per wake-up before yielding: each round follows a state change,
+    /// so a handful always suffices; the cap only stops a misbehaving chain from spinning us.
+    private static let maxRoundsPerWakeUp = 16
+
+    private var started = false
+    private var stopped = false
+    private var subscription: Task<Void, Never>?
+    private var clock: Task<Void, Never>?
+    private var lastSequence: UInt64 = 0
+    private var exitRequested: [ChannelID: ExitReason] = [:]
+    private var deadlines: [ChannelID: ChainTime] = [:]
+    private var reconciling: Set<ChannelID> = []
+    private var dirty: Set<ChannelID> = []
+    private var funded: Set<ChannelID> = []
+    private var fundingWaiters: [ChannelID: [CheckedContinuation<Bool, Never>]] = [:]
+    private var closeWaiters: [ChannelID: [CheckedContinuation<Result<Void, WatcherError>, Never>]] = [:]
+    private var silenceTimers: [ChannelID: Task<Void, Never>] = [:]
+
+    public init(
+        identity: PublicKey, adapter: any SettlementAdapter, journal: Journal,
+        policy: WatcherPolicy = WatcherPolicy(), logger: Logger = Logger(label: "parley.watcher")
+    ) {
+        self.identity = identity
+        self.adapter = adapter
+        self.journal = journal
+        self.policy = policy
+        self.logger = logger
+        (events, sink) = AsyncStream<WatcherEvent>.makeStream()
+    }
+
+    /// Subscribes to the chain from its first event and looks at every open channel in the
+    /// journal. Safe to call once; later calls do nothing.
+    public func start() {
+        guard !started, !stopped else { return }
+        started = true
+        subscription = Task { await self.follow() }
+        clock = Task { await self.watchClock() }
+        for (id, record) in journal.channels where !record.isClosed {
+            Task { await self.reconcile(id) }
+        }
+    }
+
+    /// Stops following the chain. Waiters in `fund` and `waitUntilClosed` are released
+    /// (`waitUntilClosed` throws `.stopped`). On-chain work already submitted stays done;
+    /// a new watcher on the same journal picks up where this one stopped.
+    public func stop() async {
+        guard !stopped else { return }
+        stopped = true
+        subscription?.cancel()
+        clock?.cancel()
+        for timer in silenceTimers.values { timer.cancel() }
+        silenceTimers = [:]
+        for waiters in fundingWaiters.values { waiters.forEach { $0.resume(returning: false) } }
+        fundingWaiters = [:]
+        for waiters in closeWaiters.values { waiters.forEach { $0.resume(returning: .failure(.stopped)) } }
+        closeWaiters = [:]
+        await subscription?.value
+        await clock?.value
+        sink.finish()
+    }
+
+    // MARK: - What the node tells the watcher
+
+    /// Deposits our share of `opening` (unless already deposited) and returns once the chain
+    /// shows the channel funded. If the other deposit does not arrive within
+    /// `policy.fundingTimeout`, takes ours back and throws `.fundingTimedOut`.
+    public func fund(_ params: ChannelParams, opening: Allocation) async throws(WatcherError) {
+        guard let me = params.index(of: identity) else { throw .notAParticipant(params.id) }
+        let id = params.id
+        do {
+            let chain = try await adapter.channel(id)
+            if chain?.isFunded == true { return markFunded(id) }
+            let deposited = chain?.deposits[me] ?? 0
+            if opening[me] > deposited {
+                try await adapter.deposit(params: params, opening: opening, participant: me, amount: opening[me] - deposited)
+            }
+            if try await adapter.channel(id)?.isFunded == true { return markFunded(id) }
+        } catch {
+            throw .chain(error)
+        }
+        if await waitForFunding(id) { return }
+        guard !stopped else { throw .stopped }
+        do {
+            if try await adapter.channel(id)?.isFunded == true { return markFunded(id) }
+            try await adapter.reclaim(id)
+        } catch .alreadyFunded {
+            return markFunded(id)
+        } catch .nothingToReclaim {
+            // We had nothing in it (a zero opening share).
+        } catch {
+            throw .chain(error)
+        }
+        throw .fundingTimedOut(id, after: policy.fundingTimeout)
+    }
+
+    /// Leave the channel through the chain: register our newest fully-signed state, wait
+    /// out the window, conclude and withdraw. Returns at once; follow `events` or call
+    /// `waitUntilClosed`.
+    public func dispute(_ id: ChannelID) {
+        requestExit(id, reason: .requested)
+    }
+
+    /// Our proposal got no answer in time. Reported as `.peerSilent`; with
+    /// `disputeOnSilence` the exit starts at once.
+    public func peerUnresponsive(_ id: ChannelID) {
+        emit(.peerSilent(id))
+        if policy.disputeOnSilence { requestExit(id, reason: .peerUnresponsive) }
+    }
+
+    /// The session to the peer ended. If it stays down for `disconnectGrace` while we have
+    /// funds in the channel, and the policy allows, the exit starts.
+    public func peerDisconnected(_ id: ChannelID) {
+        guard policy.disputeOnSilence, silenceTimers[id] == nil, !stopped else { return }
+        guard let record = journal.channels[id], !record.isClosed, let me = record.params.index(of: identity),
+            record.latest.isFullySigned, record.latest.state.allocation[me] > 0
+        else { return }
+        let grace = policy.disconnectGrace
+        silenceTimers[id] = Task {
+            do { try await Task.sleep(for: grace) } catch { return }
+            self.disconnectGraceExpired(id)
+        }
+    }
+
+    /// The session is back: the pending disconnect exit, if any, is called off.
+    public func peerReconnected(_ id: ChannelID) {
+        silenceTimers.removeValue(forKey: id)?.cancel()
+    }
+
+    /// A final state was journaled (cooperative close): register it, which concludes at
+    /// once, and withdraw.
+    public func settle(_ id: ChannelID) {
+        Task { await self.reconcile(id) }
+    }
+
+    /// Returns once the channel is closed in the journal: our payout withdrawn, or nothing
+    /// left for us.
+    public func waitUntilClosed(_ id: ChannelID) async throws(WatcherError) {
+        guard let record = journal.channels[id] else { throw .unknownChannel(id) }
+        if record.isClosed { return }
+        guard !stopped else { throw .stopped }
+        let result = await withCheckedContinuation { continuation in
+            closeWaiters[id, default: []].append(continuation)
+        }
+        try result.get()
+    }
+
+    // MARK: - Following the chain
+
+    private func follow() async {
+        while !stopped, !Task.isCancelled {
+            do {
+                for try await event in adapter.events(after: lastSequence) {
+                    await handle(event)
+                    if stopped { return }
+                }
+                return  // the adapter ended the stream: it is shutting down
+            } catch {
+                logger.warning("chain event stream failed: \(error); resubscribing after event \(lastSequence)")
+                do { try await Task.sleep(for: policy.retryDelay) } catch { return }
+            }
+        }
+    }
+
+    private func handle(_ event: ChainEvent) async {
+        lastSequence = max(lastSequence, event.sequence)
+        let id = event.channel
+        if case .funded = event.kind, fundingWaiters[id] != nil { markFunded(id) }
+        guard let record = journal.channels[id], !record.isClosed else { return }
+        switch event.kind {
+        case .funded:
+            markFunded(id)
+            emit(.funded(id))
+        case let .registered(version, deadline, by):
+            // Our registration answering an earlier one is a refutation; the journal
+            // entries all come from chain events, so a replay rebuilds the same history.
+            let answersEarlier = by == record.params.index(of: identity) && record.dispute?.isRegistration == true
+            let entry: DisputeEvent = answersEarlier
+                ? .refuted(version: version) : .registered(version: version, deadline: deadline.seconds)
+            if await journalDispute(entry, id) {
+                emit(.registered(id, version: version, deadline: deadline, by: by))
+            }
+        case let .progressed(version, _, _):
+            _ = await journalDispute(.progressed(version: version), id)
+        case let .concluded(version, allocation):
+            if await journalDispute(.concluded(version: version), id) {
+                emit(.concluded(id, version: version, allocation: allocation))
+            }
+        case let .withdrawn(participant, amount):
+            if participant == record.params.index(of: identity),
+                await journalDispute(.withdrawn(amount: amount), id)
+            {
+                emit(.withdrawn(id, amount: amount))
+            }
+        case .deposited, .reclaimed:
+            break
+        }
+        await reconcile(id)
+    }
+
+    /// Reads chain time while windows we wait on are open, and looks again once one closes.
+    private func watchClock() async {
+        while !stopped, !Task.isCancelled {
+            do { try await Task.sleep(for: policy.clockPollInterval) } catch { return }
+            guard !deadlines.isEmpty, let now = try? await adapter.now() else { continue }
+            for (id, deadline) in deadlines where now >= deadline {
+                deadlines[id] = nil
+                await reconcile(id)
+            }
+        }
+    }
+
+    // MARK: - Acting
+
+    /// Takes steps for `id` until there is nothing to do now. One reconciliation per channel
+    /// runs at a time; a wake-up during it makes it look once more.
+    private func reconcile(_ id: ChannelID) async {
+        guard !stopped else { return }
+        guard !reconciling.contains(id) else {
+            dirty.insert(id)
+            return
+        }
+        reconciling.insert(id)
+        defer { reconciling.remove(id) }
+        var rounds = 0
+        var again = true
+        while again, rounds < Self.maxRoundsPerWakeUp, !stopped {
+            rounds += 1
+            dirty.remove(id)
+            guard let record = journal.channels[id], let me = record.params.index(of: identity) else { return }
+            let step: WatcherStep
+            do {
+                let chain = try await adapter.channel(id)
+                let now = try await adapter.now()
+                step = WatcherStep.decide(
+                    chain: chain, record: record, me: me, now: now, exitRequested: exitRequested[id] != nil)
+            } catch {
+                retryLater(id, after: "\(error)")
+                return
+            }
+            again = await perform(step, id: id, me: me) || dirty.contains(id)
+        }
+    }
+
+    /// Performs one step; true when the facts changed and the channel should be looked at again.
+    private func perform(_ step: WatcherStep, id: ChannelID, me: ParticipantIndex) async -> Bool {
+        switch step {
+        case .idle:
+            return false
+        case let .waitUntil(deadline):
+            deadlines[id] = deadline
+            return false
+        case let .register(state, reason):
+            do {
+                try await adapter.register(state)
+            } catch {
+                // Someone moved first (a higher registration, the window closed, …): look again.
+                logger.info("registering version \(state.version) of \(id.shortID) refused: \(error)")
+                return !isTransport(error) || retryLater(id, after: "\(error)")
+            }
+            switch reason {
+            case let .refute(registered):
+                emit(.refuted(id, stale: registered, with: state.version))
+            case .exit:
+                emit(.exitStarted(id, version: state.version, reason: exitRequested[id] ?? .requested))
+            case .cooperativeClose:
+                break
+            }
+            return true
+        case .conclude:
+            do {
+                try await adapter.conclude(id)
+            } catch {
+                return !isTransport(error) || retryLater(id, after: "\(error)")
+            }
+            return true
+        case .withdraw:
+            do {
+                try await adapter.withdraw(id, participant: me)
+            } catch {
+                return !isTransport(error) || retryLater(id, after: "\(error)")
+            }
+            // The chain's `withdrawn` event journals it and closes the channel.
+            return false
+        case .markClosed:
+            do {
+                try await journal.append([JournalEntry(channelID: id, body: .closed)])
+            } catch {
+                return retryLater(id, after: "journal: \(error)")
+            }
+            exitRequested[id] = nil
+            deadlines[id] = nil
+            silenceTimers.removeValue(forKey: id)?.cancel()
+            emit(.closed(id))
+            for waiter in closeWaiters.removeValue(forKey: id) ?? [] { waiter.resume(returning: .success(())) }
+            return false
+        }
+    }
+
+    private func requestExit(_ id: ChannelID, reason: ExitReason) {
+        guard !stopped, exitRequested[id] == nil else { return }
+        exitRequested[id] = reason
+        Task { await self.reconcile(id) }
+    }
+
+    private func disconnectGraceExpired(_ id: ChannelID) {
+        guard silenceTimers.removeValue(forKey: id) != nil else { return }
+        emit(.peerSilent(id))
+        requestExit(id, reason: .peerDisconnected)
+    }
+
+    /// Reports a failure and looks at the channel again after `retryDelay`. Returns false
+    /// (nothing changed yet).
+    @discardableResult
+    private func retryLater(_ id: ChannelID, after failure: String) -> Bool {
+        emit(.failed(id, failure))
+        logger.warning("channel \(id.shortID): \(failure); retrying")
+        let delay = policy.retryDelay
+        Task {
+            do { try await Task.sleep(for: delay) } catch { return }
+            await self.reconcile(id)
+        }
+        return false
+    }
+
+    private func isTransport(_ error: SettlementError) -> Bool {
+        if case .transport = error { return true }
+        return false
+    }
+
+    private func markFunded(_ id: ChannelID) {
+        funded.insert(id)
+        for waiter in fundingWaiters.removeValue(forKey: id) ?? [] { waiter.resume(returning: true) }
+    }
+
+    /// True once funded, false when `fundingTimeout` passes first or the watcher stops.
+    private func waitForFunding(_ id: ChannelID) async -> Bool {
+        if funded.contains(id) { return true }
+        guard !stopped else { return false }
+        let timeout = policy.fundingTimeout
+        let timer = Task {
+            do { try await Task.sleep(for: timeout) } catch { return }
+            self.fundingTimedOut(id)
+        }
+        defer { timer.cancel() }
+        return await withCheckedContinuation { continuation in
+            fundingWaiters[id, default: []].append(continuation)
+        }
+    }
+
+    private func fundingTimedOut(_ id: ChannelID) {
+        for waiter in fundingWaiters.removeValue(forKey: id) ?? [] { waiter.resume(returning: false) }
+    }
+
+    /// Journals `event` unless the journal already holds it or something later (replaying
+    /// the chain's history after a restart must not write the same dispute twice).
+    /// True when it was new.
+    private func journalDispute(_ event: DisputeEvent, _ id: ChannelID) async -> Bool {
+        guard let record = journal.channels[id], !record.isClosed else { return false }
+        if let last = record.dispute, !event.isAfter(last) { return false }
+        do {
+            try await journal.append([JournalEntry(channelID: id, body: .dispute(event))])
+            return true
+        } catch {
+            emit(.failed(id, "journal: \(error)"))
+            return false
+        }
+    }
+
+    private func emit(_ event: WatcherEvent) {
+        sink.yield(event)
+    }
+}
+
+extension DisputeEvent {
+    /// Disputes move forward: registrations and refutations by version, then progress,
+    /// conclusion and withdrawal.
+    fileprivate var order: (stage: Int, version: UInt64) {
+        switch self {
+        case let .registered(version, _): (1, version)
+        case let .refuted(version): (1, version)
+        case let .progressed(version): (2, version)
+        case let .concluded(version): (3, version)
+        case .withdrawn: (4, 0)
+        }
+    }
+
+    fileprivate var isRegistration: Bool {
+        switch self {
+        case .registered, .refuted: true
+        default: false
+        }
+    }
+
+    fileprivate func isAfter(_ other: DisputeEvent) -> Bool {
+        order.stage != other.order.stage ? order.stage > other.order.stage : order.version > other.order.version
+    }
+}

@@ -1,0 +1,65 @@
+import ParleyChannel
+import ParleyJournal
+import ParleySettlement
+
+/// The one next step the watcher takes for a channel, decided from what the chain shows,
+/// what the journal holds, and whether we want out.
+///
+/// Level-triggered on purpose: the decision depends only on current facts, never on
+/// which event woke the watcher, so replaying the chain's whole history after a restart,
+/// a duplicated event or a lost wake-up all lead to the same place.
+enum WatcherStep: Equatable, Sendable {
+    /// Put this fully-signed state on chain: to refute an older registration, to exit
+    /// unilaterally, or to conclude at once with a final state.
+    case register(SignedState, because: RegisterReason)
+    /// The window has closed: fix the payout.
+    case conclude
+    /// Take our concluded payout.
+    case withdraw(amount: UInt64)
+    /// Nothing is left for us on chain; record the channel as closed.
+    case markClosed
+    /// A window is open and we hold nothing newer: look again once chain time reaches this.
+    case waitUntil(ChainTime)
+    /// Nothing to do until something changes.
+    case idle
+
+    enum RegisterReason: Equatable, Sendable {
+        /// The registered state is older than our latest (invariant 4).
+        case refute(registered: UInt64)
+        /// We asked to leave: the peer is silent or the app called `dispute()` (invariant 5).
+        case exit
+        /// Our latest state is final: registering it concludes at once.
+        case cooperativeClose
+    }
+
+    /// - Parameters:
+    ///   - chain: the chain's snapshot, nil if no deposit named the channel.
+    ///   - record: the journal's record: `latest` is the newest fully-signed state we hold.
+    ///   - me: our seat.
+    ///   - now: chain time.
+    ///   - exitRequested: we want to leave the channel through the chain.
+    static func decide(
+        chain: ChannelOnChain?, record: ChannelRecord, me: ParticipantIndex, now: ChainTime, exitRequested: Bool
+    ) -> WatcherStep {
+        guard let chain, chain.isFunded else { return .idle }
+        let latest = record.latest.isFullySigned ? record.latest : nil
+        if let payout = chain.concludedAllocation {
+            guard !record.isClosed else { return .idle }
+            guard payout[me] > 0 else { return .markClosed }
+            guard chain.withdrawn.contains(me) else { return .withdraw(amount: payout[me]) }
+            // Close only once the withdrawal is in the journal (the chain event writes it).
+            if case .withdrawn? = record.dispute { return .markClosed }
+            return .idle
+        }
+        guard let registered = chain.registeredVersion, let deadline = chain.deadline else {
+            guard let latest else { return .idle }
+            if latest.state.isFinal { return .register(latest, because: .cooperativeClose) }
+            return exitRequested ? .register(latest, because: .exit) : .idle
+        }
+        guard chain.isWindowOpen(at: now) else { return .conclude }
+        if let latest, latest.version > registered {
+            return .register(latest, because: .refute(registered: registered))
+        }
+        return .waitUntil(deadline)
+    }
+}

@@ -1,0 +1,232 @@
+import ParleyChannel
+import ParleyCrypto
+import ParleyJournal
+import ParleySettlement
+import Testing
+
+@testable import ParleyNode
+
+/// Runs `body` with a fresh pair of nodes and always shuts them down; then checks that no
+/// money appeared or vanished on the chain.
+private func withNodes(
+    opening: Allocation = Allocation(100, 100), watching: Set<String> = ["alice", "bob"],
+    _ body: (TwoNodes) async throws -> Void
+) async throws {
+    let nodes = try await TwoNodes.open(opening: opening, watching: watching)
+    do {
+        try await body(nodes)
+    } catch {
+        await nodes.shutDown()
+        throw error
+    }
+    let ledger = nodes.chain.adjudicator.ledger
+    let money = ledger.accounts.values.reduce(0, +) + ledger.channels.values.reduce(0) { $0 + $1.holdings }
+    #expect(money == ledger.totalMinted, "money on chain \(money) != minted \(ledger.totalMinted)")
+    await nodes.shutDown()
+}
+
+private func onChain(_ nodes: TwoNodes) -> ChannelOnChain? { nodes.chain.channel(nodes.id) }
+
+/// The dispute entries in a node's journal, oldest first.
+private func disputeHistory(_ node: TestNode) throws -> [DisputeEvent] {
+    try JournalContents.read(directory: node.directory, keepEntries: true).entries.compactMap {
+        if case let .dispute(event) = $0.body { event } else { nil }
+    }
+}
+
+/// Every scenario DESIGN.md's invariants 4 and 5 promise, with two nodes, real fsync'd
+/// journals, a watcher per node and the embedded chain. Chain time moves only when a
+/// test advances it, so every window boundary is exact.
+@Suite("Dispute scenarios", .timeLimit(.minutes(1)))
+struct DisputeScenarioTests {
+    @Test func staleStateCheatIsRefutedBeforeTheWindowCloses() async throws {
+        // Alice is the cheater: no honest watcher runs for her.
+        try await withNodes(watching: ["bob"]) { nodes in
+            try await nodes.pay(from: nodes.alice, amount: 10)
+            let old = try #require(nodes.alice.latest)
+            try await nodes.pay(from: nodes.alice, amount: 10, count: 2)
+            #expect(nodes.bob.latest?.version == 3)
+
+            try await nodes.register(old, as: nodes.alice)
+            let deadline = try #require(onChain(nodes)?.deadline)
+            #expect(await eventually { onChain(nodes)?.registeredVersion == 3 })
+            #expect(nodes.chain.now < deadline, "the refutation must land inside the window")
+            #expect(await eventually { nodes.bob.seen.contains { $0 == .refuted(nodes.id, stale: 1, with: 3) } })
+
+            nodes.advance(by: TwoNodes.challenge)
+            #expect(await eventually { nodes.bob.journal.channels[nodes.id]?.isClosed == true })
+            #expect(onChain(nodes)?.concludedAllocation == Allocation(70, 130))
+            #expect(nodes.bob.account == TwoNodes.startingBalance - 100 + 130)
+            let history = try disputeHistory(nodes.bob)
+            #expect(history == [
+                .registered(version: 1, deadline: deadline.seconds), .refuted(version: 3), .concluded(version: 3),
+                .withdrawn(amount: 130),
+            ])
+        }
+    }
+
+    @Test func silentPeerMeansUnilateralExitWithTheLatestFullySignedState() async throws {
+        try await withNodes { nodes in
+            try await nodes.pay(from: nodes.alice, amount: 10, count: 3)
+            // Bob's node goes dark: it answers nothing and watches nothing.
+            nodes.bob.silent = true
+            await nodes.bob.watcher.stop()
+            try await nodes.pay(from: nodes.alice, amount: 10)
+            #expect(nodes.alice.latest?.version == 3)
+            #expect(nodes.alice.engine?.engine.highestSignedVersion == 4)
+
+            // Alice's proposal times out; her node tells the watcher.
+            await nodes.alice.watcher.peerUnresponsive(nodes.id)
+            #expect(await eventually { onChain(nodes)?.registeredVersion == 3 })
+            #expect(await eventually { nodes.alice.seen.contains { $0 == .exitStarted(nodes.id, version: 3, reason: .peerUnresponsive) } })
+
+            nodes.advance(by: TwoNodes.challenge)
+            #expect(await eventually { nodes.alice.journal.channels[nodes.id]?.isClosed == true })
+            #expect(onChain(nodes)?.concludedAllocation == Allocation(70, 130))
+            #expect(nodes.alice.account == TwoNodes.startingBalance - 100 + 70)
+
+            // Bob comes back later; his watcher replays the chain's history and collects.
+            try await nodes.bob.restart(policy: fastPolicy)
+            #expect(await eventually { nodes.bob.journal.channels[nodes.id]?.isClosed == true })
+            #expect(nodes.bob.account == TwoNodes.startingBalance - 100 + 130)
+            #expect(onChain(nodes)?.phase == .withdrawn)
+        }
+    }
+
+    @Test func bothSidesRegisteringDifferentVersionsEndsWithTheNewer() async throws {
+        try await withNodes { nodes in
+            try await nodes.pay(from: nodes.alice, amount: 10, count: 3)
+            // Bob commits version 4; his countersignature never reaches Alice.
+            nodes.bob.dropNextAccept = true
+            try await nodes.pay(from: nodes.alice, amount: 10)
+            #expect(nodes.alice.latest?.version == 3)
+            #expect(nodes.bob.latest?.version == 4)
+
+            async let aliceExits: Void = nodes.alice.watcher.dispute(nodes.id)
+            async let bobExits: Void = nodes.bob.watcher.dispute(nodes.id)
+            _ = await (aliceExits, bobExits)
+            #expect(await eventually { onChain(nodes)?.registeredVersion == 4 })
+
+            nodes.advance(by: TwoNodes.challenge)
+            #expect(await eventually {
+                nodes.alice.journal.channels[nodes.id]?.isClosed == true
+                    && nodes.bob.journal.channels[nodes.id]?.isClosed == true
+            })
+            #expect(onChain(nodes)?.concludedAllocation == Allocation(60, 140))
+            #expect(nodes.alice.account == TwoNodes.startingBalance - 100 + 60)
+            #expect(nodes.bob.account == TwoNodes.startingBalance - 100 + 140)
+        }
+    }
+
+    /// Bob is offline while Alice registers an old state, and his watcher starts only when
+    /// chain time is one second before the deadline (still in time) or at it (too late).
+    @Test(arguments: [(secondsLeft: UInt64(1), refuted: true), (secondsLeft: UInt64(0), refuted: false)])
+    func watcherThatWakesAtTheWindowBoundary(secondsLeft: UInt64, refuted: Bool) async throws {
+        try await withNodes(watching: []) { nodes in
+            try await nodes.pay(from: nodes.alice, amount: 10)
+            let old = try #require(nodes.alice.latest)
+            try await nodes.pay(from: nodes.alice, amount: 10, count: 2)
+            try await nodes.register(old, as: nodes.alice)
+            nodes.advance(by: TwoNodes.challenge - secondsLeft)
+
+            await nodes.bob.startWatching()
+            #expect(await eventually { nodes.bob.journal.channels[nodes.id]?.dispute != nil })
+            if refuted {
+                #expect(await eventually { onChain(nodes)?.registeredVersion == 3 })
+                nodes.advance(by: TwoNodes.challenge)
+            }
+            #expect(await eventually { nodes.bob.journal.channels[nodes.id]?.isClosed == true })
+            let payout = refuted ? Allocation(70, 130) : Allocation(90, 110)
+            #expect(onChain(nodes)?.concludedAllocation == payout)
+            #expect(nodes.bob.account == TwoNodes.startingBalance - 100 + payout[.second])
+        }
+    }
+
+    @Test func nodeRestartedMidDisputeResumesAndWins() async throws {
+        try await withNodes(watching: ["bob"]) { nodes in
+            try await nodes.pay(from: nodes.alice, amount: 10, count: 3)
+            // Bob's node saw the registration and died before answering it: stop his watcher,
+            // then register and journal what he saw, as his crashed process had.
+            await nodes.bob.watcher.stop()
+            let stale = try #require(try JournalContents.read(directory: nodes.alice.directory, keepEntries: true)
+                .entries.compactMap { entry -> SignedState? in
+                    if case let .engine(.committed(signed)) = entry.body, signed.version == 1 { signed } else { nil }
+                }.first)
+            try await nodes.register(stale, as: nodes.alice)
+            let deadline = try #require(onChain(nodes)?.deadline)
+            try await nodes.bob.journal.append([
+                JournalEntry(channelID: nodes.id, body: .dispute(.registered(version: 1, deadline: deadline.seconds)))
+            ])
+            nodes.advance(by: TwoNodes.challenge / 2)
+
+            try await nodes.bob.restart(policy: fastPolicy)
+            #expect(await eventually { onChain(nodes)?.registeredVersion == 3 })
+            nodes.advance(by: TwoNodes.challenge)
+            #expect(await eventually { nodes.bob.journal.channels[nodes.id]?.isClosed == true })
+            #expect(onChain(nodes)?.concludedAllocation == Allocation(70, 130))
+            // Replaying the chain's history after the restart wrote nothing twice.
+            let history = try disputeHistory(nodes.bob)
+            #expect(history == [
+                .registered(version: 1, deadline: deadline.seconds), .refuted(version: 3), .concluded(version: 3),
+                .withdrawn(amount: 130),
+            ])
+        }
+    }
+
+    @Test func cooperativeCloseConcludesAtOnceAndEachSideWithdrawsOnce() async throws {
+        try await withNodes { nodes in
+            try await nodes.pay(from: nodes.alice, amount: 10, count: 3)
+            try await nodes.alice.input(.update(99, .finalize))
+            try await nodes.deliver()
+            #expect(nodes.alice.latest?.state.isFinal == true && nodes.bob.latest?.state.isFinal == true)
+
+            await nodes.alice.watcher.settle(nodes.id)
+            await nodes.bob.watcher.settle(nodes.id)
+            try await nodes.alice.watcher.waitUntilClosed(nodes.id)
+            try await nodes.bob.watcher.waitUntilClosed(nodes.id)
+            #expect(nodes.chain.now == .zero, "a final state needs no challenge window")
+            #expect(onChain(nodes)?.phase == .withdrawn)
+            #expect(nodes.alice.account == TwoNodes.startingBalance - 100 + 70)
+            #expect(nodes.bob.account == TwoNodes.startingBalance - 100 + 130)
+
+            // A second withdrawal is refused and pays nothing.
+            await #expect(throws: SettlementError.alreadyWithdrawn(.second)) {
+                try await nodes.bob.adapter.withdraw(nodes.id, participant: .second)
+            }
+            #expect(nodes.bob.account == TwoNodes.startingBalance - 100 + 130)
+            #expect(try disputeHistory(nodes.bob).filter { if case .withdrawn = $0 { true } else { false } }.count == 1)
+        }
+    }
+
+    @Test func disconnectBeyondTheGraceStartsAnExitAndReconnectingInTimeCallsItOff() async throws {
+        try await withNodes { nodes in
+            try await nodes.pay(from: nodes.alice, amount: 10)
+            await nodes.alice.watcher.peerDisconnected(nodes.id)
+            await nodes.alice.watcher.peerReconnected(nodes.id)
+            try await Task.sleep(for: fastPolicy.disconnectGrace * 3)
+            #expect(onChain(nodes)?.registeredVersion == nil, "a reconnect within the grace period must not dispute")
+
+            await nodes.alice.watcher.peerDisconnected(nodes.id)
+            #expect(await eventually { onChain(nodes)?.registeredVersion == 1 })
+            #expect(await eventually { nodes.alice.seen.contains { $0 == .peerSilent(nodes.id) } })
+            #expect(await eventually { nodes.alice.seen.contains { $0 == .exitStarted(nodes.id, version: 1, reason: .peerDisconnected) } })
+            nodes.advance(by: TwoNodes.challenge)
+            #expect(await eventually {
+                nodes.alice.journal.channels[nodes.id]?.isClosed == true
+                    && nodes.bob.journal.channels[nodes.id]?.isClosed == true
+            })
+        }
+    }
+
+    @Test func fundingThatNeverCompletesIsReclaimedAfterTheTimeout() async throws {
+        let nodes = try TwoNodes()
+        try await nodes.openChannel()
+        await nodes.alice.startWatching()
+        await #expect(throws: WatcherError.fundingTimedOut(nodes.id, after: fastPolicy.fundingTimeout)) {
+            try await nodes.alice.watcher.fund(nodes.params, opening: nodes.opening)
+        }
+        #expect(nodes.alice.account == TwoNodes.startingBalance)
+        #expect(onChain(nodes)?.depositsClosed == true)
+        await nodes.shutDown()
+    }
+}

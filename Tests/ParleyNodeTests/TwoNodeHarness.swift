@@ -1,0 +1,246 @@
+import Foundation
+import ParleyChannel
+import ParleyCrypto
+import ParleyJournal
+import ParleySettlement
+import Testing
+
+@testable import ParleyNode
+
+/// Short timers so scenarios run in milliseconds of wall time; chain time is virtual.
+let fastPolicy = WatcherPolicy(
+    disconnectGrace: .milliseconds(100), fundingTimeout: .milliseconds(300),
+    clockPollInterval: .milliseconds(10), retryDelay: .milliseconds(20))
+
+/// A fresh directory under /tmp, removed by `removeDirectory`.
+func makeTemporaryDirectory(_ prefix: String = "parley-node-test") throws -> String {
+    var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+    guard let made = mkdtemp(&template) else { throw CocoaError(.fileWriteUnknown) }
+    return String(cString: made)
+}
+
+/// One side: key, journal, engine, chain adapter and watcher. Messages to the peer queue
+/// in `outbox`; the harness moves them.
+final class TestNode: @unchecked Sendable {
+    let name: String
+    let key: SigningKey
+    let directory: String
+    let chain: LocalChain
+    private(set) var journal: Journal
+    var engine: JournaledEngine?
+    private(set) var watcher: Watcher
+    private(set) var seen = WatcherLog()
+    var outbox: [ChannelMessage] = []
+    /// When set, this side drops everything it would send (a silent peer).
+    var silent = false
+    /// When set, the next `accept` this side would send is lost.
+    var dropNextAccept = false
+    /// Whether this node's watcher runs (a node a scenario keeps offline has none).
+    private(set) var isWatching = false
+
+    init(name: String, key: SigningKey, directory: String, chain: LocalChain, policy: WatcherPolicy) throws {
+        self.name = name
+        self.key = key
+        self.directory = directory
+        self.chain = chain
+        journal = try Journal(directory: directory)
+        watcher = Watcher(identity: key.publicKey, adapter: chain.adapter(for: key.publicKey), journal: journal, policy: policy)
+    }
+
+    var adapter: LocalChainAdapter { chain.adapter(for: key.publicKey) }
+    var latest: SignedState? { engine?.engine.latest }
+    var account: UInt64 { chain.balance(of: key.publicKey) }
+
+    func startWatching() async {
+        isWatching = true
+        seen.follow(watcher.events)
+        await watcher.start()
+    }
+
+    /// Simulates a node restart: stops the watcher, closes and reopens the journal (recovery
+    /// runs), restores the engine from it and starts a new watcher.
+    func restart(policy: WatcherPolicy, watch: Bool = true) async throws {
+        await watcher.stop()
+        journal.close()
+        journal = try Journal(directory: directory)
+        if let record = journal.channels.values.first {
+            engine = try JournaledEngine.restore(record, key: key, journal: journal)
+        }
+        watcher = Watcher(identity: key.publicKey, adapter: adapter, journal: journal, policy: policy)
+        seen = WatcherLog()
+        isWatching = false
+        if watch { await startWatching() }
+    }
+
+    func shutDown() async {
+        await watcher.stop()
+        journal.close()
+    }
+
+    /// Performs effects as a node would; journal records are already durable.
+    func perform(_ effects: [Effect]) async throws {
+        for effect in effects {
+            switch effect {
+            case .journal, .notify, .scheduleRetry, .disconnect:
+                break
+            case let .send(message):
+                if silent { continue }
+                if case .accept = message, dropNextAccept {
+                    dropNextAccept = false
+                    continue
+                }
+                outbox.append(message)
+            case let .decide(proposal):
+                let me = engine?.engine.me ?? .second
+                let decision: Decision = proposal.proposed.allocation[me] >= proposal.current.allocation[me]
+                    ? .accept : .reject("that takes from me")
+                try await input(.decided(version: proposal.proposed.version, decision))
+            }
+        }
+    }
+
+    func input(_ input: EngineInput) async throws {
+        guard var engine else { return }
+        let effects = try await engine.handle(input)
+        self.engine = engine
+        try await perform(effects)
+    }
+}
+
+/// Collects a watcher's events for tests to wait on.
+final class WatcherLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: [WatcherEvent] = []
+
+    func follow(_ stream: AsyncStream<WatcherEvent>) {
+        Task { for await event in stream { self.lock.withLock { self.events.append(event) } } }
+    }
+
+    var all: [WatcherEvent] { lock.withLock { events } }
+
+    func contains(_ predicate: (WatcherEvent) -> Bool) -> Bool { all.contains(where: predicate) }
+
+    func count(_ predicate: (WatcherEvent) -> Bool) -> Int { all.filter(predicate).count }
+}
+
+/// Alice (first seat, the payer) and Bob on one `LocalChain`, each with a real fsync'd
+/// journal and a watcher; channel messages move in memory when `deliver()` runs.
+final class TwoNodes: @unchecked Sendable {
+    static let challenge: UInt64 = 60
+    static let startingBalance: UInt64 = 1_000
+
+    let chain: LocalChain
+    let alice: TestNode
+    let bob: TestNode
+    let params: ChannelParams
+    let opening: Allocation
+    let root: String
+
+    var id: ChannelID { params.id }
+
+    init(opening: Allocation = Allocation(100, 100), policy: WatcherPolicy = fastPolicy) throws {
+        root = try makeTemporaryDirectory()
+        chain = LocalChain()
+        let aliceKey = SigningKey()
+        let bobKey = SigningKey()
+        alice = try TestNode(name: "alice", key: aliceKey, directory: root + "/alice", chain: chain, policy: policy)
+        bob = try TestNode(name: "bob", key: bobKey, directory: root + "/bob", chain: chain, policy: policy)
+        params = try ChannelParams.random(
+            proposer: aliceKey.publicKey, responder: bobKey.publicKey, challengeDuration: Self.challenge)
+        self.opening = opening
+    }
+
+    /// Mints, opens the channel (both journals), starts the watchers unless told not to,
+    /// and funds it through them.
+    static func open(
+        opening: Allocation = Allocation(100, 100), policy: WatcherPolicy = fastPolicy, watching: Set<String> = ["alice", "bob"]
+    ) async throws -> TwoNodes {
+        let nodes = try TwoNodes(opening: opening, policy: policy)
+        try await nodes.openChannel()
+        for node in [nodes.alice, nodes.bob] where watching.contains(node.name) { await node.startWatching() }
+        try await nodes.fund()
+        return nodes
+    }
+
+    func openChannel() async throws {
+        for node in [alice, bob] { try await node.adapter.mint(Self.startingBalance, to: node.key.publicKey) }
+        let (aliceEngine, proposeEffects) = try await JournaledEngine.propose(
+            params: params, allocation: opening, key: alice.key, journal: alice.journal)
+        alice.engine = aliceEngine
+        guard case let .send(.openProposal(proposal))? = proposeEffects.last else {
+            throw HarnessError("no open proposal")
+        }
+        let (bobEngine, acceptEffects) = try await JournaledEngine.accept(proposal, key: bob.key, journal: bob.journal)
+        bob.engine = bobEngine
+        try await bob.perform(acceptEffects)
+        try await deliver()
+    }
+
+    /// Both watchers deposit; returns once the chain shows the channel funded. Nodes whose
+    /// watcher is not running deposit directly.
+    func fund() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (node, seat) in [(alice, ParticipantIndex.first), (bob, .second)] {
+                let params = self.params
+                let opening = self.opening
+                group.addTask {
+                    if node.isWatching {
+                        try await node.watcher.fund(params, opening: opening)
+                    } else {
+                        try await node.adapter.deposit(params: params, opening: opening, participant: seat, amount: opening[seat])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Moves queued messages both ways until none are left.
+    func deliver() async throws {
+        while !alice.outbox.isEmpty || !bob.outbox.isEmpty {
+            for (from, to) in [(alice, bob), (bob, alice)] {
+                let messages = from.outbox
+                from.outbox = []
+                for message in messages { try await to.input(.received(message)) }
+            }
+        }
+    }
+
+    /// `count` payments of `amount` from `from` to the other side, each fully countersigned.
+    func pay(from: TestNode, amount: UInt64, count: Int = 1) async throws {
+        for _ in 0..<count {
+            try await from.input(.update(UpdateID.random(in: 1...UInt64.max), .pay(amount: amount)))
+            try await deliver()
+        }
+    }
+
+    /// Registers `state` on chain as `node`, the way a cheater would: by hand, not via its watcher.
+    func register(_ state: SignedState, as node: TestNode) async throws {
+        try await node.adapter.register(state)
+    }
+
+    func advance(by seconds: UInt64) { chain.advance(by: seconds) }
+
+    func shutDown() async {
+        await alice.shutDown()
+        await bob.shutDown()
+        try? FileManager.default.removeItem(atPath: root)
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Polls `condition` every 5 ms until it holds or `deadline` passes.
+func eventually(
+    within deadline: Duration = .seconds(10), _ condition: @Sendable () async throws -> Bool
+) async rethrows -> Bool {
+    let end = ContinuousClock.now + deadline
+    while ContinuousClock.now < end {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(5))
+    }
+    return try await condition()
+}

@@ -1,0 +1,232 @@
+import Foundation
+import ParleyCrypto
+import ParleyDevchain
+import ParleySettlement
+import ParleyTransport
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a devchain test could not set itself up.
+struct DevchainTestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One event loop for every client in this test process (a loop per client would be a thread each).
+enum TestLoop {
+    static let shared: EventLoop? = try? EventLoop(name: "devchain-tests")
+
+    static func get() throws -> EventLoop {
+        guard let loop = shared else { throw DevchainTestFailure("could not start an event loop") }
+        return loop
+    }
+}
+
+/// The `parley` executable the test target depends on, built next to the test bundle.
+enum ParleyExecutable {
+    static let missingMessage = """
+        the `parley` executable is not next to the test bundle; build it with \
+        `swift build --build-tests` (the ParleySettlementTests target depends on it)
+        """
+
+    static func locate() -> String? {
+        var directories: [URL] = []
+        if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            directories.append(URL(fileURLWithPath: executable).deletingLastPathComponent())
+        }
+        directories.append(URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.deletingLastPathComponent())
+        let bundle = Bundle.main.bundleURL
+        directories += [bundle, bundle.deletingLastPathComponent()]
+        let outsideBundle = directories.map {
+            $0.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        }
+        for url in directories + outsideBundle {
+            let candidate = url.appendingPathComponent("parley").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// The executable, or an Issue and a thrown error: a missing binary must not pass silently.
+    static func require() throws -> String {
+        guard let path = locate() else {
+            Issue.record(Comment(rawValue: missingMessage))
+            throw DevchainTestFailure(missingMessage)
+        }
+        return path
+    }
+}
+
+/// Bytes a child writes to a pipe, gathered by a reader thread until end of file.
+final class PipeText: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var bytes: [UInt8] = []
+    private var finished = false
+
+    init(_ handle: FileHandle) {
+        let thread = Thread { [self] in
+            let fd = handle.fileDescriptor
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                condition.withLock {
+                    bytes += chunk[0..<count]
+                    condition.broadcast()
+                }
+            }
+            condition.withLock {
+                finished = true
+                condition.broadcast()
+            }
+        }
+        thread.start()
+    }
+
+    var text: String { condition.withLock { String(decoding: bytes, as: UTF8.self) } }
+
+    /// The first complete line, waiting until `deadline`; nil at end of file or timeout.
+    func firstLine(before deadline: Date) -> String? {
+        condition.withLock {
+            while true {
+                if let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
+                    return String(decoding: bytes[..<newline], as: UTF8.self)
+                }
+                if finished || !condition.wait(until: deadline) { return nil }
+            }
+        }
+    }
+
+    /// Waits for end of file; returns whether it came before the deadline.
+    func waitForEnd(before deadline: Date) -> Bool {
+        condition.withLock {
+            while !finished {
+                if !condition.wait(until: deadline) { return finished }
+            }
+            return true
+        }
+    }
+}
+
+/// A `parley devchain` subprocess.
+final class DevchainDaemon: @unchecked Sendable {
+    static let readyTimeout: TimeInterval = 20
+
+    let directory: String
+    let process: Process
+    let address: SocketAddress
+    /// The JSON object it printed once listening.
+    let ready: [String: Any]
+    let stdout: PipeText
+    let stderr: PipeText
+
+    private init(directory: String, process: Process, address: SocketAddress, ready: [String: Any], stdout: PipeText, stderr: PipeText) {
+        self.directory = directory
+        self.process = process
+        self.address = address
+        self.ready = ready
+        self.stdout = stdout
+        self.stderr = stderr
+    }
+
+    /// A fresh temporary data directory (the caller removes it).
+    static func temporaryDirectory() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("parley-devchain-\(UUID().uuidString)").path
+    }
+
+    /// Runs `parley devchain … --json` and waits for its listening line.
+    static func start(
+        directory: String, port: UInt16 = 0, timeArguments: [String] = ["--manual-time"], extra: [String] = []
+    ) throws -> DevchainDaemon {
+        let (process, out, err) = try launch(
+            ["devchain", "--listen", "127.0.0.1:\(port)", "--data", directory, "--json"] + timeArguments + extra)
+        guard let line = out.firstLine(before: Date(timeIntervalSinceNow: readyTimeout)) else {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            _ = err.waitForEnd(before: Date(timeIntervalSinceNow: 2))
+            throw DevchainTestFailure("parley devchain printed no listening line (status \(process.terminationStatus)); stderr: \(err.text)")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            let listening = object["listening"] as? String, let address = try? SocketAddress(listening)
+        else {
+            kill(process.processIdentifier, SIGKILL)
+            throw DevchainTestFailure("unexpected listening line: \(line)")
+        }
+        return DevchainDaemon(directory: directory, process: process, address: address, ready: object, stdout: out, stderr: err)
+    }
+
+    /// Runs `parley arguments…` to completion; returns its status and stderr.
+    static func run(_ arguments: [String], timeout: TimeInterval = 20) throws -> (status: Int32, stdout: String, stderr: String) {
+        let (process, out, err) = try launch(arguments)
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        guard out.waitForEnd(before: deadline), err.waitForEnd(before: deadline) else {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw DevchainTestFailure("parley \(arguments.joined(separator: " ")) did not exit within \(timeout) s")
+        }
+        process.waitUntilExit()
+        return (process.terminationStatus, out.text, err.text)
+    }
+
+    private static func launch(_ arguments: [String]) throws -> (Process, PipeText, PipeText) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try ParleyExecutable.require())
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return (process, PipeText(out.fileHandleForReading), PipeText(err.fileHandleForReading))
+    }
+
+    var replayed: Int { ready["replayed"] as? Int ?? -1 }
+
+    /// Sends `signal` and waits for the process to end.
+    func stop(_ signal: Int32 = SIGKILL) {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+/// A daemon on a fresh data directory, with one client per key, torn down when released.
+final class DevchainFixture: Sendable {
+    let daemon: DevchainDaemon
+    private let clients = Mutex<[PublicKey: DevchainClient]>([:])
+    private let loop: EventLoop
+
+    private init(daemon: DevchainDaemon, loop: EventLoop) {
+        self.daemon = daemon
+        self.loop = loop
+    }
+
+    static func start() throws -> DevchainFixture {
+        let loop = try TestLoop.get()
+        return DevchainFixture(daemon: try DevchainDaemon.start(directory: DevchainDaemon.temporaryDirectory()), loop: loop)
+    }
+
+    func client(for key: SigningKey) -> DevchainClient {
+        clients.withLock { clients in
+            if let client = clients[key.publicKey] { return client }
+            let client = DevchainClient(address: daemon.address, identity: key, loop: loop)
+            clients[key.publicKey] = client
+            return client
+        }
+    }
+
+    deinit {
+        daemon.stop()
+        try? FileManager.default.removeItem(atPath: daemon.directory)
+        let clients = self.clients.withLock { Array($0.values) }
+        Task { for client in clients { await client.close() } }
+    }
+}
