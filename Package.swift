@@ -88,11 +88,17 @@ let package = Package(
             name: "ParleyTransportTests",
             dependencies: ["ParleyTransport", "ParleyChannel", "ParleyCrypto", "ParleyWire", "CLibUV"]
         ),
+        // Test-only helpers for tests that run `parley` subprocesses; not a product.
+        .target(
+            name: "ParleyTestSupport",
+            dependencies: ["ParleyDevchain", "ParleyTransport", "ParleyCrypto"],
+            path: "Tests/ParleyTestSupport"
+        ),
         .testTarget(
             name: "ParleySettlementTests",
             dependencies: [
                 "ParleySettlement", "ParleyDevchain", "ParleyTransport", "ParleyChannel", "ParleyCrypto", "ParleyWire",
-                "parley",
+                "ParleyTestSupport", "parley",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
@@ -100,7 +106,7 @@ let package = Package(
             name: "ParleyNodeTests",
             dependencies: [
                 "ParleyNode", "ParleySettlement", "ParleyJournal", "ParleyTransport", "ParleyChannel", "ParleyCrypto",
-                "ParleyWire",
+                "ParleyWire", "ParleyDevchain", "ParleyTestSupport", "parley",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

@@ -209,11 +209,20 @@ public actor Watcher {
         case let .registered(version, deadline, by):
             // Our registration answering an earlier one is a refutation; the journal
             // entries all come from chain events, so a replay rebuilds the same history.
-            let answersEarlier = by == record.params.index(of: identity) && record.dispute?.isRegistration == true
-            let entry: DisputeEvent = answersEarlier
+            // What we report about our own registrations also comes from here, not from the
+            // call's answer: the chain event is the proof it happened, even when the answer
+            // was lost or the call was retried.
+            let ours = by == record.params.index(of: identity)
+            let earlier = record.dispute?.registeredVersion
+            let entry: DisputeEvent = ours && earlier != nil
                 ? .refuted(version: version) : .registered(version: version, deadline: deadline.seconds)
             if await journalDispute(entry, id) {
                 emit(.registered(id, version: version, deadline: deadline, by: by))
+                if ours, let earlier {
+                    emit(.refuted(id, stale: earlier, with: version))
+                } else if ours, let reason = exitRequested[id] {
+                    emit(.exitStarted(id, version: version, reason: reason))
+                }
             }
         case let .progressed(version, _, _):
             _ = await journalDispute(.progressed(version: version), id)
@@ -262,11 +271,14 @@ public actor Watcher {
         while again, rounds < Self.maxRoundsPerWakeUp, !stopped {
             rounds += 1
             dirty.remove(id)
-            guard let record = journal.channels[id], let me = record.params.index(of: identity) else { return }
+            guard let known = journal.channels[id], let me = known.params.index(of: identity) else { return }
             let step: WatcherStep
             do {
                 let chain = try await adapter.channel(id)
                 let now = try await adapter.now()
+                // Read the journal after the chain: a state committed while we waited for the
+                // chain must not be passed over for an older one.
+                let record = journal.channels[id] ?? known
                 step = WatcherStep.decide(
                     chain: chain, record: record, me: me, now: now, exitRequested: exitRequested[id] != nil)
             } catch {
@@ -285,7 +297,7 @@ public actor Watcher {
         case let .waitUntil(deadline):
             deadlines[id] = deadline
             return false
-        case let .register(state, reason):
+        case let .register(state, _):
             do {
                 try await adapter.register(state)
             } catch {
@@ -293,14 +305,7 @@ public actor Watcher {
                 logger.info("registering version \(state.version) of \(id.shortID) refused: \(error)")
                 return !isTransport(error) || retryLater(id, after: "\(error)")
             }
-            switch reason {
-            case let .refute(registered):
-                emit(.refuted(id, stale: registered, with: state.version))
-            case .exit:
-                emit(.exitStarted(id, version: state.version, reason: exitRequested[id] ?? .requested))
-            case .cooperativeClose:
-                break
-            }
+            // `.refuted` and `.exitStarted` are reported when the chain's event arrives.
             return true
         case .conclude:
             do {
@@ -420,10 +425,11 @@ extension DisputeEvent {
         }
     }
 
-    fileprivate var isRegistration: Bool {
+    /// The version a registration or refutation put on chain.
+    fileprivate var registeredVersion: UInt64? {
         switch self {
-        case .registered, .refuted: true
-        default: false
+        case let .registered(version, _), let .refuted(version): version
+        default: nil
         }
     }
 

@@ -9,23 +9,20 @@ import Testing
 /// Runs `body` with a fresh pair of nodes and always shuts them down; then checks that no
 /// money appeared or vanished on the chain.
 private func withNodes(
-    opening: Allocation = Allocation(100, 100), watching: Set<String> = ["alice", "bob"],
+    on backend: ChainBackend, opening: Allocation = Allocation(100, 100), watching: Set<String> = ["alice", "bob"],
     _ body: (TwoNodes) async throws -> Void
 ) async throws {
-    let nodes = try await TwoNodes.open(opening: opening, watching: watching)
+    let nodes = try await TwoNodes.open(on: backend, opening: opening, watching: watching)
     do {
         try await body(nodes)
+        let money = try await nodes.moneyOnChain()
+        #expect(money == 2 * TwoNodes.startingBalance, "money on chain \(money) != minted \(2 * TwoNodes.startingBalance)")
     } catch {
         await nodes.shutDown()
         throw error
     }
-    let ledger = nodes.chain.adjudicator.ledger
-    let money = ledger.accounts.values.reduce(0, +) + ledger.channels.values.reduce(0) { $0 + $1.holdings }
-    #expect(money == ledger.totalMinted, "money on chain \(money) != minted \(ledger.totalMinted)")
     await nodes.shutDown()
 }
-
-private func onChain(_ nodes: TwoNodes) -> ChannelOnChain? { nodes.chain.channel(nodes.id) }
 
 /// The dispute entries in a node's journal, oldest first.
 private func disputeHistory(_ node: TestNode) throws -> [DisputeEvent] {
@@ -39,24 +36,25 @@ private func disputeHistory(_ node: TestNode) throws -> [DisputeEvent] {
 /// test advances it, so every window boundary is exact.
 @Suite("Dispute scenarios", .timeLimit(.minutes(1)))
 struct DisputeScenarioTests {
-    @Test func staleStateCheatIsRefutedBeforeTheWindowCloses() async throws {
+    @Test(arguments: ChainBackend.allCases)
+    func staleStateCheatIsRefutedBeforeTheWindowCloses(_ backend: ChainBackend) async throws {
         // Alice is the cheater: no honest watcher runs for her.
-        try await withNodes(watching: ["bob"]) { nodes in
+        try await withNodes(on: backend, watching: ["bob"]) { nodes in
             try await nodes.pay(from: nodes.alice, amount: 10)
             let old = try #require(nodes.alice.latest)
             try await nodes.pay(from: nodes.alice, amount: 10, count: 2)
             #expect(nodes.bob.latest?.version == 3)
 
             try await nodes.register(old, as: nodes.alice)
-            let deadline = try #require(onChain(nodes)?.deadline)
-            #expect(await eventually { onChain(nodes)?.registeredVersion == 3 })
-            #expect(nodes.chain.now < deadline, "the refutation must land inside the window")
+            let deadline = try #require((try await nodes.onChain())?.deadline)
+            #expect(try await eventually { (try await nodes.onChain())?.registeredVersion == 3 })
+            #expect((try await nodes.now()) < deadline, "the refutation must land inside the window")
             #expect(await eventually { nodes.bob.seen.contains { $0 == .refuted(nodes.id, stale: 1, with: 3) } })
 
-            nodes.advance(by: TwoNodes.challenge)
+            try await nodes.advance(by: TwoNodes.challenge)
             #expect(await eventually { nodes.bob.journal.channels[nodes.id]?.isClosed == true })
-            #expect(onChain(nodes)?.concludedAllocation == Allocation(70, 130))
-            #expect(nodes.bob.account == TwoNodes.startingBalance - 100 + 130)
+            #expect((try await nodes.onChain())?.concludedAllocation == Allocation(70, 130))
+            #expect((try await nodes.bob.account()) == TwoNodes.startingBalance - 100 + 130)
             let history = try disputeHistory(nodes.bob)
             #expect(history == [
                 .registered(version: 1, deadline: deadline.seconds), .refuted(version: 3), .concluded(version: 3),
@@ -65,8 +63,9 @@ struct DisputeScenarioTests {
         }
     }
 
-    @Test func silentPeerMeansUnilateralExitWithTheLatestFullySignedState() async throws {
-        try await withNodes { nodes in
+    @Test(arguments: ChainBackend.allCases)
+    func silentPeerMeansUnilateralExitWithTheLatestFullySignedState(_ backend: ChainBackend) async throws {
+        try await withNodes(on: backend) { nodes in
             try await nodes.pay(from: nodes.alice, amount: 10, count: 3)
             // Bob's node goes dark: it answers nothing and watches nothing.
             nodes.bob.silent = true
@@ -77,24 +76,27 @@ struct DisputeScenarioTests {
 
             // Alice's proposal times out; her node tells the watcher.
             await nodes.alice.watcher.peerUnresponsive(nodes.id)
-            #expect(await eventually { onChain(nodes)?.registeredVersion == 3 })
-            #expect(await eventually { nodes.alice.seen.contains { $0 == .exitStarted(nodes.id, version: 3, reason: .peerUnresponsive) } })
+            #expect(try await eventually { (try await nodes.onChain())?.registeredVersion == 3 })
+            #expect(
+                await eventually { nodes.alice.seen.contains { $0 == .exitStarted(nodes.id, version: 3, reason: .peerUnresponsive) } },
+                "alice saw \(nodes.alice.seen.all)")
 
-            nodes.advance(by: TwoNodes.challenge)
+            try await nodes.advance(by: TwoNodes.challenge)
             #expect(await eventually { nodes.alice.journal.channels[nodes.id]?.isClosed == true })
-            #expect(onChain(nodes)?.concludedAllocation == Allocation(70, 130))
-            #expect(nodes.alice.account == TwoNodes.startingBalance - 100 + 70)
+            #expect((try await nodes.onChain())?.concludedAllocation == Allocation(70, 130))
+            #expect((try await nodes.alice.account()) == TwoNodes.startingBalance - 100 + 70)
 
             // Bob comes back later; his watcher replays the chain's history and collects.
             try await nodes.bob.restart(policy: fastPolicy)
             #expect(await eventually { nodes.bob.journal.channels[nodes.id]?.isClosed == true })
-            #expect(nodes.bob.account == TwoNodes.startingBalance - 100 + 130)
-            #expect(onChain(nodes)?.phase == .withdrawn)
+            #expect((try await nodes.bob.account()) == TwoNodes.startingBalance - 100 + 130)
+            #expect((try await nodes.onChain())?.phase == .withdrawn)
         }
     }
 
-    @Test func bothSidesRegisteringDifferentVersionsEndsWithTheNewer() async throws {
-        try await withNodes { nodes in
+    @Test(arguments: ChainBackend.allCases)
+    func bothSidesRegisteringDifferentVersionsEndsWithTheNewer(_ backend: ChainBackend) async throws {
+        try await withNodes(on: backend) { nodes in
             try await nodes.pay(from: nodes.alice, amount: 10, count: 3)
             // Bob commits version 4; his countersignature never reaches Alice.
             nodes.bob.dropNextAccept = true
@@ -105,45 +107,47 @@ struct DisputeScenarioTests {
             async let aliceExits: Void = nodes.alice.watcher.dispute(nodes.id)
             async let bobExits: Void = nodes.bob.watcher.dispute(nodes.id)
             _ = await (aliceExits, bobExits)
-            #expect(await eventually { onChain(nodes)?.registeredVersion == 4 })
+            #expect(try await eventually { (try await nodes.onChain())?.registeredVersion == 4 })
 
-            nodes.advance(by: TwoNodes.challenge)
+            try await nodes.advance(by: TwoNodes.challenge)
             #expect(await eventually {
                 nodes.alice.journal.channels[nodes.id]?.isClosed == true
                     && nodes.bob.journal.channels[nodes.id]?.isClosed == true
             })
-            #expect(onChain(nodes)?.concludedAllocation == Allocation(60, 140))
-            #expect(nodes.alice.account == TwoNodes.startingBalance - 100 + 60)
-            #expect(nodes.bob.account == TwoNodes.startingBalance - 100 + 140)
+            #expect((try await nodes.onChain())?.concludedAllocation == Allocation(60, 140))
+            #expect((try await nodes.alice.account()) == TwoNodes.startingBalance - 100 + 60)
+            #expect((try await nodes.bob.account()) == TwoNodes.startingBalance - 100 + 140)
         }
     }
 
     /// Bob is offline while Alice registers an old state, and his watcher starts only when
     /// chain time is one second before the deadline (still in time) or at it (too late).
-    @Test(arguments: [(secondsLeft: UInt64(1), refuted: true), (secondsLeft: UInt64(0), refuted: false)])
-    func watcherThatWakesAtTheWindowBoundary(secondsLeft: UInt64, refuted: Bool) async throws {
-        try await withNodes(watching: []) { nodes in
+    @Test(arguments: ChainBackend.allCases, [(secondsLeft: UInt64(1), refuted: true), (secondsLeft: UInt64(0), refuted: false)])
+    func watcherThatWakesAtTheWindowBoundary(_ backend: ChainBackend, _ boundary: (secondsLeft: UInt64, refuted: Bool)) async throws {
+        let (secondsLeft, refuted) = boundary
+        try await withNodes(on: backend, watching: []) { nodes in
             try await nodes.pay(from: nodes.alice, amount: 10)
             let old = try #require(nodes.alice.latest)
             try await nodes.pay(from: nodes.alice, amount: 10, count: 2)
             try await nodes.register(old, as: nodes.alice)
-            nodes.advance(by: TwoNodes.challenge - secondsLeft)
+            try await nodes.advance(by: TwoNodes.challenge - secondsLeft)
 
             await nodes.bob.startWatching()
             #expect(await eventually { nodes.bob.journal.channels[nodes.id]?.dispute != nil })
             if refuted {
-                #expect(await eventually { onChain(nodes)?.registeredVersion == 3 })
-                nodes.advance(by: TwoNodes.challenge)
+                #expect(try await eventually { (try await nodes.onChain())?.registeredVersion == 3 })
+                try await nodes.advance(by: TwoNodes.challenge)
             }
             #expect(await eventually { nodes.bob.journal.channels[nodes.id]?.isClosed == true })
             let payout = refuted ? Allocation(70, 130) : Allocation(90, 110)
-            #expect(onChain(nodes)?.concludedAllocation == payout)
-            #expect(nodes.bob.account == TwoNodes.startingBalance - 100 + payout[.second])
+            #expect((try await nodes.onChain())?.concludedAllocation == payout)
+            #expect((try await nodes.bob.account()) == TwoNodes.startingBalance - 100 + payout[.second])
         }
     }
 
-    @Test func nodeRestartedMidDisputeResumesAndWins() async throws {
-        try await withNodes(watching: ["bob"]) { nodes in
+    @Test(arguments: ChainBackend.allCases)
+    func nodeRestartedMidDisputeResumesAndWins(_ backend: ChainBackend) async throws {
+        try await withNodes(on: backend, watching: ["bob"]) { nodes in
             try await nodes.pay(from: nodes.alice, amount: 10, count: 3)
             // Bob's node saw the registration and died before answering it: stop his watcher,
             // then register and journal what he saw, as his crashed process had.
@@ -153,17 +157,17 @@ struct DisputeScenarioTests {
                     if case let .engine(.committed(signed)) = entry.body, signed.version == 1 { signed } else { nil }
                 }.first)
             try await nodes.register(stale, as: nodes.alice)
-            let deadline = try #require(onChain(nodes)?.deadline)
+            let deadline = try #require((try await nodes.onChain())?.deadline)
             try await nodes.bob.journal.append([
                 JournalEntry(channelID: nodes.id, body: .dispute(.registered(version: 1, deadline: deadline.seconds)))
             ])
-            nodes.advance(by: TwoNodes.challenge / 2)
+            try await nodes.advance(by: TwoNodes.challenge / 2)
 
             try await nodes.bob.restart(policy: fastPolicy)
-            #expect(await eventually { onChain(nodes)?.registeredVersion == 3 })
-            nodes.advance(by: TwoNodes.challenge)
+            #expect(try await eventually { (try await nodes.onChain())?.registeredVersion == 3 })
+            try await nodes.advance(by: TwoNodes.challenge)
             #expect(await eventually { nodes.bob.journal.channels[nodes.id]?.isClosed == true })
-            #expect(onChain(nodes)?.concludedAllocation == Allocation(70, 130))
+            #expect((try await nodes.onChain())?.concludedAllocation == Allocation(70, 130))
             // Replaying the chain's history after the restart wrote nothing twice.
             let history = try disputeHistory(nodes.bob)
             #expect(history == [
@@ -173,8 +177,35 @@ struct DisputeScenarioTests {
         }
     }
 
-    @Test func cooperativeCloseConcludesAtOnceAndEachSideWithdrawsOnce() async throws {
-        try await withNodes { nodes in
+    /// The devchain is SIGKILLed while a stale registration waits for an answer; it restarts
+    /// on its data, nothing acknowledged is lost, the clients redial by themselves, and the
+    /// refutation still lands inside the unchanged window.
+    @Test func devchainKilledMidDisputeLosesNothingAndTheRefutationStillLands() async throws {
+        try await withNodes(on: .devchain, watching: ["bob"]) { nodes in
+            try await nodes.pay(from: nodes.alice, amount: 10)
+            let old = try #require(nodes.alice.latest)
+            try await nodes.pay(from: nodes.alice, amount: 10, count: 2)
+            await nodes.bob.watcher.stop()
+            try await nodes.register(old, as: nodes.alice)
+            let before = try #require(try await nodes.onChain())
+
+            try await nodes.chain.crashAndRestart()
+            #expect(try await eventually { try await nodes.onChain() == before }, "the registration was lost")
+            #expect(try await nodes.alice.account() == TwoNodes.startingBalance - 100)
+
+            try await nodes.bob.restart(policy: fastPolicy)
+            #expect(try await eventually { try await nodes.onChain()?.registeredVersion == 3 })
+            #expect(try await nodes.onChain()?.deadline == before.deadline)
+            try await nodes.advance(by: TwoNodes.challenge)
+            #expect(await eventually { nodes.bob.journal.channels[nodes.id]?.isClosed == true })
+            #expect(try await nodes.onChain()?.concludedAllocation == Allocation(70, 130))
+            #expect(try await nodes.bob.account() == TwoNodes.startingBalance - 100 + 130)
+        }
+    }
+
+    @Test(arguments: ChainBackend.allCases)
+    func cooperativeCloseConcludesAtOnceAndEachSideWithdrawsOnce(_ backend: ChainBackend) async throws {
+        try await withNodes(on: backend) { nodes in
             try await nodes.pay(from: nodes.alice, amount: 10, count: 3)
             try await nodes.alice.input(.update(99, .finalize))
             try await nodes.deliver()
@@ -184,33 +215,34 @@ struct DisputeScenarioTests {
             await nodes.bob.watcher.settle(nodes.id)
             try await nodes.alice.watcher.waitUntilClosed(nodes.id)
             try await nodes.bob.watcher.waitUntilClosed(nodes.id)
-            #expect(nodes.chain.now == .zero, "a final state needs no challenge window")
-            #expect(onChain(nodes)?.phase == .withdrawn)
-            #expect(nodes.alice.account == TwoNodes.startingBalance - 100 + 70)
-            #expect(nodes.bob.account == TwoNodes.startingBalance - 100 + 130)
+            #expect((try await nodes.now()) == .zero, "a final state needs no challenge window")
+            #expect((try await nodes.onChain())?.phase == .withdrawn)
+            #expect((try await nodes.alice.account()) == TwoNodes.startingBalance - 100 + 70)
+            #expect((try await nodes.bob.account()) == TwoNodes.startingBalance - 100 + 130)
 
             // A second withdrawal is refused and pays nothing.
             await #expect(throws: SettlementError.alreadyWithdrawn(.second)) {
                 try await nodes.bob.adapter.withdraw(nodes.id, participant: .second)
             }
-            #expect(nodes.bob.account == TwoNodes.startingBalance - 100 + 130)
+            #expect((try await nodes.bob.account()) == TwoNodes.startingBalance - 100 + 130)
             #expect(try disputeHistory(nodes.bob).filter { if case .withdrawn = $0 { true } else { false } }.count == 1)
         }
     }
 
-    @Test func disconnectBeyondTheGraceStartsAnExitAndReconnectingInTimeCallsItOff() async throws {
-        try await withNodes { nodes in
+    @Test(arguments: ChainBackend.allCases)
+    func disconnectBeyondTheGraceStartsAnExitAndReconnectingInTimeCallsItOff(_ backend: ChainBackend) async throws {
+        try await withNodes(on: backend) { nodes in
             try await nodes.pay(from: nodes.alice, amount: 10)
             await nodes.alice.watcher.peerDisconnected(nodes.id)
             await nodes.alice.watcher.peerReconnected(nodes.id)
             try await Task.sleep(for: fastPolicy.disconnectGrace * 3)
-            #expect(onChain(nodes)?.registeredVersion == nil, "a reconnect within the grace period must not dispute")
+            #expect((try await nodes.onChain())?.registeredVersion == nil, "a reconnect within the grace period must not dispute")
 
             await nodes.alice.watcher.peerDisconnected(nodes.id)
-            #expect(await eventually { onChain(nodes)?.registeredVersion == 1 })
+            #expect(try await eventually { (try await nodes.onChain())?.registeredVersion == 1 })
             #expect(await eventually { nodes.alice.seen.contains { $0 == .peerSilent(nodes.id) } })
             #expect(await eventually { nodes.alice.seen.contains { $0 == .exitStarted(nodes.id, version: 1, reason: .peerDisconnected) } })
-            nodes.advance(by: TwoNodes.challenge)
+            try await nodes.advance(by: TwoNodes.challenge)
             #expect(await eventually {
                 nodes.alice.journal.channels[nodes.id]?.isClosed == true
                     && nodes.bob.journal.channels[nodes.id]?.isClosed == true
@@ -218,15 +250,16 @@ struct DisputeScenarioTests {
         }
     }
 
-    @Test func fundingThatNeverCompletesIsReclaimedAfterTheTimeout() async throws {
-        let nodes = try TwoNodes()
+    @Test(arguments: ChainBackend.allCases)
+    func fundingThatNeverCompletesIsReclaimedAfterTheTimeout(_ backend: ChainBackend) async throws {
+        let nodes = try TwoNodes(on: backend)
         try await nodes.openChannel()
         await nodes.alice.startWatching()
         await #expect(throws: WatcherError.fundingTimedOut(nodes.id, after: fastPolicy.fundingTimeout)) {
             try await nodes.alice.watcher.fund(nodes.params, opening: nodes.opening)
         }
-        #expect(nodes.alice.account == TwoNodes.startingBalance)
-        #expect(onChain(nodes)?.depositsClosed == true)
+        #expect((try await nodes.alice.account()) == TwoNodes.startingBalance)
+        #expect((try await nodes.onChain())?.depositsClosed == true)
         await nodes.shutDown()
     }
 }

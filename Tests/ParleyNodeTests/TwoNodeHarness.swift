@@ -1,8 +1,12 @@
 import Foundation
 import ParleyChannel
 import ParleyCrypto
+import ParleyDevchain
 import ParleyJournal
 import ParleySettlement
+import ParleyTestSupport
+import ParleyTransport
+import Synchronization
 import Testing
 
 @testable import ParleyNode
@@ -19,13 +23,95 @@ func makeTemporaryDirectory(_ prefix: String = "parley-node-test") throws -> Str
     return String(cString: made)
 }
 
+/// The chain a scenario runs on: the embedded one, or a real `parley devchain` subprocess.
+enum ChainBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case local
+    case devchain
+
+    var testDescription: String { rawValue }
+
+    func make() throws -> any ScenarioChain {
+        switch self {
+        case .local: LocalScenarioChain()
+        case .devchain: try DevchainScenarioChain()
+        }
+    }
+}
+
+/// What a scenario needs from a chain besides each node's adapter.
+protocol ScenarioChain: Sendable {
+    /// The adapter a node with `key` uses (one per key, shared by its watcher and the test).
+    func adapter(for key: SigningKey) -> any SettlementAdapter & DevFaucet
+    func advance(by seconds: UInt64) async throws
+    /// Kills the chain without warning and starts it again on its data (devchain only).
+    func crashAndRestart() async throws
+    func shutDown() async
+}
+
+final class LocalScenarioChain: ScenarioChain {
+    let chain = LocalChain()
+
+    func adapter(for key: SigningKey) -> any SettlementAdapter & DevFaucet { chain.adapter(for: key.publicKey) }
+    func advance(by seconds: UInt64) async throws { chain.advance(by: seconds) }
+    func crashAndRestart() async throws {}
+    func shutDown() async {}
+}
+
+/// A devchain daemon with manual time; clients redial by themselves when it restarts.
+final class DevchainScenarioChain: ScenarioChain {
+    private let daemon: Mutex<DevchainDaemon>
+    private let clients = Mutex<[PublicKey: DevchainClient]>([:])
+    private let timekeeper: DevchainClient
+    private let loop: EventLoop
+
+    init() throws {
+        loop = try TestLoop.get()
+        let started = try DevchainDaemon.start(directory: DevchainDaemon.temporaryDirectory())
+        daemon = Mutex(started)
+        timekeeper = DevchainClient(address: started.address, identity: SigningKey(), loop: loop)
+    }
+
+    private var address: SocketAddress { daemon.withLock { $0.address } }
+
+    func adapter(for key: SigningKey) -> any SettlementAdapter & DevFaucet {
+        let address = self.address
+        return clients.withLock { clients in
+            if let client = clients[key.publicKey] { return client }
+            let client = DevchainClient(address: address, identity: key, loop: loop)
+            clients[key.publicKey] = client
+            return client
+        }
+    }
+
+    func advance(by seconds: UInt64) async throws { _ = try await timekeeper.advance(by: seconds) }
+
+    func crashAndRestart() async throws {
+        let (directory, port) = daemon.withLock { daemon in
+            daemon.stop(SIGKILL)
+            return (daemon.directory, daemon.address.port)
+        }
+        let restarted = try DevchainDaemon.start(directory: directory, port: port)
+        daemon.withLock { $0 = restarted }
+    }
+
+    func shutDown() async {
+        let all = clients.withLock { Array($0.values) } + [timekeeper]
+        for client in all { await client.close() }
+        let directory = daemon.withLock { daemon in
+            daemon.stop(SIGTERM)
+            return daemon.directory
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
 /// One side: key, journal, engine, chain adapter and watcher. Messages to the peer queue
 /// in `outbox`; the harness moves them.
 final class TestNode: @unchecked Sendable {
     let name: String
     let key: SigningKey
     let directory: String
-    let chain: LocalChain
+    let adapter: any SettlementAdapter & DevFaucet
     private(set) var journal: Journal
     var engine: JournaledEngine?
     private(set) var watcher: Watcher
@@ -38,18 +124,19 @@ final class TestNode: @unchecked Sendable {
     /// Whether this node's watcher runs (a node a scenario keeps offline has none).
     private(set) var isWatching = false
 
-    init(name: String, key: SigningKey, directory: String, chain: LocalChain, policy: WatcherPolicy) throws {
+    init(name: String, key: SigningKey, directory: String, chain: any ScenarioChain, policy: WatcherPolicy) throws {
         self.name = name
         self.key = key
         self.directory = directory
-        self.chain = chain
+        adapter = chain.adapter(for: key)
         journal = try Journal(directory: directory)
-        watcher = Watcher(identity: key.publicKey, adapter: chain.adapter(for: key.publicKey), journal: journal, policy: policy)
+        watcher = Watcher(identity: key.publicKey, adapter: adapter, journal: journal, policy: policy)
     }
 
-    var adapter: LocalChainAdapter { chain.adapter(for: key.publicKey) }
     var latest: SignedState? { engine?.engine.latest }
-    var account: UInt64 { chain.balance(of: key.publicKey) }
+
+    /// This node's account balance on chain.
+    func account() async throws -> UInt64 { try await adapter.balance(of: key.publicKey) }
 
     func startWatching() async {
         isWatching = true
@@ -129,7 +216,7 @@ final class TwoNodes: @unchecked Sendable {
     static let challenge: UInt64 = 60
     static let startingBalance: UInt64 = 1_000
 
-    let chain: LocalChain
+    let chain: any ScenarioChain
     let alice: TestNode
     let bob: TestNode
     let params: ChannelParams
@@ -138,9 +225,9 @@ final class TwoNodes: @unchecked Sendable {
 
     var id: ChannelID { params.id }
 
-    init(opening: Allocation = Allocation(100, 100), policy: WatcherPolicy = fastPolicy) throws {
+    init(on backend: ChainBackend = .local, opening: Allocation = Allocation(100, 100), policy: WatcherPolicy = fastPolicy) throws {
         root = try makeTemporaryDirectory()
-        chain = LocalChain()
+        chain = try backend.make()
         let aliceKey = SigningKey()
         let bobKey = SigningKey()
         alice = try TestNode(name: "alice", key: aliceKey, directory: root + "/alice", chain: chain, policy: policy)
@@ -153,9 +240,10 @@ final class TwoNodes: @unchecked Sendable {
     /// Mints, opens the channel (both journals), starts the watchers unless told not to,
     /// and funds it through them.
     static func open(
-        opening: Allocation = Allocation(100, 100), policy: WatcherPolicy = fastPolicy, watching: Set<String> = ["alice", "bob"]
+        on backend: ChainBackend = .local, opening: Allocation = Allocation(100, 100), policy: WatcherPolicy = fastPolicy,
+        watching: Set<String> = ["alice", "bob"]
     ) async throws -> TwoNodes {
-        let nodes = try TwoNodes(opening: opening, policy: policy)
+        let nodes = try TwoNodes(on: backend, opening: opening, policy: policy)
         try await nodes.openChannel()
         for node in [nodes.alice, nodes.bob] where watching.contains(node.name) { await node.startWatching() }
         try await nodes.fund()
@@ -219,11 +307,23 @@ final class TwoNodes: @unchecked Sendable {
         try await node.adapter.register(state)
     }
 
-    func advance(by seconds: UInt64) { chain.advance(by: seconds) }
+    func advance(by seconds: UInt64) async throws { try await chain.advance(by: seconds) }
+
+    /// The channel as the chain shows it now.
+    func onChain() async throws -> ChannelOnChain? { try await alice.adapter.channel(id) }
+
+    func now() async throws -> ChainTime { try await alice.adapter.now() }
+
+    /// Both accounts plus what the channel still holds: always what was minted.
+    func moneyOnChain() async throws -> UInt64 {
+        let accounts = try await alice.account() + bob.account()
+        return try await accounts + (onChain()?.holdings ?? 0)
+    }
 
     func shutDown() async {
         await alice.shutDown()
         await bob.shutDown()
+        await chain.shutDown()
         try? FileManager.default.removeItem(atPath: root)
     }
 }

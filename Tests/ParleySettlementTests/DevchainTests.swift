@@ -3,6 +3,7 @@ import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
 import ParleySettlement
+import ParleyTestSupport
 import ParleyTransport
 import ParleyWire
 import Testing

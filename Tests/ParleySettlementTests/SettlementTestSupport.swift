@@ -1,6 +1,7 @@
 import ParleyChannel
 import ParleyCrypto
 import ParleySettlement
+import ParleyTestSupport
 import ParleyWire
 import Testing
 

@@ -1,39 +1,41 @@
+// Test-only helpers shared by the test targets that run real `parley` subprocesses:
+// finding the executable, reading its pipes, and a `parley devchain` daemon fixture.
+// Not a product; only test targets depend on it.
 import Foundation
 import ParleyCrypto
 import ParleyDevchain
 import ParleySettlement
 import ParleyTransport
 import Synchronization
-import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Why a devchain test could not set itself up.
-struct DevchainTestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+/// Why a test could not set itself up.
+public struct DevchainTestFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// One event loop for every client in this test process (a loop per client would be a thread each).
-enum TestLoop {
-    static let shared: EventLoop? = try? EventLoop(name: "devchain-tests")
+public enum TestLoop {
+    public static let shared: EventLoop? = try? EventLoop(name: "devchain-tests")
 
-    static func get() throws -> EventLoop {
+    public static func get() throws -> EventLoop {
         guard let loop = shared else { throw DevchainTestFailure("could not start an event loop") }
         return loop
     }
 }
 
 /// The `parley` executable the test target depends on, built next to the test bundle.
-enum ParleyExecutable {
-    static let missingMessage = """
+public enum ParleyExecutable {
+    public static let missingMessage = """
         the `parley` executable is not next to the test bundle; build it with \
-        `swift build --build-tests` (the ParleySettlementTests target depends on it)
+        `swift build --build-tests` (the test targets that start it depend on it)
         """
 
-    static func locate() -> String? {
+    public static func locate() -> String? {
         var directories: [URL] = []
         if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
             directories.append(URL(fileURLWithPath: executable).deletingLastPathComponent())
@@ -51,10 +53,9 @@ enum ParleyExecutable {
         return nil
     }
 
-    /// The executable, or an Issue and a thrown error: a missing binary must not pass silently.
-    static func require() throws -> String {
+    /// The executable, or a thrown error (which fails the test): a missing binary must not pass silently.
+    public static func require() throws -> String {
         guard let path = locate() else {
-            Issue.record(Comment(rawValue: missingMessage))
             throw DevchainTestFailure(missingMessage)
         }
         return path
@@ -62,12 +63,12 @@ enum ParleyExecutable {
 }
 
 /// Bytes a child writes to a pipe, gathered by a reader thread until end of file.
-final class PipeText: @unchecked Sendable {
+public final class PipeText: @unchecked Sendable {
     private let condition = NSCondition()
     private var bytes: [UInt8] = []
     private var finished = false
 
-    init(_ handle: FileHandle) {
+    public init(_ handle: FileHandle) {
         let thread = Thread { [self] in
             let fd = handle.fileDescriptor
             var chunk = [UInt8](repeating: 0, count: 4096)
@@ -88,10 +89,10 @@ final class PipeText: @unchecked Sendable {
         thread.start()
     }
 
-    var text: String { condition.withLock { String(decoding: bytes, as: UTF8.self) } }
+    public var text: String { condition.withLock { String(decoding: bytes, as: UTF8.self) } }
 
     /// The first complete line, waiting until `deadline`; nil at end of file or timeout.
-    func firstLine(before deadline: Date) -> String? {
+    public func firstLine(before deadline: Date) -> String? {
         condition.withLock {
             while true {
                 if let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
@@ -103,7 +104,7 @@ final class PipeText: @unchecked Sendable {
     }
 
     /// Waits for end of file; returns whether it came before the deadline.
-    func waitForEnd(before deadline: Date) -> Bool {
+    public func waitForEnd(before deadline: Date) -> Bool {
         condition.withLock {
             while !finished {
                 if !condition.wait(until: deadline) { return finished }
@@ -114,16 +115,16 @@ final class PipeText: @unchecked Sendable {
 }
 
 /// A `parley devchain` subprocess.
-final class DevchainDaemon: @unchecked Sendable {
-    static let readyTimeout: TimeInterval = 20
+public final class DevchainDaemon: @unchecked Sendable {
+    public static let readyTimeout: TimeInterval = 20
 
-    let directory: String
-    let process: Process
-    let address: SocketAddress
+    public let directory: String
+    public let process: Process
+    public let address: SocketAddress
     /// The JSON object it printed once listening.
-    let ready: [String: Any]
-    let stdout: PipeText
-    let stderr: PipeText
+    public let ready: [String: Any]
+    public let stdout: PipeText
+    public let stderr: PipeText
 
     private init(directory: String, process: Process, address: SocketAddress, ready: [String: Any], stdout: PipeText, stderr: PipeText) {
         self.directory = directory
@@ -135,12 +136,12 @@ final class DevchainDaemon: @unchecked Sendable {
     }
 
     /// A fresh temporary data directory (the caller removes it).
-    static func temporaryDirectory() -> String {
+    public static func temporaryDirectory() -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("parley-devchain-\(UUID().uuidString)").path
     }
 
     /// Runs `parley devchain … --json` and waits for its listening line.
-    static func start(
+    public static func start(
         directory: String, port: UInt16 = 0, timeArguments: [String] = ["--manual-time"], extra: [String] = []
     ) throws -> DevchainDaemon {
         let (process, out, err) = try launch(
@@ -161,7 +162,7 @@ final class DevchainDaemon: @unchecked Sendable {
     }
 
     /// Runs `parley arguments…` to completion; returns its status and stderr.
-    static func run(_ arguments: [String], timeout: TimeInterval = 20) throws -> (status: Int32, stdout: String, stderr: String) {
+    public static func run(_ arguments: [String], timeout: TimeInterval = 20) throws -> (status: Int32, stdout: String, stderr: String) {
         let (process, out, err) = try launch(arguments)
         let deadline = Date(timeIntervalSinceNow: timeout)
         guard out.waitForEnd(before: deadline), err.waitForEnd(before: deadline) else {
@@ -186,10 +187,10 @@ final class DevchainDaemon: @unchecked Sendable {
         return (process, PipeText(out.fileHandleForReading), PipeText(err.fileHandleForReading))
     }
 
-    var replayed: Int { ready["replayed"] as? Int ?? -1 }
+    public var replayed: Int { ready["replayed"] as? Int ?? -1 }
 
     /// Sends `signal` and waits for the process to end.
-    func stop(_ signal: Int32 = SIGKILL) {
+    public func stop(_ signal: Int32 = SIGKILL) {
         guard process.isRunning else { return }
         kill(process.processIdentifier, signal)
         process.waitUntilExit()
@@ -199,8 +200,8 @@ final class DevchainDaemon: @unchecked Sendable {
 }
 
 /// A daemon on a fresh data directory, with one client per key, torn down when released.
-final class DevchainFixture: Sendable {
-    let daemon: DevchainDaemon
+public final class DevchainFixture: Sendable {
+    public let daemon: DevchainDaemon
     private let clients = Mutex<[PublicKey: DevchainClient]>([:])
     private let loop: EventLoop
 
@@ -209,12 +210,12 @@ final class DevchainFixture: Sendable {
         self.loop = loop
     }
 
-    static func start() throws -> DevchainFixture {
+    public static func start() throws -> DevchainFixture {
         let loop = try TestLoop.get()
         return DevchainFixture(daemon: try DevchainDaemon.start(directory: DevchainDaemon.temporaryDirectory()), loop: loop)
     }
 
-    func client(for key: SigningKey) -> DevchainClient {
+    public func client(for key: SigningKey) -> DevchainClient {
         clients.withLock { clients in
             if let client = clients[key.publicKey] { return client }
             let client = DevchainClient(address: daemon.address, identity: key, loop: loop)
