@@ -287,6 +287,8 @@ public actor Watcher {
             }
             again = await perform(step, id: id, me: me) || dirty.contains(id)
         }
+        // The cap was hit while things still moved: look again later rather than drop the wake-up.
+        if again, !stopped { retryLater(id, after: "the channel was still changing after \(rounds) steps") }
     }
 
     /// Performs one step; true when the facts changed and the channel should be looked at again.
