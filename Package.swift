@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(
             name: "ParleyJournalTests",
             dependencies: [
-                "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyCrypto", "parley",
+                "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyCrypto", "ParleyTestSupport", "parley",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

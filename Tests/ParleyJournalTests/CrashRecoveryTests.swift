@@ -2,6 +2,7 @@ import Foundation
 import ParleyChannel
 import ParleyCrypto
 import ParleyJournal
+import ParleyTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -27,7 +28,7 @@ import Glibc
             ?? UInt64.random(in: 0...UInt64.max)
         print("CrashRecoveryTests seed \(seed) (replay with PARLEY_CRASH_SEED=\(seed))")
         var random = SeededRandom(seed: seed)
-        let parley = try #require(ParleyExecutable.locate(), ParleyExecutable.missingMessage)
+        let parley = try #require(ParleyExecutable.locate(), Comment(rawValue: ParleyExecutable.missingMessage))
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("parley-crash-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -202,98 +203,6 @@ private struct CrashTestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// The `parley` executable the test target depends on, built next to the test bundle.
-private enum ParleyExecutable {
-    static let missingMessage: Comment = """
-        the `parley` executable is not next to the test bundle; build it with \
-        `swift build --build-tests` (the ParleyJournalTests target depends on it)
-        """
-
-    static func locate() -> String? {
-        var directories: [URL] = []
-        if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            directories.append(URL(fileURLWithPath: executable).deletingLastPathComponent())
-        }
-        let argument0 = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
-        directories.append(argument0.deletingLastPathComponent())
-        let bundle = Bundle.main.bundleURL
-        directories += [bundle, bundle.deletingLastPathComponent()]
-        // On macOS the runner lives inside `<build dir>/ParleyPackageTests.xctest/Contents/MacOS/`.
-        let outsideBundle = directories.map {
-            $0.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        }
-        for url in directories + outsideBundle {
-            let candidate = url.appendingPathComponent("parley").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        return nil
-    }
-}
-
-/// Lines a child wrote to a pipe, gathered by a reader thread until end of file.
-private final class PipeCollector: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var bytes: [UInt8] = []
-    private var finished = false
-
-    /// Starts reading `handle`, which the reader thread keeps open until end of file.
-    init(_ handle: FileHandle) {
-        let thread = Thread { [self] in
-            let fd = handle.fileDescriptor
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                if count <= 0 { break }
-                condition.withLock {
-                    bytes += chunk[0..<count]
-                    condition.broadcast()
-                }
-            }
-            condition.withLock {
-                finished = true
-                condition.broadcast()
-            }
-        }
-        thread.start()
-    }
-
-    /// Complete lines so far (a trailing fragment without its newline is left out).
-    var lines: [String] {
-        condition.withLock { Self.lines(in: bytes) }
-    }
-
-    var text: String {
-        condition.withLock { String(decoding: bytes, as: UTF8.self) }
-    }
-
-    /// Waits until `predicate` holds for the lines so far, end of file, or the deadline; returns whether it held.
-    func wait(until deadline: Date, for predicate: ([String]) -> Bool) -> Bool {
-        condition.withLock {
-            while true {
-                if predicate(Self.lines(in: bytes)) { return true }
-                if finished || !condition.wait(until: deadline) { return predicate(Self.lines(in: bytes)) }
-            }
-        }
-    }
-
-    /// Waits for end of file (every writer gone); returns whether it came before the deadline.
-    func waitForEnd(until deadline: Date) -> Bool {
-        condition.withLock {
-            while !finished {
-                if !condition.wait(until: deadline) { return finished }
-            }
-            return true
-        }
-    }
-
-    private static func lines(in bytes: [UInt8]) -> [String] {
-        guard let lastNewline = bytes.lastIndex(of: UInt8(ascii: "\n")) else { return [] }
-        return bytes[..<lastNewline].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-            .map { String(decoding: $0, as: UTF8.self) }
-    }
-}
-
 private enum CrashChild {
     /// Starts `parley arguments…`, waits for READY plus `delay` ms, SIGKILLs it and returns every line it printed.
     static func runAndKill(
@@ -310,14 +219,14 @@ private enum CrashChild {
         process.standardInput = FileHandle.nullDevice
         // `run` closes this process's write ends, so end of file arrives when the child dies.
         try process.run()
-        let out = PipeCollector(stdout.fileHandleForReading)
-        let err = PipeCollector(stderr.fileHandleForReading)
+        let out = PipeText(stdout.fileHandleForReading)
+        let err = PipeText(stderr.fileHandleForReading)
 
         let readyDeadline = Date(timeIntervalSinceNow: Double(readyTimeout.components.seconds))
         guard out.wait(until: readyDeadline, for: { $0.contains("READY") }) else {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
-            _ = err.waitForEnd(until: Date(timeIntervalSinceNow: 2))
+            _ = err.waitForEnd(before: Date(timeIntervalSinceNow: 2))
             throw CrashTestFailure(
                 "\(context): the child did not print READY within \(readyTimeout) "
                     + "(exit status \(process.terminationStatus)); stderr:\n\(err.text)\nstdout tail: \(out.lines.suffix(5))")
@@ -325,10 +234,10 @@ private enum CrashChild {
         usleep(useconds_t(delay * 1000))
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        guard out.waitForEnd(until: Date(timeIntervalSinceNow: 10)) else {
+        guard out.waitForEnd(before: Date(timeIntervalSinceNow: 10)) else {
             throw CrashTestFailure("\(context): the child's stdout never reached end of file after SIGKILL")
         }
-        _ = err.waitForEnd(until: Date(timeIntervalSinceNow: 2))
+        _ = err.waitForEnd(before: Date(timeIntervalSinceNow: 2))
         guard process.terminationReason == .uncaughtSignal, process.terminationStatus == SIGKILL else {
             throw CrashTestFailure(
                 "\(context): the child exited by itself (status \(process.terminationStatus)) before the kill; stderr:\n\(err.text)")

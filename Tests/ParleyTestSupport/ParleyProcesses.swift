@@ -43,6 +43,7 @@ public enum ParleyExecutable {
         directories.append(URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.deletingLastPathComponent())
         let bundle = Bundle.main.bundleURL
         directories += [bundle, bundle.deletingLastPathComponent()]
+        // On macOS the runner lives inside `<build dir>/ParleyPackageTests.xctest/Contents/MacOS/`.
         let outsideBundle = directories.map {
             $0.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         }
@@ -91,16 +92,25 @@ public final class PipeText: @unchecked Sendable {
 
     public var text: String { condition.withLock { String(decoding: bytes, as: UTF8.self) } }
 
-    /// The first complete line, waiting until `deadline`; nil at end of file or timeout.
-    public func firstLine(before deadline: Date) -> String? {
+    /// Complete lines so far (a trailing fragment without its newline is left out).
+    public var lines: [String] {
+        condition.withLock { Self.lines(in: bytes) }
+    }
+
+    /// Waits until `predicate` holds for the lines so far, end of file, or the deadline;
+    /// returns whether it held.
+    public func wait(until deadline: Date, for predicate: ([String]) -> Bool) -> Bool {
         condition.withLock {
             while true {
-                if let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
-                    return String(decoding: bytes[..<newline], as: UTF8.self)
-                }
-                if finished || !condition.wait(until: deadline) { return nil }
+                if predicate(Self.lines(in: bytes)) { return true }
+                if finished || !condition.wait(until: deadline) { return predicate(Self.lines(in: bytes)) }
             }
         }
+    }
+
+    /// The first complete line, waiting until `deadline`; nil at end of file or timeout.
+    public func firstLine(before deadline: Date) -> String? {
+        wait(until: deadline, for: { !$0.isEmpty }) ? lines.first : nil
     }
 
     /// Waits for end of file; returns whether it came before the deadline.
@@ -111,6 +121,11 @@ public final class PipeText: @unchecked Sendable {
             }
             return true
         }
+    }
+    private static func lines(in bytes: [UInt8]) -> [String] {
+        guard let lastNewline = bytes.lastIndex(of: UInt8(ascii: "\n")) else { return [] }
+        return bytes[..<lastNewline].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            .map { String(decoding: $0, as: UTF8.self) }
     }
 }
 
