@@ -20,6 +20,19 @@ func writeToStandardError(_ text: String) {
     FileHandle.standardError.write(Data(text.utf8))
 }
 
+/// Redraws a `\r`-updated progress line on stderr every `interval` until the task is
+/// cancelled, then clears it. `line` returns nil while there is nothing worth showing yet.
+func showProgressLine(every interval: Duration, _ line: () -> String?) async {
+    var shown = false
+    while !Task.isCancelled {
+        try? await Task.sleep(for: interval)
+        guard !Task.isCancelled, let text = line() else { continue }
+        writeToStandardError("\r\(text)   ")
+        shown = true
+    }
+    if shown { writeToStandardError("\r\u{1B}[2K") }
+}
+
 func plural(_ count: Int, _ noun: String) -> String {
     "\(count) \(noun)\(count == 1 ? "" : "s")"
 }

@@ -517,16 +517,12 @@ private enum BenchProgress {
     static let quietPeriod = 0.5
 
     static func show(_ journal: Journal, baseline: Int, total: Int, start: ContinuousClock.Instant) async {
-        var shown = false
-        while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
+        await showProgressLine(every: interval) {
             let elapsed = durationSeconds(start.duration(to: .now))
-            guard !Task.isCancelled, elapsed >= quietPeriod else { continue }
+            guard elapsed >= quietPeriod else { return nil }
             let done = journal.statistics.records - baseline
-            writeToStandardError("\r\(done)/\(total) records, \(Int(Double(done) / elapsed)) records/s   ")
-            shown = true
+            return "\(done)/\(total) records, \(Int(Double(done) / elapsed)) records/s"
         }
-        if shown { writeToStandardError("\r\u{1B}[2K") }
     }
 }
 

@@ -176,17 +176,13 @@ private final class ProgressCounter: Sendable {
     var total: Int { count.withLock { $0 } }
 
     func show(from start: ContinuousClock.Instant, until end: ContinuousClock.Instant) async {
-        var shown = false
-        while !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(250))
+        await showProgressLine(every: .milliseconds(250)) {
             let now = ContinuousClock.now
-            guard !Task.isCancelled, now > start else { continue }
+            guard now > start else { return nil }
             let elapsed = durationSeconds(start.duration(to: min(now, end)))
             let left = max(0, durationSeconds(now.duration(to: end)))
-            writeToStandardError(String(format: "\r%d round trips, %.0f/s, %.1f s left   ", total, Double(total) / elapsed, left))
-            shown = true
+            return String(format: "%d round trips, %.0f/s, %.1f s left", total, Double(total) / elapsed, left)
         }
-        if shown { writeToStandardError("\r\u{1B}[2K") }
     }
 }
 
