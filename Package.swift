@@ -62,6 +62,14 @@ let package = Package(
             dependencies: ["ParleyCrypto", "ParleyChannel", "ParleyJournal"],
             path: "Examples/OfflineChannel"
         ),
+        .executableTarget(
+            name: "payment-demo",
+            dependencies: [
+                "ParleyNode", "ParleySettlement", "ParleyTransport", "ParleyChannel", "ParleyCrypto",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/PaymentDemo"
+        ),
         .testTarget(
             name: "ParleyCryptoTests",
             dependencies: ["ParleyCrypto", .product(name: "PropertyBased", package: "swift-property-based")]

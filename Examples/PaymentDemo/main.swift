@@ -1,0 +1,2 @@
+// Placeholder replaced by the PaymentDemo example.
+print("payment-demo")

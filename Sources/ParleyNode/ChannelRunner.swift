@@ -1,0 +1,360 @@
+import Logging
+import ParleyChannel
+import ParleyCrypto
+import ParleyJournal
+import ParleySettlement
+import ParleyTransport
+import ParleyWire
+import Synchronization
+
+/// What a runner needs from its node; closures so the runner never hops to the node actor
+/// on the hot path.
+struct RunnerContext: Sendable {
+    let policy: NodePolicy
+    let adapter: any SettlementAdapter
+    let watcher: Watcher
+    let logger: Logger
+    let emit: @Sendable (NodeEvent) -> Void
+    let updateHandler: @Sendable () -> UpdateHandler
+    /// Drill switch: when true we neither send nor accept anything on the peer link.
+    let isSilent: @Sendable () -> Bool
+}
+
+/// Drives one channel. It alone owns the channel's `JournaledEngine`: every input goes
+/// through one stream and is handled to the end — journal appended and fsync'd, messages
+/// sent, handler asked — before the next one, so no two inputs ever race on the engine.
+final class ChannelRunner: Sendable {
+    enum Input: Sendable {
+        case engine(EngineInput)
+        /// A message from the peer on the session identified by `via`.
+        case received(ChannelMessage, via: ObjectIdentifier)
+        case attach(Session)
+        case detach(ObjectIdentifier)
+        case request(Request, CheckedContinuation<SignedState, any Error>)
+        case perform([Effect])
+        case awaitOpened(CheckedContinuation<Void, Never>)
+        case funded
+        /// A dispute is on chain (or our watcher started one): no more updates.
+        case closing
+        case closed
+        case stop(CheckedContinuation<Void, Never>)
+    }
+
+    enum Request: Sendable {
+        case intent(UpdateIntent)
+        /// Built from the latest state when it reaches the runner.
+        case change(@Sendable (inout ChannelState) throws -> Void)
+    }
+
+    let id: ChannelID
+    let peer: PublicKey
+    let me: ParticipantIndex
+    let params: ChannelParams
+    private let inputs: AsyncStream<Input>.Continuation
+    private let snapshot: StatusBox
+
+    init(engine: JournaledEngine, session: Session?, funded: Bool, closing: Bool, closed: Bool, context: RunnerContext) {
+        let core = engine.engine
+        id = core.channelID
+        me = core.me
+        params = core.params
+        peer = core.params[core.me.peer]
+        let initial = ChannelStatus(
+            id: id, peer: peer, me: me, latest: core.latest, phase: core.phase, isFunded: funded,
+            isClosing: closing || core.latest.state.isFinal, isClosed: closed, isConnected: session != nil)
+        snapshot = StatusBox(initial)
+        let (stream, continuation) = AsyncStream<Input>.makeStream()
+        inputs = continuation
+        var loop = RunnerLoop(
+            engine: engine, session: session, status: initial, published: snapshot, context: context, inputs: continuation)
+        Task { await loop.run(stream) }
+    }
+
+    var status: ChannelStatus { snapshot.value.withLock { $0 } }
+
+    func post(_ input: Input) {
+        if case .terminated = inputs.yield(input) { failLate(input) }
+    }
+
+    /// An input posted after the runner stopped: release whoever waits on it.
+    private func failLate(_ input: Input) {
+        switch input {
+        case let .request(_, waiter): waiter.resume(throwing: NodeError.stopped)
+        case let .awaitOpened(waiter): waiter.resume()
+        case let .stop(waiter): waiter.resume()
+        default: break
+        }
+    }
+
+    func request(_ request: Request) async throws -> SignedState {
+        try await withCheckedThrowingContinuation { post(.request(request, $0)) }
+    }
+
+    func waitUntilOpened() async {
+        await withCheckedContinuation { post(.awaitOpened($0)) }
+    }
+
+    func stop() async {
+        await withCheckedContinuation { post(.stop($0)) }
+    }
+}
+
+/// The latest status, readable from any thread without waiting for the runner.
+final class StatusBox: Sendable {
+    let value: Mutex<ChannelStatus>
+    init(_ status: ChannelStatus) { value = Mutex(status) }
+}
+
+/// The runner's task-confined state and its input loop.
+private struct RunnerLoop: Sendable {
+    var engine: JournaledEngine
+    var session: Session?
+    var status: ChannelStatus
+    /// Where `status` is published for readers on other threads.
+    let published: StatusBox
+    let context: RunnerContext
+    let inputs: AsyncStream<ChannelRunner.Input>.Continuation
+
+    var waiters: [UpdateID: CheckedContinuation<SignedState, any Error>] = [:]
+    var openWaiters: [CheckedContinuation<Void, Never>] = []
+    var nextUpdate: UpdateID = 1
+    /// The proposal timer for our one outstanding proposal.
+    var timer: (version: UInt64, task: Task<Void, Never>)?
+    var retry: Task<Void, Never>?
+    var stopWaiters: [CheckedContinuation<Void, Never>] = []
+
+    var id: ChannelID { status.id }
+
+    init(
+        engine: JournaledEngine, session: Session?, status: ChannelStatus, published: StatusBox, context: RunnerContext,
+        inputs: AsyncStream<ChannelRunner.Input>.Continuation
+    ) {
+        self.engine = engine
+        self.session = session
+        self.status = status
+        self.published = published
+        self.context = context
+        self.inputs = inputs
+    }
+
+    mutating func run(_ stream: AsyncStream<ChannelRunner.Input>) async {
+        for await input in stream {
+            await handle(input)
+            refreshStatus()
+            if !stopWaiters.isEmpty { break }
+        }
+        inputs.finish()
+        timer?.task.cancel()
+        retry?.cancel()
+        for waiter in waiters.values { waiter.resume(throwing: NodeError.stopped) }
+        waiters = [:]
+        for waiter in openWaiters { waiter.resume() }
+        openWaiters = []
+        for waiter in stopWaiters { waiter.resume() }
+    }
+
+    /// Recomputes and publishes the status. Called after every input and before any waiter
+    /// is resumed, so a caller that wakes up reads a status at least as new as its result.
+    private mutating func refreshStatus() {
+        let core = engine.engine
+        status = ChannelStatus(
+            id: status.id, peer: status.peer, me: status.me, latest: core.latest, phase: core.phase,
+            isFunded: status.isFunded, isClosing: status.isClosing || core.latest.state.isFinal,
+            isClosed: status.isClosed, isConnected: session != nil)
+        let current = status
+        published.value.withLock { $0 = current }
+    }
+
+    private mutating func handle(_ input: ChannelRunner.Input) async {
+        switch input {
+        case let .engine(engineInput):
+            await feed(engineInput)
+        case let .received(message, via):
+            guard let session, ObjectIdentifier(session) == via, !context.isSilent() else { return }
+            await feed(.received(message))
+        case let .attach(new):
+            if let session, session === new { return }
+            if session != nil { await feed(.disconnected) }
+            session = new
+            await context.watcher.peerReconnected(id)
+            await feed(.connected)
+        case let .detach(gone):
+            guard let current = session, ObjectIdentifier(current) == gone else { return }
+            session = nil
+            await feed(.disconnected)
+            if !status.isClosed { await context.watcher.peerDisconnected(id) }
+        case let .request(request, waiter):
+            await submit(request, waiter)
+        case let .perform(effects):
+            await perform(effects)
+        case let .awaitOpened(waiter):
+            refreshStatus()
+            if engine.engine.phase == .opening { openWaiters.append(waiter) } else { waiter.resume() }
+        case .funded:
+            status = status.with(funded: true)
+        case .closing:
+            status = status.with(closing: true)
+        case .closed:
+            status = status.with(closing: true, closed: true)
+            for waiter in waiters.values { waiter.resume(throwing: NodeError.channelClosing(id)) }
+            waiters = [:]
+        case let .stop(waiter):
+            stopWaiters.append(waiter)
+        }
+    }
+
+    private mutating func submit(_ request: ChannelRunner.Request, _ waiter: CheckedContinuation<SignedState, any Error>) async {
+        guard !status.isClosing, !status.isClosed else { return waiter.resume(throwing: NodeError.channelClosing(id)) }
+        if !status.isFunded, (try? await context.adapter.channel(id)?.isFunded) != true {
+            return waiter.resume(throwing: NodeError.notFunded(id))
+        }
+        status = status.with(funded: true)
+        let intent: UpdateIntent
+        switch request {
+        case let .intent(given):
+            intent = given
+        case let .change(change):
+            let latest = engine.engine.latest.state
+            var next = latest
+            do { try change(&next) } catch {
+                return waiter.resume(throwing: error)
+            }
+            intent = .replace(base: latest.version, allocation: next.allocation, appData: next.appData, isFinal: next.isFinal)
+        }
+        let update = nextUpdate
+        nextUpdate += 1
+        waiters[update] = waiter
+        await feed(.update(update, intent))
+    }
+
+    /// Feeds one engine input and performs what it asks for. Journal records are durable
+    /// before `handle` returns (JournaledEngine), so everything here happens after them.
+    private mutating func feed(_ input: EngineInput) async {
+        let effects: [Effect]
+        do { effects = try await engine.handle(input) } catch {
+            // The journal stopped (disk full, I/O error): nothing more is signed. Fail
+            // every waiter; the watcher still guards the last durable state.
+            context.emit(.error(id, "journal stopped: \(error); channel frozen at its last durable state"))
+            context.logger.error("journal stopped on channel \(id.shortID): \(error)")
+            for waiter in waiters.values { waiter.resume(throwing: NodeError.journal(error)) }
+            waiters = [:]
+            status = status.with(closing: true)
+            return
+        }
+        await perform(effects)
+    }
+
+    private mutating func perform(_ effects: [Effect]) async {
+        for effect in effects {
+            switch effect {
+            case .journal:
+                break  // already durable: JournaledEngine appended it
+            case let .send(message):
+                await send(message)
+            case let .decide(proposal):
+                let decision = await decide(proposal)
+                await feed(.decided(version: proposal.proposed.version, decision))
+            case let .notify(event):
+                await notify(event)
+            case .scheduleRetry:
+                retry?.cancel()
+                let inputs = self.inputs
+                retry = Task {
+                    do { try await Task.sleep(for: .milliseconds(Int.random(in: 2...20))) } catch { return }
+                    inputs.yield(.engine(.retryDue))
+                }
+            case let .disconnect(reason):
+                if case let .proposalTimeout(version) = reason {
+                    session?.close(reason: "no answer to proposal \(version) within \(context.policy.proposalTimeout)")
+                }
+            }
+        }
+    }
+
+    private mutating func send(_ message: ChannelMessage) async {
+        if case let .propose(state, _) = message { armTimer(for: state.version) }
+        guard let session, !context.isSilent() else { return }
+        do { try await session.send(message.wireBytes) } catch {
+            // The session is closing; its close event detaches it and reestablish resends.
+            context.logger.debug("send on channel \(id.shortID) failed: \(error)")
+        }
+    }
+
+    private mutating func armTimer(for version: UInt64) {
+        timer?.task.cancel()
+        let inputs = self.inputs
+        let timeout = context.policy.proposalTimeout
+        timer = (version, Task {
+            do { try await Task.sleep(for: timeout) } catch { return }
+            inputs.yield(.engine(.proposalTimedOut(version: version)))
+        })
+    }
+
+    private func decide(_ proposal: IncomingProposal) async -> Decision {
+        context.emit(.proposed(id, version: proposal.proposed.version))
+        let decision: Decision
+        if status.isClosing, !proposal.proposed.isFinal {
+            decision = .reject("the channel is closing")
+        } else if !status.isFunded, (try? await context.adapter.channel(id)?.isFunded) != true {
+            decision = .reject("the channel is not funded on chain yet")
+        } else {
+            let handler = context.updateHandler()
+            decision = await handler(IncomingUpdate(
+                channel: id, me: status.me, current: proposal.current, proposed: proposal.proposed))
+        }
+        if case let .reject(reason) = decision {
+            context.emit(.rejected(id, version: proposal.proposed.version, reason: reason, byPeer: false))
+        }
+        return decision
+    }
+
+    private mutating func notify(_ event: ChannelEvent) async {
+        switch event {
+        case .opened:
+            refreshStatus()
+            context.emit(.opened(id, peer: status.peer))
+            openWaiters.forEach { $0.resume() }
+            openWaiters = []
+        case let .committed(signed, update):
+            if signed.state.isFinal { status = status.with(closing: true) }
+            refreshStatus()
+            if let update {
+                if timer?.version == signed.version { timer?.task.cancel(); timer = nil }
+                waiters.removeValue(forKey: update)?.resume(returning: signed)
+            }
+            context.emit(.committed(id, signed, mine: update != nil))
+            if signed.state.isFinal {
+                status = status.with(closing: true)
+                await context.watcher.settle(id)
+            }
+        case let .updateFailed(update, failure):
+            if case let .rejected(reason) = failure {
+                context.emit(.rejected(id, version: nil, reason: reason.description, byPeer: true))
+            }
+            waiters.removeValue(forKey: update)?.resume(throwing: NodeError.updateFailed(id, failure))
+        case let .refusedIncoming(rejection):
+            context.emit(.error(id, "refused the peer's proposal: \(rejection)"))
+        case let .ignoredMessage(rejection):
+            context.logger.notice("channel \(id.shortID): ignored a message from the peer: \(rejection)")
+            context.emit(.error(id, "ignored a message from the peer: \(rejection)"))
+        case let .proposalTimedOut(version):
+            timer = nil
+            context.logger.warning("channel \(id.shortID): no answer to proposal \(version)")
+            let timeout = context.policy.proposalTimeout
+            for waiter in waiters.values { waiter.resume(throwing: NodeError.peerUnresponsive(id, after: timeout)) }
+            waiters = [:]
+            if context.policy.watcher.disputeOnSilence { status = status.with(closing: true) }
+            await context.watcher.peerUnresponsive(id)
+        case let .reestablished(version):
+            context.logger.debug("channel \(id.shortID) reestablished at version \(version)")
+        }
+    }
+}
+
+extension ChannelStatus {
+    func with(funded: Bool? = nil, closing: Bool? = nil, closed: Bool? = nil) -> ChannelStatus {
+        ChannelStatus(
+            id: id, peer: peer, me: me, latest: latest, phase: phase, isFunded: funded ?? isFunded,
+            isClosing: closing ?? isClosing, isClosed: closed ?? isClosed, isConnected: isConnected)
+    }
+}

@@ -1,0 +1,542 @@
+import Logging
+import ParleyChannel
+import ParleyCrypto
+import ParleyJournal
+import ParleySettlement
+import ParleyTransport
+import ParleyWire
+import Synchronization
+
+/// One identity's state channels: the public face of Parley.
+///
+/// A node owns everything a channel needs — the encrypted peer sessions (libuv TCP), the
+/// fsync'd journal, the settlement adapter and the watcher — and runs many channels with
+/// many peers at once:
+///
+/// ```swift
+/// let node = try await Node(identity: key, listen: try SocketAddress("127.0.0.1:7000"),
+///                           journal: "/var/lib/parley/alice", settlement: chain.adapter(for: key.publicKey))
+/// let channel = try await node.open(with: bobKey, at: try SocketAddress("127.0.0.1:7001"),
+///                                   deposit: 1_000, theirs: 1_000)
+/// try await channel.pay(10)
+/// let payout = try await channel.close()
+/// ```
+///
+/// Safety does not depend on the caller: every signature is journaled before it leaves,
+/// every countersigned state before it is reported (``JournaledEngine``); a registration
+/// older than our newest state is refuted by the watcher; a silent peer leads to an
+/// on-chain exit (``NodePolicy/watcher``). A restarted node recovers every channel from
+/// its journal, redials the peers it dialled before (their addresses are kept in the
+/// journal directory, file `peers`), and resumes every dispute in flight.
+///
+/// Threading: the node is an actor; each channel runs on its own task, so a slow update
+/// handler on one channel never holds up another. Peer I/O runs on one libuv loop thread.
+public actor Node {
+    /// Our public key: the seat we hold in every channel.
+    public nonisolated let publicKey: PublicKey
+    public nonisolated let policy: NodePolicy
+    /// Everything that happens on every channel, in order per channel. One reader; if it
+    /// falls more than `policy.eventBuffer` events behind, the oldest are dropped.
+    public nonisolated let events: AsyncStream<NodeEvent>
+    /// Where peers reach us, once listening (the real port when asked for port 0).
+    public private(set) var listeningAddress: SocketAddress?
+    /// The journal all channels of this node are written to.
+    public nonisolated let journal: Journal
+    /// The chain this node settles on.
+    public nonisolated let settlement: any SettlementAdapter
+
+    private let identity: SigningKey
+    private let watcher: Watcher
+    private let logger: Logger
+    private let loop: EventLoop
+    private let ownsLoop: Bool
+    private let endpoint: SessionEndpoint
+    private let sink: AsyncStream<NodeEvent>.Continuation
+    private let apps: [AppID: any AppRules]
+    private let book: PeerBook
+    private let registry = Registry()
+    private let switches = Switches()
+    private let notices: AsyncStream<SessionNotice>.Continuation
+    private var listener: TCPListener?
+    private var peers: [PublicKey: PeerState] = [:]
+    private var addresses: [PublicKey: SocketAddress] = [:]
+    private var sessionWaiters: [PublicKey: [CheckedContinuation<Session?, Never>]] = [:]
+    private var tasks: [Task<Void, Never>] = []
+    private var stopped = false
+
+    private final class Registry: Sendable {
+        let runners = Mutex<[ChannelID: ChannelRunner]>([:])
+    }
+
+    /// Settings channel tasks read without hopping to the node.
+    private final class Switches: Sendable {
+        let handlers = Mutex<(update: UpdateHandler, open: OpenHandler)>((Node.acceptPaymentsToMe, Node.acceptPaymentChannels))
+        let silent = Atomic<Bool>(false)
+    }
+
+    private struct PeerState {
+        var session: Session?
+        var link: PeerLink?
+        var readers = 0
+    }
+
+    private enum SessionNotice: Sendable {
+        case up(Session, dialed: Bool)
+        case down(Session, SessionCloseReason)
+    }
+
+    /// Opens the journal, recovers its channels, listens, starts the watcher and redials
+    /// the peers of recovered channels.
+    ///
+    /// - Parameters:
+    ///   - identity: our signing key.
+    ///   - listen: where to accept peers (`nil`: dial only; port 0 picks a free port).
+    ///   - journal: the journal directory (created if missing; locked while the node runs).
+    ///   - settlement: the chain adapter, acting as `identity`.
+    ///   - apps: rules for app channels besides payments, by app id.
+    ///   - loop: the libuv loop to use; by default the node runs its own.
+    /// - Throws: ``NodeError/journal(_:)`` when the journal cannot be opened or recovered,
+    ///   `TCPError` when `listen` cannot be bound.
+    public init(
+        identity: SigningKey, listen: SocketAddress?, journal directory: String, settlement: any SettlementAdapter,
+        policy: NodePolicy = NodePolicy(), logger: Logger = Logger(label: "parley.node"),
+        apps: [any AppRules] = [], loop: EventLoop? = nil
+    ) async throws {
+        let journal: Journal
+        do { journal = try Journal(directory: directory, durability: policy.durability) } catch {
+            throw NodeError.journal(error)
+        }
+        self.identity = identity
+        publicKey = identity.publicKey
+        self.policy = policy
+        self.journal = journal
+        self.settlement = settlement
+        self.logger = logger
+        var rules: [AppID: any AppRules] = [AppID.payment: PaymentApp()]
+        for app in apps { rules[app.appID] = app }
+        self.apps = rules
+        book = PeerBook(directory: directory)
+        (events, sink) = AsyncStream<NodeEvent>.makeStream(bufferingPolicy: .bufferingNewest(policy.eventBuffer))
+        if let loop {
+            self.loop = loop
+            ownsLoop = false
+        } else {
+            do { self.loop = try EventLoop(name: "parley-node") } catch {
+                journal.close()
+                throw error
+            }
+            ownsLoop = true
+        }
+        endpoint = SessionEndpoint(identity: identity, loop: self.loop, config: policy.session)
+        watcher = Watcher(
+            identity: identity.publicKey, adapter: settlement, journal: journal, policy: policy.watcher,
+            logger: Logger(label: logger.label + ".watcher"))
+        let (noticeStream, notices) = AsyncStream<SessionNotice>.makeStream()
+        self.notices = notices
+        do {
+            try await start(noticeStream, listen: listen)
+        } catch {
+            await shutDown()
+            throw error
+        }
+    }
+
+    private func start(_ noticeStream: AsyncStream<SessionNotice>, listen: SocketAddress?) async throws {
+        tasks.append(Task { for await notice in noticeStream { await self.handle(notice) } })
+        let watcherEvents = watcher.events
+        tasks.append(Task { for await event in watcherEvents { await self.forward(event) } })
+        let (known, problems) = book.load()
+        addresses = known
+        for problem in problems { logger.warning("\(problem)") }
+        try recoverChannels()
+        await watcher.start()
+        if let listen {
+            let notices = self.notices
+            let me = publicKey
+            listener = try await endpoint.listen(
+                on: listen, acceptPeer: { $0 != me },
+                onHandshakeFailure: { [logger] address, reason in
+                    logger.info("handshake from \(address) failed: \(reason)")
+                },
+                onSession: { session in notices.yield(.up(session, dialed: false)) })
+            listeningAddress = listener?.localAddress
+        }
+        for peer in Set(registry.runners.withLock { $0.values.filter { !$0.status.isClosed }.map(\.peer) }) {
+            if let address = addresses[peer] { startLink(to: peer, at: address) }
+        }
+    }
+
+    /// Restores an engine for every channel the journal holds that is not closed.
+    private func recoverChannels() throws {
+        for (id, record) in journal.channels where !record.isClosed {
+            guard let rules = apps[record.params.appID] else {
+                logger.error("channel \(id.shortID) uses app \(record.params.appID), which this node has no rules for; not restored")
+                sink.yield(.error(id, "no rules for app \(record.params.appID); channel not restored"))
+                continue
+            }
+            let engine: JournaledEngine
+            do { engine = try JournaledEngine.restore(record, key: identity, rules: rules, journal: journal) } catch {
+                logger.error("channel \(id.shortID) could not be restored: \(error)")
+                sink.yield(.error(id, "could not restore from the journal: \(error)"))
+                continue
+            }
+            let disputed = record.dispute != nil
+            let runner = ChannelRunner(
+                engine: engine, session: nil, funded: false, closing: disputed, closed: false, context: context())
+            registry.runners.withLock { $0[id] = runner }
+            logger.info("recovered channel \(id.shortID) at version \(record.latest.version)")
+            if record.latest.isFullySigned, !disputed {
+                let params = record.params
+                let funding = record.funding
+                tasks.append(Task { await self.fund(params, opening: funding) })
+            }
+        }
+    }
+
+    private func context() -> RunnerContext {
+        let switches = self.switches
+        return RunnerContext(
+            policy: policy, adapter: settlement, watcher: watcher, logger: logger,
+            emit: { [sink] in sink.yield($0) },
+            updateHandler: { switches.handlers.withLock { $0.update } },
+            isSilent: { switches.silent.load(ordering: .relaxed) })
+    }
+
+    // MARK: - Public API
+
+    /// Decides on the peers' proposals from now on (default ``Node/acceptPaymentsToMe``).
+    public nonisolated func setUpdateHandler(_ handler: @escaping UpdateHandler) {
+        switches.handlers.withLock { $0.update = handler }
+    }
+
+    /// Decides on the peers' channel proposals from now on (default ``Node/acceptPaymentChannels``).
+    public nonisolated func setOpenHandler(_ handler: @escaping OpenHandler) {
+        switches.handlers.withLock { $0.open = handler }
+    }
+
+    /// Opens a channel with `peer`, listening at `address`: we deposit `deposit`, they
+    /// deposit `theirs`. Returns once both journals hold the channel and the chain shows
+    /// it funded.
+    ///
+    /// - Parameters:
+    ///   - appData: the opening app data (empty for payments).
+    ///   - app: the app the channel runs (its rules must be known to both nodes).
+    ///   - timeout: how long to wait for the peer to connect and accept.
+    /// - Throws: ``NodeError``: `.peerUnreachable`, `.openTimedOut`, `.openRefused`,
+    ///   `.watcher(.fundingTimedOut)` when the peer's deposit never came (ours is reclaimed).
+    public func open(
+        with peer: PublicKey, at address: SocketAddress, deposit: UInt64, theirs: UInt64,
+        app: AppID = .payment, appData: [UInt8] = [], challengeDuration: UInt64? = nil,
+        timeout: Duration = .seconds(30)
+    ) async throws(NodeError) -> Channel {
+        guard !stopped else { throw .stopped }
+        guard peer != publicKey else { throw .invalidParameters("a channel needs two different keys") }
+        guard let rules = apps[app] else { throw .invalidParameters("no rules registered for app \(app)") }
+        guard deposit.addingReportingOverflow(theirs).overflow == false else {
+            throw .invalidParameters("deposits \(deposit) + \(theirs) overflow")
+        }
+        let params: ChannelParams
+        do {
+            params = try ChannelParams.random(
+                proposer: publicKey, responder: peer, challengeDuration: challengeDuration ?? policy.challengeDuration,
+                appID: app)
+        } catch { throw .invalidParameters("\(error)") }
+        if addresses[peer] != address {
+            addresses[peer] = address
+            do { try book.save(addresses) } catch { logger.warning("\(error)") }
+        }
+        guard let session = await session(with: peer, at: address, within: timeout) else {
+            throw .peerUnreachable("no session with \(peer.shortID) at \(address) within \(timeout)")
+        }
+        let engine: JournaledEngine
+        let effects: [Effect]
+        do {
+            (engine, effects) = try await JournaledEngine.propose(
+                params: params, allocation: Allocation(deposit, theirs), appData: appData, key: identity, rules: rules,
+                journal: journal)
+        } catch let error as OpenRejection {
+            throw .openRefused(error)
+        } catch let error as JournalError {
+            throw .journal(error)
+        } catch {
+            throw .invalidParameters("\(error)")
+        }
+        let runner = ChannelRunner(
+            engine: engine, session: session, funded: false, closing: false, closed: false, context: context())
+        registry.runners.withLock { $0[params.id] = runner }
+        runner.post(.perform(effects))
+        let opened = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await runner.waitUntilOpened()
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        guard opened, runner.status.phase != .opening else { throw .openTimedOut(params.id) }
+        do { try await watcher.fund(params, opening: Allocation(deposit, theirs)) } catch {
+            throw .watcher(error)
+        }
+        runner.post(.funded)
+        return Channel(id: params.id, node: self)
+    }
+
+    /// The channel with `id`, if this node has it.
+    public func channel(_ id: ChannelID) -> Channel? {
+        registry.runners.withLock { $0[id] } == nil ? nil : Channel(id: id, node: self)
+    }
+
+    /// Every channel this node has (closed ones included until restart).
+    public nonisolated var channels: [Channel] {
+        registry.runners.withLock { $0.keys.map { Channel(id: $0, node: self) } }
+    }
+
+    /// Status of every channel, most useful for dashboards and `parley node status`.
+    public nonisolated var statuses: [ChannelStatus] {
+        registry.runners.withLock { $0.values.map(\.status) }.sorted { $0.id.description < $1.id.description }
+    }
+
+    /// Drill and demo switch: while silent, this node drops every channel message it
+    /// receives and sends none (its sessions stay up, its watcher keeps following the
+    /// chain). This is how a peer that "stops answering" is simulated.
+    public nonisolated func setSilent(_ isSilent: Bool) {
+        switches.silent.store(isSilent, ordering: .relaxed)
+    }
+
+    /// Stops everything: peer links, listener, sessions, channel tasks, the watcher, the
+    /// journal and (if the node made it) the event loop. Channels stay in the journal; a
+    /// new node on the same journal resumes them.
+    public func shutDown() async {
+        guard !stopped else { return }
+        stopped = true
+        for state in peers.values { await state.link?.stop() }
+        await listener?.close()
+        for state in peers.values { state.session?.close(reason: "node shut down") }
+        peers = [:]
+        for waiters in sessionWaiters.values { waiters.forEach { $0.resume(returning: nil) } }
+        sessionWaiters = [:]
+        for runner in registry.runners.withLock({ Array($0.values) }) { await runner.stop() }
+        await watcher.stop()
+        notices.finish()
+        for task in tasks { task.cancel() }
+        journal.close()
+        sink.finish()
+        if ownsLoop { loop.shutdown() }
+    }
+
+    // MARK: - Channel operations (through `Channel`)
+
+    nonisolated func runner(_ id: ChannelID) throws(NodeError) -> ChannelRunner {
+        guard let runner = registry.runners.withLock({ $0[id] }) else { throw .unknownChannel(id) }
+        return runner
+    }
+
+    func dispute(_ id: ChannelID) async throws(NodeError) {
+        let runner = try runner(id)
+        runner.post(.closing)
+        await watcher.dispute(id)
+    }
+
+    func waitUntilClosed(_ id: ChannelID) async throws(NodeError) {
+        _ = try runner(id)
+        do { try await watcher.waitUntilClosed(id) } catch { throw .watcher(error) }
+    }
+
+    // MARK: - Sessions
+
+    /// The current session with `peer`, dialling `address` if there is none.
+    private func session(with peer: PublicKey, at address: SocketAddress, within timeout: Duration) async -> Session? {
+        if let session = peers[peer]?.session { return session }
+        startLink(to: peer, at: address)
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            self.expireSessionWaiters(for: peer)
+        }
+        defer { timer.cancel() }
+        return await withCheckedContinuation { sessionWaiters[peer, default: []].append($0) }
+    }
+
+    private func expireSessionWaiters(for peer: PublicKey) {
+        sessionWaiters.removeValue(forKey: peer)?.forEach { $0.resume(returning: nil) }
+    }
+
+    private func startLink(to peer: PublicKey, at address: SocketAddress) {
+        guard !stopped, peers[peer]?.link == nil else { return }
+        let notices = self.notices
+        let logger = self.logger
+        let link = PeerLink(endpoint: endpoint, peer: peer, address: address, retry: policy.redial) { event in
+            switch event {
+            case let .connected(session): notices.yield(.up(session, dialed: true))
+            case let .attemptFailed(why, retryIn):
+                logger.debug("dial \(peer.shortID) at \(address) failed: \(why); retrying in \(retryIn)")
+            case .disconnected: break  // the session's own close event reports it
+            }
+        }
+        peers[peer, default: PeerState()].link = link
+        link.start()
+    }
+
+    private func handle(_ notice: SessionNotice) async {
+        switch notice {
+        case let .up(session, dialed): await sessionUp(session, dialed: dialed)
+        case let .down(session, reason): sessionDown(session, reason: reason)
+        }
+    }
+
+    /// Newest session wins. An inbound session from a peer we also dial pauses our link
+    /// (otherwise both sides would keep replacing each other's session); the link comes
+    /// back when that inbound session ends.
+    private func sessionUp(_ session: Session, dialed: Bool) async {
+        guard !stopped else { return session.close(reason: "node shut down") }
+        let peer = session.peer
+        if !dialed, let link = peers[peer]?.link {
+            peers[peer]?.link = nil
+            await link.stop()
+        }
+        let old = peers[peer]?.session
+        peers[peer, default: PeerState()].session = session
+        let id = ObjectIdentifier(session)
+        for runner in registry.runners.withLock({ $0.values.filter { $0.peer == peer } }) { runner.post(.attach(session)) }
+        sink.yield(.peerConnected(peer))
+        logger.info("session with \(peer.shortID) up (\(dialed ? "dialled" : "accepted"), \(session.remoteAddress))")
+        sessionWaiters.removeValue(forKey: peer)?.forEach { $0.resume(returning: session) }
+        if let old, old !== session { old.close(reason: "replaced by a newer session") }
+        tasks.append(Task { await self.read(session, id: id) })
+        tasks.removeAll { $0.isCancelled }
+    }
+
+    private func sessionDown(_ session: Session, reason: SessionCloseReason) {
+        let peer = session.peer
+        guard let current = peers[peer]?.session, current === session else { return }
+        peers[peer]?.session = nil
+        let id = ObjectIdentifier(session)
+        for runner in registry.runners.withLock({ $0.values.filter { $0.peer == peer } }) { runner.post(.detach(id)) }
+        sink.yield(.peerDisconnected(peer, reason: reason.description))
+        logger.info("session with \(peer.shortID) ended: \(reason)")
+        if !stopped, peers[peer]?.link == nil, let address = addresses[peer],
+            registry.runners.withLock({ $0.values.contains { $0.peer == peer && !$0.status.isClosed } })
+        {
+            startLink(to: peer, at: address)
+        }
+    }
+
+    /// Reads one session until it ends; routes each message to its channel's runner.
+    private nonisolated func read(_ session: Session, id: ObjectIdentifier) async {
+        for await event in session.events {
+            switch event {
+            case let .message(bytes):
+                await route(bytes, from: session, id: id)
+            case .peerSilent:
+                logger.info("session with \(session.peer.shortID) silent")
+            case let .closed(reason):
+                notices.yield(.down(session, reason))
+                return
+            }
+        }
+    }
+
+    private nonisolated func route(_ bytes: [UInt8], from session: Session, id: ObjectIdentifier) async {
+        guard !switches.silent.load(ordering: .relaxed) else { return }
+        let message: ChannelMessage
+        do { message = try ChannelMessage(wireBytes: bytes) } catch {
+            logger.notice("undecodable message from \(session.peer.shortID): \(error)")
+            sink.yield(.error(nil, "undecodable message from peer \(session.peer.shortID): \(error)"))
+            return
+        }
+        if let runner = registry.runners.withLock({ $0[message.channelID] }) {
+            guard runner.peer == session.peer else {
+                sink.yield(.error(message.channelID, "message for this channel from \(session.peer.shortID), who is not in it"))
+                return
+            }
+            runner.post(.received(message, via: id))
+        } else if case let .openProposal(proposal) = message {
+            await incomingOpen(proposal, on: session)
+        } else {
+            logger.notice("message for unknown channel \(message.channelID.shortID) from \(session.peer.shortID)")
+        }
+    }
+
+    /// A peer proposes a channel: ask the open handler, accept (journal first), fund.
+    private func incomingOpen(_ proposal: OpenProposal, on session: Session) async {
+        let params = proposal.params
+        guard !stopped, registry.runners.withLock({ $0[params.id] }) == nil else { return }
+        guard params.index(of: publicKey) == .second, params[.first] == session.peer else {
+            sink.yield(.error(params.id, "open proposal from \(session.peer.shortID) does not seat it first and us second"))
+            return
+        }
+        guard let rules = apps[params.appID] else {
+            sink.yield(.error(params.id, "peer proposed app \(params.appID), which this node has no rules for"))
+            return
+        }
+        let opening = proposal.initial.allocation
+        let request = OpenRequest(
+            channel: params.id, peer: session.peer, theirDeposit: opening[.first], myDeposit: opening[.second],
+            challengeDuration: params.challengeDuration, appID: params.appID)
+        guard await switches.handlers.withLock({ $0.open })(request) else {
+            logger.info("declined channel \(params.id.shortID) from \(session.peer.shortID)")
+            return
+        }
+        guard registry.runners.withLock({ $0[params.id] }) == nil else { return }
+        let engine: JournaledEngine
+        let effects: [Effect]
+        do {
+            (engine, effects) = try await JournaledEngine.accept(proposal, key: identity, rules: rules, journal: journal)
+        } catch {
+            sink.yield(.error(params.id, "cannot accept the channel: \(error)"))
+            return
+        }
+        let current = peers[session.peer]?.session
+        let runner = ChannelRunner(
+            engine: engine, session: current === session ? session : nil, funded: false, closing: false, closed: false,
+            context: context())
+        registry.runners.withLock { $0[params.id] = runner }
+        runner.post(.perform(effects))
+        tasks.append(Task { await self.fund(params, opening: opening) })
+    }
+
+    /// Makes sure our deposit is in; marks the channel funded when the chain says so.
+    private func fund(_ params: ChannelParams, opening: Allocation) async {
+        do {
+            try await watcher.fund(params, opening: opening)
+            registry.runners.withLock { $0[params.id] }?.post(.funded)
+        } catch {
+            logger.warning("funding channel \(params.id.shortID): \(error)")
+            sink.yield(.error(params.id, "funding: \(error)"))
+        }
+    }
+
+    // MARK: - Watcher
+
+    private func forward(_ event: WatcherEvent) {
+        let runner = { (id: ChannelID) in self.registry.runners.withLock { $0[id] } }
+        switch event {
+        case let .funded(id):
+            runner(id)?.post(.funded)
+            sink.yield(.funded(id))
+        case let .registered(id, version, deadline, by):
+            runner(id)?.post(.closing)
+            sink.yield(.registered(id, version: version, deadline: deadline, by: by))
+        case let .refuted(id, stale, with):
+            sink.yield(.refuted(id, stale: stale, with: with))
+        case let .exitStarted(id, version, reason):
+            runner(id)?.post(.closing)
+            sink.yield(.exitStarted(id, version: version, reason: reason))
+        case let .peerSilent(id):
+            sink.yield(.peerSilent(id))
+        case let .concluded(id, version, allocation):
+            sink.yield(.concluded(id, version: version, allocation: allocation))
+        case let .withdrawn(id, amount):
+            sink.yield(.withdrawn(id, amount: amount))
+        case let .closed(id):
+            runner(id)?.post(.closed)
+            sink.yield(.closed(id))
+        case let .failed(id, why):
+            sink.yield(.error(id, why))
+        }
+    }
+}

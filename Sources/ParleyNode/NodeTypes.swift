@@ -1,0 +1,199 @@
+import ParleyChannel
+import ParleyCrypto
+import ParleyJournal
+import ParleySettlement
+import ParleyTransport
+
+/// How a ``Node`` behaves. The defaults are safe for money: every update is fsync'd,
+/// a silent peer leads to an on-chain exit, and a channel is usable only once funded.
+public struct NodePolicy: Sendable {
+    /// When the watcher acts on its own, and how it paces chain calls.
+    public var watcher: WatcherPolicy
+    /// How long our proposal may go unanswered before the peer counts as unresponsive:
+    /// the session is dropped, the waiting `pay`/`update` fails with `.peerUnresponsive`,
+    /// and (with `watcher.disputeOnSilence`) the watcher starts the on-chain exit.
+    public var proposalTimeout: Duration
+    /// Challenge window, in seconds of chain time, for channels this node opens.
+    public var challengeDuration: UInt64
+    /// Whether journal appends are fsync'd (`.none` is for benchmarks and throwaway demos only).
+    public var durability: Durability
+    /// Session timing and buffer limits for peer connections.
+    public var session: SessionConfig
+    /// How fast a lost peer connection is redialled.
+    public var redial: RetryPolicy
+    /// Events kept for a slow reader of ``Node/events``; past this the oldest are dropped.
+    public var eventBuffer: Int
+
+    public static let defaultProposalTimeout: Duration = .seconds(10)
+    public static let defaultEventBuffer = 65_536
+
+    public init(
+        watcher: WatcherPolicy = WatcherPolicy(),
+        proposalTimeout: Duration = NodePolicy.defaultProposalTimeout,
+        challengeDuration: UInt64 = ChannelParams.defaultChallengeDuration,
+        durability: Durability = .fsync,
+        session: SessionConfig = SessionConfig(),
+        redial: RetryPolicy = RetryPolicy(initialDelay: .milliseconds(50), maxDelay: .seconds(2)),
+        eventBuffer: Int = NodePolicy.defaultEventBuffer
+    ) {
+        self.watcher = watcher
+        self.proposalTimeout = max(proposalTimeout, .milliseconds(1))
+        self.challengeDuration = challengeDuration
+        self.durability = durability
+        self.session = session
+        self.redial = redial
+        self.eventBuffer = max(eventBuffer, 1)
+    }
+}
+
+/// A peer's proposal, as the update handler sees it.
+public struct IncomingUpdate: Sendable {
+    public let channel: ChannelID
+    /// Our seat in the channel.
+    public let me: ParticipantIndex
+    /// The latest fully-signed state.
+    public let current: ChannelState
+    /// What the peer proposes instead.
+    public let proposed: ChannelState
+
+    /// The peer's balance moves to us by this much (0 when it takes from us or keeps balances).
+    public var amountToMe: UInt64 {
+        let before = current.allocation[me]
+        let after = proposed.allocation[me]
+        return after > before ? after - before : 0
+    }
+
+    /// Whether our balance would shrink.
+    public var takesFromMe: Bool { proposed.allocation[me] < current.allocation[me] }
+}
+
+/// Decides on the peer's proposals. Runs on the channel's own task; take as long as you
+/// need (the peer waits up to its proposal timeout), but answer every call.
+public typealias UpdateHandler = @Sendable (IncomingUpdate) async -> Decision
+
+/// A peer asks to open a channel with us. Return `true` to accept (our deposit is made
+/// from our chain account), `false` to ignore the proposal.
+public typealias OpenHandler = @Sendable (OpenRequest) async -> Bool
+
+/// A peer's channel proposal, as the open handler sees it.
+public struct OpenRequest: Sendable {
+    public let channel: ChannelID
+    public let peer: PublicKey
+    /// What the peer deposits.
+    public let theirDeposit: UInt64
+    /// What we would deposit.
+    public let myDeposit: UInt64
+    public let challengeDuration: UInt64
+    public let appID: AppID
+}
+
+extension Node {
+    /// The default update handler: accept any proposal that does not take from us and
+    /// keeps the app data as it is — payments to us and a cooperative close. Everything
+    /// else is declined with a reason the peer sees.
+    public static let acceptPaymentsToMe: UpdateHandler = { update in
+        if update.takesFromMe { return .reject("that takes from my balance") }
+        if update.proposed.appData != update.current.appData { return .reject("app data changes need an app handler") }
+        return .accept
+    }
+
+    /// The default open handler: accept payment channels (their deposit and ours come
+    /// from the proposal; our share is deposited from our chain account).
+    public static let acceptPaymentChannels: OpenHandler = { request in request.appID == .payment }
+}
+
+/// What a node reports, in order per channel. Read ``Node/events`` to follow them.
+public enum NodeEvent: Sendable, Equatable {
+    /// The channel exists in both journals (version 0 fully signed).
+    case opened(ChannelID, peer: PublicKey)
+    /// The chain shows both deposits; updates may flow.
+    case funded(ChannelID)
+    /// The peer proposed `version`; the update handler is deciding.
+    case proposed(ChannelID, version: UInt64)
+    /// A new fully-signed state, journaled. `mine` is true when we proposed it.
+    case committed(ChannelID, SignedState, mine: Bool)
+    /// A proposal was turned down: ours by the peer (`byPeer`), or the peer's (`version`) by us.
+    case rejected(ChannelID, version: UInt64?, reason: String, byPeer: Bool)
+    /// A session to `peer` is up; its channels re-synchronise.
+    case peerConnected(PublicKey)
+    /// The session to `peer` ended; the dialing side redials.
+    case peerDisconnected(PublicKey, reason: String)
+    /// Our proposal got no answer within the proposal timeout.
+    case peerSilent(ChannelID)
+    /// Someone registered `version` on chain; the window closes at `deadline`.
+    case registered(ChannelID, version: UInt64, deadline: ChainTime, by: ParticipantIndex)
+    /// Our watcher answered an older registration with our newer state.
+    case refuted(ChannelID, stale: UInt64, with: UInt64)
+    /// Our watcher registered our latest state to leave the channel on our own.
+    case exitStarted(ChannelID, version: UInt64, reason: ExitReason)
+    /// The chain fixed the payout from state `version`.
+    case concluded(ChannelID, version: UInt64, allocation: Allocation)
+    /// Our payout arrived in our chain account.
+    case withdrawn(ChannelID, amount: UInt64)
+    /// Nothing of ours is left in the channel.
+    case closed(ChannelID)
+    /// Something went wrong that the node recovers from by itself (it retries or keeps
+    /// serving other channels); `channel` is nil for node-wide trouble.
+    case error(ChannelID?, String)
+}
+
+/// Why a node operation failed.
+public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
+    case unknownChannel(ChannelID)
+    /// The channel is closing or closed (a final state, or a dispute on chain).
+    case channelClosing(ChannelID)
+    /// The chain does not show the channel funded yet.
+    case notFunded(ChannelID)
+    /// Our proposal went unanswered for the proposal timeout. The session was dropped; if
+    /// the peer comes back before the channel settles, the update may still commit.
+    case peerUnresponsive(ChannelID, after: Duration)
+    /// The peer could not be reached to open a channel.
+    case peerUnreachable(String)
+    /// The peer did not accept the channel within the time given.
+    case openTimedOut(ChannelID)
+    /// The engine refused the update, or the peer rejected it.
+    case updateFailed(ChannelID, UpdateFailure)
+    case openRefused(OpenRejection)
+    case journal(JournalError)
+    case watcher(WatcherError)
+    case invalidParameters(String)
+    /// The node is shut down.
+    case stopped
+
+    public var description: String {
+        switch self {
+        case let .unknownChannel(id): "channel \(id.shortID) is not known to this node"
+        case let .channelClosing(id): "channel \(id.shortID) is closing; no more updates"
+        case let .notFunded(id): "channel \(id.shortID) is not funded on chain yet"
+        case let .peerUnresponsive(id, after):
+            "the peer did not answer on channel \(id.shortID) within \(after); the connection was dropped"
+        case let .peerUnreachable(why): "could not reach the peer: \(why)"
+        case let .openTimedOut(id): "the peer did not accept channel \(id.shortID) in time"
+        case let .updateFailed(id, failure): "update on channel \(id.shortID) failed: \(failure)"
+        case let .openRefused(why): "cannot open the channel: \(why)"
+        case let .journal(error): "journal: \(error)"
+        case let .watcher(error): "\(error)"
+        case let .invalidParameters(why): "invalid parameters: \(why)"
+        case .stopped: "the node is shut down"
+        }
+    }
+}
+
+/// A channel as the node sees it right now.
+public struct ChannelStatus: Sendable, Equatable {
+    public let id: ChannelID
+    public let peer: PublicKey
+    public let me: ParticipantIndex
+    /// The latest fully-signed state (for an opener still waiting for the accept: version 0, our signature only).
+    public let latest: SignedState
+    public let phase: Phase
+    public let isFunded: Bool
+    /// A final state is signed or a dispute is on chain: no more updates.
+    public let isClosing: Bool
+    public let isClosed: Bool
+    public let isConnected: Bool
+
+    /// Our balance in the latest state.
+    public var myBalance: UInt64 { latest.state.allocation[me] }
+    public var peerBalance: UInt64 { latest.state.allocation[me.peer] }
+}

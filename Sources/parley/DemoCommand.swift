@@ -1,0 +1,357 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ParleyChannel
+import ParleyCrypto
+import ParleyDevchain
+import ParleyJournal
+import ParleyNode
+import ParleySettlement
+import ParleyTransport
+import Synchronization
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Two nodes, one payment channel, thousands of payments, settled on chain.",
+        discussion: """
+            Starts a chain (the embedded LocalChain, or a running `parley devchain`), and two \
+            nodes, Alice and Bob, in this process, talking over real loopback TCP through \
+            libuv with encrypted sessions. Alice opens a channel (both deposit), streams \
+            payments of 1 unit to Bob — every one signed by both, every signature fsync'd to \
+            each side's journal first — then they close cooperatively and withdraw on chain.
+
+            --dispute silent: Bob stops answering halfway; Alice's proposal times out and her \
+            watcher exits on chain with the latest fully-signed state.
+            --dispute cheat: after the payments Alice goes offline and registers an old state \
+            in which she had more; Bob's watcher refutes it with the latest state before the \
+            window closes. Alice's node comes back from its journal and collects what she is owed.
+
+            Examples:
+              parley demo
+              parley demo --payments 10000 --json
+              parley demo --dispute cheat --data /tmp/demo && parley journal verify /tmp/demo/bob
+              parley devchain --listen 127.0.0.1:7545 --data /tmp/chain --manual-time &
+              parley demo --devchain 127.0.0.1:7545
+            """)
+
+    @Option(name: .long, help: "Payments of 1 unit from Alice to Bob.")
+    var payments = 10_000
+
+    @Option(name: .long, help: "What each side deposits.")
+    var deposit: UInt64 = 1_000_000
+
+    @Option(name: .long, help: "none, silent (Bob stops answering) or cheat (Alice registers an old state).")
+    var dispute: DemoDispute = .none
+
+    @Option(name: .long, help: "Use the `parley devchain` at HOST:PORT instead of the embedded chain.")
+    var devchain: String?
+
+    @Option(name: .long, help: "Keep the journals in DIR/alice and DIR/bob (must not hold journals yet).")
+    var data: String?
+
+    @Option(name: .long, help: "Challenge window in seconds of chain time.")
+    var challenge: UInt64 = 60
+
+    @Option(name: .long, help: "How long Alice waits for an answer before she counts Bob as silent (seconds).")
+    var proposalTimeout = 2.0
+
+    @Flag(
+        name: .long,
+        help: #"Print one JSON object at the end: {"payments", "seconds", "updatesPerSecond", "p50Micros", "p99Micros", "finalVersion", "settledVersion", "payout": {"alice", "bob"}, "dispute", "staleVersion", ...}."#)
+    var json = false
+
+    func validate() throws {
+        guard payments >= 0, payments <= 100_000_000 else { throw ValidationError("--payments must be 0...100000000.") }
+        guard deposit > 0 else { throw ValidationError("--deposit must be positive.") }
+        guard UInt64(payments) <= deposit else { throw ValidationError("--payments cannot exceed --deposit (Alice pays 1 unit each).") }
+        guard ChannelParams.challengeDurationRange.contains(challenge) else {
+            throw ValidationError("--challenge must be \(ChannelParams.challengeDurationRange) seconds.")
+        }
+        guard proposalTimeout > 0, proposalTimeout <= 600 else { throw ValidationError("--proposal-timeout must be in (0, 600].") }
+        if dispute != .none, payments < 2 { throw ValidationError("--dispute \(dispute.rawValue) needs at least 2 payments.") }
+    }
+
+    func run() async throws {
+        let result: DemoResult
+        do {
+            result = try await DemoRun(options: self).run()
+        } catch let error as DemoFailure {
+            throw failure("demo", error.description)
+        } catch {
+            throw failure("demo", "\(error)")
+        }
+        if json { try printJSON(result) }
+    }
+}
+
+enum DemoDispute: String, ExpressibleByArgument, CaseIterable, Codable {
+    case none, silent, cheat
+}
+
+struct DemoResult: Encodable {
+    struct Payout: Encodable {
+        var alice: UInt64
+        var bob: UInt64
+    }
+
+    var payments: Int
+    var seconds: Double
+    var updatesPerSecond: Double
+    var p50Micros: Double
+    var p99Micros: Double
+    var finalVersion: UInt64
+    var settledVersion: UInt64
+    var payout: Payout
+    var deposits: UInt64
+    var dispute: DemoDispute
+    var staleVersion: UInt64?
+    var chain: String
+    var journals: [String: String]
+    var durability: String
+    var build: String
+}
+
+struct DemoFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Collects one node's events so the demo can wait for them.
+final class EventLog: Sendable {
+    private let events = Mutex<[NodeEvent]>([])
+
+    init(_ node: Node) {
+        let stream = node.events
+        Task { for await event in stream { self.events.withLock { $0.append(event) } } }
+    }
+
+    func first<T>(_ match: (NodeEvent) -> T?) -> T? {
+        let all = events.withLock { $0 }
+        return all.lazy.compactMap(match).first
+    }
+
+    /// Waits up to `timeout` for an event `match` accepts.
+    func wait<T>(for what: String, timeout: Duration = .seconds(30), _ match: @escaping (NodeEvent) -> T?) async throws -> T {
+        let end = ContinuousClock.now + timeout
+        while ContinuousClock.now < end {
+            if let found = first(match) { return found }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw DemoFailure("timed out after \(timeout) waiting for \(what)")
+    }
+}
+
+/// One run of the demo; `say` narrates unless `--json`.
+struct DemoRun {
+    let options: DemoCommand
+
+    private func say(_ line: String) {
+        if !options.json { print(line) }
+    }
+
+    func run() async throws -> DemoResult {
+        let root = try journalRoot()
+        let aliceDirectory = root + "/alice"
+        let bobDirectory = root + "/bob"
+        let loop = try EventLoop(name: "parley-demo")
+        defer { loop.shutdown() }
+        let aliceKey = SigningKey()
+        let bobKey = SigningKey()
+        let chain = try await DemoChain.make(options.devchain, keys: [aliceKey, bobKey], loop: loop)
+        defer { Task { await chain.close() } }
+        say("Chain: \(chain.name). Journals: \(root)")
+        for key in [aliceKey, bobKey] {
+            try await chain.adapter(for: key).mint(options.deposit, to: key.publicKey)
+        }
+        let policy = NodePolicy(
+            watcher: WatcherPolicy(clockPollInterval: .milliseconds(50), retryDelay: .milliseconds(100)),
+            proposalTimeout: .milliseconds(Int(options.proposalTimeout * 1000)),
+            challengeDuration: options.challenge)
+        let logger = Logger(label: "parley.demo") { _ in SwiftLogNoOpLogHandler() }
+        let loopback = SocketAddress.loopbackIPv4(port: 0)
+        let bob = try await Node(
+            identity: bobKey, listen: loopback, journal: bobDirectory, settlement: chain.adapter(for: bobKey),
+            policy: policy, logger: logger, loop: loop)
+        var alice = try await Node(
+            identity: aliceKey, listen: loopback, journal: aliceDirectory, settlement: chain.adapter(for: aliceKey),
+            policy: policy, logger: logger, loop: loop)
+        let bobLog = EventLog(bob)
+        var aliceLog = EventLog(alice)
+        guard let bobAddress = await bob.listeningAddress else { throw DemoFailure("Bob is not listening") }
+        say("Alice \(aliceKey.publicKey.shortID) and Bob \(bobKey.publicKey.shortID) (listening on \(bobAddress))")
+
+        let channel = try await alice.open(
+            with: bobKey.publicKey, at: bobAddress, deposit: options.deposit, theirs: options.deposit)
+        say("Channel \(channel.id.shortID) open and funded: \(options.deposit) each, challenge window \(options.challenge)s")
+
+        // Payments.
+        let silentAt = options.dispute == .silent ? options.payments / 2 : options.payments
+        let keepAt = max(1, options.payments / 10)
+        var stale: SignedState?
+        var latencies: [Double] = []
+        latencies.reserveCapacity(options.payments)
+        let done = Atomic<Int>(0)
+        let total = options.payments
+        let progress = Task {
+            await showProgressLine(every: .milliseconds(200)) {
+                let count = done.load(ordering: .relaxed)
+                return count == 0 ? nil : "  payments: \(count)/\(total)"
+            }
+        }
+        let started = ContinuousClock.now
+        var lastCommit = started
+        var unanswered: NodeError?
+        for index in 1...max(options.payments, 1) where options.payments > 0 {
+            if options.dispute == .silent, index == silentAt + 1 {
+                bob.setSilent(true)
+            }
+            let before = ContinuousClock.now
+            do { try await channel.pay(1) } catch {
+                unanswered = error
+                break
+            }
+            lastCommit = ContinuousClock.now
+            latencies.append(durationSeconds(lastCommit - before) * 1e6)
+            done.store(index, ordering: .relaxed)
+            if index == keepAt, options.dispute == .cheat { stale = try channel.status.latest }
+        }
+        let seconds = durationSeconds(lastCommit - started)
+        progress.cancel()
+        await progress.value
+        let committed = latencies.count
+        let finalVersion = try channel.status.latest.version
+        let perSecond = seconds > 0 ? Double(committed) / seconds : 0
+        say("\(plural(committed, "payment")) in \(String(format: "%.2f", seconds)) s: \(Int(perSecond)) updates/s, "
+            + "p50 \(Int(percentile(latencies, 0.50))) µs, p99 \(Int(percentile(latencies, 0.99))) µs; latest fully-signed version \(finalVersion)")
+
+        var staleVersion: UInt64?
+        switch options.dispute {
+        case .none:
+            say("Closing cooperatively…")
+            _ = try await channel.close()
+            try await bob.channel(channel.id)?.waitUntilClosed()
+        case .silent:
+            guard let unanswered else { throw DemoFailure("Bob went silent but Alice's payment still went through") }
+            say("Bob went silent after payment \(silentAt): \(unanswered)")
+            let (version, _) = try await aliceLog.wait(for: "Alice's watcher to exit on chain") { event -> (UInt64, ExitReason)? in
+                if case let .exitStarted(_, version, reason) = event { return (version, reason) }
+                return nil
+            }
+            say("Alice's watcher registered version \(version) on chain; waiting out the \(options.challenge)s window")
+            try await chain.pass(options.challenge + 1)
+            try await channel.waitUntilClosed()
+            try await bob.channel(channel.id)?.waitUntilClosed()
+        case .cheat:
+            guard let old = stale else { throw DemoFailure("no old state was kept") }
+            staleVersion = old.version
+            say("Alice goes offline and registers old version \(old.version) (she had \(old.state.allocation[.first]), now \(try channel.status.myBalance))")
+            await alice.shutDown()
+            _ = try await chain.adapter(for: aliceKey).register(old)
+            let (staleSeen, with) = try await bobLog.wait(for: "Bob's watcher to refute") { event -> (UInt64, UInt64)? in
+                if case let .refuted(_, stale, with) = event { return (stale, with) }
+                return nil
+            }
+            say("Bob's watcher refuted version \(staleSeen) with version \(with); waiting out the \(options.challenge)s window")
+            try await chain.pass(options.challenge + 1)
+            try await bob.channel(channel.id)?.waitUntilClosed()
+            say("Alice's node restarts from its journal to collect her share")
+            alice = try await Node(
+                identity: aliceKey, listen: loopback, journal: aliceDirectory, settlement: chain.adapter(for: aliceKey),
+                policy: policy, logger: logger, loop: loop)
+            aliceLog = EventLog(alice)
+            try await alice.channel(channel.id)?.waitUntilClosed()
+        }
+        let settledVersion = try await bobLog.wait(for: "the chain to conclude") { event -> UInt64? in
+            if case let .concluded(_, version, _) = event { return version }
+            return nil
+        }
+        let payout = DemoResult.Payout(
+            alice: try await chain.adapter(for: aliceKey).balance(of: aliceKey.publicKey),
+            bob: try await chain.adapter(for: bobKey).balance(of: bobKey.publicKey))
+        await alice.shutDown()
+        await bob.shutDown()
+        say("Settled on chain at version \(settledVersion). Payouts: Alice \(payout.alice), Bob \(payout.bob) "
+            + "(sum \(payout.alice + payout.bob) of \(2 * options.deposit) deposited)")
+        say("Check the journals: parley journal verify \(aliceDirectory)")
+        return DemoResult(
+            payments: committed, seconds: rounded(seconds, digits: 3), updatesPerSecond: rounded(perSecond, digits: 1),
+            p50Micros: rounded(percentile(latencies, 0.50), digits: 1), p99Micros: rounded(percentile(latencies, 0.99), digits: 1),
+            finalVersion: finalVersion, settledVersion: settledVersion, payout: payout, deposits: options.deposit,
+            dispute: options.dispute, staleVersion: staleVersion, chain: chain.name,
+            journals: ["alice": aliceDirectory, "bob": bobDirectory], durability: policy.durability.rawValue,
+            build: buildConfiguration)
+    }
+
+    /// `--data`, checked to hold no journals yet, or a fresh temporary directory.
+    private func journalRoot() throws -> String {
+        guard let data = options.data else {
+            var template = Array("/tmp/parley-demo-XXXXXX".utf8CString)
+            guard let made = mkdtemp(&template) else { throw DemoFailure("cannot make a temporary directory") }
+            return String(cString: made)
+        }
+        for name in ["alice", "bob"] {
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: data + "/" + name)) ?? []
+            if !entries.isEmpty {
+                throw DemoFailure("\(data)/\(name) already holds files; give --data a fresh directory")
+            }
+        }
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        return data
+    }
+}
+
+/// The embedded chain or a devchain daemon, with one adapter per key.
+struct DemoChain: Sendable {
+    let name: String
+    private let adapters: [PublicKey: any SettlementAdapter & DevFaucet]
+    private let local: LocalChain?
+    private let timekeeper: DevchainClient?
+
+    static func make(_ devchain: String?, keys: [SigningKey], loop: EventLoop) async throws -> DemoChain {
+        guard let devchain else {
+            let chain = LocalChain()
+            return DemoChain(
+                name: "embedded LocalChain", adapters: Dictionary(uniqueKeysWithValues: keys.map { ($0.publicKey, chain.adapter(for: $0.publicKey)) }),
+                local: chain, timekeeper: nil)
+        }
+        let address = devchain.hasPrefix("devchain://") ? devchain : "devchain://" + devchain
+        var adapters: [PublicKey: any SettlementAdapter & DevFaucet] = [:]
+        for key in keys {
+            do { adapters[key.publicKey] = try await DevchainClient.connect(to: address, identity: key, loop: loop) } catch {
+                throw DemoFailure("cannot reach the devchain at \(devchain): \(error)")
+            }
+        }
+        let timekeeper = try await DevchainClient.connect(to: address, identity: SigningKey(), loop: loop)
+        return DemoChain(name: "devchain at \(devchain)", adapters: adapters, local: nil, timekeeper: timekeeper)
+    }
+
+    func adapter(for key: SigningKey) -> any SettlementAdapter & DevFaucet {
+        adapters[key.publicKey]!  // every key the demo uses was given to `make`
+    }
+
+    /// Lets `seconds` of chain time pass: at once on the embedded chain or a manual-time
+    /// devchain, by waiting on a devchain whose clock follows the wall clock.
+    func pass(_ seconds: UInt64) async throws {
+        if let local {
+            local.advance(by: seconds)
+        } else if let timekeeper {
+            do { _ = try await timekeeper.advance(by: seconds) } catch {
+                try await Task.sleep(for: .seconds(Int(seconds)))
+            }
+        }
+    }
+
+    func close() async {
+        for adapter in adapters.values { await (adapter as? DevchainClient)?.close() }
+        await timekeeper?.close()
+    }
+}
+
+/// The `fraction` quantile of `values` (nearest rank), 0 when empty.
+func percentile(_ values: [Double], _ fraction: Double) -> Double {
+    guard !values.isEmpty else { return 0 }
+    let sorted = values.sorted()
+    let rank = Int((fraction * Double(sorted.count)).rounded(.up)) - 1
+    return sorted[min(max(rank, 0), sorted.count - 1)]
+}
