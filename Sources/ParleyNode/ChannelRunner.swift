@@ -174,8 +174,12 @@ private struct RunnerLoop: Sendable {
             await feed(.received(message))
         case let .attach(new):
             if let session, session === new { return }
-            if session != nil { await feed(.disconnected) }
             session = new
+            // Whatever the engine believed about the old link, it is gone: a fresh engine
+            // (link up, but created without a session) and one on a replaced session both
+            // go down first, so `.connected` always restarts the open handshake or reestablish.
+            // `.disconnected` on an engine that is already down changes nothing.
+            await feed(.disconnected)
             await context.watcher.peerReconnected(id)
             await feed(.connected)
         case let .detach(gone):

@@ -130,7 +130,7 @@ public actor Node {
         endpoint = SessionEndpoint(identity: identity, loop: self.loop, config: policy.session)
         watcher = Watcher(
             identity: identity.publicKey, adapter: settlement, journal: journal, policy: policy.watcher,
-            logger: Logger(label: logger.label + ".watcher"))
+            logger: logger)
         let (noticeStream, notices) = AsyncStream<SessionNotice>.makeStream()
         self.notices = notices
         do {
@@ -261,8 +261,12 @@ public actor Node {
         } catch {
             throw .invalidParameters("\(error)")
         }
+        // The session may have been replaced while the proposal was journaled: start on
+        // the current one (or none; the next session to the peer restarts the handshake).
+        let current = peers[peer]?.session
+        if current !== session { logger.debug("session with \(peer.shortID) changed while opening") }
         let runner = ChannelRunner(
-            engine: engine, session: session, funded: false, closing: false, closed: false, context: context())
+            engine: engine, session: current, funded: false, closing: false, closed: false, context: context())
         registry.runners.withLock { $0[params.id] = runner }
         runner.post(.perform(effects))
         let opened = await withTaskGroup(of: Bool.self) { group in

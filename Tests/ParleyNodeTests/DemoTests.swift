@@ -1,0 +1,90 @@
+import Foundation
+import ParleyTestSupport
+import Testing
+
+/// `parley demo` end to end: a real subprocess, two nodes over loopback TCP, fsync'd
+/// journals, settlement on the embedded chain or on a `parley devchain` subprocess.
+/// Each run is checked against what the chain must pay, and both journals are verified
+/// afterwards with `parley journal verify`.
+@Suite("parley demo", .serialized)
+struct DemoTests {
+    static let deposit: UInt64 = 1_000
+    static let payments = 300
+
+    enum Mode: String, CaseIterable, CustomTestStringConvertible {
+        case none, silent, cheat
+        var testDescription: String { rawValue }
+    }
+
+    @Test("demo settles with the right payouts on the embedded chain", arguments: Mode.allCases)
+    func embedded(mode: Mode) throws {
+        try check(mode: mode, extra: [])
+    }
+
+    @Test("demo settles with the right payouts on a devchain subprocess", arguments: [Mode.cheat, .silent])
+    func devchain(mode: Mode) throws {
+        let directory = DevchainDaemon.temporaryDirectory()
+        let daemon = try DevchainDaemon.start(directory: directory)
+        defer {
+            daemon.stop(SIGTERM)
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        try check(mode: mode, extra: ["--devchain", daemon.address.description])
+    }
+
+    @Test("--data refuses a directory that already holds journals")
+    func refusesUsedData() throws {
+        let root = try makeTemporaryDirectory("parley-demo-test")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let first = try DevchainDaemon.run(["demo", "--payments", "3", "--deposit", "10", "--data", root, "--json"], timeout: 60)
+        #expect(first.status == 0, "stderr: \(first.stderr)")
+        let second = try DevchainDaemon.run(["demo", "--payments", "3", "--deposit", "10", "--data", root], timeout: 60)
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("already holds files"), "stderr: \(second.stderr)")
+    }
+
+    private func check(mode: Mode, extra: [String]) throws {
+        let root = try makeTemporaryDirectory("parley-demo-test")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let run = try DevchainDaemon.run(
+            ["demo", "--payments", "\(Self.payments)", "--deposit", "\(Self.deposit)", "--dispute", mode.rawValue,
+             "--proposal-timeout", "0.5", "--data", root, "--json"] + extra,
+            timeout: 120)
+        try #require(run.status == 0, "parley demo failed: \(run.stderr)")
+        let line = try #require(run.stdout.split(separator: "\n").last.map(String.init))
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let payments = try #require(result["payments"] as? Int)
+        let finalVersion = try #require(result["finalVersion"] as? Int)
+        let settledVersion = try #require(result["settledVersion"] as? Int)
+        let payout = try #require(result["payout"] as? [String: Int])
+        let alice = try #require(payout["alice"])
+        let bob = try #require(payout["bob"])
+        #expect(result["dispute"] as? String == mode.rawValue)
+        for key in ["seconds", "updatesPerSecond", "p50Micros", "p99Micros"] {
+            #expect(result[key] is Double || result[key] is Int, "\(key) missing in \(line)")
+        }
+        // Money is conserved and matches the latest fully-signed state: Alice paid 1 per payment.
+        #expect(alice + bob == 2 * Int(Self.deposit))
+        #expect(alice == Int(Self.deposit) - payments)
+        #expect(bob == Int(Self.deposit) + payments)
+        #expect(settledVersion == finalVersion)
+        switch mode {
+        case .none:
+            #expect(payments == Self.payments)
+            #expect(finalVersion == Self.payments + 1)  // the final (closing) state
+            #expect(result["staleVersion"] is NSNull)
+        case .silent:
+            #expect(payments == Self.payments / 2)  // Bob stops answering halfway
+            #expect(finalVersion == payments)
+            #expect(result["staleVersion"] is NSNull)
+        case .cheat:
+            #expect(payments == Self.payments)
+            let stale = try #require(result["staleVersion"] as? Int)
+            #expect(stale < finalVersion)
+        }
+        for side in ["alice", "bob"] {
+            let verify = try DevchainDaemon.run(["journal", "verify", root + "/" + side], timeout: 30)
+            #expect(verify.status == 0, "journal verify \(side): \(verify.stdout) \(verify.stderr)")
+        }
+    }
+}
