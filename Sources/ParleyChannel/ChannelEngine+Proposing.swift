@@ -114,3 +114,15 @@ extension ChannelEngine {
         queue.removeAll()
     }
 }
+
+extension ChannelEngine {
+    /// Marks every version up to `version` as used by us, as if we had signed it.
+    ///
+    /// For a node that sends a deliberately malformed proposal (drills' `tamper`): the
+    /// version it signed must never be signed again (invariant 1). The caller journals
+    /// `.aborted(version:)` first, which recovery counts as signed.
+    package mutating func reserveVersions(through version: UInt64) {
+        highestSignedVersion = max(highestSignedVersion, version)
+        highestSeenVersion = max(highestSeenVersion, version)
+    }
+}

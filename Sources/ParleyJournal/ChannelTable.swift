@@ -48,6 +48,8 @@ extension ChannelRecord {
             if signed.version > latest.version || !latest.isFullySigned { latest = signed }
             if let pending, pending.version <= signed.version { self.pending = nil }
         case let .engine(.aborted(version)):
+            // We only ever abort versions we signed, so the version stays burned after a restart.
+            highestSignedVersion = max(highestSignedVersion, version)
             if pending?.version == version { pending = nil }
         case let .dispute(event):
             dispute = event

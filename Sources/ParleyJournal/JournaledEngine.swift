@@ -55,6 +55,16 @@ public struct JournaledEngine: Sendable {
         return try await Self.persist(effects, of: engine, in: journal)
     }
 
+    /// Burns every version up to `version` durably, as if we had signed it: journals
+    /// `.aborted(version:)` (recovery counts it as signed), then tells the engine. For a
+    /// node that sends a deliberately malformed, signed proposal (drills' `tamper`), which
+    /// must never share a version with a state it signs later (invariant 1).
+    public mutating func reserveVersions(through version: UInt64) async throws(JournalError) {
+        try Self.refuseIfStopped(journal)
+        try await journal.append([JournalEntry(.aborted(version: version), channelID: engine.channelID)])
+        engine.reserveVersions(through: version)
+    }
+
     /// `handle` for callers without an async context; blocks until the records are durable.
     public mutating func handleBlocking(_ input: EngineInput) throws(JournalError) -> [Effect] {
         try Self.refuseIfStopped(journal)

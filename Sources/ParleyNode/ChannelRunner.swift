@@ -18,6 +18,8 @@ struct RunnerContext: Sendable {
     let updateHandler: @Sendable () -> UpdateHandler
     /// Drill switch: when true we neither send nor accept anything on the peer link.
     let isSilent: @Sendable () -> Bool
+    /// Signs with the node's key (for deliberately malformed proposals only).
+    let sign: @Sendable (ChannelState) -> Signature
 }
 
 /// Drives one channel. It alone owns the channel's `JournaledEngine`: every input goes
@@ -33,10 +35,12 @@ final class ChannelRunner: Sendable {
         case request(Request, CheckedContinuation<SignedState, any Error>)
         case perform([Effect])
         case awaitOpened(CheckedContinuation<Void, Never>)
-        case funded
+        /// The chain shows the channel funded; resumes the waiter (if any) once the status shows it.
+        case funded(CheckedContinuation<Void, Never>?)
         /// A dispute is on chain (or our watcher started one): no more updates.
         case closing
         case closed
+        case tamper(Tampering, CheckedContinuation<UInt64, any Error>)
         case stop(CheckedContinuation<Void, Never>)
     }
 
@@ -82,12 +86,24 @@ final class ChannelRunner: Sendable {
         case let .request(_, waiter): waiter.resume(throwing: NodeError.stopped)
         case let .awaitOpened(waiter): waiter.resume()
         case let .stop(waiter): waiter.resume()
+        case let .tamper(_, waiter): waiter.resume(throwing: NodeError.stopped)
+        case let .funded(waiter?): waiter.resume()
         default: break
         }
     }
 
     func request(_ request: Request) async throws -> SignedState {
         try await withCheckedThrowingContinuation { post(.request(request, $0)) }
+    }
+
+    /// Sends a deliberately malformed proposal; returns the version it carries.
+    func tamper(_ kind: Tampering) async throws -> UInt64 {
+        try await withCheckedThrowingContinuation { post(.tamper(kind, $0)) }
+    }
+
+    /// Marks the channel funded; returns once `status` shows it.
+    func markFunded() async {
+        await withCheckedContinuation { post(.funded($0)) }
     }
 
     func waitUntilOpened() async {
@@ -122,6 +138,8 @@ private struct RunnerLoop: Sendable {
     var timer: (version: UInt64, task: Task<Void, Never>)?
     var retry: Task<Void, Never>?
     var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    /// The two newest fully-signed states we have seen (a `replay` tampering resends the older).
+    var recentCommitted: [SignedState] = []
 
     var id: ChannelID { status.id }
 
@@ -135,6 +153,7 @@ private struct RunnerLoop: Sendable {
         self.published = published
         self.context = context
         self.inputs = inputs
+        if engine.engine.latest.isFullySigned { recentCommitted = [engine.engine.latest] }
     }
 
     mutating func run(_ stream: AsyncStream<ChannelRunner.Input>) async {
@@ -194,8 +213,10 @@ private struct RunnerLoop: Sendable {
         case let .awaitOpened(waiter):
             refreshStatus()
             if engine.engine.phase == .opening { openWaiters.append(waiter) } else { waiter.resume() }
-        case .funded:
+        case let .funded(waiter):
             status = status.with(funded: true)
+            refreshStatus()
+            waiter?.resume()
         case .closing:
             status = status.with(closing: true)
         case .closed:
@@ -204,6 +225,8 @@ private struct RunnerLoop: Sendable {
             waiters = [:]
         case let .stop(waiter):
             stopWaiters.append(waiter)
+        case let .tamper(kind, waiter):
+            do { waiter.resume(returning: try await tamper(kind)) } catch { waiter.resume(throwing: error) }
         }
     }
 
@@ -284,6 +307,62 @@ private struct RunnerLoop: Sendable {
         }
     }
 
+    /// Builds and sends a malformed proposal (drills). Versions it signs are burned
+    /// durably first, and the session is then dropped so the reestablish step tells the peer
+    /// which versions we used; the peer must reject the proposal and keep its state.
+    private mutating func tamper(_ kind: Tampering) async throws -> UInt64 {
+        guard let session else { throw NodeError.peerUnreachable("no session with the peer right now") }
+        let core = engine.engine
+        guard core.latest.isFullySigned, core.phase == .idle else {
+            throw NodeError.invalidParameters("the channel is busy (\(core.phase)); tamper when it is idle")
+        }
+        let me = core.me
+        var next = core.latest.state
+        next.version = core.highestSeenVersion + 1
+        if next.allocation[me] > 0 {  // a one-unit payment to the peer, the most welcome kind
+            next.allocation[me] -= 1
+            next.allocation[me.peer] += 1
+        }
+        var reserve: UInt64?
+        let message: ChannelMessage
+        switch kind {
+        case .badSignature:
+            message = .propose(state: next, signature: try Signature(bytes: SecureRandom.bytes(Signature.byteCount)))
+        case .overspend:
+            next = core.latest.state
+            next.version = core.highestSeenVersion + 1
+            next.allocation[me] = (core.latest.state.allocation.total ?? 0) &+ 1
+            next.allocation[me.peer] = 0
+            reserve = next.version
+            message = .propose(state: next, signature: context.sign(next))
+        case .versionSkip:
+            next.version += 2
+            reserve = next.version
+            message = .propose(state: next, signature: context.sign(next))
+        case .wrongChannel:
+            next.channelID = ChannelID(digest: try Digest(bytes: SecureRandom.bytes(32)))
+            message = .propose(state: next, signature: context.sign(next))
+        case .replay:
+            guard let older = recentCommitted.count == 2 ? recentCommitted[0] : nil, let mine = older[me] else {
+                throw NodeError.invalidParameters("nothing to replay yet: make two updates first")
+            }
+            next = older.state
+            message = .propose(state: older.state, signature: mine)
+        }
+        if let reserve {
+            try await engine.reserveVersions(through: reserve)
+        }
+        try await session.send(message.wireBytes)
+        context.logger.notice("channel \(id.shortID): sent a tampered proposal (\(kind.rawValue)) at version \(next.version)")
+        if reserve != nil {
+            Task {
+                try? await Task.sleep(for: .milliseconds(200))
+                session.close(reason: "resynchronising versions after a tampered proposal")
+            }
+        }
+        return next.version
+    }
+
     private mutating func armTimer(for version: UInt64) {
         timer?.task.cancel()
         let inputs = self.inputs
@@ -320,6 +399,7 @@ private struct RunnerLoop: Sendable {
             openWaiters.forEach { $0.resume() }
             openWaiters = []
         case let .committed(signed, update):
+            recentCommitted = Array((recentCommitted + [signed]).suffix(2))
             if signed.state.isFinal { status = status.with(closing: true) }
             refreshStatus()
             if let update {

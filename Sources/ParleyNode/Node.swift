@@ -72,6 +72,7 @@ public actor Node {
     private final class Switches: Sendable {
         let handlers = Mutex<(update: UpdateHandler, open: OpenHandler)>((Node.acceptPaymentsToMe, Node.acceptPaymentChannels))
         let silent = Atomic<Bool>(false)
+        let offline = Atomic<Bool>(false)
     }
 
     private struct PeerState {
@@ -153,8 +154,9 @@ public actor Node {
         if let listen {
             let notices = self.notices
             let me = publicKey
+            let switches = self.switches
             listener = try await endpoint.listen(
-                on: listen, acceptPeer: { $0 != me },
+                on: listen, acceptPeer: { $0 != me && !switches.offline.load(ordering: .relaxed) },
                 onHandshakeFailure: { [logger] address, reason in
                     logger.info("handshake from \(address) failed: \(reason)")
                 },
@@ -195,11 +197,13 @@ public actor Node {
 
     private func context() -> RunnerContext {
         let switches = self.switches
+        let identity = self.identity
         return RunnerContext(
             policy: policy, adapter: settlement, watcher: watcher, logger: logger,
             emit: { [sink] in sink.yield($0) },
             updateHandler: { switches.handlers.withLock { $0.update } },
-            isSilent: { switches.silent.load(ordering: .relaxed) })
+            isSilent: { switches.silent.load(ordering: .relaxed) },
+            sign: { $0.signed(by: identity) })
     }
 
     // MARK: - Public API
@@ -246,6 +250,7 @@ public actor Node {
             do { try book.save(addresses) } catch { logger.warning("\(error)") }
         }
         guard let session = await session(with: peer, at: address, within: timeout) else {
+            await forgetIfUnused(peer)
             throw .peerUnreachable("no session with \(peer.shortID) at \(address) within \(timeout)")
         }
         let engine: JournaledEngine
@@ -269,25 +274,39 @@ public actor Node {
             engine: engine, session: current, funded: false, closing: false, closed: false, context: context())
         registry.runners.withLock { $0[params.id] = runner }
         runner.post(.perform(effects))
-        let opened = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await runner.waitUntilOpened()
-                return true
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
+        let opened = await Self.waitUntilOpened(runner, within: timeout)
         guard opened, runner.status.phase != .opening else { throw .openTimedOut(params.id) }
         do { try await watcher.fund(params, opening: Allocation(deposit, theirs)) } catch {
             throw .watcher(error)
         }
-        runner.post(.funded)
+        await runner.markFunded()
         return Channel(id: params.id, node: self)
+    }
+
+    /// Whether `runner` reports the channel open within `timeout`; returns by the deadline.
+    /// Not a task group: the runner's wait ignores cancellation (it ends when the runner
+    /// stops), and a group would wait for it, so an open the peer never accepts would hang.
+    private static func waitUntilOpened(_ runner: ChannelRunner, within timeout: Duration) async -> Bool {
+        let outcome = OneShot()
+        return await withCheckedContinuation { continuation in
+            outcome.arm(continuation)
+            let timer = Task {
+                try? await Task.sleep(for: timeout)
+                outcome.resume(returning: false)
+            }
+            Task {
+                await runner.waitUntilOpened()
+                outcome.resume(returning: true)  // before the cancel, which ends the timer's sleep early
+                timer.cancel()
+            }
+        }
+    }
+
+    /// A continuation resumed by whichever side finishes first.
+    private final class OneShot: Sendable {
+        private let waiter = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+        func arm(_ continuation: CheckedContinuation<Bool, Never>) { waiter.withLock { $0 = continuation } }
+        func resume(returning value: Bool) { waiter.withLock { $0.take() }?.resume(returning: value) }
     }
 
     /// The channel with `id`, if this node has it.
@@ -310,6 +329,45 @@ public actor Node {
     /// chain). This is how a peer that "stops answering" is simulated.
     public nonisolated func setSilent(_ isSilent: Bool) {
         switches.silent.store(isSilent, ordering: .relaxed)
+    }
+
+    /// Drill switch: while offline the node has no peer sessions at all — links stopped,
+    /// sessions closed, inbound handshakes refused — as if the network were cut. Back
+    /// online, it redials the peers it dialled before. Channels and the watcher carry on.
+    public func setOffline(_ offline: Bool) async {
+        switches.offline.store(offline, ordering: .relaxed)
+        if offline {
+            for (peer, state) in peers {
+                peers[peer]?.link = nil
+                await state.link?.stop()
+                state.session?.close(reason: "node went offline")
+            }
+        } else {
+            let open = Set(registry.runners.withLock { $0.values.filter { !$0.status.isClosed }.map(\.peer) })
+            for peer in open { if let address = addresses[peer] { startLink(to: peer, at: address) } }
+        }
+    }
+
+    /// Drill tool: sends a deliberately malformed update on channel `id` (see `Tampering`).
+    /// Returns the version it carried. The peer must reject it; our own state is untouched,
+    /// and any version the bad state used is burned first (never signed twice).
+    @discardableResult
+    public func sendTampered(_ id: ChannelID, _ kind: Tampering) async throws(NodeError) -> UInt64 {
+        do { return try await runner(id).tamper(kind) } catch let error as NodeError {
+            throw error
+        } catch {
+            throw .invalidParameters("\(error)")
+        }
+    }
+
+    /// Submits `state` to the chain ourselves, outside the watcher — how a drill makes a
+    /// peer cheat with an old state. If it is older than our newest fully-signed state, our
+    /// own watcher is told not to refute it (so the other side's watcher is the one tested).
+    public func register(_ state: SignedState) async throws(NodeError) {
+        let id = state.state.channelID
+        let runner = try runner(id)
+        if state.version < runner.status.latest.version { await watcher.stopRefuting(id) }
+        do { _ = try await settlement.register(state) } catch { throw .chain(error) }
     }
 
     /// Stops everything: peer links, listener, sessions, channel tasks, the watcher, the
@@ -369,8 +427,20 @@ public actor Node {
         sessionWaiters.removeValue(forKey: peer)?.forEach { $0.resume(returning: nil) }
     }
 
+    /// After a failed open: stop dialling a peer we have no channel with, and forget its address.
+    private func forgetIfUnused(_ peer: PublicKey) async {
+        guard !registry.runners.withLock({ $0.values.contains { $0.peer == peer } }) else { return }
+        if let link = peers[peer]?.link {
+            peers[peer]?.link = nil
+            await link.stop()
+        }
+        if addresses.removeValue(forKey: peer) != nil {
+            do { try book.save(addresses) } catch { logger.warning("\(error)") }
+        }
+    }
+
     private func startLink(to peer: PublicKey, at address: SocketAddress) {
-        guard !stopped, peers[peer]?.link == nil else { return }
+        guard !stopped, !switches.offline.load(ordering: .relaxed), peers[peer]?.link == nil else { return }
         let notices = self.notices
         let logger = self.logger
         let link = PeerLink(endpoint: endpoint, peer: peer, address: address, retry: policy.redial) { event in
@@ -410,8 +480,8 @@ public actor Node {
         logger.info("session with \(peer.shortID) up (\(dialed ? "dialled" : "accepted"), \(session.remoteAddress))")
         sessionWaiters.removeValue(forKey: peer)?.forEach { $0.resume(returning: session) }
         if let old, old !== session { old.close(reason: "replaced by a newer session") }
-        tasks.append(Task { await self.read(session, id: id) })
-        tasks.removeAll { $0.isCancelled }
+        // Not kept in `tasks`: a reader ends by itself when its session closes (shutDown closes them all).
+        Task { await self.read(session, id: id) }
     }
 
     private func sessionDown(_ session: Session, reason: SessionCloseReason) {
@@ -462,6 +532,7 @@ public actor Node {
             await incomingOpen(proposal, on: session)
         } else {
             logger.notice("message for unknown channel \(message.channelID.shortID) from \(session.peer.shortID)")
+            sink.yield(.error(nil, "ignored a \(message.kind) for unknown channel \(message.channelID.shortID) from \(session.peer.shortID)"))
         }
     }
 
@@ -507,7 +578,7 @@ public actor Node {
     private func fund(_ params: ChannelParams, opening: Allocation) async {
         do {
             try await watcher.fund(params, opening: opening)
-            registry.runners.withLock { $0[params.id] }?.post(.funded)
+            registry.runners.withLock { $0[params.id] }?.post(.funded(nil))
         } catch {
             logger.warning("funding channel \(params.id.shortID): \(error)")
             sink.yield(.error(params.id, "funding: \(error)"))
@@ -520,7 +591,7 @@ public actor Node {
         let runner = { (id: ChannelID) in self.registry.runners.withLock { $0[id] } }
         switch event {
         case let .funded(id):
-            runner(id)?.post(.funded)
+            runner(id)?.post(.funded(nil))
             sink.yield(.funded(id))
         case let .registered(id, version, deadline, by):
             runner(id)?.post(.closing)

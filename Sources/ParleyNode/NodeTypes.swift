@@ -155,6 +155,8 @@ public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
     case updateFailed(ChannelID, UpdateFailure)
     case openRefused(OpenRejection)
     case journal(JournalError)
+    /// The chain refused or could not be reached.
+    case chain(SettlementError)
     case watcher(WatcherError)
     case invalidParameters(String)
     /// The node is shut down.
@@ -172,6 +174,7 @@ public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .updateFailed(id, failure): "update on channel \(id.shortID) failed: \(failure)"
         case let .openRefused(why): "cannot open the channel: \(why)"
         case let .journal(error): "journal: \(error)"
+        case let .chain(error): "chain: \(error)"
         case let .watcher(error): "\(error)"
         case let .invalidParameters(why): "invalid parameters: \(why)"
         case .stopped: "the node is shut down"
@@ -196,4 +199,19 @@ public struct ChannelStatus: Sendable, Equatable {
     /// Our balance in the latest state.
     public var myBalance: UInt64 { latest.state.allocation[me] }
     public var peerBalance: UInt64 { latest.state.allocation[me.peer] }
+}
+
+/// A deliberately malformed update, for drills (`Node.sendTampered`). The receiving node
+/// must reject each one and keep its state (DESIGN.md invariant 6).
+public enum Tampering: String, Sendable, CaseIterable {
+    /// A one-unit payment whose signature is random bytes.
+    case badSignature = "bad-signature"
+    /// A properly signed state in which we take more than the channel holds.
+    case overspend
+    /// A properly signed one-unit payment two versions ahead.
+    case versionSkip = "version-skip"
+    /// A properly signed one-unit payment naming a channel that does not exist.
+    case wrongChannel = "wrong-channel"
+    /// An older committed state, proposed again.
+    case replay
 }

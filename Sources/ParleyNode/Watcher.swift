@@ -51,6 +51,7 @@ public actor Watcher {
     private var fundingWaiters: [ChannelID: [CheckedContinuation<Bool, Never>]] = [:]
     private var closeWaiters: [ChannelID: [CheckedContinuation<Result<Void, WatcherError>, Never>]] = [:]
     private var silenceTimers: [ChannelID: Task<Void, Never>] = [:]
+    private var notRefuting: Set<ChannelID> = []
 
     public init(
         identity: PublicKey, adapter: any SettlementAdapter, journal: Journal,
@@ -168,6 +169,13 @@ public actor Watcher {
         Task { await self.reconcile(id) }
     }
 
+    /// Drill switch: from now on, do not refute registrations on this channel (still
+    /// conclude and withdraw). For a node that registers an old state on purpose, so that
+    /// the *other* side's watcher is the one that answers it. Never use it to guard money.
+    public func stopRefuting(_ id: ChannelID) {
+        notRefuting.insert(id)
+    }
+
     /// Returns once the channel is closed in the journal: our payout withdrawn, or nothing
     /// left for us.
     public func waitUntilClosed(_ id: ChannelID) async throws(WatcherError) {
@@ -280,7 +288,8 @@ public actor Watcher {
                 // chain must not be passed over for an older one.
                 let record = journal.channels[id] ?? known
                 step = WatcherStep.decide(
-                    chain: chain, record: record, me: me, now: now, exitRequested: exitRequested[id] != nil)
+                    chain: chain, record: record, me: me, now: now, exitRequested: exitRequested[id] != nil,
+                    refutes: !notRefuting.contains(id))
             } catch {
                 retryLater(id, after: "\(error)")
                 return

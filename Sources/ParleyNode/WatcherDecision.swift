@@ -38,8 +38,11 @@ enum WatcherStep: Equatable, Sendable {
     ///   - me: our seat.
     ///   - now: chain time.
     ///   - exitRequested: we want to leave the channel through the chain.
+    ///   - refutes: false for a channel whose stale registration is our own doing (a drill's
+    ///     cheater): we then wait out the window instead of answering it.
     static func decide(
-        chain: ChannelOnChain?, record: ChannelRecord, me: ParticipantIndex, now: ChainTime, exitRequested: Bool
+        chain: ChannelOnChain?, record: ChannelRecord, me: ParticipantIndex, now: ChainTime, exitRequested: Bool,
+        refutes: Bool = true
     ) -> WatcherStep {
         guard let chain, chain.isFunded else { return .idle }
         let latest = record.latest.isFullySigned ? record.latest : nil
@@ -57,7 +60,7 @@ enum WatcherStep: Equatable, Sendable {
             return exitRequested ? .register(latest, because: .exit) : .idle
         }
         guard chain.isWindowOpen(at: now) else { return .conclude }
-        if let latest, latest.version > registered {
+        if refutes, let latest, latest.version > registered {
             return .register(latest, because: .refute(registered: registered))
         }
         return .waitUntil(deadline)

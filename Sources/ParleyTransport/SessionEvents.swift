@@ -50,20 +50,25 @@ final class SessionInbox: @unchecked Sendable {
     }
 
     /// Delivers an event (loop thread).
+    ///
+    /// The waiting reader is resumed after the lock is released: resuming takes the
+    /// reader task's status lock, and cancelling that task holds its status lock while
+    /// `next()`'s cancellation handler takes ours — resuming under our lock deadlocks
+    /// against a concurrent cancel (seen as a hung `Node.shutDown()`).
     func push(_ event: SessionEvent) {
-        let pause = lock.withLock { () -> Bool in
-            guard !isFinished else { return false }
+        let (pause, reader) = lock.withLock { () -> (Bool, CheckedContinuation<SessionEvent?, Never>?) in
+            guard !isFinished else { return (false, nil) }
             if let waiter {
                 self.waiter = nil
-                waiter.resume(returning: event)
-                return false
+                return (false, waiter)
             }
             queue.append(event)
             bytes += Self.size(of: event)
-            guard !isPaused, bytes > highWater else { return false }
+            guard !isPaused, bytes > highWater else { return (false, nil) }
             isPaused = true
-            return true
+            return (true, nil)
         }
+        reader?.resume(returning: event)
         if pause { onPressureChange(true) }
     }
 

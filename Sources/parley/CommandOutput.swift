@@ -5,9 +5,14 @@ import Foundation
 
 /// Prints `value` as one line of JSON with sorted keys.
 func printJSON(_ value: some Encodable) throws {
+    print(try jsonLine(value))
+}
+
+/// `value` as one line of JSON with sorted keys, without the newline.
+func jsonLine(_ value: some Encodable) throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
 
 /// Reports `message` on stderr as `parley <command>: message`; throw the result to exit 1.

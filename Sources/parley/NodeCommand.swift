@@ -1,0 +1,255 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ParleyChannel
+import ParleyCrypto
+import ParleyDevchain
+import ParleyNode
+import ParleySettlement
+import ParleyTransport
+import Synchronization
+
+/// `parley node`: one long-running node driven by commands on stdin, for two-terminal
+/// demos and scripts.
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "Run a node: open, pay, close and dispute channels by typing commands on stdin.",
+        discussion: """
+            Runs one Parley node with the identity in --key (a `parley keygen` file), \
+            accepting peers on --listen, journaling every signature to --journal and \
+            settling on the `parley devchain` at --chain. It reads one command per line on \
+            stdin and answers each with exactly one JSON line on stdout (sorted keys, \
+            flushed at once). Commands run one at a time, in order; blank lines are skipped.
+
+            Commands (CHANNEL: the 64-hex channel id or a unique prefix of >= 8 digits):
+              open PUBKEY@HOST:PORT MINE THEIRS
+                  Dial the peer (PUBKEY: its pk1... form or 64 hex digits) and open a
+                  payment channel: we deposit MINE, it deposits THEIRS. Answers once
+                  both deposits are on chain, with "channel", "version" (0), "peer"
+                  and "balances" {"me","peer"}.
+              pay CHANNEL AMOUNT [COUNT]
+                  Pay AMOUNT to the peer (COUNT times, default 1); either side of a
+                  channel may pay. Answers once the peer countersigned the last one:
+                  "channel", "version", "balances", "paid" (how many went through; on
+                  failure the answer has ok false, the error and "paid").
+              close CHANNEL
+                  Close cooperatively; answers once our payout is in our chain
+                  account: "channel", "version", "balances", "payout".
+              dispute CHANNEL
+                  Register our latest state on chain without the peer. Answers at
+                  once; the watcher concludes after the challenge window and
+                  withdraws (follow the events).
+              state CHANNEL
+                  Our latest fully-signed state, "state" (hex of its canonical
+                  encoding) and "version": what a drill keeps to register later.
+              register CHANNEL HEX|latest
+                  Submit a state (from `state`) or our latest to the chain ourselves,
+                  outside the watcher. An older state makes our watcher stand down on
+                  that channel (drills: the other side must refute it).
+              silence | wake
+                  Drills: drop every channel message we receive and send none, or
+                  stop doing so. Sessions stay up; the watcher keeps working.
+              disconnect | reconnect
+                  Drills: cut every peer connection and refuse new ones, or allow them
+                  again (peers we dialled are redialled).
+              tamper CHANNEL KIND
+                  Drills: send the peer a malformed update, KIND one of bad-signature,
+                  overspend, version-skip, wrong-channel, replay. The peer must reject
+                  it; our state is untouched. Answers with the "version" it carried.
+              status
+                  "key", "listening" and "channels": one object per channel with
+                  "channel", "peer", "seat" (0 opener, 1 responder), "version",
+                  "balances", "phase", "funded", "closing", "closed", "connected".
+              quit
+                  Answer {"command":"quit","ok":true}, shut down, exit 0. End of
+                  stdin shuts down the same way, without an answer.
+
+            Every answer has "ok" and "command". A command that fails answers \
+            {"command":VERB,"error":MESSAGE,"ok":false} and the node keeps running.
+
+            Lines with "event" instead of "ok" are events, printed as they happen and \
+            never interleaved with other lines. The first line is \
+            {"channels":N,"event":"ready","key":PK,"listening":"HOST:PORT"} once the node \
+            is up, N being the channels recovered from the journal: send commands after \
+            it. Then, with "channel" (or "peer"): opened, funded, proposed, committed \
+            ("version", "mine", "balances"), rejected, peerConnected, peerDisconnected, \
+            peerSilent, registered ("version", "deadline", "by"), refuted, exitStarted, \
+            concluded, withdrawn ("amount"), closed and error ("error").
+
+            Money: --mint N asks the devchain faucet for N units to our chain account at \
+            start, so a demo user has something to deposit (default 0: nothing minted).
+
+            Crashes: every signature is fsync'd to the journal before it is sent. Kill \
+            the node (even with SIGKILL) and start it again with the same --key, \
+            --journal and --listen: it recovers every open channel, redials the peers it \
+            dialled before, and waits for the others to dial back. Logs go to stderr \
+            (warnings and errors; --verbose for more).
+
+            Example: a devchain, then Bob and Alice in two terminals.
+              parley devchain --listen 127.0.0.1:7545 --data /tmp/chain --manual-time &
+              parley keygen --out alice.key && parley keygen --out bob.key
+              # terminal 1, Bob:
+              parley node --key bob.key --listen 127.0.0.1:7001 --journal /tmp/bob \\
+                --chain devchain://127.0.0.1:7545 --mint 1000
+              {"channels":0,"event":"ready","key":"pk1bob...","listening":"127.0.0.1:7001"}
+              # terminal 2, Alice:
+              parley node --key alice.key --listen 127.0.0.1:7000 --journal /tmp/alice \\
+                --chain devchain://127.0.0.1:7545 --mint 1000
+              open pk1bob...@127.0.0.1:7001 100 100      # pk1bob...: parley keygen --show bob.key
+              {"balances":{"me":100,"peer":100},"channel":"3f9a12cd...",...,"ok":true}
+              pay 3f9a12cd 20
+              {"balances":{"me":80,"peer":120},...,"command":"pay","ok":true,"version":1}
+              # terminal 1, Bob sees {...,"event":"committed","mine":false,"version":1}
+              pay 3f9a12cd 5
+              {"balances":{"me":115,"peer":85},...,"command":"pay","ok":true,"version":2}
+              # terminal 2, Alice:
+              close 3f9a12cd
+              {...,"command":"close","ok":true,"payout":85,"version":3}
+              quit
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("Our signing key (a `parley keygen` file).", valueName: "file"))
+    var key: String
+
+    @Option(name: .long, help: ArgumentHelp("Where peers dial us; port 0 picks a free port.", valueName: "host:port"))
+    var listen: String
+
+    @Option(name: .long, help: ArgumentHelp("Journal directory (created if missing; locked while running).", valueName: "dir"))
+    var journal: String
+
+    @Option(name: .long, help: ArgumentHelp("The `parley devchain` to settle on.", valueName: "devchain://host:port"))
+    var chain: String
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "How long our proposal may go unanswered before the peer counts as silent (then we exit on chain).",
+            valueName: "seconds"))
+    var proposalTimeout: Double = durationSeconds(NodePolicy.defaultProposalTimeout)
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Challenge window, in seconds of chain time, for channels we open.", valueName: "seconds"))
+    var challenge: UInt64 = ChannelParams.defaultChallengeDuration
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Mint N units to our chain account at start (devchain faucet; for demos).", valueName: "N"))
+    var mint: UInt64 = 0
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("How often the watcher reads the chain clock (drills use a short one).", valueName: "ms"))
+    var clockPollMs = 250
+
+    @Flag(name: .long, help: "Log at info level on stderr (default: warnings and errors only).")
+    var verbose = false
+
+    func validate() throws {
+        guard proposalTimeout > 0, proposalTimeout <= 3600 else {
+            throw ValidationError("--proposal-timeout must be in (0, 3600] seconds.")
+        }
+        guard ChannelParams.challengeDurationRange.contains(challenge) else {
+            throw ValidationError("--challenge must be \(ChannelParams.challengeDurationRange) seconds.")
+        }
+        do { _ = try SocketAddress(listen) } catch { throw ValidationError("--listen: \(error)") }
+        guard (1...60_000).contains(clockPollMs) else { throw ValidationError("--clock-poll-ms must be 1...60000.") }
+    }
+
+    func run() async throws {
+        let level: Logger.Level = verbose ? .info : .warning
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let output = ConsoleOutput()
+        let running: RunningNode
+        do { running = try await start() } catch let error as ConsoleFailure {
+            throw failure("node", error.description)
+        }
+        let node = running.node
+        output.line([
+            "event": "ready", "key": .string(node.publicKey.humanForm),
+            "listening": await node.listeningAddress.map { .string($0.description) } ?? .null,
+            "channels": .number(UInt64(node.statuses.count)),
+        ])
+        let events = node.events
+        let printer = Task { for await event in events { output.line(NodeEventLine.render(event, node: node)) } }
+        let console = NodeConsole(node: node, output: output)
+        for await line in Self.standardInputLines() {
+            if await console.execute(line) == .quit { break }
+        }
+        let stage = Mutex("shutting the node down")
+        let watchdog = Task.detached {
+            try await Task.sleep(for: Self.shutdownGrace)
+            writeToStandardError(
+                "parley node: still \(stage.withLock { $0 }) after \(Self.shutdownGrace); exiting anyway (the journal is durable)\n")
+            Foundation.exit(1)
+        }
+        await node.shutDown()
+        stage.withLock { $0 = "printing the last events" }
+        await printer.value
+        stage.withLock { $0 = "closing the chain client" }
+        await running.chain.close()
+        stage.withLock { $0 = "stopping the event loop" }
+        running.loop.shutdown()
+        watchdog.cancel()
+    }
+
+    /// How long `quit` waits for the node to shut down before the process exits regardless.
+    static let shutdownGrace: Duration = .seconds(10)
+
+    private struct RunningNode {
+        let node: Node
+        let chain: DevchainClient
+        let loop: EventLoop
+    }
+
+    /// Loads the key, connects to the chain, mints, and starts the node on one event loop.
+    private func start() async throws -> RunningNode {
+        let identity: SigningKey
+        do { identity = try KeyFile.load(from: key) } catch { throw ConsoleFailure("\(error)") }
+        let address: SocketAddress
+        do { address = try SocketAddress(listen) } catch { throw ConsoleFailure("--listen: \(error)") }
+        let loop: EventLoop
+        do { loop = try EventLoop(name: "parley-node") } catch { throw ConsoleFailure("cannot start the event loop: \(error)") }
+        let client: DevchainClient
+        do { client = try await DevchainClient.connect(to: chain, identity: identity, loop: loop) } catch {
+            loop.shutdown()
+            throw ConsoleFailure("--chain \(chain): \(error)")
+        }
+        do {
+            if mint > 0 { _ = try await client.mint(mint, to: identity.publicKey) }
+            let node = try await Node(
+                identity: identity, listen: address, journal: journal, settlement: client, policy: policy(),
+                logger: Logger(label: "parley.node"))
+            return RunningNode(node: node, chain: client, loop: loop)
+        } catch {
+            await client.close()
+            loop.shutdown()
+            throw ConsoleFailure("\(error)")
+        }
+    }
+
+    private func policy() -> NodePolicy {
+        NodePolicy(
+            watcher: WatcherPolicy(clockPollInterval: .milliseconds(clockPollMs), retryDelay: .milliseconds(250)),
+            proposalTimeout: .milliseconds(Int64((proposalTimeout * 1000).rounded())),
+            challengeDuration: challenge)
+    }
+
+    /// Stdin, line by line. A thread of its own does the blocking reads, so no task of
+    /// the cooperative pool waits on the terminal.
+    private static func standardInputLines() -> AsyncStream<String> {
+        let (lines, sink) = AsyncStream<String>.makeStream()
+        let reader = Thread {
+            while let line = readLine(strippingNewline: true) { sink.yield(line) }
+            sink.finish()
+        }
+        reader.name = "parley-node-stdin"
+        reader.start()
+        return lines
+    }
+}
