@@ -14,12 +14,14 @@ let package = Package(
         .library(name: "ParleySettlement", targets: ["ParleySettlement"]),
         .library(name: "ParleyDevchain", targets: ["ParleyDevchain"]),
         .library(name: "ParleyNode", targets: ["ParleyNode"]),
+        .library(name: "ParleyDrill", targets: ["ParleyDrill"]),
         .executable(name: "parley", targets: ["parley"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(
@@ -49,11 +51,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "ParleyDrill",
+            dependencies: [
+                "ParleyNode", "ParleyDevchain", "ParleySettlement", "ParleyChannel", "ParleyCrypto",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         .executableTarget(
             name: "parley",
             dependencies: [
                 "ParleyCrypto", "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyTransport",
-                "ParleySettlement", "ParleyDevchain", "ParleyNode",
+                "ParleySettlement", "ParleyDevchain", "ParleyNode", "ParleyDrill",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -117,6 +126,10 @@ let package = Package(
                 "ParleyWire", "ParleyDevchain", "ParleyTestSupport", "parley",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
+        ),
+        .testTarget(
+            name: "ParleyDrillTests",
+            dependencies: ["ParleyDrill", "ParleyNode", "ParleyTestSupport", "parley"]
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CLibUV", "CSodium"]),
     ],

@@ -1,0 +1,654 @@
+import Foundation
+import ParleyChannel
+import ParleyCrypto
+import ParleyDevchain
+import ParleyNode
+import ParleySettlement
+import Synchronization
+
+/// Runs drills with real processes: a `parley devchain` with manual time and one
+/// `parley node` per peer, all on loopback. `crash` is SIGKILL; `restart` recovers from
+/// the journal. Keys come from the seed, so a run is repeatable.
+public struct DrillRunner: Sendable {
+    /// The `parley` executable to start children from.
+    public var executable: String
+    public var seed: UInt64
+    /// How long an expectation may take to come true (watchers act on their own time).
+    public var settleTimeout: Duration = .seconds(15)
+    /// How long a peer waits for an answer to a proposal before counting the other as silent.
+    public var proposalTimeout: Double = 1.0
+    /// Where each run's files go (a fresh directory inside); removed afterwards unless `keepFiles`.
+    public var workDirectory: String = "/tmp"
+    public var keepFiles = false
+    /// Sees each timeline entry as it happens (progress for long drills).
+    public var onEntry: @Sendable (TimelineEntry) -> Void = { _ in }
+
+    public init(executable: String, seed: UInt64) {
+        self.executable = executable
+        self.seed = seed
+    }
+
+    public func run(_ drill: Drill) async -> DrillResult {
+        await DrillRun(drill: drill, options: self).execute()
+    }
+}
+
+/// Why a drill could not go on (set-up trouble, a child that died).
+struct DrillAbort: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A `parley node` child: commands in, answers and events out.
+final class NodeChild: @unchecked Sendable {
+    let name: String
+    let executable: String
+    private(set) var arguments: [String]
+    private(set) var child: ChildProcess
+    private(set) var listening = ""
+    /// Index of the next stdout line not yet looked at for events.
+    private var cursor = 0
+    private(set) var events: [[String: Any]] = []
+
+    init(name: String, executable: String, arguments: [String]) throws {
+        self.name = name
+        self.executable = executable
+        self.arguments = arguments
+        child = try ChildProcess(executable: executable, arguments: arguments)
+    }
+
+    /// Waits for the `ready` line and pins the port for restarts.
+    func waitUntilReady() async throws {
+        guard let (line, _) = await child.line(from: 0, within: .seconds(30), where: { $0.contains("\"ready\"") }),
+            let ready = Self.object(line)
+        else {
+            child.kill()
+            throw DrillAbort("\(name)'s node did not start: \(child.standardError.suffix(600))")
+        }
+        listening = ready["listening"] as? String ?? ""
+        if let index = arguments.firstIndex(of: "--listen"), !listening.isEmpty { arguments[index + 1] = listening }
+    }
+
+    /// SIGKILL, no clean-up.
+    func crash() {
+        collectEvents()
+        child.kill(SIGKILL)
+    }
+
+    /// Starts the node again with the same key, journal and port.
+    func restart() async throws {
+        collectEvents()
+        child = try ChildProcess(executable: executable, arguments: arguments)
+        cursor = 0
+        try await waitUntilReady()
+    }
+
+    var isRunning: Bool { child.process.isRunning }
+
+    /// Sends one command and returns its answer (the next line with a `command` key).
+    func command(_ line: String, timeout: Duration = .seconds(90)) async throws -> [String: Any] {
+        guard isRunning else { throw DrillAbort("\(name)'s node is not running (crashed? add `- restart: \(name)`)") }
+        collectEvents()
+        let start = child.lineCount
+        try child.send(line)
+        guard let (answer, _) = await child.line(
+                from: start, within: timeout, where: { $0.hasPrefix("{") && $0.contains("\"command\"") }),
+            let object = Self.object(answer)
+        else {
+            if child.hasEnded { throw DrillAbort("\(name)'s node exited: \(child.standardError.suffix(600))") }
+            throw DrillAbort("\(name)'s node did not answer `\(line.prefix(60))` within \(timeout)")
+        }
+        return object
+    }
+
+    /// Moves event lines printed since the last call into `events`; returns the new ones.
+    @discardableResult
+    func collectEvents() -> [[String: Any]] {
+        let fresh = child.lines(from: cursor)
+        cursor += fresh.count
+        let parsed = fresh.compactMap(Self.object).filter { $0["event"] != nil }
+        events += parsed
+        return parsed
+    }
+
+    static func object(_ line: String) -> [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+    }
+}
+
+/// Chain events as the subscription delivers them.
+final class EventBox: Sendable {
+    let list = Mutex<[ChainEvent]>([])
+}
+
+/// The latest fully-signed state one node reports for the channel.
+struct PeerView: Equatable {
+    var version: UInt64
+    /// By seat.
+    var balances: [UInt64]
+}
+
+/// One drill, start to finish.
+final class DrillRun: @unchecked Sendable {
+    let drill: Drill
+    let options: DrillRunner
+    private var timeline: [TimelineEntry] = []
+    private var steps: [DrillResult.StepResult] = []
+    private var nodes: [String: NodeChild] = [:]
+    private var devchain: ChildProcess?
+    private var chain: DevchainClient?
+    private var channel = ""
+    private var channelID: ChannelID?
+    private var kept: [String: String] = [:]
+    private var chainTime: UInt64 = 0
+    private let chainEvents = EventBox()
+    private var chainCursor = 0
+    /// The version the chain holds registered, to tell a refutation from a first registration.
+    private var registered: UInt64?
+    private var root = ""
+
+    init(drill: Drill, options: DrillRunner) {
+        self.drill = drill
+        self.options = options
+    }
+
+    /// Outcome of one non-expect step.
+    struct Outcome {
+        var refused = false
+        var error: String?
+        var detail = ""
+        var changedState = false
+    }
+
+    func execute() async -> DrillResult {
+        var passed = true
+        do {
+            try await setUp()
+            var previous: Outcome?
+            for (index, step) in drill.steps.enumerated() {
+                if case let .expect(expectation) = step.action {
+                    let (ok, detail) = await check(expectation, previous: previous)
+                    record(step, ok: ok, detail: detail)
+                    note(ok ? .pass : .fail, from: "drill", "expect \(Self.describe(expectation))" + (ok ? "" : " — \(detail)"))
+                    if !ok {
+                        passed = false
+                        break
+                    }
+                    if expectation.judgesPreviousStep { previous = nil }
+                    continue
+                }
+                let before = try await views()
+                var outcome = try await perform(step.action)
+                // Let the watchers react (a refutation follows a registration within
+                // milliseconds), so the timeline shows reactions next to their cause.
+                try await Task.sleep(for: .milliseconds(150))
+                collectAll()
+                outcome.changedState = try await views() != before
+                let next = index + 1 < drill.steps.count ? drill.steps[index + 1].action : nil
+                var judged = false
+                if case let .expect(expectation)? = next { judged = expectation.judgesPreviousStep }
+                let failed = outcome.refused || outcome.error != nil
+                if failed, !judged {
+                    let why = outcome.error ?? outcome.detail
+                    record(step, ok: false, detail: why)
+                    note(.fail, from: "drill", "\(Self.describe(step.action)) failed: \(why)")
+                    passed = false
+                    break
+                }
+                record(step, ok: true, detail: failed ? "refused: \(outcome.error ?? outcome.detail)" : outcome.detail)
+                previous = outcome
+            }
+        } catch {
+            passed = false
+            let line = drill.steps.dropFirst(steps.count).first?.line ?? 0
+            steps.append(DrillResult.StepResult(step: steps.count < drill.steps.count ? Self.describe(drill.steps[steps.count].action) : "set-up", line: line, ok: false, detail: "\(error)"))
+            note(.fail, from: "drill", "stopped: \(error)")
+        }
+        await tearDown()
+        return DrillResult(
+            name: drill.name, path: drill.path, description: drill.description,
+            passed: passed && steps.count == drill.steps.count && steps.allSatisfy(\.ok),
+            steps: steps, timeline: timeline, seed: options.seed, peers: drill.peers.map(\.name))
+    }
+
+    private func record(_ step: Drill.Step, ok: Bool, detail: String) {
+        steps.append(DrillResult.StepResult(step: Self.describe(step.action), line: step.line, ok: ok, detail: detail))
+    }
+
+    private func note(
+        _ kind: TimelineEntry.Kind, from: String, to: String? = nil, _ text: String, emphasis: Bool = false,
+        at time: UInt64? = nil
+    ) {
+        let entry = TimelineEntry(time: time ?? chainTime, kind: kind, from: from, to: to, text: text, emphasis: emphasis)
+        timeline.append(entry)
+        options.onEntry(entry)
+    }
+
+    // MARK: - Set-up and tear-down
+
+    private func setUp() async throws {
+        var template = Array("\(options.workDirectory)/parley-drill-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw DrillAbort("cannot make a directory in \(options.workDirectory)") }
+        root = String(cString: made)
+        var random = SeededRandom(seed: options.seed ^ Self.nameHash(drill.name))
+        let daemon = try ChildProcess(
+            executable: options.executable,
+            arguments: ["devchain", "--listen", "127.0.0.1:0", "--data", root + "/chain", "--manual-time", "--json"])
+        devchain = daemon
+        guard let (line, _) = await daemon.line(from: 0, within: .seconds(30), where: { $0.contains("listening") }),
+            let ready = NodeChild.object(line), let listening = ready["listening"] as? String
+        else { throw DrillAbort("the devchain did not start: \(daemon.standardError.suffix(600))") }
+        let address = "devchain://" + listening
+        let client: DevchainClient
+        do { client = try await DevchainClient.connect(to: address, identity: try Self.key(&random)) } catch {
+            throw DrillAbort("cannot reach the devchain: \(error)")
+        }
+        chain = client
+        let events = chainEvents
+        Task { do { for try await event in client.events(after: 0) { events.list.withLock { $0.append(event) } } } catch {} }
+        var keys: [String: SigningKey] = [:]
+        for peer in drill.peers {
+            let key = try Self.key(&random)
+            keys[peer.name] = key
+            let keyFile = "\(root)/\(peer.name).key"
+            do { try KeyFile.write(key, to: keyFile) } catch { throw DrillAbort("cannot write \(keyFile): \(error)") }
+            let node = try NodeChild(
+                name: peer.name, executable: options.executable,
+                arguments: [
+                    "node", "--key", keyFile, "--listen", "127.0.0.1:0", "--journal", "\(root)/\(peer.name)",
+                    "--chain", address, "--mint", "\(peer.deposit)", "--challenge", "\(drill.challenge)",
+                    "--proposal-timeout", "\(options.proposalTimeout)", "--clock-poll-ms", "20",
+                ])
+            nodes[peer.name] = node
+            try await node.waitUntilReady()
+        }
+        let (opener, responder) = (drill.peers[0], drill.peers[1])
+        guard let responderKey = keys[responder.name] else { return }
+        let answer = try await node(opener.name).command(
+            "open \(responderKey.publicKey.hex)@\(try node(responder.name).listening) \(opener.deposit) \(responder.deposit)")
+        guard answer["ok"] as? Bool == true, let id = answer["channel"] as? String else {
+            throw DrillAbort("opening the channel failed: \(answer["error"] ?? "no answer")")
+        }
+        channel = id
+        channelID = Self.bytes(hex: id).flatMap { try? Digest(bytes: $0) }.map(ChannelID.init(digest:))
+        note(.message, from: opener.name, to: responder.name,
+             "open channel \(id.prefix(8)): \(opener.name) \(opener.deposit), \(responder.name) \(responder.deposit)")
+        // Both sides must see the channel funded before the script starts.
+        try await waitUntil("both peers to see the channel funded", timeout: .seconds(20)) {
+            for peer in self.drill.peers {
+                let status = try await self.node(peer.name).command("status")
+                let channels = status["channels"] as? [[String: Any]] ?? []
+                guard channels.contains(where: { $0["channel"] as? String == id && $0["funded"] as? Bool == true }) else {
+                    return false
+                }
+            }
+            return true
+        }
+        collectAll()
+    }
+
+    private func tearDown() async {
+        for node in nodes.values where node.isRunning {
+            _ = try? await node.command("quit", timeout: .seconds(10))
+            await node.child.finish(within: .seconds(5))
+        }
+        await chain?.close()
+        devchain?.kill(SIGTERM)
+        if !options.keepFiles, !root.isEmpty { try? FileManager.default.removeItem(atPath: root) }
+        if options.keepFiles, !root.isEmpty { note(.note, from: "drill", "files kept in \(root)") }
+    }
+
+    private func node(_ name: String) throws -> NodeChild {
+        guard let node = nodes[name] else { throw DrillAbort("no peer named \(name)") }
+        return node
+    }
+
+    private static func key(_ random: inout SeededRandom) throws -> SigningKey {
+        var seed: [UInt8] = []
+        for _ in 0..<4 { withUnsafeBytes(of: random.next()) { seed += $0 } }
+        do { return try SigningKey(seed: seed) } catch { throw DrillAbort("key derivation: \(error)") }
+    }
+
+    static func bytes(hex: String) -> [UInt8]? {
+        let digits = Array(hex.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        for index in stride(from: 0, to: digits.count, by: 2) {
+            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(byte)
+        }
+        return bytes
+    }
+
+    /// FNV-1a, so two drills run with one seed still get different keys.
+    private static func nameHash(_ name: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return hash
+    }
+
+    // MARK: - Observing
+
+    /// Moves new node events and chain events into the timeline.
+    private func collectAll() {
+        for peer in drill.peers {
+            guard let node = nodes[peer.name] else { continue }
+            for event in node.collectEvents() { describeNodeEvent(event, of: peer.name) }
+        }
+        let cursor = chainCursor
+        let fresh = chainEvents.list.withLock { events in cursor < events.count ? Array(events[cursor...]) : [] }
+        chainCursor += fresh.count
+        for event in fresh where channelID == nil || event.channel == channelID {
+            describeChainEvent(event)
+        }
+    }
+
+    private func name(of seat: ParticipantIndex) -> String { drill.peers[Int(seat.rawValue)].name }
+
+    private func describeChainEvent(_ event: ChainEvent) {
+        let at = event.time.seconds
+        switch event.kind {
+        case let .registered(version, deadline, by):
+            // A higher registration inside the window is a refutation of the one before.
+            if let stale = registered, stale < version {
+                note(.chain, from: name(of: by), to: "chain", "refuted stale version \(stale) with version \(version)",
+                     emphasis: true, at: at)
+            } else {
+                note(.chain, from: name(of: by), to: "chain", "registered version \(version) (window until t=\(deadline.seconds))", at: at)
+            }
+            registered = version
+        case let .progressed(version, deadline, mover):
+            note(.chain, from: name(of: mover), to: "chain", "progressed to version \(version) (window until t=\(deadline.seconds))", at: at)
+        case let .concluded(version, allocation):
+            let shares = drill.peers.enumerated().map { "\($0.element.name) \(allocation.balances[$0.offset])" }
+            note(.chain, from: "chain", "concluded at version \(version): \(shares.joined(separator: ", "))", at: at)
+        case let .withdrawn(participant, amount):
+            note(.chain, from: "chain", to: name(of: participant), "paid out \(amount)", at: at)
+        case let .reclaimed(participant, amount):
+            note(.chain, from: "chain", to: name(of: participant), "deposit of \(amount) reclaimed", at: at)
+        case .deposited, .funded:
+            break
+        }
+    }
+
+    private func describeNodeEvent(_ event: [String: Any], of peer: String) {
+        guard let kind = event["event"] as? String else { return }
+        switch kind {
+        case "exitStarted":
+            note(.note, from: peer, "watcher exits on chain with version \(event["version"] ?? "?") (\(event["reason"] ?? ""))",
+                 emphasis: true)
+        case "peerSilent":
+            note(.note, from: peer, "the other peer did not answer in time")
+        default:
+            break
+        }
+    }
+
+    // MARK: - Steps
+
+    private func perform(_ action: Drill.Action) async throws -> Outcome {
+        var outcome = Outcome()
+        func answer(_ node: NodeChild, _ command: String, timeout: Duration = .seconds(90)) async throws -> [String: Any]? {
+            let reply = try await node.command(command, timeout: timeout)
+            if reply["ok"] as? Bool == true { return reply }
+            outcome.refused = true
+            outcome.error = reply["error"] as? String ?? "refused"
+            return nil
+        }
+        switch action {
+        case let .pay(from, amount, count):
+            let to = drill.other(than: from) ?? "?"
+            let reply = try await answer(try node(from), "pay \(channel) \(amount) \(count)",
+                                         timeout: .seconds(90) + .milliseconds(count * 20))
+            let version = (reply?["version"] as? UInt64).map { ", version \($0)" } ?? ""
+            note(.message, from: from, to: to, "pay \(amount)\(count > 1 ? " ×\(count)" : "")\(version)")
+            if let error = outcome.error { note(.note, from: from, "payment refused: \(error)", emphasis: true) }
+            outcome.detail = "paid \(amount)\(count > 1 ? " × \(count)" : "")\(version)"
+        case let .keep(peer, label):
+            if let reply = try await answer(try node(peer), "state \(channel)"), let state = reply["state"] as? String {
+                kept[label] = state
+                note(.note, from: peer, "keeps version \(reply["version"] ?? "?") as `\(label)`")
+                outcome.detail = "kept version \(reply["version"] ?? "?")"
+            }
+        case let .register(peer, reference):
+            let state: String
+            switch reference {
+            case .latest: state = "latest"
+            case let .label(label):
+                guard let saved = kept[label] else { throw DrillAbort("no state kept as \(label)") }
+                state = saved
+            }
+            let reply = try await answer(try node(peer), "register \(channel) \(state)")
+            let what = (reply?["version"] as? UInt64).map { "version \($0)" } ?? Self.label(reference)
+            note(.chain, from: peer, to: "chain", "submits \(what)" + (outcome.error.map { " — refused: \($0)" } ?? ""),
+                 emphasis: reference != .latest)
+            outcome.detail = "submitted \(what)"
+        case let .close(by):
+            let closer = by ?? drill.peers[0].name
+            note(.message, from: closer, to: drill.other(than: closer), "cooperative close")
+            if let reply = try await answer(try node(closer), "close \(channel)") {
+                outcome.detail = "closed at version \(reply["version"] ?? "?")"
+            }
+        case let .dispute(peer):
+            _ = try await answer(try node(peer), "dispute \(channel)")
+            note(.note, from: peer, "asks its watcher to exit on chain")
+        case let .silence(peer):
+            _ = try await answer(try node(peer), "silence")
+            note(.note, from: peer, "goes silent (drops everything, sends nothing)", emphasis: true)
+        case let .wake(peer):
+            _ = try await answer(try node(peer), "wake")
+            note(.note, from: peer, "answers again")
+        case .disconnect:
+            for peer in drill.peers { _ = try await answer(try node(peer.name), "disconnect") }
+            note(.note, from: drill.peers[0].name, to: drill.peers[1].name, "connection cut")
+        case .reconnect:
+            for peer in drill.peers { _ = try await answer(try node(peer.name), "reconnect") }
+            note(.note, from: drill.peers[0].name, to: drill.peers[1].name, "connection allowed again")
+        case let .crash(peer):
+            try node(peer).crash()
+            note(.note, from: peer, "crashes (SIGKILL)", emphasis: true)
+        case let .restart(peer):
+            try await node(peer).restart()
+            note(.note, from: peer, "restarts from its journal")
+        case let .advance(seconds):
+            guard let chain else { throw DrillAbort("no chain") }
+            do { chainTime = try await chain.advance(by: seconds).seconds } catch {
+                throw DrillAbort("advancing chain time failed: \(error)")
+            }
+            note(.time, from: "chain", "+\(seconds) s (chain time \(chainTime))")
+            // Let the watchers see the new time before the next step.
+            try await Task.sleep(for: .milliseconds(200))
+        case let .tamper(from, kind):
+            try await tamper(from: from, kind: kind, outcome: &outcome, answer: answer)
+        case .expect:
+            break
+        }
+        return outcome
+    }
+
+    /// Sends the tampered update, then waits for the receiver to say no (an `error` or
+    /// `rejected` event). Refused = the receiver reacted; `changedState` is judged after.
+    private func tamper(
+        from: String, kind: Tampering, outcome: inout Outcome,
+        answer: (NodeChild, String, Duration) async throws -> [String: Any]?
+    ) async throws {
+        let receiverName = drill.other(than: from) ?? ""
+        let receiver = try node(receiverName)
+        receiver.collectEvents()
+        let seen = receiver.events.count
+        let reply = try await answer(try node(from), "tamper \(channel) \(kind.rawValue)", .seconds(30))
+        note(.message, from: from, to: receiverName,
+             "tampered update (\(kind.rawValue))" + ((reply?["version"]).map { ", version \($0)" } ?? ""), emphasis: true)
+        guard outcome.error == nil else { return }
+        let end = ContinuousClock.now + .seconds(5)
+        var reaction: String?
+        while reaction == nil, ContinuousClock.now < end {
+            receiver.collectEvents()
+            reaction = receiver.events.dropFirst(seen).first { ["error", "rejected"].contains($0["event"] as? String) }
+                .map { event in "\(event["error"] ?? event["reason"] ?? "rejected")" }
+            if reaction == nil { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        guard let reaction else {
+            outcome.detail = "\(receiverName) did not react"
+            return
+        }
+        outcome.refused = true
+        outcome.error = "\(receiverName) rejected it: \(reaction)"
+        note(.note, from: receiverName, "rejects it: \(reaction)")
+        // The tamperer drops the session to resynchronise versions; wait for both to be back.
+        try? await Task.sleep(for: .milliseconds(400))
+    }
+
+    private static func label(_ reference: Drill.StateReference) -> String {
+        switch reference {
+        case .latest: "latest"
+        case let .label(label): label
+        }
+    }
+
+    // MARK: - Expectations
+
+    /// Each running peer's view of the channel.
+    private func views() async throws -> [String: PeerView] {
+        var result: [String: PeerView] = [:]
+        for peer in drill.peers {
+            guard let node = nodes[peer.name], node.isRunning else { continue }
+            if let view = try await view(of: peer.name, node) { result[peer.name] = view }
+        }
+        return result
+    }
+
+    private func view(of name: String, _ node: NodeChild) async throws -> PeerView? {
+        let status = try await node.command("status")
+        guard let channels = status["channels"] as? [[String: Any]],
+            let entry = channels.first(where: { $0["channel"] as? String == channel }),
+            let version = (entry["version"] as? NSNumber)?.uint64Value,
+            let balances = entry["balances"] as? [String: Any],
+            let me = (balances["me"] as? NSNumber)?.uint64Value, let other = (balances["peer"] as? NSNumber)?.uint64Value
+        else { return nil }
+        let seat = drill.seat(of: name) ?? .first
+        return PeerView(version: version, balances: seat == .first ? [me, other] : [other, me])
+    }
+
+    private func check(_ expectation: Drill.Expectation, previous: Outcome?) async -> (Bool, String) {
+        var problems: [String] = []
+        let wasRefused = previous.map { $0.refused || $0.error != nil } ?? false
+        if let rejected = expectation.rejected {
+            if rejected {
+                if !wasRefused { problems.append("the previous step was not refused (\(previous?.detail ?? "no previous step"))") }
+                if previous?.changedState == true { problems.append("the previous step was refused but state changed") }
+            } else if wasRefused {
+                problems.append("the previous step was refused: \(previous?.error ?? "")")
+            }
+        }
+        if let text = expectation.error {
+            let message = previous?.error ?? ""
+            if !message.localizedCaseInsensitiveContains(text) {
+                problems.append(message.isEmpty ? "the previous step had no error (expected one containing “\(text)”)"
+                    : "the error was “\(message)”, which does not contain “\(text)”")
+            }
+        }
+        guard problems.isEmpty else { return (false, problems.joined(separator: "; ")) }
+        let aboutTheWorld = expectation.chainVersion != nil || expectation.chainPhase != nil || expectation.payout != nil
+            || expectation.peer != nil
+        guard aboutTheWorld else { return (true, "held") }
+        // Watchers act on their own; give them time before judging.
+        let end = ContinuousClock.now + options.settleTimeout
+        while true {
+            collectAll()
+            let failures: [String]
+            do { failures = try await worldProblems(expectation) } catch { failures = ["\(error)"] }
+            if failures.isEmpty { return (true, "held") }
+            if ContinuousClock.now >= end { return (false, failures.joined(separator: "; ")) }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    private func worldProblems(_ expectation: Drill.Expectation) async throws -> [String] {
+        var problems: [String] = []
+        guard let chain, let id = channelID else { return ["no chain"] }
+        let onChain = try await chain.channel(id)
+        if let version = expectation.chainVersion, onChain?.registeredVersion != version {
+            problems.append("chain version is \(onChain?.registeredVersion.map(String.init) ?? "none"), expected \(version)")
+        }
+        if let phase = expectation.chainPhase, onChain?.phase.rawValue != phase {
+            problems.append("chain phase is \(onChain?.phase.rawValue ?? "none"), expected \(phase)")
+        }
+        if let payout = expectation.payout {
+            if let allocation = onChain?.concludedAllocation {
+                for (peer, amount) in payout.sorted(by: { $0.key < $1.key }) {
+                    let seat = drill.seat(of: peer) ?? .first
+                    if allocation[seat] != amount { problems.append("\(peer) is paid \(allocation[seat]), expected \(amount)") }
+                }
+            } else {
+                problems.append("the channel is not settled on chain yet (phase \(onChain?.phase.rawValue ?? "none"))")
+            }
+        }
+        if let peer = expectation.peer {
+            guard let node = nodes[peer.name], node.isRunning else { return problems + ["\(peer.name) is not running"] }
+            guard let view = try await view(of: peer.name, node) else { return problems + ["\(peer.name) has no such channel"] }
+            if let version = peer.version, view.version != version {
+                problems.append("\(peer.name) is at version \(view.version), expected \(version)")
+            }
+            for (name, amount) in (peer.balances ?? [:]).sorted(by: { $0.key < $1.key }) {
+                let actual = view.balances[Int((drill.seat(of: name) ?? .first).rawValue)]
+                if actual != amount { problems.append("\(peer.name) sees \(name) with \(actual), expected \(amount)") }
+            }
+        }
+        return problems
+    }
+
+    private func waitUntil(_ what: String, timeout: Duration, _ condition: () async throws -> Bool) async throws {
+        let end = ContinuousClock.now + timeout
+        while ContinuousClock.now < end {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw DrillAbort("timed out waiting for \(what)")
+    }
+
+    // MARK: - Text
+
+    static func describe(_ action: Drill.Action) -> String {
+        switch action {
+        case let .pay(from, amount, count): "pay {from: \(from), amount: \(amount)\(count > 1 ? ", count: \(count)" : "")}"
+        case let .keep(peer, label): "keep {peer: \(peer), as: \(label)}"
+        case let .register(peer, state): "register {peer: \(peer), state: \(label(state))}"
+        case let .close(by): by.map { "close {peer: \($0)}" } ?? "close"
+        case let .dispute(peer): "dispute {peer: \(peer)}"
+        case let .silence(peer): "silence \(peer)"
+        case let .wake(peer): "wake \(peer)"
+        case .disconnect: "disconnect"
+        case .reconnect: "reconnect"
+        case let .crash(peer): "crash \(peer)"
+        case let .restart(peer): "restart \(peer)"
+        case let .advance(seconds): "advance \(seconds)"
+        case let .tamper(from, kind): "tamper {from: \(from), kind: \(kind.rawValue)}"
+        case let .expect(expectation): "expect " + describe(expectation)
+        }
+    }
+
+    static func describe(_ expectation: Drill.Expectation) -> String {
+        func amounts(_ map: [String: UInt64]) -> String {
+            "{" + map.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "}"
+        }
+        var parts: [String] = []
+        if expectation.chainVersion != nil || expectation.chainPhase != nil {
+            let fields = [expectation.chainVersion.map { "version: \($0)" }, expectation.chainPhase.map { "phase: \($0)" }]
+            parts.append("chain: {\(fields.compactMap { $0 }.joined(separator: ", "))}")
+        }
+        if let payout = expectation.payout { parts.append("payout: \(amounts(payout))") }
+        if let peer = expectation.peer {
+            var fields = ["name: \(peer.name)"]
+            if let version = peer.version { fields.append("version: \(version)") }
+            if let balances = peer.balances { fields.append("balances: \(amounts(balances))") }
+            parts.append("peer: {\(fields.joined(separator: ", "))}")
+        }
+        if let rejected = expectation.rejected { parts.append("rejected: \(rejected)") }
+        if let error = expectation.error { parts.append("error: \(error)") }
+        return "{\(parts.joined(separator: ", "))}"
+    }
+}
