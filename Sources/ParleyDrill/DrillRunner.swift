@@ -567,24 +567,38 @@ final class DrillRun: @unchecked Sendable {
         }
     }
 
+    /// What the chain shows for the channel, as plain values.
+    private struct ChainView {
+        var registeredVersion: UInt64?
+        var phase: String
+        var payout: Allocation?
+    }
+
+    private func chainView(_ id: ChannelID) async throws -> ChainView {
+        guard let chain else { throw DrillAbort("no chain") }
+        guard let onChain = try await chain.channel(id) else { return ChainView(registeredVersion: nil, phase: "none") }
+        return ChainView(
+            registeredVersion: onChain.registeredVersion, phase: onChain.phase.rawValue, payout: onChain.concludedAllocation)
+    }
+
     private func worldProblems(_ expectation: Drill.Expectation) async throws -> [String] {
         var problems: [String] = []
-        guard let chain, let id = channelID else { return ["no chain"] }
-        let onChain = try await chain.channel(id)
-        if let version = expectation.chainVersion, onChain?.registeredVersion != version {
-            problems.append("chain version is \(onChain?.registeredVersion.map(String.init) ?? "none"), expected \(version)")
+        guard let id = channelID else { return ["no channel"] }
+        let onChain = try await chainView(id)
+        if let version = expectation.chainVersion, onChain.registeredVersion != version {
+            problems.append("chain version is \(onChain.registeredVersion.map(String.init) ?? "none"), expected \(version)")
         }
-        if let phase = expectation.chainPhase, onChain?.phase.rawValue != phase {
-            problems.append("chain phase is \(onChain?.phase.rawValue ?? "none"), expected \(phase)")
+        if let phase = expectation.chainPhase, onChain.phase != phase {
+            problems.append("chain phase is \(onChain.phase), expected \(phase)")
         }
         if let payout = expectation.payout {
-            if let allocation = onChain?.concludedAllocation {
+            if let allocation = onChain.payout {
                 for (peer, amount) in payout.sorted(by: { $0.key < $1.key }) {
                     let seat = drill.seat(of: peer) ?? .first
                     if allocation[seat] != amount { problems.append("\(peer) is paid \(allocation[seat]), expected \(amount)") }
                 }
             } else {
-                problems.append("the channel is not settled on chain yet (phase \(onChain?.phase.rawValue ?? "none"))")
+                problems.append("the channel is not settled on chain yet (phase \(onChain.phase))")
             }
         }
         if let peer = expectation.peer {
