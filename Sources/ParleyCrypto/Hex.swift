@@ -2,10 +2,11 @@
 ///
 /// Decoding does not branch on the digits' values, so it can parse secret seeds without
 /// leaking them through timing; only the final valid/invalid answer depends on the input.
-enum Hex {
+public enum Hex {
     private static let lowercaseDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
-    static func encode(_ bytes: some Sequence<UInt8>) -> String {
+    /// Lowercase hex of `bytes`.
+    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.underestimatedCount * 2)
         for byte in bytes {
@@ -26,7 +27,7 @@ enum Hex {
     }
 
     /// Decodes hex text; nil when a character is not a hex digit or the digit count is odd.
-    static func decode(_ text: String, acceptUppercase: Bool = true) -> [UInt8]? {
+    public static func decode(_ text: String, acceptUppercase: Bool = true) -> [UInt8]? {
         let ascii = Array(text.utf8)
         guard ascii.count.isMultiple(of: 2) else { return nil }
         var out = [UInt8](repeating: 0, count: ascii.count / 2)

@@ -270,7 +270,7 @@ final class DrillRun: @unchecked Sendable {
             throw DrillAbort("opening the channel failed: \(answer["error"] ?? "no answer")")
         }
         channel = id
-        channelID = Self.bytes(hex: id).flatMap { try? Digest(bytes: $0) }.map(ChannelID.init(digest:))
+        channelID = Hex.decode(id).flatMap { try? Digest(bytes: $0) }.map(ChannelID.init(digest:))
         note(.message, from: opener.name, to: responder.name,
              "open channel \(id.prefix(8)): \(opener.name) \(opener.deposit), \(responder.name) \(responder.deposit)")
         // Both sides must see the channel funded before the script starts.
@@ -307,17 +307,6 @@ final class DrillRun: @unchecked Sendable {
         var seed: [UInt8] = []
         for _ in 0..<4 { withUnsafeBytes(of: random.next()) { seed += $0 } }
         do { return try SigningKey(seed: seed) } catch { throw DrillAbort("key derivation: \(error)") }
-    }
-
-    static func bytes(hex: String) -> [UInt8]? {
-        let digits = Array(hex.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        for index in stride(from: 0, to: digits.count, by: 2) {
-            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
-            bytes.append(byte)
-        }
-        return bytes
     }
 
     /// FNV-1a, so two drills run with one seed still get different keys.

@@ -188,7 +188,7 @@ struct NodeConsole {
         guard latest.isFullySigned else { throw ConsoleFailure("the channel has no fully-signed state yet") }
         return [
             "channel": .string(channel.id.description), "version": .number(latest.version),
-            "state": .string(latest.wireBytes.map { String(format: "%02x", $0) }.joined()),
+            "state": .string(Hex.encode(latest.wireBytes)),
         ]
     }
 
@@ -199,7 +199,7 @@ struct NodeConsole {
         if arguments[1] == "latest" {
             signed = try channel.status.latest
         } else {
-            guard let bytes = Self.bytes(hex: arguments[1]) else { throw ConsoleFailure("the state is not hex (use `state CHANNEL`)") }
+            guard let bytes = Hex.decode(arguments[1]), !bytes.isEmpty else { throw ConsoleFailure("the state is not hex (use `state CHANNEL`)") }
             do { signed = try SignedState(wireBytes: bytes) } catch { throw ConsoleFailure("not a signed state: \(error)") }
             guard signed.state.channelID == channel.id else {
                 throw ConsoleFailure("that state belongs to channel \(signed.state.channelID.shortID), not \(channel.id.shortID)")
@@ -217,18 +217,6 @@ struct NodeConsole {
         }
         let version = try await node.sendTampered(channel.id, kind)
         return ["channel": .string(channel.id.description), "version": .number(version), "kind": .string(kind.rawValue)]
-    }
-
-    private static func bytes(hex: String) -> [UInt8]? {
-        let digits = Array(hex.utf8)
-        guard digits.count % 2 == 0, !digits.isEmpty else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(digits.count / 2)
-        for index in stride(from: 0, to: digits.count, by: 2) {
-            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
-            bytes.append(byte)
-        }
-        return bytes
     }
 
     private func close(_ arguments: [String]) async throws -> [String: JSONValue] {
