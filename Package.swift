@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "ParleyDevchain", targets: ["ParleyDevchain"]),
         .library(name: "ParleyNode", targets: ["ParleyNode"]),
         .library(name: "ParleyDrill", targets: ["ParleyDrill"]),
+        .library(name: "ParleyGames", targets: ["ParleyGames"]),
         .executable(name: "parley", targets: ["parley"]),
     ],
     dependencies: [
@@ -51,6 +52,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "ParleyGames", dependencies: ["ParleyChannel", "ParleyCrypto", "ParleyWire"]),
         .target(
             name: "ParleyDrill",
             dependencies: [
@@ -126,6 +128,10 @@ let package = Package(
                 "ParleyWire", "ParleyDevchain", "ParleyTestSupport", "parley",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
+        ),
+        .testTarget(
+            name: "ParleyGamesTests",
+            dependencies: ["ParleyGames", "ParleyChannel", "ParleyCrypto", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(
             name: "ParleyDrillTests",

@@ -1,0 +1,3 @@
+import ParleyChannel
+
+// Placeholder: the tic-tac-toe app rules are being written.

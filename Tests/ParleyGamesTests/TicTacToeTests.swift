@@ -1,0 +1,2 @@
+import ParleyGames
+import Testing
