@@ -20,13 +20,21 @@ public protocol AppRules: Sendable {
     /// Throws when `state` is not a legal opening state (version 0) for this app.
     func validateInitial(_ state: ChannelState) throws(AppRuleViolation)
     /// Whose turn it is in `state`: the only participant the chain lets `progress` it.
-    /// `nil` means the app has no turns, so the chain never allows progress.
+    /// `nil` means the app has no turns (or the game is over), so the chain allows no progress.
     func mover(in state: ChannelState) -> ParticipantIndex?
+    /// What the chain pays out if the channel concludes on `state` without a final state:
+    /// the game stopped there. For a game, a player who stops moving forfeits, so an
+    /// unfinished state typically pays everything to the player who is *not* to move.
+    /// Must keep the state's total. Cooperative (final) states always pay their allocation.
+    func outcome(of state: ChannelState) -> Allocation
 }
 
 extension AppRules {
     /// Apps without turns (payments) never progress on chain.
     public func mover(in state: ChannelState) -> ParticipantIndex? { nil }
+
+    /// By default a state pays what its allocation says.
+    public func outcome(of state: ChannelState) -> Allocation { state.allocation }
 }
 
 /// Plain payments: no app data, any reallocation that conserves the total.
