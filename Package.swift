@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "ParleySettlement", dependencies: ["ParleyChannel", "ParleyCrypto", "ParleyWire"]),
         .target(
             name: "ParleyDevchain",
-            dependencies: ["ParleySettlement", "ParleyTransport", "ParleyChannel", "ParleyCrypto", "ParleyWire"]
+            dependencies: ["ParleySettlement", "ParleyGames", "ParleyTransport", "ParleyChannel", "ParleyCrypto", "ParleyWire"]
         ),
         .target(
             name: "ParleyNode",
@@ -125,7 +125,7 @@ let package = Package(
             name: "ParleyNodeTests",
             dependencies: [
                 "ParleyNode", "ParleySettlement", "ParleyJournal", "ParleyTransport", "ParleyChannel", "ParleyCrypto",
-                "ParleyWire", "ParleyDevchain", "ParleyTestSupport", "parley",
+                "ParleyWire", "ParleyDevchain", "ParleyTestSupport", "ParleyGames", "parley",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

@@ -1,5 +1,6 @@
 import ParleyChannel
 import ParleyCrypto
+import ParleyGames
 import ParleySettlement
 import ParleyTransport
 
@@ -57,6 +58,7 @@ public enum Devchain {
         }
     }
 
-    /// The apps every devchain knows: `PaymentApp` (always) and the turn-taking `CounterApp`.
-    public static let apps: [any AppRules] = [CounterApp()]
+    /// The apps every devchain knows: `PaymentApp` (always), the turn-taking `CounterApp`
+    /// and `TicTacToe`.
+    public static let apps: [any AppRules] = [CounterApp(), TicTacToe()]
 }

@@ -41,6 +41,8 @@ final class ChannelRunner: Sendable {
         case closing
         case closed
         case tamper(Tampering, CheckedContinuation<UInt64, any Error>)
+        /// The peer has not moved for the turn timeout since version `version` (its turn).
+        case turnTimedOut(UInt64)
         case stop(CheckedContinuation<Void, Never>)
     }
 
@@ -57,7 +59,10 @@ final class ChannelRunner: Sendable {
     private let inputs: AsyncStream<Input>.Continuation
     private let snapshot: StatusBox
 
-    init(engine: JournaledEngine, session: Session?, funded: Bool, closing: Bool, closed: Bool, context: RunnerContext) {
+    init(
+        engine: JournaledEngine, rules: any AppRules, session: Session?, funded: Bool, closing: Bool, closed: Bool,
+        context: RunnerContext
+    ) {
         let core = engine.engine
         id = core.channelID
         me = core.me
@@ -70,7 +75,8 @@ final class ChannelRunner: Sendable {
         let (stream, continuation) = AsyncStream<Input>.makeStream()
         inputs = continuation
         var loop = RunnerLoop(
-            engine: engine, session: session, status: initial, published: snapshot, context: context, inputs: continuation)
+            engine: engine, rules: rules, session: session, status: initial, published: snapshot, context: context,
+            inputs: continuation)
         Task { await loop.run(stream) }
     }
 
@@ -124,7 +130,10 @@ final class StatusBox: Sendable {
 /// The runner's task-confined state and its input loop.
 private struct RunnerLoop: Sendable {
     var engine: JournaledEngine
+    let rules: any AppRules
     var session: Session?
+    /// Armed while it is the peer's turn in a game (see `NodePolicy.turnTimeout`).
+    var turnTimer: (version: UInt64, task: Task<Void, Never>)?
     var status: ChannelStatus
     /// Where `status` is published for readers on other threads.
     let published: StatusBox
@@ -144,10 +153,11 @@ private struct RunnerLoop: Sendable {
     var id: ChannelID { status.id }
 
     init(
-        engine: JournaledEngine, session: Session?, status: ChannelStatus, published: StatusBox, context: RunnerContext,
-        inputs: AsyncStream<ChannelRunner.Input>.Continuation
+        engine: JournaledEngine, rules: any AppRules, session: Session?, status: ChannelStatus, published: StatusBox,
+        context: RunnerContext, inputs: AsyncStream<ChannelRunner.Input>.Continuation
     ) {
         self.engine = engine
+        self.rules = rules
         self.session = session
         self.status = status
         self.published = published
@@ -160,10 +170,12 @@ private struct RunnerLoop: Sendable {
         for await input in stream {
             await handle(input)
             refreshStatus()
+            armTurnTimer()
             if !stopWaiters.isEmpty { break }
         }
         inputs.finish()
         timer?.task.cancel()
+        turnTimer?.task.cancel()
         retry?.cancel()
         for waiter in waiters.values { waiter.resume(throwing: NodeError.stopped) }
         waiters = [:]
@@ -225,6 +237,13 @@ private struct RunnerLoop: Sendable {
             waiters = [:]
         case let .stop(waiter):
             stopWaiters.append(waiter)
+        case let .turnTimedOut(version):
+            let core = engine.engine
+            guard turnTimer?.version == version, core.latest.version == version, !status.isClosing else { return }
+            turnTimer = nil
+            context.logger.warning("channel \(id.shortID): the peer did not move within \(context.policy.turnTimeout.map { "\($0)" } ?? "-")")
+            if context.policy.watcher.disputeOnSilence { status = status.with(closing: true) }
+            await context.watcher.peerUnresponsive(id)
         case let .tamper(kind, waiter):
             do { waiter.resume(returning: try await tamper(kind)) } catch { waiter.resume(throwing: error) }
         }
@@ -361,6 +380,26 @@ private struct RunnerLoop: Sendable {
             }
         }
         return next.version
+    }
+
+    /// Keeps a turn timer armed exactly while a game waits for the peer's move.
+    private mutating func armTurnTimer() {
+        let core = engine.engine
+        let waiting = context.policy.turnTimeout != nil && status.isFunded && !status.isClosing && !status.isClosed
+            && core.phase == .idle && core.latest.isFullySigned && rules.mover(in: core.latest.state) == core.me.peer
+        guard waiting, let timeout = context.policy.turnTimeout else {
+            turnTimer?.task.cancel()
+            turnTimer = nil
+            return
+        }
+        let version = core.latest.version
+        guard turnTimer?.version != version else { return }
+        turnTimer?.task.cancel()
+        let inputs = self.inputs
+        turnTimer = (version, Task {
+            do { try await Task.sleep(for: timeout) } catch { return }
+            inputs.yield(.turnTimedOut(version))
+        })
     }
 
     private mutating func armTimer(for version: UInt64) {

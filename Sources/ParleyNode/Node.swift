@@ -62,6 +62,8 @@ public actor Node {
     private var addresses: [PublicKey: SocketAddress] = [:]
     private var sessionWaiters: [PublicKey: [CheckedContinuation<Session?, Never>]] = [:]
     private var tasks: [Task<Void, Never>] = []
+    /// The registered version we last considered moving on, per game channel.
+    private var chainMoves: [ChannelID: UInt64] = [:]
     private var stopped = false
 
     private final class Registry: Sendable {
@@ -73,6 +75,7 @@ public actor Node {
         let handlers = Mutex<(update: UpdateHandler, open: OpenHandler)>((Node.acceptPaymentsToMe, Node.acceptPaymentChannels))
         let silent = Atomic<Bool>(false)
         let offline = Atomic<Bool>(false)
+        let chainMove = Mutex<ChainMoveHandler?>(nil)
     }
 
     private struct PeerState {
@@ -184,7 +187,7 @@ public actor Node {
             }
             let disputed = record.dispute != nil
             let runner = ChannelRunner(
-                engine: engine, session: nil, funded: false, closing: disputed, closed: false, context: context())
+                engine: engine, rules: rules, session: nil, funded: false, closing: disputed, closed: false, context: context())
             registry.runners.withLock { $0[id] = runner }
             logger.info("recovered channel \(id.shortID) at version \(record.latest.version)")
             if record.latest.isFullySigned, !disputed {
@@ -211,6 +214,13 @@ public actor Node {
     /// Decides on the peers' proposals from now on (default ``Node/acceptPaymentsToMe``).
     public nonisolated func setUpdateHandler(_ handler: @escaping UpdateHandler) {
         switches.handlers.withLock { $0.update = handler }
+    }
+
+    /// Makes our moves when a game continues on chain (force-move): called with the
+    /// registered state whenever it is our turn there. Without a handler we do not move on
+    /// chain, so we forfeit once the window closes.
+    public nonisolated func setChainMoveHandler(_ handler: @escaping ChainMoveHandler) {
+        switches.chainMove.withLock { $0 = handler }
     }
 
     /// Decides on the peers' channel proposals from now on (default ``Node/acceptPaymentChannels``).
@@ -271,7 +281,7 @@ public actor Node {
         let current = peers[peer]?.session
         if current !== session { logger.debug("session with \(peer.shortID) changed while opening") }
         let runner = ChannelRunner(
-            engine: engine, session: current, funded: false, closing: false, closed: false, context: context())
+            engine: engine, rules: rules, session: current, funded: false, closing: false, closed: false, context: context())
         registry.runners.withLock { $0[params.id] = runner }
         runner.post(.perform(effects))
         let opened = await Self.waitUntilOpened(runner, within: timeout)
@@ -567,7 +577,7 @@ public actor Node {
         }
         let current = peers[session.peer]?.session
         let runner = ChannelRunner(
-            engine: engine, session: current === session ? session : nil, funded: false, closing: false, closed: false,
+            engine: engine, rules: rules, session: current === session ? session : nil, funded: false, closing: false, closed: false,
             context: context())
         registry.runners.withLock { $0[params.id] = runner }
         runner.post(.perform(effects))
@@ -585,6 +595,36 @@ public actor Node {
         }
     }
 
+    // MARK: - Games on chain
+
+    /// When the chain's registered state of a game is ours to move, asks the chain-move
+    /// handler and submits its move (`progress`, signed by us alone). Once per version.
+    private func considerChainMove(_ id: ChannelID) async {
+        guard !stopped, let runner = registry.runners.withLock({ $0[id] }), let rules = apps[runner.params.appID] else { return }
+        let chain: ChannelOnChain?
+        do { chain = try await settlement.channel(id) } catch {
+            sink.yield(.error(id, "reading the chain for an on-chain move: \(error)"))
+            return
+        }
+        guard let chain, !chain.isConcluded, let registered = chain.registeredState, let deadline = chain.deadline,
+            !registered.isFinal, rules.mover(in: registered) == runner.me, chainMoves[id] != registered.version
+        else { return }
+        chainMoves[id] = registered.version
+        sink.yield(.yourTurnOnChain(id, state: registered, deadline: deadline))
+        guard let handler = switches.chainMove.withLock({ $0 }), var next = await handler(id, registered) else { return }
+        next.channelID = id
+        next.version = registered.version + 1
+        do { try rules.validateTransition(from: registered, to: next, mover: runner.me) } catch {
+            sink.yield(.error(id, "the chain-move handler's move is illegal: \(error.reason)"))
+            return
+        }
+        do {
+            _ = try await settlement.progress(id, to: next, moverSignature: next.signed(by: identity))
+        } catch {
+            sink.yield(.error(id, "moving on chain: \(error)"))
+        }
+    }
+
     // MARK: - Watcher
 
     private func forward(_ event: WatcherEvent) {
@@ -596,8 +636,14 @@ public actor Node {
         case let .registered(id, version, deadline, by):
             runner(id)?.post(.closing)
             sink.yield(.registered(id, version: version, deadline: deadline, by: by))
+            tasks.append(Task { await self.considerChainMove(id) })
         case let .refuted(id, stale, with):
             sink.yield(.refuted(id, stale: stale, with: with))
+            tasks.append(Task { await self.considerChainMove(id) })
+        case let .progressed(id, version, deadline, mover):
+            runner(id)?.post(.closing)
+            sink.yield(.progressed(id, version: version, deadline: deadline, mover: mover))
+            tasks.append(Task { await self.considerChainMove(id) })
         case let .exitStarted(id, version, reason):
             runner(id)?.post(.closing)
             sink.yield(.exitStarted(id, version: version, reason: reason))

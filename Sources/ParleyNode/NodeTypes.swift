@@ -23,9 +23,14 @@ public struct NodePolicy: Sendable {
     public var redial: RetryPolicy
     /// Events kept for a slow reader of ``Node/events``; past this the oldest are dropped.
     public var eventBuffer: Int
+    /// For apps with turns: how long the peer may take to move when it is its turn before it
+    /// counts as silent (then, with `watcher.disputeOnSilence`, we register the latest state
+    /// and the peer must move on chain or forfeit). `nil`: wait forever. Payments have no turns.
+    public var turnTimeout: Duration?
 
     public static let defaultProposalTimeout: Duration = .seconds(10)
     public static let defaultEventBuffer = 65_536
+    public static let defaultTurnTimeout: Duration = .seconds(30)
 
     public init(
         watcher: WatcherPolicy = WatcherPolicy(),
@@ -34,8 +39,10 @@ public struct NodePolicy: Sendable {
         durability: Durability = .fsync,
         session: SessionConfig = SessionConfig(),
         redial: RetryPolicy = RetryPolicy(initialDelay: .milliseconds(50), maxDelay: .seconds(2)),
-        eventBuffer: Int = NodePolicy.defaultEventBuffer
+        eventBuffer: Int = NodePolicy.defaultEventBuffer,
+        turnTimeout: Duration? = NodePolicy.defaultTurnTimeout
     ) {
+        self.turnTimeout = turnTimeout.map { max($0, .milliseconds(1)) }
         self.watcher = watcher
         self.proposalTimeout = max(proposalTimeout, .milliseconds(1))
         self.challengeDuration = challengeDuration
@@ -70,6 +77,11 @@ public struct IncomingUpdate: Sendable {
 /// Decides on the peer's proposals. Runs on the channel's own task; take as long as you
 /// need (the peer waits up to its proposal timeout), but answer every call.
 public typealias UpdateHandler = @Sendable (IncomingUpdate) async -> Decision
+
+/// Our move in a game that continues on chain: given the registered state (our turn),
+/// return the next state (one legal move; the version is set by the node), or nil to let
+/// the window run out (we forfeit).
+public typealias ChainMoveHandler = @Sendable (ChannelID, ChannelState) async -> ChannelState?
 
 /// A peer asks to open a channel with us. Return `true` to accept (our deposit is made
 /// from our chain account), `false` to ignore the proposal.
@@ -122,6 +134,12 @@ public enum NodeEvent: Sendable, Equatable {
     case peerSilent(ChannelID)
     /// Someone registered `version` on chain; the window closes at `deadline`.
     case registered(ChannelID, version: UInt64, deadline: ChainTime, by: ParticipantIndex)
+    /// `mover` made a move on chain (`progress`); a fresh window closes at `deadline`.
+    case progressed(ChannelID, version: UInt64, deadline: ChainTime, mover: ParticipantIndex)
+    /// The game goes on on chain and it is our move: `state` is the registered state. The
+    /// chain-move handler (``Node/setChainMoveHandler(_:)``) is asked for the move; without
+    /// one, we forfeit when the window closes.
+    case yourTurnOnChain(ChannelID, state: ChannelState, deadline: ChainTime)
     /// Our watcher answered an older registration with our newer state.
     case refuted(ChannelID, stale: UInt64, with: UInt64)
     /// Our watcher registered our latest state to leave the channel on our own.

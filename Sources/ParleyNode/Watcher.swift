@@ -232,8 +232,10 @@ public actor Watcher {
                     emit(.exitStarted(id, version: version, reason: reason))
                 }
             }
-        case let .progressed(version, _, _):
-            _ = await journalDispute(.progressed(version: version), id)
+        case let .progressed(version, deadline, mover):
+            if await journalDispute(.progressed(version: version), id) {
+                emit(.progressed(id, version: version, deadline: deadline, mover: mover))
+            }
         case let .concluded(version, allocation):
             if await journalDispute(.concluded(version: version), id) {
                 emit(.concluded(id, version: version, allocation: allocation))

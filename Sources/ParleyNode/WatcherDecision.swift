@@ -60,7 +60,12 @@ enum WatcherStep: Equatable, Sendable {
             return exitRequested ? .register(latest, because: .exit) : .idle
         }
         guard chain.isWindowOpen(at: now) else { return .conclude }
-        if refutes, let latest, latest.version > registered {
+        // Refute an older registration, and a move progressed on chain at the version we
+        // hold fully signed (the chain lets both signatures replace the mover's alone).
+        if refutes, let latest,
+            latest.version > registered
+                || (latest.version == registered && chain.isProgressed && chain.registeredState != latest.state)
+        {
             return .register(latest, because: .refute(registered: registered))
         }
         return .waitUntil(deadline)

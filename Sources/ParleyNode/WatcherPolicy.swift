@@ -57,6 +57,9 @@ public enum WatcherEvent: Sendable, Equatable {
     case funded(ChannelID)
     /// Someone (`by`) registered `version`; the window closes at `deadline`.
     case registered(ChannelID, version: UInt64, deadline: ChainTime, by: ParticipantIndex)
+    /// `mover` advanced the registered state on chain by one move (`progress`); a fresh window
+    /// closes at `deadline`.
+    case progressed(ChannelID, version: UInt64, deadline: ChainTime, mover: ParticipantIndex)
     /// We answered an older registration with our newer state (invariant 4).
     case refuted(ChannelID, stale: UInt64, with: UInt64)
     /// We registered our latest state to leave the channel on our own (invariant 5).

@@ -165,7 +165,11 @@ extension Adjudicator {
         }
         try Self.verifySignatures(signed, channel.params)
         try Self.checkConserved(signed.state.allocation, channel)
-        if let registered = channel.registeredState, signed.version <= registered.version {
+        // Higher versions replace a registration; so does a fully-signed state of the same
+        // version as a progressed one (signed by its mover alone): both signatures win.
+        if let registered = channel.registeredState,
+            signed.version < registered.version || (signed.version == registered.version && !channel.isProgressed)
+        {
             throw .staleVersion(registered: registered.version, got: signed.version)
         }
         if let deadline = channel.deadline, now >= deadline {
@@ -175,6 +179,7 @@ extension Adjudicator {
         let deadline = channel.deadline ?? now + channel.params.challengeDuration
         channel.deadline = deadline
         channel.registeredState = signed.state
+        channel.isProgressed = false
         channel.phase = .disputed
         var events = [ledger.emit(.registered(version: signed.version, deadline: deadline, by: seat), channel: id, at: now)]
         if signed.state.isFinal {
@@ -202,6 +207,7 @@ extension Adjudicator {
         let deadline = now + channel.params.challengeDuration
         channel.deadline = deadline
         channel.registeredState = next
+        channel.isProgressed = true
         ledger.channels[id] = channel
         return [ledger.emit(.progressed(version: next.version, deadline: deadline, mover: mover), channel: id, at: now)]
     }
@@ -211,11 +217,10 @@ extension Adjudicator {
         _ channel: ChannelOnChain, now: ChainTime
     ) throws(SettlementError) -> (ChannelState, ParticipantIndex) {
         guard !channel.isConcluded else { throw .alreadyConcluded }
-        guard let current = channel.registeredState, let deadline = channel.deadline else {
-            throw .nothingRegistered
-        }
+        guard let current = channel.registeredState, channel.deadline != nil else { throw .nothingRegistered }
         guard !current.isFinal else { throw .progressNotAllowed(.registeredStateIsFinal) }
-        guard now >= deadline else { throw .progressNotAllowed(.windowStillOpen(deadline: deadline, now: now)) }
+        // No window check: the mover answers a registration inside its window (or later,
+        // while nobody has concluded). A player who keeps moving keeps the game alive.
         let appID = channel.params.appID
         guard let app = apps[appID] else { throw .unknownApp(appID) }
         guard let mover = app.mover(in: current) else { throw .progressNotAllowed(.appHasNoTurns(appID)) }
@@ -245,12 +250,20 @@ extension Adjudicator {
         return [event]
     }
 
-    /// Fixes the payout at the registered allocation. The caller has checked that it may.
+    /// Fixes the payout. A final state pays its allocation; any other state pays what its app
+    /// says a game stopped there pays (`AppRules.outcome`, e.g. the player to move forfeits),
+    /// or its allocation when the app is unknown or its outcome does not keep the total.
+    /// The caller has checked that it may.
     private mutating func finish(_ channel: inout ChannelOnChain, now: ChainTime) -> ChainEvent {
         let state = channel.registeredState ?? ChannelState(channelID: channel.id, version: 0, allocation: channel.opening)
-        channel.concludedAllocation = state.allocation
+        var payout = state.allocation
+        if !state.isFinal, let app = apps[channel.params.appID] {
+            let outcome = app.outcome(of: state)
+            if outcome.total == channel.fundedTotal { payout = outcome }
+        }
+        channel.concludedAllocation = payout
         channel.phase = .concluded
-        return ledger.emit(.concluded(version: state.version, allocation: state.allocation), channel: channel.id, at: now)
+        return ledger.emit(.concluded(version: state.version, allocation: payout), channel: channel.id, at: now)
     }
 
     private static func verifySignatures(_ signed: SignedState, _ params: ChannelParams) throws(SettlementError) {

@@ -19,6 +19,9 @@ public struct ChannelOnChain: Sendable, Equatable {
     /// The state the chain currently honours: registered with both signatures, or
     /// progressed with the mover's signature alone.
     public internal(set) var registeredState: ChannelState?
+    /// The registered state came from `progress` (signed by its mover alone); a fully-signed
+    /// state of the same version may still replace it.
+    public internal(set) var isProgressed: Bool
     /// The end of the current challenge window: the window is open while `now < deadline`.
     public internal(set) var deadline: ChainTime?
     /// Where the channel is in its on-chain life (see `ChainPhase`).
@@ -36,6 +39,7 @@ public struct ChannelOnChain: Sendable, Equatable {
         isFunded = false
         depositsClosed = false
         registeredState = nil
+        isProgressed = false
         deadline = nil
         phase = .open
         concludedAllocation = nil

@@ -6,7 +6,7 @@ import ParleyWire
 ///
 /// ```text
 /// ChannelOnChain = ChannelParams | opening Allocation | fundedTotal u64 | deposits Allocation
-///                  | isFunded bool | depositsClosed bool | registeredState? | deadline?
+///                  | isFunded bool | depositsClosed bool | registeredState? | isProgressed bool | deadline?
 ///                  | phase u8 (0 open, 1 disputed, 2 concluded, 3 withdrawn)
 ///                  | concludedAllocation? | withdrawn u8 (bit 0 seat 0, bit 1 seat 1)
 /// optional         = bool present, then the value when present
@@ -23,6 +23,7 @@ extension ChannelOnChain: WireCodable {
         writer.write(depositsClosed)
         writer.write(registeredState != nil)
         registeredState?.encode(to: &writer)
+        writer.write(isProgressed)
         writer.write(deadline != nil)
         deadline?.encode(to: &writer)
         writer.write(UInt8(Self.phases.firstIndex(of: phase) ?? 0))
@@ -43,6 +44,7 @@ extension ChannelOnChain: WireCodable {
         isFunded = try reader.readBool("is funded")
         depositsClosed = try reader.readBool("deposits closed")
         registeredState = try reader.readBool("has registered state") ? try ChannelState(from: &reader) : nil
+        isProgressed = try reader.readBool("is progressed")
         deadline = try reader.readBool("has deadline") ? try ChainTime(from: &reader) : nil
         let phase = try reader.readUInt8("chain phase")
         guard Int(phase) < Self.phases.count else { throw .unknownTag(field: "chain phase", tag: phase) }

@@ -335,6 +335,17 @@ enum NodeEventLine {
                 "event": "registered", "channel": channel(id), "version": .number(version),
                 "deadline": .number(deadline.seconds), "by": who,
             ]
+        case let .progressed(id, version, deadline, by):
+            let who: JSONValue = seat(id).map { .string($0 == by ? "me" : "peer") } ?? .number(UInt64(by.rawValue))
+            return [
+                "event": "progressed", "channel": channel(id), "version": .number(version),
+                "deadline": .number(deadline.seconds), "by": who,
+            ]
+        case let .yourTurnOnChain(id, state, deadline):
+            return [
+                "event": "yourTurnOnChain", "channel": channel(id), "version": .number(state.version),
+                "deadline": .number(deadline.seconds),
+            ]
         case let .refuted(id, stale, with):
             return ["event": "refuted", "channel": channel(id), "stale": .number(stale), "version": .number(with)]
         case let .exitStarted(id, version, reason):

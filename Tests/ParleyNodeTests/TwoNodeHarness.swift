@@ -2,6 +2,7 @@ import Foundation
 import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
+import ParleyGames
 import ParleyJournal
 import ParleySettlement
 import ParleyTestSupport
@@ -49,7 +50,7 @@ protocol ScenarioChain: Sendable {
 }
 
 final class LocalScenarioChain: ScenarioChain {
-    let chain = LocalChain()
+    let chain = LocalChain(apps: [TicTacToe()])
 
     func adapter(for key: SigningKey) -> any SettlementAdapter & DevFaucet { chain.adapter(for: key.publicKey) }
     func advance(by seconds: UInt64) async throws { chain.advance(by: seconds) }

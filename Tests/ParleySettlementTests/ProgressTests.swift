@@ -3,7 +3,7 @@ import ParleyCrypto
 import ParleySettlement
 import Testing
 
-/// Advancing a game on chain after its window closes, against every backend.
+/// Advancing a game on chain (force-move), against every backend.
 @Suite struct ProgressTests {
     /// A funded counter-game channel with counter `counter` registered at version `version`,
     /// its window closed.
@@ -30,30 +30,32 @@ import Testing
         let channel = try #require(try await s.onChain())
         #expect(channel.registeredState == s.state(2, appData: [1]) && channel.deadline == ChainTime(seconds: 127))
         #expect(channel.phase == .disputed)
-        // The fresh window holds off conclude and the next move until it closes.
+        // The fresh window holds off conclude; the next mover may answer inside it.
         await #expect(throws: SettlementError.windowStillOpen(deadline: ChainTime(seconds: 127), now: ChainTime(seconds: 67))) {
             try await s.alice.conclude(s.params.id)
         }
-        await #expect(throws: SettlementError.progressNotAllowed(.windowStillOpen(deadline: ChainTime(seconds: 127), now: ChainTime(seconds: 67)))) {
-            _ = try await Self.move(s, version: 3, counter: 2, by: .second)
-        }
-        try await s.chain.advance(to: ChainTime(seconds: 127))
-        try await Self.move(s, version: 3, counter: 2, by: .second)
-        try await s.chain.advance(Scenario.challenge)
+        try await s.chain.advance(10)
+        let answer = try await Self.move(s, version: 3, counter: 2, by: .second)
+        #expect(answer.map(\.kind) == [.progressed(version: 3, deadline: ChainTime(seconds: 137), mover: .second)])
+        try await s.chain.advance(to: ChainTime(seconds: 137))
         let concluded = try await s.bob.conclude(s.params.id)
         #expect(concluded.map(\.kind) == [.concluded(version: 3, allocation: s.opening)])
     }
 
     @Test(arguments: Backend.allCases)
-    func progressBeforeTheWindowClosesIsRefused(_ backend: Backend) async throws {
+    func theMoverAnswersARegistrationInsideItsWindow(_ backend: Backend) async throws {
         let s = try await Scenario.funded(try await backend.makeChain(), app: CounterApp.id)
         await #expect(throws: SettlementError.nothingRegistered) {
             _ = try await Self.move(s, version: 1, counter: 1, by: .first)
         }
-        try await s.alice.register(s.signed(s.state(1, appData: [0])))
+        try await s.bob.register(s.signed(s.state(1, appData: [0])))
         try await s.chain.advance(Scenario.challenge - 1)
-        await #expect(throws: SettlementError.progressNotAllowed(.windowStillOpen(deadline: ChainTime(seconds: 60), now: ChainTime(seconds: 59)))) {
-            _ = try await Self.move(s, version: 2, counter: 1, by: .first)
+        // Counter 0: alice's turn. Her move one second before the deadline keeps the game alive.
+        let events = try await Self.move(s, version: 2, counter: 1, by: .first)
+        #expect(events.map(\.kind) == [.progressed(version: 2, deadline: ChainTime(seconds: 119), mover: .first)])
+        try await s.chain.advance(1)
+        await #expect(throws: SettlementError.windowStillOpen(deadline: ChainTime(seconds: 119), now: ChainTime(seconds: 60))) {
+            try await s.bob.conclude(s.params.id)
         }
     }
 
@@ -128,8 +130,16 @@ import Testing
         let s = try await Self.stalled(backend)
         try await Self.move(s, version: 2, counter: 1, by: .first)
         try await s.chain.advance(10)
+        await #expect(throws: SettlementError.staleVersion(registered: 2, got: 1)) {
+            try await s.bob.register(s.signed(s.state(1, appData: [0])))
+        }
+        // Both signatures beat the mover's alone at the same version (a player cannot
+        // progress an old state past the fully-signed one that followed it)…
+        let same = try await s.bob.register(s.signed(s.state(2, appData: [9])))
+        #expect(same.map(\.kind) == [.registered(version: 2, deadline: ChainTime(seconds: 120), by: .second)])
+        // … but only once: a fully-signed registration is replaced only by a higher version.
         await #expect(throws: SettlementError.staleVersion(registered: 2, got: 2)) {
-            try await s.bob.register(s.signed(s.state(2, appData: [9])))
+            try await s.bob.register(s.signed(s.state(2, appData: [5])))
         }
         let events = try await s.bob.register(s.signed(s.state(8, (10, 140), appData: [7])))
         // Registration keeps the progress window's deadline.
