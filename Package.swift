@@ -81,6 +81,16 @@ let package = Package(
             ],
             path: "Examples/PaymentDemo"
         ),
+        .executableTarget(
+            name: "game-server",
+            dependencies: [
+                "ParleyNode", "ParleyGames", "ParleyDevchain", "ParleySettlement", "ParleyTransport", "ParleyChannel",
+                "ParleyCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/GameServer"
+        ),
         .testTarget(
             name: "ParleyCryptoTests",
             dependencies: ["ParleyCrypto", .product(name: "PropertyBased", package: "swift-property-based")]
@@ -132,6 +142,10 @@ let package = Package(
         .testTarget(
             name: "ParleyGamesTests",
             dependencies: ["ParleyGames", "ParleyChannel", "ParleyCrypto", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(
+            name: "GameServerTests",
+            dependencies: ["ParleyTestSupport", "game-server", "parley"]
         ),
         .testTarget(
             name: "ParleyDrillTests",

@@ -1,0 +1,2 @@
+// Placeholder: the game server example is being written.
+print("game-server")
