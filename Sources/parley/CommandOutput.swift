@@ -60,3 +60,16 @@ var buildConfiguration: String {
     "release"
     #endif
 }
+
+/// Stdin, line by line. A thread of its own does the blocking reads, so no task of the
+/// cooperative pool waits on the terminal.
+func standardInputLines(threadName: String) -> AsyncStream<String> {
+    let (lines, sink) = AsyncStream<String>.makeStream()
+    let reader = Thread {
+        while let line = readLine(strippingNewline: true) { sink.yield(line) }
+        sink.finish()
+    }
+    reader.name = threadName
+    reader.start()
+    return lines
+}

@@ -178,7 +178,7 @@ struct NodeCommand: AsyncParsableCommand {
         let events = node.events
         let printer = Task { for await event in events { output.line(NodeEventLine.render(event, node: node)) } }
         let console = NodeConsole(node: node, output: output)
-        for await line in Self.standardInputLines() {
+        for await line in standardInputLines(threadName: "parley-node-stdin") {
             if await console.execute(line) == .quit { break }
         }
         let stage = Mutex("shutting the node down")
@@ -238,18 +238,5 @@ struct NodeCommand: AsyncParsableCommand {
             watcher: WatcherPolicy(clockPollInterval: .milliseconds(clockPollMs), retryDelay: .milliseconds(250)),
             proposalTimeout: .milliseconds(Int64((proposalTimeout * 1000).rounded())),
             challengeDuration: challenge)
-    }
-
-    /// Stdin, line by line. A thread of its own does the blocking reads, so no task of
-    /// the cooperative pool waits on the terminal.
-    private static func standardInputLines() -> AsyncStream<String> {
-        let (lines, sink) = AsyncStream<String>.makeStream()
-        let reader = Thread {
-            while let line = readLine(strippingNewline: true) { sink.yield(line) }
-            sink.finish()
-        }
-        reader.name = "parley-node-stdin"
-        reader.start()
-        return lines
     }
 }
