@@ -46,6 +46,11 @@ import Testing
             chain?.registeredState = ChannelState(channelID: params.id, version: registered, allocation: opening)
             chain?.deadline = ChainTime(seconds: 100)
             chain?.phase = .disputed
+            // A move made on chain: signed by its mover alone, its app data our state does not have.
+            if Bool.random(using: &random) {
+                chain?.isProgressed = true
+                chain?.registeredState?.appData = [1]
+            }
             if Int.random(in: 0..<3, using: &random) == 0 {
                 let first = UInt64.random(in: 0...100, using: &random)
                 chain?.concludedAllocation = Allocation(first, 100 - first)
@@ -85,15 +90,20 @@ import Testing
             let concluded = chain?.concludedAllocation
             let windowOpen = chain?.isWindowOpen(at: s.now) ?? false
             let latest = s.record.latest
+            let registeredVersion = chain?.registeredVersion ?? .max
             let canRefute = latest.isFullySigned && concluded == nil && windowOpen
-                && latest.version > (chain?.registeredVersion ?? .max)
+                && (latest.version > registeredVersion
+                    || (latest.version == registeredVersion && chain?.isProgressed == true
+                        && chain?.registeredState != latest.state))
 
             switch step {
             case let .register(state, _):
                 // Only funded, unconcluded channels; only fully-signed states; only newer ones, in the window.
                 #expect(chain?.isFunded == true && concluded == nil && state.isFullySigned, context)
                 if let registered = chain?.registeredVersion {
-                    #expect(windowOpen && state.version > registered, context)
+                    // Newer, or the same version fully signed over a move made on chain.
+                    let replacesAMove = state.version == registered && chain?.isProgressed == true
+                    #expect(windowOpen && (state.version > registered || replacesAMove), context)
                 }
             case .conclude:
                 #expect(chain?.registeredVersion != nil && !windowOpen && concluded == nil, context)
@@ -138,5 +148,27 @@ import Testing
         let closed = WatcherStep.decide(
             chain: chain, record: s.record, me: .second, now: ChainTime(seconds: 100), exitRequested: false)
         #expect(closed == .conclude)
+    }
+
+    @Test func aMoveOnChainAtOurVersionIsReplacedByOurFullySignedState() throws {
+        var random = SeededRandom(seed: 2)
+        var s = try Self.situation(&random)
+        let params = s.record.params
+        var chain = ChannelOnChain(params: params, opening: Allocation(50, 50), fundedTotal: 100)
+        chain.isFunded = true
+        chain.registeredState = ChannelState(channelID: params.id, version: 5, allocation: Allocation(50, 50), appData: [9])
+        chain.isProgressed = true
+        chain.deadline = ChainTime(seconds: 100)
+        chain.phase = .disputed
+        let state = ChannelState(channelID: params.id, version: 5, allocation: Allocation(40, 60))
+        s.record.latest = SignedState(state: state, signatures: Self.keys.map { state.signed(by: $0) })
+        s.record.isClosed = false
+        let step = WatcherStep.decide(chain: chain, record: s.record, me: .first, now: ChainTime(seconds: 50), exitRequested: false)
+        #expect(step == .register(s.record.latest, because: .refute(registered: 5)))
+        // The same state registered with both signatures is not answered again.
+        chain.registeredState = state
+        chain.isProgressed = false
+        let settled = WatcherStep.decide(chain: chain, record: s.record, me: .first, now: ChainTime(seconds: 50), exitRequested: false)
+        #expect(settled == .waitUntil(ChainTime(seconds: 100)))
     }
 }
