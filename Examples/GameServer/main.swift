@@ -1,2 +1,3 @@
-// Placeholder: the game server example is being written.
-print("game-server")
+// game-server: many tic-tac-toe matches at once, each its own state channel with stakes,
+// and a load generator that plays them. See `game-server --help`.
+await GameServerCommand.start()

@@ -109,17 +109,7 @@ struct NodeCommand: AsyncParsableCommand {
               quit
             """)
 
-    @Option(name: .long, help: ArgumentHelp("Our signing key (a `parley keygen` file).", valueName: "file"))
-    var key: String
-
-    @Option(name: .long, help: ArgumentHelp("Where peers dial us; port 0 picks a free port.", valueName: "host:port"))
-    var listen: String
-
-    @Option(name: .long, help: ArgumentHelp("Journal directory (created if missing; locked while running).", valueName: "dir"))
-    var journal: String
-
-    @Option(name: .long, help: ArgumentHelp("The `parley devchain` to settle on.", valueName: "devchain://host:port"))
-    var chain: String
+    @OptionGroup var options: NodeOptions
 
     @Option(
         name: .long,
@@ -132,11 +122,6 @@ struct NodeCommand: AsyncParsableCommand {
         name: .long,
         help: ArgumentHelp("Challenge window, in seconds of chain time, for channels we open.", valueName: "seconds"))
     var challenge: UInt64 = ChannelParams.defaultChallengeDuration
-
-    @Option(
-        name: .long,
-        help: ArgumentHelp("Mint N units to our chain account at start (devchain faucet; for demos).", valueName: "N"))
-    var mint: UInt64 = 0
 
     @Option(
         name: .long,
@@ -153,7 +138,6 @@ struct NodeCommand: AsyncParsableCommand {
         guard ChannelParams.challengeDurationRange.contains(challenge) else {
             throw ValidationError("--challenge must be \(ChannelParams.challengeDurationRange) seconds.")
         }
-        do { _ = try SocketAddress(listen) } catch { throw ValidationError("--listen: \(error)") }
         guard (1...60_000).contains(clockPollMs) else { throw ValidationError("--clock-poll-ms must be 1...60000.") }
     }
 
@@ -165,8 +149,8 @@ struct NodeCommand: AsyncParsableCommand {
             return handler
         }
         let output = ConsoleOutput()
-        let running: RunningNode
-        do { running = try await start() } catch let error as ConsoleFailure {
+        let running: NodeOptions.Running
+        do { running = try await options.start(policy: policy(), label: "parley.node") } catch {
             throw failure("node", error.description)
         }
         let node = running.node
@@ -200,38 +184,6 @@ struct NodeCommand: AsyncParsableCommand {
 
     /// How long `quit` waits for the node to shut down before the process exits regardless.
     static let shutdownGrace: Duration = .seconds(10)
-
-    private struct RunningNode {
-        let node: Node
-        let chain: DevchainClient
-        let loop: EventLoop
-    }
-
-    /// Loads the key, connects to the chain, mints, and starts the node on one event loop.
-    private func start() async throws -> RunningNode {
-        let identity: SigningKey
-        do { identity = try KeyFile.load(from: key) } catch { throw ConsoleFailure("\(error)") }
-        let address: SocketAddress
-        do { address = try SocketAddress(listen) } catch { throw ConsoleFailure("--listen: \(error)") }
-        let loop: EventLoop
-        do { loop = try EventLoop(name: "parley-node") } catch { throw ConsoleFailure("cannot start the event loop: \(error)") }
-        let client: DevchainClient
-        do { client = try await DevchainClient.connect(to: chain, identity: identity, loop: loop) } catch {
-            loop.shutdown()
-            throw ConsoleFailure("--chain \(chain): \(error)")
-        }
-        do {
-            if mint > 0 { _ = try await client.mint(mint, to: identity.publicKey) }
-            let node = try await Node(
-                identity: identity, listen: address, journal: journal, settlement: client, policy: policy(),
-                logger: Logger(label: "parley.node"))
-            return RunningNode(node: node, chain: client, loop: loop)
-        } catch {
-            await client.close()
-            loop.shutdown()
-            throw ConsoleFailure("\(error)")
-        }
-    }
 
     private func policy() -> NodePolicy {
         NodePolicy(

@@ -36,31 +36,19 @@ struct PlayCommand: AsyncParsableCommand {
               # terminal 1 (O, waits):
               parley play --key bob.key --listen 127.0.0.1:7002 --journal /tmp/bob \\
                 --chain devchain://127.0.0.1:7545 --mint 100
-              # terminal 2 (X): the key is the pk1... line `parley play` printed in terminal 1
+              # terminal 2 (X); pk1...: the key terminal 1 printed
               parley play --key alice.key --listen 127.0.0.1:7001 --journal /tmp/alice \\
-                --chain devchain://127.0.0.1:7545 --mint 100 --opponent pk1...@127.0.0.1:7002
+                --chain devchain://127.0.0.1:7545 --mint 100 \\
+                --opponent pk1...@127.0.0.1:7002
             """)
 
-    @Option(name: .long, help: ArgumentHelp("Our signing key (a `parley keygen` file).", valueName: "file"))
-    var key: String
-
-    @Option(name: .long, help: ArgumentHelp("Where the other player can reach us.", valueName: "host:port"))
-    var listen: String
-
-    @Option(name: .long, help: ArgumentHelp("Journal directory (created if missing).", valueName: "dir"))
-    var journal: String
-
-    @Option(name: .long, help: ArgumentHelp("The `parley devchain` to settle on.", valueName: "devchain://host:port"))
-    var chain: String
+    @OptionGroup var options: NodeOptions
 
     @Option(name: .long, help: ArgumentHelp("Challenge this player (we play X and move first).", valueName: "pk1…@host:port"))
     var opponent: String?
 
     @Option(name: .long, help: "What each player stakes.")
     var stake: UInt64 = 10
-
-    @Option(name: .long, help: "Mint N units to our chain account first (devchain faucet).")
-    var mint: UInt64 = 0
 
     @Option(name: .long, help: "Seconds the other player may take per move before we go to the chain.")
     var turnTimeout = 60.0
@@ -97,23 +85,15 @@ struct PlayCommand: AsyncParsableCommand {
     }
 
     private func play() async throws {
-        let identity: SigningKey
-        do { identity = try KeyFile.load(from: key) } catch { throw PlayFailure("\(error)") }
-        let address: SocketAddress
-        do { address = try SocketAddress(listen) } catch { throw PlayFailure("--listen: \(error)") }
-        let loop = try EventLoop(name: "parley-play")
-        defer { loop.shutdown() }
-        let client: DevchainClient
-        do { client = try await DevchainClient.connect(to: chain, identity: identity, loop: loop) } catch {
-            throw PlayFailure("--chain \(chain): \(error)")
-        }
-        if mint > 0 { _ = try await client.mint(mint, to: identity.publicKey) }
         let policy = NodePolicy(
             watcher: WatcherPolicy(clockPollInterval: .milliseconds(250), retryDelay: .milliseconds(250)),
             challengeDuration: challenge, turnTimeout: .milliseconds(Int64(turnTimeout * 1000)))
-        let node = try await Node(
-            identity: identity, listen: address, journal: journal, settlement: client, policy: policy,
-            logger: Logger(label: "parley.play"), apps: [TicTacToe()], loop: loop)
+        let running: NodeOptions.Running
+        do { running = try await options.start(policy: policy, apps: [TicTacToe()], label: "parley.play") } catch {
+            throw PlayFailure(error.description)
+        }
+        let (node, client, identity) = (running.node, running.chain, running.identity)
+        defer { running.loop.shutdown() }
         node.setUpdateHandler { _ in .accept }  // the game's rules were checked before
         node.setOpenHandler { $0.appID == TicTacToe.id }
         let input = standardInputLines(threadName: "parley-play-stdin")
@@ -121,7 +101,7 @@ struct PlayCommand: AsyncParsableCommand {
         node.setChainMoveHandler { _, state in
             await Self.askForMove(in: state, lines: lines, onChain: true)
         }
-        say("You are \(identity.publicKey.humanForm), listening on \(await node.listeningAddress?.description ?? listen)")
+        say("You are \(identity.publicKey.humanForm), listening on \(await node.listeningAddress?.description ?? options.listen)")
         let channel: Channel
         if let opponent {
             let (peer, peerAddress) = try Self.parse(opponent)

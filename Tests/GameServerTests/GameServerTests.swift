@@ -1,1 +1,107 @@
+import Foundation
+import ParleyTestSupport
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `game-server --load` end to end: a devchain and the server in one process, the clients in
+/// a second, every match a funded tic-tac-toe channel that is played out and settled on chain.
+@Suite("game server load", .serialized, .timeLimit(.minutes(3)))
+struct GameServerTests {
+    static let stake = 10
+
+    @Test("500 matches are all settled on chain, and the chain pays out exactly what was staked")
+    func fiveHundredMatchesSettleAndConserve() throws {
+        let result = try GameServerExecutable.load(["--load", "500", "--stake", "\(Self.stake)"])
+        #expect(result.int("matches") == 500)
+        #expect(result.int("opened") == 500)
+        #expect(result.int("completed") + result.int("forfeits") == 500)
+        #expect(result.int("errors") == 0, "errors: \(result.object["errorSamples"] ?? [])")
+        #expect(result.string("conservation") == "held")
+        #expect(result.int("stakes") == 500 * 2 * Self.stake)
+        #expect(result.int("payouts") == result.int("stakes"))
+        #expect(result.double("movesPerSecond") > 0)
+        #expect(result.double("p50Micros") > 0)
+        #expect(result.double("p99Micros") >= result.double("p50Micros"))
+        #expect(result.double("bytesPerChannel") > 0)
+    }
+
+    @Test("vanished clients forfeit through the chain while every other match completes")
+    func vanishedClientsForfeitWithoutStallingOthers() throws {
+        let result = try GameServerExecutable.load(["--load", "60", "--vanish", "5", "--turn-timeout", "1"])
+        #expect(result.int("matches") == 60)
+        #expect(result.int("forfeits") >= 5)
+        #expect(result.int("completed") == 60 - 5, "every match that kept moving completed")
+        #expect(result.int("completed") + result.int("forfeits") == 60)
+        // The live matches were settled before the first forfeit: none waited behind a vanished one.
+        #expect(result.double("lastCompletedSeconds") < result.double("firstForfeitSeconds"))
+        #expect(result.int("errors") == 0, "errors: \(result.object["errorSamples"] ?? [])")
+        #expect(result.string("conservation") == "held")
+        #expect(result.int("payouts") == 60 * 2 * Self.stake)
+    }
+}
+
+/// The `game-server` executable the test target depends on, built next to the test bundle
+/// (found the way `ParleyExecutable.locate` finds `parley`).
+enum GameServerExecutable {
+    static let name = "game-server"
+    static let timeout: TimeInterval = 150
+
+    static func locate() throws -> String {
+        var directories: [URL] = []
+        if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            directories.append(URL(fileURLWithPath: executable).deletingLastPathComponent())
+        }
+        directories.append(URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.deletingLastPathComponent())
+        let bundle = Bundle.main.bundleURL
+        directories += [bundle, bundle.deletingLastPathComponent()]
+        let outsideBundle = directories.map {
+            $0.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        }
+        for url in directories + outsideBundle {
+            let candidate = url.appendingPathComponent(name).path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw DevchainTestFailure("the `game-server` executable is not next to the test bundle; build with `swift build --build-tests`")
+    }
+
+    /// Runs `game-server arguments… --json` to completion and parses the JSON it prints.
+    static func load(_ arguments: [String]) throws -> LoadResult {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try locate())
+        process.arguments = arguments + ["--json"]
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let stdout = PipeText(out.fileHandleForReading)
+        let stderr = PipeText(err.fileHandleForReading)
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        guard stdout.waitForEnd(before: deadline) else {
+            kill(process.processIdentifier, SIGKILL)  // its client process exits when its stdin closes
+            process.waitUntilExit()
+            throw DevchainTestFailure("game-server \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
+        }
+        process.waitUntilExit()
+        guard let line = stdout.lines.last, let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        else {
+            throw DevchainTestFailure(
+                "game-server printed no JSON (status \(process.terminationStatus)); stderr: \(stderr.text.suffix(2_000))")
+        }
+        print("game-server \(arguments.joined(separator: " ")): \(line)")  // the seed replays a failure
+        return LoadResult(object: object, status: process.terminationStatus)
+    }
+}
+
+struct LoadResult {
+    let object: [String: Any]
+    let status: Int32
+
+    func int(_ key: String) -> Int { (object[key] as? NSNumber)?.intValue ?? -1 }
+    func double(_ key: String) -> Double { (object[key] as? NSNumber)?.doubleValue ?? -1 }
+    func string(_ key: String) -> String? { object[key] as? String }
+}

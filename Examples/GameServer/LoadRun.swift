@@ -1,0 +1,246 @@
+import Foundation
+import Logging
+import ParleyChannel
+import ParleyCrypto
+import ParleyDevchain
+import ParleyGames
+import ParleyNode
+import ParleySettlement
+import ParleyTransport
+import Synchronization
+
+/// One `game-server --load N` run: a devchain and the game server in this process, the
+/// clients in a child process, then the chain checked for conservation.
+struct LoadRun {
+    struct Options {
+        var matches: Int
+        var clients: Int
+        var vanish: Int
+        var idle: Bool
+        var stake: UInt64
+        var seed: UInt64
+        var concurrency: Int
+        var turnTimeout: Duration
+        var challenge: UInt64
+        var realTime: Bool
+        var keep: Bool
+        var quiet: Bool
+    }
+
+    let options: Options
+
+    /// How long the chain may take to settle every channel after the clients are done.
+    static let settleTimeout: Duration = .seconds(120)
+    /// Block time of a real-time devchain.
+    static let blockMilliseconds: UInt64 = 100
+
+    private func say(_ text: String) {
+        if !options.quiet { writeToStandardError(text + "\n") }
+    }
+
+    func run() async throws -> LoadSummary {
+        let root = try makeTemporaryDirectory("game-server-load")
+        defer { if !options.keep { try? FileManager.default.removeItem(atPath: root) } }
+        let chainLoop = try EventLoop(name: "devchain")
+        defer { chainLoop.shutdown() }
+        let devchain = try await DevchainServer.start(
+            DevchainServer.Configuration(
+                listen: .loopbackIPv4(port: 0), dataDirectory: root + "/devchain", challengeDefault: options.challenge,
+                timeMode: options.realTime ? .blocks(milliseconds: Self.blockMilliseconds) : .manual),
+            loop: chainLoop)
+        let hostLoop = try EventLoop(name: "game-server")
+        let serverKey = SigningKey()
+        let chainURL = "devchain://\(devchain.address)"
+        let chain = try await DevchainClient.connect(to: chainURL, identity: serverKey, loop: hostLoop)
+        try await chain.mint(options.stake * UInt64(options.matches), to: serverKey.publicKey)
+        let host = try await GameHost.start(
+            identity: serverKey, listen: .loopbackIPv4(port: 0), journal: root + "/server", settlement: chain,
+            policy: Self.serverPolicy(turnTimeout: options.turnTimeout, challenge: options.challenge),
+            maxStake: options.stake, logger: Logger(label: "game-server") { _ in SwiftLogNoOpLogHandler() }, loop: hostLoop)
+        let summary: LoadSummary
+        do {
+            summary = try await drive(host: host, chain: chain, devchain: devchain, chainURL: chainURL, root: root)
+        } catch {
+            await host.shutDown()
+            await chain.close()
+            await devchain.shutdown()
+            hostLoop.shutdown()
+            throw error
+        }
+        await host.shutDown()
+        await chain.close()
+        await devchain.shutdown()
+        hostLoop.shutdown()
+        if options.keep { say("kept \(root)") }
+        return summary
+    }
+
+    static func serverPolicy(turnTimeout: Duration, challenge: UInt64) -> NodePolicy {
+        NodePolicy(
+            watcher: WatcherPolicy(clockPollInterval: .milliseconds(100), retryDelay: .milliseconds(100)),
+            proposalTimeout: .seconds(30), challengeDuration: challenge, turnTimeout: turnTimeout)
+    }
+
+    private func drive(
+        host: GameHost, chain: DevchainClient, devchain: DevchainServer, chainURL: String, root: String
+    ) async throws -> LoadSummary {
+        guard let address = await host.node.listeningAddress else { throw GameServerFailure("the server is not listening") }
+        let rssBefore = Measurement.residentBytes() ?? 0
+        let started = ContinuousClock.now
+        var arguments = [
+            "client", "--server", "\(host.node.publicKey.humanForm)@\(address)", "--chain", chainURL,
+            "--matches", "\(options.matches)", "--clients", "\(options.clients)", "--vanish", "\(options.vanish)",
+            "--stake", "\(options.stake)", "--seed", "\(options.seed)", "--concurrency", "\(options.concurrency)",
+            "--challenge", "\(options.challenge)", "--journal", root + "/clients",
+        ]
+        if options.idle { arguments.append("--idle") }
+        let child = try ChildProcess(arguments: arguments)
+        say("game-server: \(options.matches) matches, \(options.clients) client nodes in process \(child.processIdentifier), seed \(options.seed)")
+        let phase = Mutex("opening")
+        let matches = options.matches
+        let progress = Task {
+            await showProgressLine(every: .milliseconds(250)) {
+                let counts = host.snapshot
+                return "  \(phase.withLock { $0 }): funded \(counts.funded)/\(matches) · server moves \(counts.moves) · to chain \(counts.exits) · closed \(counts.closed)"
+            }
+        }
+        let clock = options.realTime ? nil : Task { await Self.keepTime(host: host, chain: chain, challenge: options.challenge) }
+        defer {
+            progress.cancel()
+            clock?.cancel()
+            child.kill()
+        }
+        var rssOpen = rssBefore
+        var openSeconds = 0.0
+        var opened = 0
+        var report: ClientReport?
+        for await line in child.lines {
+            guard let parsed = try? JSONDecoder().decode(ClientLine.self, from: Data(line.utf8)) else {
+                writeToStandardError("game-server client: \(line)\n")
+                continue
+            }
+            switch parsed {
+            case let .opened(count, _):
+                opened = count
+                openSeconds = Measurement.seconds(ContinuousClock.now - started)
+                // Every open channel is funded on our side too before we measure.
+                let deadline = ContinuousClock.now + .seconds(60)
+                while host.snapshot.funded < count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+                rssOpen = Measurement.residentBytes() ?? rssBefore
+                phase.withLock { $0 = options.idle ? "closing down" : "playing" }
+                child.send(options.idle ? "stop" : "go")
+            case let .done(result):
+                report = result
+            }
+        }
+        let status = await child.exitStatus()
+        guard let report else { throw GameServerFailure("the client process exited (status \(status)) without a report") }
+        phase.withLock { $0 = "settling" }
+        var conservation = Conservation(stakes: 0, payouts: 0, unsettled: 0, completed: 0, forfeits: 0)
+        if !options.idle {
+            let deadline = ContinuousClock.now + Self.settleTimeout
+            repeat {
+                conservation = Conservation(devchain.adjudicator.ledger)
+                if conservation.unsettled == 0 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            } while ContinuousClock.now < deadline
+        }
+        let seconds = Measurement.seconds(ContinuousClock.now - started)
+        let counts = host.snapshot
+        let answers = host.answerLatencies
+        var errorSamples = report.errorSamples
+        var errors = report.errors + (opened < options.matches ? options.matches - opened - report.errors : 0)
+        if !options.idle {
+            if conservation.payouts != conservation.stakes {
+                errors += 1
+                errorSamples.append("conservation: \(conservation.payouts) paid out of channels holding \(conservation.stakes)")
+            }
+            if report.completed != conservation.completed || report.forfeits != conservation.forfeits {
+                errors += 1
+                errorSamples.append(
+                    "the clients counted \(report.completed) completed and \(report.forfeits) forfeited, "
+                        + "the chain \(conservation.completed) and \(conservation.forfeits)")
+            }
+            if conservation.unsettled > 0 {
+                errors += 1
+                errorSamples.append("\(conservation.unsettled) channels still hold funds \(Self.settleTimeout) after the clients finished")
+            }
+        }
+        if status != 0 {
+            errors += 1
+            errorSamples.append("the client process exited with status \(status)")
+        }
+        let denominator = Double(max(opened, 1))
+        return LoadSummary(
+            matches: options.matches, opened: opened, completed: conservation.completed, forfeits: conservation.forfeits,
+            errors: errors, errorSamples: errorSamples,
+            movesPerSecond: Measurement.rounded(report.playSeconds > 0 ? Double(report.moves) / report.playSeconds : 0),
+            p50Micros: report.p50Micros, p99Micros: report.p99Micros,
+            bytesPerChannel: Measurement.rounded(Double(rssOpen - rssBefore) / denominator, digits: 0),
+            seconds: Measurement.rounded(seconds, digits: 3), clients: report.clients, vanish: options.vanish, idle: options.idle,
+            conservation: options.idle ? "skipped" : (conservation.payouts == conservation.stakes && conservation.unsettled == 0 ? "held" : "mismatch"),
+            stakes: conservation.stakes, payouts: conservation.payouts, moves: report.moves, serverMoves: counts.moves,
+            serverAnswerP50Micros: Measurement.rounded(Measurement.percentile(answers, 0.5)),
+            serverAnswerP99Micros: Measurement.rounded(Measurement.percentile(answers, 0.99)),
+            serverNodeErrors: counts.nodeErrors, rssBeforeBytes: rssBefore, rssOpenBytes: rssOpen,
+            openSeconds: Measurement.rounded(openSeconds, digits: 3), lastCompletedSeconds: report.lastCompletedSeconds,
+            firstForfeitSeconds: report.firstForfeitSeconds, clientCompleted: report.completed,
+            clientForfeits: report.forfeits, timeMode: options.realTime ? "real" : "manual",
+            seed: options.seed, build: buildConfiguration)
+    }
+
+    /// Manual chain time: whenever a game waits out a challenge window on chain, jump past it.
+    private static func keepTime(host: GameHost, chain: DevchainClient, challenge: UInt64) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(250))
+            let counts = host.snapshot
+            if counts.registered > counts.concluded {
+                _ = try? await chain.advance(by: challenge + 1)
+            }
+        }
+    }
+}
+
+/// Money in and out of the run's channels, read from the chain's ledger.
+struct Conservation {
+    /// Deposited into channels, minus what was reclaimed before funding.
+    var stakes: UInt64
+    /// Withdrawn from concluded channels.
+    var payouts: UInt64
+    /// Channels that still hold funds.
+    var unsettled: Int
+    /// Concluded from a final (cooperatively closed) state.
+    var completed: Int
+    /// Concluded from an unfinished game once the window closed.
+    var forfeits: Int
+
+    init(stakes: UInt64, payouts: UInt64, unsettled: Int, completed: Int, forfeits: Int) {
+        self.stakes = stakes
+        self.payouts = payouts
+        self.unsettled = unsettled
+        self.completed = completed
+        self.forfeits = forfeits
+    }
+
+    init(_ ledger: Ledger) {
+        var stakes: UInt64 = 0
+        var payouts: UInt64 = 0
+        for event in ledger.events {
+            switch event.kind {
+            case let .deposited(_, amount, _): stakes += amount
+            case let .reclaimed(_, amount): stakes -= amount
+            case let .withdrawn(_, amount): payouts += amount
+            default: break
+            }
+        }
+        var unsettled = 0
+        var completed = 0
+        var forfeits = 0
+        for channel in ledger.channels.values {
+            if channel.holdings > 0 { unsettled += 1 }
+            guard channel.isConcluded, let registered = channel.registeredState else { continue }
+            if registered.isFinal { completed += 1 } else { forfeits += 1 }
+        }
+        self.init(stakes: stakes, payouts: payouts, unsettled: unsettled, completed: completed, forfeits: forfeits)
+    }
+}
