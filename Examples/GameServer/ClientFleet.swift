@@ -73,9 +73,11 @@ final class ClientFleet: Sendable {
         self.settings = settings
         self.loop = loop
         self.players = players
-        // Spread evenly over the run, so vanished matches sit among live ones on every client.
+        // One in each of `vanish` equal slices of the matches, shifted within its slice so the
+        // vanished ones land on every client node (match i plays on node i % clients).
         let step = settings.vanish > 0 ? max(settings.matches / settings.vanish, 1) : 1
-        vanishing = Set((0..<settings.vanish).map { $0 * step }.filter { $0 < settings.matches })
+        let nodes = max(1, min(settings.clients, settings.matches))
+        vanishing = Set((0..<settings.vanish).map { $0 * step + ($0 % nodes) % step }.filter { $0 < settings.matches })
     }
 
     /// Starts K nodes on one event loop, each with its own key, journal and chain session,
@@ -153,7 +155,9 @@ final class ClientFleet: Sendable {
         await withTaskGroup(of: Void.self) { group in
             for player in players {
                 group.addTask {
-                    await Self.forEach(player.matches, window: self.settings.concurrency) { match in
+                    // Every match starts at once: the server's turn timer runs from funding, so a
+                    // match held back longer than the turn timeout would (rightly) be forfeited.
+                    await Self.forEach(player.matches, window: player.matches.count) { match in
                         guard let channel = self.channels.withLock({ $0[match] }) else { return }
                         let outcome = await self.play(match, on: channel, mailbox: player.mailbox)
                         let finished = ContinuousClock.now - started
@@ -209,12 +213,26 @@ final class ClientFleet: Sendable {
             try await channel.close()
             return .completed
         } catch {
-            // A match the server sent to the chain (its turn timeout) settles there.
-            guard (try? channel.status)?.isClosing == true else { return .failed("match \(match): \(error)") }
+            // A match the server sent to the chain (its turn timeout) settles there; the server
+            // may decline our move a moment before our watcher sees its registration.
+            guard await Self.becomesClosing(channel) else { return .failed("match \(match): \(error)") }
             do { try await channel.waitUntilClosed() } catch { return .failed("match \(match): \(error)") }
             return .forfeited
         }
     }
+
+    /// Whether the channel is (or within `closingGrace` turns) closing: a dispute on chain or a final state.
+    private static func becomesClosing(_ channel: Channel) async -> Bool {
+        let deadline = ContinuousClock.now + closingGrace
+        while ContinuousClock.now < deadline {
+            if (try? channel.status)?.isClosing == true { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return (try? channel.status)?.isClosing == true
+    }
+
+    /// How long a failed move waits for the chain to show why (a registration by the server).
+    static let closingGrace: Duration = .seconds(10)
 
     /// Counts one committed move; `latency` when it is the server's answer to ours.
     private func record(move latency: Double?) {

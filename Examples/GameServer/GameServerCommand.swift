@@ -39,6 +39,8 @@ struct GameServerCommand: AsyncParsableCommand {
               game-server --load 1000 --json
               game-server --load 100 --vanish 5
               game-server --load 10000 --idle --json
+              parley devchain --listen 127.0.0.1:7545 --data /tmp/chain --manual-time &
+              game-server --load 10000 --idle --chain devchain://127.0.0.1:7545
               parley devchain --listen 127.0.0.1:7545 --data /tmp/chain &
               game-server serve --listen 127.0.0.1:7600 --chain devchain://127.0.0.1:7545 --journal /tmp/gs
             """,
@@ -51,6 +53,8 @@ struct GameServerCommand: AsyncParsableCommand {
     /// (`--clients`, `--vanish`, …), which the root would take. Written out rather than
     /// `main()`, which from top-level code resolves to the synchronous entry point.
     static func start() async {
+        // (SIGPIPE: every EventLoop ignores it, so a client that hangs up mid-write costs an
+        // EPIPE on that socket, not the server.)
         let arguments = Array(CommandLine.arguments.dropFirst())
         let subcommands: [any AsyncParsableCommand.Type] = [ServeCommand.self, ClientCommand.self]
         if let name = arguments.first, let subcommand = subcommands.first(where: { $0._commandName == "game-server " + name }) {
@@ -94,10 +98,12 @@ struct GameServerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seed for the clients' moves (random by default; printed in the results).")
     var seed: UInt64?
 
-    @Option(name: .long, help: "Matches each client node opens or plays at once.")
+    @Option(name: .long, help: "Channels each client node opens at once. Play starts every match at once: the server's turn timer runs from funding.")
     var concurrency = 64
 
-    @Option(name: .long, help: "Seconds a player may take to move before the other side goes to the chain.")
+    @Option(
+        name: .long,
+        help: "Seconds a client may take to move before the server goes to the chain. It runs from funding, so it must exceed the time it takes to open all matches (not used with --idle).")
     var turnTimeout = 5.0
 
     @Option(name: .long, help: "Challenge window in seconds of chain time.")
@@ -105,6 +111,11 @@ struct GameServerCommand: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Chain time follows the wall clock (100 ms blocks) instead of being advanced by the run.")
     var realTime = false
+
+    @Option(
+        name: .customLong("chain"),
+        help: "Use this devchain (devchain://HOST:PORT, started with --manual-time) instead of one in this process, so the server's RSS holds no chain state.")
+    var externalChain: String?
 
     @Flag(name: .long, help: "Keep the temporary directory (journals, chain ledger) and print where it is.")
     var keep = false
@@ -128,7 +139,7 @@ struct GameServerCommand: AsyncParsableCommand {
         let options = LoadRun.Options(
             matches: load, clients: clients, vanish: vanish, idle: idle, stake: stake,
             seed: seed ?? UInt64.random(in: 0...UInt64(UInt32.max)), concurrency: concurrency,
-            turnTimeout: .milliseconds(Int(turnTimeout * 1000)), challenge: challenge, realTime: realTime, keep: keep,
+            turnTimeout: .milliseconds(Int(turnTimeout * 1000)), challenge: challenge, realTime: realTime, externalChain: externalChain, keep: keep,
             quiet: json)
         let summary: LoadSummary
         do { summary = try await LoadRun(options: options).run() } catch {
@@ -148,17 +159,21 @@ struct GameServerCommand: AsyncParsableCommand {
     static func text(_ s: LoadSummary) -> String {
         var lines = [
             "\(s.matches) matches over \(s.clients) client nodes (\(s.build) build, \(s.timeMode) chain time, seed \(s.seed)):",
-            "  opened \(s.opened) in \(s.openSeconds) s; \(Int(s.bytesPerChannel)) bytes of server RSS per open channel",
+            "  opened \(s.opened) in \(s.openSeconds) s; \(Int(s.bytesPerChannel)) bytes of server RSS per open channel "
+                + "(\(Int(s.trimmedBytesPerChannel)) after malloc_trim)",
         ]
         if s.idle {
             lines.append("  idle run: nothing played or settled")
         } else {
             lines += [
-                "  completed \(s.completed), forfeits \(s.forfeits), errors \(s.errors)",
+                "  completed \(s.completed), forfeits \(s.forfeits) (\(s.forfeitsToServer) won by the server), errors \(s.errors)",
                 "  \(s.moves) moves at \(Int(s.movesPerSecond)) moves/s; answer latency p50 \(Int(s.p50Micros)) µs, p99 \(Int(s.p99Micros)) µs",
                 "  server: \(s.serverMoves) answers, its own time per answer p50 \(Int(s.serverAnswerP50Micros)) µs, p99 \(Int(s.serverAnswerP99Micros)) µs",
                 "  conservation \(s.conservation): \(s.payouts) paid out of \(s.stakes) staked",
             ]
+        }
+        if s.serverMoveFailures > 0 || s.serverNodeErrors > 0 {
+            lines.append("  server: \(s.serverMoveFailures) answers not made, \(s.serverNodeErrors) recovered node errors")
         }
         lines.append("  \(s.seconds) s in all")
         lines += s.errorSamples.map { "  error: \($0)" }
@@ -265,7 +280,7 @@ struct ClientCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seed for the moves.")
     var seed: UInt64 = 1
 
-    @Option(name: .long, help: "Matches each client node opens or plays at once.")
+    @Option(name: .long, help: "Channels each client node opens at once (play starts every match at once).")
     var concurrency = 64
 
     @Option(name: .long, help: "Challenge window in seconds of chain time.")
@@ -279,6 +294,9 @@ struct ClientCommand: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Open the channels, then wait for `stop` without playing.")
     var idle = false
+
+    @Flag(name: .long, help: "Exit (status 3) when stdin ends after `go`: how the load run keeps an orphaned client from playing on.")
+    var exitAtEndOfInput = false
 
     func validate() throws {
         guard matches >= 1 else { throw ValidationError("--matches must be at least 1.") }
@@ -295,7 +313,7 @@ struct ClientCommand: AsyncParsableCommand {
         let failures = fleet.openFailures
         writeLine(ClientLine.opened(opened: fleet.openCount, failed: failures.count).json)
         let command = await StandardInput.nextLine()
-        StandardInput.exitAtEndOfInput()  // the parent is gone: do not play on as an orphan
+        if exitAtEndOfInput { StandardInput.exitAtEndOfInput() }
         var outcomes: [Int: (outcome: ClientFleet.Outcome, after: Duration)] = [:]
         let started = ContinuousClock.now
         if command == "go" { outcomes = await fleet.playAll(started: started) }

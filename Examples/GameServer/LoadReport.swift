@@ -78,6 +78,9 @@ struct LoadSummary: Codable {
     var p99Micros: Double
     /// Server RSS with all channels open and funded minus RSS before any, per channel.
     var bytesPerChannel: Double
+    /// The same, both readings taken after `malloc_trim(0)`: without memory malloc keeps
+    /// after transient allocations (message buffers while opening).
+    var trimmedBytesPerChannel: Double
     var seconds: Double
     var clients: Int
     var vanish: Int
@@ -91,6 +94,10 @@ struct LoadSummary: Codable {
     var serverMoves: Int
     var serverAnswerP50Micros: Double
     var serverAnswerP99Micros: Double
+    /// Forfeits whose whole pot went to the server: the client was the one to stop.
+    var forfeitsToServer: Int
+    /// Answers the server could not make (a match already on its way to the chain).
+    var serverMoveFailures: Int
     var serverNodeErrors: Int
     var rssBeforeBytes: Int
     var rssOpenBytes: Int

@@ -23,6 +23,8 @@ struct LoadRun {
         var turnTimeout: Duration
         var challenge: UInt64
         var realTime: Bool
+        /// A devchain to use instead of one in this process (its RSS then stays out of ours).
+        var externalChain: String?
         var keep: Bool
         var quiet: Bool
     }
@@ -43,19 +45,28 @@ struct LoadRun {
         defer { if !options.keep { try? FileManager.default.removeItem(atPath: root) } }
         let chainLoop = try EventLoop(name: "devchain")
         defer { chainLoop.shutdown() }
-        let devchain = try await DevchainServer.start(
-            DevchainServer.Configuration(
-                listen: .loopbackIPv4(port: 0), dataDirectory: root + "/devchain", challengeDefault: options.challenge,
-                timeMode: options.realTime ? .blocks(milliseconds: Self.blockMilliseconds) : .manual),
-            loop: chainLoop)
+        let devchain: DevchainServer?
+        let chainURL: String
+        if let external = options.externalChain {
+            devchain = nil
+            chainURL = external
+        } else {
+            let server = try await DevchainServer.start(
+                DevchainServer.Configuration(
+                    listen: .loopbackIPv4(port: 0), dataDirectory: root + "/devchain", challengeDefault: options.challenge,
+                    timeMode: options.realTime ? .blocks(milliseconds: Self.blockMilliseconds) : .manual),
+                loop: chainLoop)
+            devchain = server
+            chainURL = "devchain://\(server.address)"
+        }
         let hostLoop = try EventLoop(name: "game-server")
         let serverKey = SigningKey()
-        let chainURL = "devchain://\(devchain.address)"
         let chain = try await DevchainClient.connect(to: chainURL, identity: serverKey, loop: hostLoop)
         try await chain.mint(options.stake * UInt64(options.matches), to: serverKey.publicKey)
         let host = try await GameHost.start(
             identity: serverKey, listen: .loopbackIPv4(port: 0), journal: root + "/server", settlement: chain,
-            policy: Self.serverPolicy(turnTimeout: options.turnTimeout, challenge: options.challenge),
+            // Idle channels never move; a turn timeout would send every one of them to the chain.
+            policy: Self.serverPolicy(turnTimeout: options.idle ? nil : options.turnTimeout, challenge: options.challenge),
             maxStake: options.stake, logger: Logger(label: "game-server") { _ in SwiftLogNoOpLogHandler() }, loop: hostLoop)
         let summary: LoadSummary
         do {
@@ -63,35 +74,36 @@ struct LoadRun {
         } catch {
             await host.shutDown()
             await chain.close()
-            await devchain.shutdown()
+            await devchain?.shutdown()
             hostLoop.shutdown()
             throw error
         }
         await host.shutDown()
         await chain.close()
-        await devchain.shutdown()
+        await devchain?.shutdown()
         hostLoop.shutdown()
         if options.keep { say("kept \(root)") }
         return summary
     }
 
-    static func serverPolicy(turnTimeout: Duration, challenge: UInt64) -> NodePolicy {
+    static func serverPolicy(turnTimeout: Duration?, challenge: UInt64) -> NodePolicy {
         NodePolicy(
             watcher: WatcherPolicy(clockPollInterval: .milliseconds(100), retryDelay: .milliseconds(100)),
             proposalTimeout: .seconds(30), challengeDuration: challenge, turnTimeout: turnTimeout)
     }
 
     private func drive(
-        host: GameHost, chain: DevchainClient, devchain: DevchainServer, chainURL: String, root: String
+        host: GameHost, chain: DevchainClient, devchain: DevchainServer?, chainURL: String, root: String
     ) async throws -> LoadSummary {
         guard let address = await host.node.listeningAddress else { throw GameServerFailure("the server is not listening") }
         let rssBefore = Measurement.residentBytes() ?? 0
+        let trimmedBefore = Measurement.trimmedResidentBytes() ?? 0
         let started = ContinuousClock.now
         var arguments = [
             "client", "--server", "\(host.node.publicKey.humanForm)@\(address)", "--chain", chainURL,
             "--matches", "\(options.matches)", "--clients", "\(options.clients)", "--vanish", "\(options.vanish)",
             "--stake", "\(options.stake)", "--seed", "\(options.seed)", "--concurrency", "\(options.concurrency)",
-            "--challenge", "\(options.challenge)", "--journal", root + "/clients",
+            "--challenge", "\(options.challenge)", "--journal", root + "/clients", "--exit-at-end-of-input",
         ]
         if options.idle { arguments.append("--idle") }
         let child = try ChildProcess(arguments: arguments)
@@ -111,6 +123,7 @@ struct LoadRun {
             child.kill()
         }
         var rssOpen = rssBefore
+        var trimmedOpen = trimmedBefore
         var openSeconds = 0.0
         var opened = 0
         var report: ClientReport?
@@ -127,6 +140,7 @@ struct LoadRun {
                 let deadline = ContinuousClock.now + .seconds(60)
                 while host.snapshot.funded < count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
                 rssOpen = Measurement.residentBytes() ?? rssBefore
+                trimmedOpen = Measurement.trimmedResidentBytes() ?? trimmedBefore
                 phase.withLock { $0 = options.idle ? "closing down" : "playing" }
                 child.send(options.idle ? "stop" : "go")
             case let .done(result):
@@ -140,7 +154,11 @@ struct LoadRun {
         if !options.idle {
             let deadline = ContinuousClock.now + Self.settleTimeout
             repeat {
-                conservation = Conservation(devchain.adjudicator.ledger)
+                if let devchain {
+                    conservation = Conservation(devchain.adjudicator.ledger)
+                } else {
+                    conservation = try await Conservation(host.node.channels.map(\.id), on: chain)
+                }
                 if conservation.unsettled == 0 { break }
                 try await Task.sleep(for: .milliseconds(100))
             } while ContinuousClock.now < deadline
@@ -149,7 +167,7 @@ struct LoadRun {
         let counts = host.snapshot
         let answers = host.answerLatencies
         var errorSamples = report.errorSamples
-        var errors = report.errors + (opened < options.matches ? options.matches - opened - report.errors : 0)
+        var errors = max(report.errors, options.matches - opened)  // every open failure is among the client's errors
         if !options.idle {
             if conservation.payouts != conservation.stakes {
                 errors += 1
@@ -177,15 +195,16 @@ struct LoadRun {
             movesPerSecond: Measurement.rounded(report.playSeconds > 0 ? Double(report.moves) / report.playSeconds : 0),
             p50Micros: report.p50Micros, p99Micros: report.p99Micros,
             bytesPerChannel: Measurement.rounded(Double(rssOpen - rssBefore) / denominator, digits: 0),
+            trimmedBytesPerChannel: Measurement.rounded(Double(trimmedOpen - trimmedBefore) / denominator, digits: 0),
             seconds: Measurement.rounded(seconds, digits: 3), clients: report.clients, vanish: options.vanish, idle: options.idle,
             conservation: options.idle ? "skipped" : (conservation.payouts == conservation.stakes && conservation.unsettled == 0 ? "held" : "mismatch"),
             stakes: conservation.stakes, payouts: conservation.payouts, moves: report.moves, serverMoves: counts.moves,
             serverAnswerP50Micros: Measurement.rounded(Measurement.percentile(answers, 0.5)),
             serverAnswerP99Micros: Measurement.rounded(Measurement.percentile(answers, 0.99)),
-            serverNodeErrors: counts.nodeErrors, rssBeforeBytes: rssBefore, rssOpenBytes: rssOpen,
+            forfeitsToServer: conservation.forfeitsToServer, serverMoveFailures: counts.moveFailures, serverNodeErrors: counts.nodeErrors, rssBeforeBytes: rssBefore, rssOpenBytes: rssOpen,
             openSeconds: Measurement.rounded(openSeconds, digits: 3), lastCompletedSeconds: report.lastCompletedSeconds,
             firstForfeitSeconds: report.firstForfeitSeconds, clientCompleted: report.completed,
-            clientForfeits: report.forfeits, timeMode: options.realTime ? "real" : "manual",
+            clientForfeits: report.forfeits, timeMode: options.externalChain != nil ? "external" : options.realTime ? "real" : "manual",
             seed: options.seed, build: buildConfiguration)
     }
 
@@ -213,6 +232,8 @@ struct Conservation {
     var completed: Int
     /// Concluded from an unfinished game once the window closed.
     var forfeits: Int
+    /// Forfeits whose whole pot went to the server (seat `.second`): the client stopped moving.
+    var forfeitsToServer = 0
 
     init(stakes: UInt64, payouts: UInt64, unsettled: Int, completed: Int, forfeits: Int) {
         self.stakes = stakes
@@ -220,6 +241,32 @@ struct Conservation {
         self.unsettled = unsettled
         self.completed = completed
         self.forfeits = forfeits
+    }
+
+    /// From each channel's state on chain: what it was funded with and, once every payout
+    /// is withdrawn, what it paid. For a chain not in this process.
+    init(_ channels: [ChannelID], on chain: DevchainClient) async throws {
+        var stakes: UInt64 = 0
+        var payouts: UInt64 = 0
+        var unsettled = 0
+        var completed = 0
+        var forfeits = 0
+        var forfeitsToServer = 0
+        for id in channels {
+            guard let channel = try await chain.channel(id) else { continue }
+            stakes += channel.fundedTotal
+            if channel.holdings > 0 { unsettled += 1 }
+            guard let payout = channel.concludedAllocation, let registered = channel.registeredState else { continue }
+            if channel.holdings == 0 { payouts += payout.total ?? 0 }
+            if registered.isFinal {
+                completed += 1
+            } else {
+                forfeits += 1
+                if payout[.second] == payout.total { forfeitsToServer += 1 }
+            }
+        }
+        self.init(stakes: stakes, payouts: payouts, unsettled: unsettled, completed: completed, forfeits: forfeits)
+        self.forfeitsToServer = forfeitsToServer
     }
 
     init(_ ledger: Ledger) {
@@ -236,11 +283,18 @@ struct Conservation {
         var unsettled = 0
         var completed = 0
         var forfeits = 0
+        var toServer = 0
         for channel in ledger.channels.values {
             if channel.holdings > 0 { unsettled += 1 }
-            guard channel.isConcluded, let registered = channel.registeredState else { continue }
-            if registered.isFinal { completed += 1 } else { forfeits += 1 }
+            guard let payout = channel.concludedAllocation, let registered = channel.registeredState else { continue }
+            if registered.isFinal {
+                completed += 1
+            } else {
+                forfeits += 1
+                if payout[.second] == payout.total { toServer += 1 }
+            }
         }
         self.init(stakes: stakes, payouts: payouts, unsettled: unsettled, completed: completed, forfeits: forfeits)
+        forfeitsToServer = toServer
     }
 }

@@ -15,6 +15,20 @@ enum Measurement {
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
+    /// Resident memory after handing the allocator's free pages back to the system
+    /// (`malloc_trim`): closer to the live heap than `residentBytes`, which also counts
+    /// memory freed but kept by malloc.
+    static func trimmedResidentBytes() -> Int? {
+        if let trim = mallocTrim { _ = trim(0) }
+        return residentBytes()
+    }
+
+    /// glibc's `malloc_trim`, looked up at run time: the Glibc module does not import `malloc.h`.
+    private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {
+        guard let symbol = dlsym(nil, "malloc_trim") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
+    }()
+
     /// The `fraction` quantile of `values` (nearest rank), 0 when empty.
     static func percentile(_ values: [Double], _ fraction: Double) -> Double {
         guard !values.isEmpty else { return 0 }

@@ -25,6 +25,13 @@ import Darwin
 /// Call `shutdown()` when done: the loop thread holds a reference to the
 /// loop, so a loop that is never shut down lives (and keeps its thread) until
 /// the process exits.
+/// libuv writes to sockets with write(2): a peer that closed its end raises SIGPIPE, whose
+/// default action kills the process. Every process that runs a loop ignores it once, so a
+/// vanished peer is an `EPIPE` error on that connection, never the end of the node.
+private let ignoreBrokenPipes: Void = {
+    signal(SIGPIPE, SIG_IGN)
+}()
+
 public final class EventLoop: @unchecked Sendable {
     /// Size of the buffer every read on this loop lands in before it is copied out.
     public static let readBufferSize = 64 * 1024
@@ -62,6 +69,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Starts a loop and its thread.
     /// - Parameter name: thread name prefix; a sequence number is appended.
     public init(name: String = "parley-uv") throws(EventLoopError) {
+        _ = ignoreBrokenPipes
         let number = EventLoop.loopCounter.wrappingAdd(1, ordering: .relaxed).newValue
         self.name = "\(name)-\(number)"
         uvLoop = UV.allocate(uv_loop_t.self)

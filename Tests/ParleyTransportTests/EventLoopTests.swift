@@ -1,3 +1,4 @@
+import Glibc
 import ParleyCrypto
 import Testing
 
@@ -47,6 +48,15 @@ private final class LoopConfinedCounter: @unchecked Sendable {
                 #expect(steps == Array(0..<500), "sender \(sender)'s work ran out of order")
             }
         }
+    }
+
+    /// A peer that hangs up while we write must not kill the process with SIGPIPE.
+    @Test func aLoopIgnoresBrokenPipes() throws {
+        let loop = try EventLoop(name: "sigpipe")
+        defer { loop.shutdown() }
+        var current = sigaction()
+        #expect(sigaction(SIGPIPE, nil, &current) == 0)
+        #expect(unsafeBitCast(current.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self))
     }
 
     @Test func submitRethrowsTheWorksError() async throws {
