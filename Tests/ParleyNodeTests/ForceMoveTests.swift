@@ -43,8 +43,12 @@ struct ForceMoveTests {
         let aliceKey = SigningKey()
         let bobKey = SigningKey()
         for key in [aliceKey, bobKey] { try await chain.adapter(for: key).mint(stake, to: key.publicKey) }
+        // Fast clock polling, but funding and disconnect limits a loaded CI machine cannot trip.
+        let watcher = WatcherPolicy(
+            disconnectGrace: .seconds(30), fundingTimeout: .seconds(30), clockPollInterval: .milliseconds(10),
+            retryDelay: .milliseconds(20))
         let policy = NodePolicy(
-            watcher: fastPolicy, proposalTimeout: .seconds(2), challengeDuration: 60, turnTimeout: .milliseconds(300))
+            watcher: watcher, proposalTimeout: .seconds(2), challengeDuration: 60, turnTimeout: .milliseconds(300))
         let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         let bob = try await Node(
             identity: bobKey, listen: .loopbackIPv4(port: 0), journal: root + "/bob", settlement: chain.adapter(for: bobKey),
