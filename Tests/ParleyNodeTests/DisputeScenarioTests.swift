@@ -252,10 +252,10 @@ struct DisputeScenarioTests {
 
     @Test(arguments: ChainBackend.allCases)
     func fundingThatNeverCompletesIsReclaimedAfterTheTimeout(_ backend: ChainBackend) async throws {
-        let nodes = try TwoNodes(on: backend)
+        let nodes = try TwoNodes(on: backend, policy: shortFundingPolicy)
         try await nodes.openChannel()
         await nodes.alice.startWatching()
-        await #expect(throws: WatcherError.fundingTimedOut(nodes.id, after: fastPolicy.fundingTimeout)) {
+        await #expect(throws: WatcherError.fundingTimedOut(nodes.id, after: shortFundingPolicy.fundingTimeout)) {
             try await nodes.alice.watcher.fund(nodes.params, opening: nodes.opening)
         }
         #expect((try await nodes.alice.account()) == TwoNodes.startingBalance)

@@ -12,8 +12,15 @@ import Testing
 
 @testable import ParleyNode
 
-/// Short timers so scenarios run in milliseconds of wall time; chain time is virtual.
+/// Short timers so scenarios run in milliseconds of wall time; chain time is virtual. The
+/// funding timeout stays long: both deposits must land within it even on a loaded machine
+/// (the one test about it uses `shortFundingPolicy`).
 let fastPolicy = WatcherPolicy(
+    disconnectGrace: .milliseconds(100), fundingTimeout: .seconds(20),
+    clockPollInterval: .milliseconds(10), retryDelay: .milliseconds(20))
+
+/// `fastPolicy` with a funding timeout short enough to wait out in a test.
+let shortFundingPolicy = WatcherPolicy(
     disconnectGrace: .milliseconds(100), fundingTimeout: .milliseconds(300),
     clockPollInterval: .milliseconds(10), retryDelay: .milliseconds(20))
 
