@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import ParleyJournal
+
+/// `parley bench`: the numbers of DESIGN.md's performance model, measured in one run.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure the crypto ceiling, fsync, one channel, many channels and memory per idle channel.",
+        usage: "parley bench [--seconds <s>] [--channels <n>] [--idle-channels <m>] [--durability fsync|none] [--json]",
+        discussion: """
+            One run, meant for a release build (`swift build -c release`; the build is printed):
+
+            1. crypto ceiling: Ed25519 sign and verify (libsodium) for about a second each on \
+            one thread; an update costs 2 signs and 2 verifies, so the ceiling is \
+            cores / (2·sign + 2·verify) updates/s.
+            2. fsync: 200 appends of 100 bytes to a file in the journal's temporary directory, \
+            each followed by fsync; p50 and p99.
+            3. single channel: a devchain in this process, one node here and a peer node in a \
+            child process (`parley bench peer`), over loopback TCP with durable journals. \
+            Sequential fully countersigned payments for --seconds: updates/s and latency.
+            4. many channels: --channels channels between the same two processes, a payment in \
+            flight on every one at once for --seconds: aggregate updates/s and its ratio to the \
+            crypto ceiling.
+            5. memory: the peer's resident memory before and after --idle-channels more channels \
+            are open, per channel.
+
+            See Docs/Performance.md for the method, the numbers and what limits each.
+
+            Examples:
+              swift build -c release --product parley && .build/release/parley bench
+              parley bench --seconds 1 --channels 20 --idle-channels 100 --json
+            """,
+        subcommands: [BenchPeerCommand.self])
+
+    @Option(name: .long, help: "How long each throughput phase measures (after a short warm-up).")
+    var seconds = 5.0
+
+    @Option(name: .long, help: "Channels with a payment in flight at once in the many-channel phase.")
+    var channels = 1_000
+
+    @Option(name: .long, help: "Extra idle channels opened to measure the peer's memory per channel.")
+    var idleChannels = 10_000
+
+    @Option(
+        name: .long,
+        help: "fsync: every journal append waits for fsync (the default, as a node runs). none: write(2) only, not crash-safe.")
+    var durability: Durability = .fsync
+
+    @Flag(
+        name: .long,
+        help: #"Print one JSON object: {"cryptoCeilingPerSecond", "signPerSecond", "verifyPerSecond", "cores", "fsyncMicrosP50", "fsyncMicrosP99", "single": {...}, "multi": {...}, "memory": {...}, "durability", "build", "seconds", ...}."#)
+    var json = false
+
+    func validate() throws {
+        guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600].") }
+        guard (1...20_000).contains(channels) else { throw ValidationError("--channels must be 1...20000.") }
+        guard (1...100_000).contains(idleChannels) else { throw ValidationError("--idle-channels must be 1...100000.") }
+    }
+
+    func run() async throws {
+        let result: BenchReport
+        do {
+            result = try await BenchRun(
+                seconds: seconds, channels: channels, idleChannels: idleChannels, durability: durability, narrate: !json
+            ).run()
+        } catch {
+            throw failure("bench", "\(error)")
+        }
+        if json {
+            try printJSON(result)
+        } else {
+            // The phases were printed as they finished; close with the verdict.
+            print(result.verdict)
+        }
+    }
+}
+
+/// What `parley bench --json` prints.
+struct BenchReport: Codable {
+    struct Single: Codable {
+        var updates: Int
+        var updatesPerSecond: Double
+        var p50Micros: Double
+        var p99Micros: Double
+        var p999Micros: Double
+        var ratioToCeiling: Double
+    }
+
+    struct Multi: Codable {
+        var channels: Int
+        var updates: Int
+        var updatesPerSecond: Double
+        var ratioToCeiling: Double
+        var p50Micros: Double
+        var p99Micros: Double
+        /// Opening the channels (both deposits on chain), per second.
+        var opensPerSecond: Double
+    }
+
+    struct Memory: Codable {
+        var channels: Int
+        /// Peer RSS after the idle channels are open minus before (the baseline taken after
+        /// handing free heap pages back with malloc_trim), divided by `channels`.
+        var bytesPerChannel: Double
+        /// The same with malloc_trim before both readings: live heap growth only.
+        var trimmedBytesPerChannel: Double
+        var rssBeforeBytes: Int
+        var rssAfterBytes: Int
+        var openSeconds: Double
+        /// The peer's RSS along the run (no trim): started, after the single-channel phase,
+        /// after opening the many channels, after paying on them.
+        var peerRssAtStartBytes: Int
+        var peerRssAfterSingleBytes: Int
+        var peerRssAfterOpeningManyBytes: Int
+        var peerRssAfterManyBytes: Int
+    }
+
+    /// The targets of the issue, as measured in this run.
+    struct Targets: Codable {
+        /// Many channels reach at least 60% of the crypto ceiling.
+        var multiRatioAtLeast60Percent: Bool
+        /// One channel does at least 800 updates/s with p99 under 3 ms.
+        var singleAtLeast800PerSecondP99Under3ms: Bool
+        /// An idle channel costs at most 4 KiB of the peer's resident memory.
+        var memoryAtMost4KiBPerChannel: Bool
+    }
+
+    var cryptoCeilingPerSecond: Double
+    var signPerSecond: Double
+    var verifyPerSecond: Double
+    var cores: Int
+    var fsyncMicrosP50: Double
+    var fsyncMicrosP99: Double
+    var single: Single
+    var multi: Multi
+    var memory: Memory
+    var targets: Targets
+    var durability: String
+    var build: String
+    /// --seconds: how long each throughput phase measured.
+    var seconds: Double
+    /// The whole run, start to finish.
+    var totalSeconds: Double
+
+    /// The run and the targets, after the per-phase lines.
+    var verdict: String {
+        func yes(_ met: Bool) -> String { met ? "met" : "NOT met" }
+        return """
+            \(build) build, durability \(durability), \(cores) cores, \(String(format: "%.1f", seconds)) s per phase, \
+            \(String(format: "%.1f", totalSeconds)) s in all
+            targets: many channels ≥ 60% of the ceiling: \(yes(targets.multiRatioAtLeast60Percent)); \
+            single ≥ 800/s with p99 < 3 ms: \(yes(targets.singleAtLeast800PerSecondP99Under3ms)); \
+            ≤ 4 KiB per idle channel: \(yes(targets.memoryAtMost4KiBPerChannel))
+            """
+    }
+}

@@ -1,0 +1,210 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ParleyChannel
+import ParleyCrypto
+import ParleyDevchain
+import ParleyJournal
+import ParleyNode
+import ParleyTransport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `parley bench peer`: the other side of `parley bench`, in a process of its own.
+///
+/// Starts a node that listens on loopback, accepts every channel and every update, and
+/// prints one JSON line (`BenchPeerLine`) with its key and address. Then it answers
+/// `stats` on stdin with a line carrying its resident memory and how many channels it
+/// holds funded, and exits when stdin ends (so it never outlives `parley bench`).
+struct BenchPeerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "peer",
+        abstract: "The peer node of `parley bench`, run as its child process.",
+        shouldDisplay: false)
+
+    @Option(name: .long, help: ArgumentHelp("The devchain to settle on.", valueName: "devchain://host:port"))
+    var chain: String
+
+    @Option(name: .long, help: ArgumentHelp("Journal directory (must be fresh).", valueName: "dir"))
+    var journal: String
+
+    @Option(name: .long, help: "Units to mint to our chain account first.")
+    var mint: UInt64
+
+    @Option(name: .long, help: "fsync or none.")
+    var durability: Durability = .fsync
+
+    func run() async throws {
+        // Whatever happens, end with the parent: stdin is its pipe.
+        let commands = standardInputLines(threadName: "bench-peer-stdin")
+        let loop: EventLoop
+        let node: Node
+        do {
+            loop = try EventLoop(name: "bench-peer")
+            let key = SigningKey()
+            let client = try await DevchainClient.connect(to: chain, identity: key, loop: loop)
+            _ = try await client.mint(mint, to: key.publicKey)
+            node = try await Node(
+                identity: key, listen: .loopbackIPv4(port: 0), journal: journal, settlement: client,
+                policy: BenchPolicy.node(durability), logger: Logger(label: "parley.bench.peer") { _ in SwiftLogNoOpLogHandler() },
+                loop: loop)
+        } catch {
+            throw failure("bench peer", "\(error)")
+        }
+        node.setOpenHandler { _ in true }
+        node.setUpdateHandler { _ in .accept }
+        guard let address = await node.listeningAddress else { throw failure("bench peer", "the node is not listening") }
+        try writeUnbuffered(
+            jsonLine(BenchPeerLine(key: node.publicKey.hex, address: address.description, pid: getpid())))
+        for await command in commands {
+            switch command {
+            case "stats":
+                let raw = ResidentMemory.bytes()
+                let trimmed = ResidentMemory.trimmedBytes()
+                let funded = node.statuses.reduce(0) { $0 + ($1.isFunded ? 1 : 0) }
+                try writeUnbuffered(jsonLine(BenchPeerStats(rssBytes: raw, trimmedRssBytes: trimmed, funded: funded)))
+            case "trim":
+                // A baseline without the free pages malloc kept from earlier phases.
+                let trimmed = ResidentMemory.trimmedBytes()
+                let funded = node.statuses.reduce(0) { $0 + ($1.isFunded ? 1 : 0) }
+                try writeUnbuffered(jsonLine(BenchPeerStats(rssBytes: trimmed, trimmedRssBytes: trimmed, funded: funded)))
+            case "quit":
+                Glibc.exit(0)
+            default:
+                writeToStandardError("parley bench peer: unknown command \(command)\n")
+            }
+        }
+        // The parent is gone. Every append was durable when acknowledged; nothing to flush.
+        Glibc.exit(0)
+    }
+}
+
+/// The peer's first line.
+struct BenchPeerLine: Codable {
+    var key: String
+    var address: String
+    var pid: Int32
+}
+
+/// The peer's answer to `stats` or `trim`.
+struct BenchPeerStats: Codable {
+    var rssBytes: Int
+    var trimmedRssBytes: Int
+    var funded: Int
+}
+
+/// The policy of both bench nodes.
+enum BenchPolicy {
+    static func node(_ durability: Durability) -> NodePolicy {
+        NodePolicy(
+            watcher: WatcherPolicy(clockPollInterval: .milliseconds(500), retryDelay: .milliseconds(100)),
+            // Thousands of updates queue behind one another at once; none of them is silence.
+            proposalTimeout: .seconds(60),
+            challengeDuration: 3_600,
+            durability: durability,
+            session: SessionConfig(),
+            // Nobody reads the events: keep the buffer small so it does not count as channel memory.
+            eventBuffer: 64)
+    }
+}
+
+/// Resident memory of this process, from procfs.
+enum ResidentMemory {
+    /// RSS in bytes (`/proc/self/statm`, field 2 times the page size); 0 without procfs.
+    static func bytes(pid: Int32? = nil) -> Int {
+        let path = pid.map { "/proc/\($0)/statm" } ?? "/proc/self/statm"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// RSS after glibc's `malloc_trim(0)` hands free heap pages back to the kernel.
+    static func trimmedBytes() -> Int {
+        if let trim = mallocTrim { _ = trim(0) }
+        return bytes()
+    }
+
+    /// Looked up at run time: the Glibc module does not import `malloc.h`.
+    private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {
+        guard let symbol = dlsym(nil, "malloc_trim") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
+    }()
+}
+
+/// One line on stdout at once (stdout is a pipe to the parent, which `print` would buffer).
+private func writeUnbuffered(_ line: String) throws {
+    try FileHandle.standardOutput.write(contentsOf: Data((line + "\n").utf8))
+}
+
+/// `parley bench peer`, started from this executable, stdin and stdout piped, stderr shared.
+/// `@unchecked`: `Process` is not `Sendable`; after `run()` we only read its state and signal it.
+final class BenchPeerProcess: @unchecked Sendable {
+    private let process: Process
+    private let input: FileHandle
+    /// The child's stdout, line by line; ends when the child closes it.
+    let lines: AsyncStream<String>
+
+    static var ownExecutable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    init(arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.ownExecutable)
+        process.arguments = arguments
+        let stdin = Pipe()
+        let stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = FileHandle.standardError
+        try process.run()
+        self.process = process
+        input = stdin.fileHandleForWriting
+        let (lines, sink) = AsyncStream<String>.makeStream()
+        self.lines = lines
+        let fd = stdout.fileHandleForReading.fileDescriptor
+        let reader = Thread {
+            var pending: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count < 0, errno == EINTR { continue }
+                if count <= 0 { break }
+                pending += chunk[0..<count]
+                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    sink.yield(String(decoding: pending[..<newline], as: UTF8.self))
+                    pending.removeSubrange(...newline)
+                }
+            }
+            sink.finish()
+        }
+        reader.name = "bench-peer-stdout"
+        reader.start()
+    }
+
+    var processIdentifier: Int32 { process.processIdentifier }
+
+    func send(_ line: String) {
+        try? input.write(contentsOf: Data((line + "\n").utf8))
+    }
+
+    /// Asks the child to exit, waits up to `timeout`, then kills it.
+    func stop(timeout: Duration = .seconds(5)) async {
+        send("quit")
+        try? input.close()
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+        if process.isRunning {
+            Glibc.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    /// Last resort when the parent fails: SIGKILL, no waiting.
+    func kill() {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+    }
+}

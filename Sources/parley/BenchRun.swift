@@ -1,0 +1,376 @@
+import Foundation
+import Logging
+import ParleyChannel
+import ParleyCrypto
+import ParleyDevchain
+import ParleyJournal
+import ParleyNode
+import ParleyTransport
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct BenchFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One `parley bench` run. See `BenchCommand` and Docs/Performance.md.
+struct BenchRun {
+    let seconds: Double
+    let channels: Int
+    let idleChannels: Int
+    let durability: Durability
+    /// Print a line per phase on stdout (not with --json).
+    let narrate: Bool
+
+    /// Each side's deposit in every channel: more than any run pays in one direction.
+    static let deposit: UInt64 = 1_000_000_000
+    /// Throughput phases run this long before they count.
+    static let warmUp: Duration = .milliseconds(300)
+    /// Opens in flight at once.
+    static let openWindow = 100
+    /// Latency samples kept in the many-channel phase.
+    static let maxMultiSamples = 1_000_000
+
+    private func say(_ line: String) {
+        if narrate { print(line) }
+    }
+
+    private var measured: Duration { .nanoseconds(Int64(seconds * 1e9)) }
+
+    func run() async throws -> BenchReport {
+        let started = ContinuousClock.now
+        let progress = BenchPhaseProgress()
+        let progressTask = isatty(STDERR_FILENO) != 0 ? Task { await progress.show() } : nil
+        defer { progressTask?.cancel() }
+
+        // 1. Crypto ceiling, before anything else runs.
+        progress.set("crypto: signing and verifying for 2 s")
+        let crypto = Self.measureCrypto(for: .seconds(1))
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let ceiling = Double(cores) / (2 / crypto.sign + 2 / crypto.verify)
+        say(
+            "crypto ceiling: \(Int(ceiling)) updates/s on \(cores) cores (sign \(Int(crypto.sign))/s, verify \(Int(crypto.verify))/s, one thread)"
+        )
+
+        var template = Array("/tmp/parley-bench-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw BenchFailure("cannot make a temporary directory under /tmp") }
+        let root = String(cString: made)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+
+        // 2. fsync of a small append, in the directory the journals live in.
+        progress.set("fsync: 200 appends")
+        let fsync = try Self.measureFsync(path: root + "/fsync-probe")
+        say("fsync: p50 \(rounded(fsync.p50, digits: 1)) µs, p99 \(rounded(fsync.p99, digits: 1)) µs (100-byte append + fsync, \(root))")
+
+        // Chain, peer process and our node.
+        progress.set("starting the devchain, the peer process and our node")
+        let chainLoop = try EventLoop(name: "bench-devchain")
+        defer { chainLoop.shutdown() }
+        let devchain = try await DevchainServer.start(
+            DevchainServer.Configuration(
+                listen: .loopbackIPv4(port: 0), dataDirectory: root + "/devchain", challengeDefault: 3_600, timeMode: .manual),
+            loop: chainLoop)
+        let chainURL = "devchain://\(devchain.address)"
+        let total = UInt64(1 + channels + idleChannels)
+        let peer = try BenchPeerProcess(arguments: [
+            "bench", "peer", "--chain", chainURL, "--journal", root + "/peer", "--mint", "\(total * Self.deposit)",
+            "--durability", durability.rawValue,
+        ])
+        var peerLines = peer.lines.makeAsyncIterator()
+        let nodeLoop = try EventLoop(name: "bench-node")
+        defer { nodeLoop.shutdown() }
+        let key = SigningKey()
+        var node: Node?
+        var chain: DevchainClient?
+        do {
+            guard let first = await peerLines.next() else { throw BenchFailure("the peer process exited before it was ready") }
+            guard let ready = try? JSONDecoder().decode(BenchPeerLine.self, from: Data(first.utf8)) else {
+                throw BenchFailure("unexpected first line from the peer: \(first)")
+            }
+            let peerKey = try PublicKey(hex: ready.key)
+            let peerAddress = try SocketAddress(ready.address)
+            let client = try await DevchainClient.connect(to: chainURL, identity: key, loop: nodeLoop)
+            chain = client
+            _ = try await client.mint(total * Self.deposit, to: key.publicKey)
+            let local = try await Node(
+                identity: key, listen: nil, journal: root + "/local", settlement: client, policy: BenchPolicy.node(durability),
+                logger: Logger(label: "parley.bench") { _ in SwiftLogNoOpLogHandler() }, loop: nodeLoop)
+            node = local
+            let result = try await measureChannels(
+                node: local, peer: peer, peerLines: &peerLines, peerKey: peerKey, peerAddress: peerAddress, ceiling: ceiling,
+                progress: progress)
+            progress.set("shutting down")
+            await peer.stop()
+            await local.shutDown()
+            await client.close()
+            await devchain.shutdown()
+            progressTask?.cancel()
+            await progressTask?.value
+            let totalSeconds = durationSeconds(ContinuousClock.now - started)
+            return BenchReport(
+                cryptoCeilingPerSecond: rounded(ceiling, digits: 1), signPerSecond: rounded(crypto.sign, digits: 1),
+                verifyPerSecond: rounded(crypto.verify, digits: 1), cores: cores,
+                fsyncMicrosP50: rounded(fsync.p50, digits: 1), fsyncMicrosP99: rounded(fsync.p99, digits: 1),
+                single: result.single, multi: result.multi, memory: result.memory,
+                targets: BenchReport.Targets(
+                    multiRatioAtLeast60Percent: result.multi.ratioToCeiling >= 0.6,
+                    singleAtLeast800PerSecondP99Under3ms: result.single.updatesPerSecond >= 800 && result.single.p99Micros < 3_000,
+                    memoryAtMost4KiBPerChannel: result.memory.bytesPerChannel <= 4_096),
+                durability: durability.rawValue, build: buildConfiguration, seconds: seconds,
+                totalSeconds: rounded(totalSeconds, digits: 1))
+        } catch {
+            peer.kill()
+            await node?.shutDown()
+            await chain?.close()
+            await devchain.shutdown()
+            throw error
+        }
+    }
+
+    private struct ChannelResults {
+        var single: BenchReport.Single
+        var multi: BenchReport.Multi
+        var memory: BenchReport.Memory
+    }
+
+    /// Phases 3 to 5, between our node and the peer process.
+    private func measureChannels(
+        node: Node, peer: BenchPeerProcess, peerLines: inout AsyncStream<String>.Iterator, peerKey: PublicKey,
+        peerAddress: SocketAddress, ceiling: Double, progress: BenchPhaseProgress
+    ) async throws -> ChannelResults {
+        let atStart = try await peerStats(peer, &peerLines, command: "stats", funded: 0)
+        // 3. One channel, one payment at a time.
+        progress.set("single channel: opening")
+        let single = try await node.open(with: peerKey, at: peerAddress, deposit: Self.deposit, theirs: Self.deposit)
+        progress.set("single channel: paying for \(String(format: "%.1f", seconds)) s", counting: true)
+        let warmEnd = ContinuousClock.now + Self.warmUp
+        while ContinuousClock.now < warmEnd { try await single.pay(1) }
+        var latencies: [Double] = []
+        latencies.reserveCapacity(Int(seconds * 5_000))
+        let singleStart = ContinuousClock.now
+        let singleEnd = singleStart + measured
+        var now = singleStart
+        while now < singleEnd {
+            let before = now
+            try await single.pay(1)
+            now = ContinuousClock.now
+            latencies.append(durationSeconds(now - before) * 1e6)
+            progress.tick()
+        }
+        let singleSeconds = durationSeconds(now - singleStart)
+        let singleRate = Double(latencies.count) / singleSeconds
+        let singleResult = BenchReport.Single(
+            updates: latencies.count, updatesPerSecond: rounded(singleRate, digits: 1),
+            p50Micros: rounded(percentile(latencies, 0.50), digits: 1), p99Micros: rounded(percentile(latencies, 0.99), digits: 1),
+            p999Micros: rounded(percentile(latencies, 0.999), digits: 1), ratioToCeiling: rounded(singleRate / ceiling, digits: 4))
+        say(
+            "single channel: \(Int(singleRate)) updates/s, p50 \(singleResult.p50Micros) µs, p99 \(singleResult.p99Micros) µs, "
+                + "p99.9 \(singleResult.p999Micros) µs (\(latencies.count) payments, \(durability.rawValue))")
+
+        let afterSingle = try await peerStats(peer, &peerLines, command: "stats", funded: 0)
+        // 4. Many channels, a payment in flight on every one.
+        progress.set("many channels: opening \(channels)", counting: true)
+        let openStart = ContinuousClock.now
+        let many = try await Self.open(channels, node: node, peerKey: peerKey, peerAddress: peerAddress, progress: progress)
+        let openSeconds = durationSeconds(ContinuousClock.now - openStart)
+        let afterOpen = try await peerStats(peer, &peerLines, command: "stats", funded: 0)
+        progress.set("many channels: \(channels) paying for \(String(format: "%.1f", seconds)) s", counting: true)
+        let multiWarmEnd = ContinuousClock.now + Self.warmUp
+        let multiEnd = multiWarmEnd + measured
+        let perChannelSamples = max(1, Self.maxMultiSamples / max(channels, 1))
+        let (multiCount, multiLatencies) = try await withThrowingTaskGroup(of: (Int, [Double]).self) { group in
+            for channel in many {
+                group.addTask {
+                    var samples: [Double] = []
+                    var counted = 0
+                    while true {
+                        let before = ContinuousClock.now
+                        guard before < multiEnd else { return (counted, samples) }
+                        try await channel.pay(1)
+                        let after = ContinuousClock.now
+                        // Throughput: completions inside the window. Latency: payments wholly inside it.
+                        if after >= multiWarmEnd, after <= multiEnd {
+                            counted += 1
+                            progress.tick()
+                            if before >= multiWarmEnd, samples.count < perChannelSamples {
+                                samples.append(durationSeconds(after - before) * 1e6)
+                            }
+                        }
+                    }
+                }
+            }
+            return try await group.reduce(into: (0, [Double]())) {
+                $0.0 += $1.0
+                $0.1 += $1.1
+            }
+        }
+        let multiRate = Double(multiCount) / seconds
+        let multiResult = BenchReport.Multi(
+            channels: channels, updates: multiCount, updatesPerSecond: rounded(multiRate, digits: 1),
+            ratioToCeiling: rounded(multiRate / ceiling, digits: 4),
+            p50Micros: rounded(percentile(multiLatencies, 0.50), digits: 1),
+            p99Micros: rounded(percentile(multiLatencies, 0.99), digits: 1),
+            opensPerSecond: rounded(Double(channels) / openSeconds, digits: 1))
+        say(
+            "\(channels) channels: \(Int(multiRate)) updates/s = \(String(format: "%.1f", multiRate / ceiling * 100))% of the crypto ceiling, "
+                + "p50 \(multiResult.p50Micros) µs, p99 \(multiResult.p99Micros) µs (opened at \(Int(multiResult.opensPerSecond))/s)")
+
+        // 5. Memory per idle channel, in the peer process.
+        progress.set("memory: measuring the peer")
+        let afterMulti = try await peerStats(peer, &peerLines, command: "stats", funded: 0)
+        let expected = 1 + channels
+        let before = try await peerStats(peer, &peerLines, command: "trim", funded: expected)
+        progress.set("memory: opening \(idleChannels) idle channels", counting: true)
+        let idleStart = ContinuousClock.now
+        _ = try await Self.open(idleChannels, node: node, peerKey: peerKey, peerAddress: peerAddress, progress: progress)
+        progress.set("memory: waiting for the peer to see every channel funded")
+        let after = try await peerStats(peer, &peerLines, command: "stats", funded: expected + idleChannels)
+        let idleSeconds = durationSeconds(ContinuousClock.now - idleStart)
+        let memory = BenchReport.Memory(
+            channels: idleChannels,
+            bytesPerChannel: rounded(Double(after.rssBytes - before.rssBytes) / Double(idleChannels), digits: 0),
+            trimmedBytesPerChannel: rounded(Double(after.trimmedRssBytes - before.trimmedRssBytes) / Double(idleChannels), digits: 0),
+            rssBeforeBytes: before.rssBytes, rssAfterBytes: after.rssBytes, openSeconds: rounded(idleSeconds, digits: 2),
+            peerRssAtStartBytes: atStart.rssBytes, peerRssAfterSingleBytes: afterSingle.rssBytes,
+            peerRssAfterOpeningManyBytes: afterOpen.rssBytes, peerRssAfterManyBytes: afterMulti.rssBytes)
+        say(
+            "memory: \(Int(memory.bytesPerChannel)) bytes per idle channel in the peer (\(Int(memory.trimmedBytesPerChannel)) after malloc_trim; "
+                + "RSS \(before.rssBytes / 1024) KiB → \(after.rssBytes / 1024) KiB, \(idleChannels) channels opened in \(String(format: "%.1f", idleSeconds)) s)"
+        )
+        return ChannelResults(single: singleResult, multi: multiResult, memory: memory)
+    }
+
+    /// Asks the peer for its memory once it holds `funded` funded channels (polling, up to 60 s).
+    private func peerStats(
+        _ peer: BenchPeerProcess, _ lines: inout AsyncStream<String>.Iterator, command: String, funded: Int
+    ) async throws -> BenchPeerStats {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
+            peer.send(command)
+            guard let line = await lines.next() else { throw BenchFailure("the peer process exited") }
+            guard let stats = try? JSONDecoder().decode(BenchPeerStats.self, from: Data(line.utf8)) else {
+                throw BenchFailure("unexpected line from the peer: \(line)")
+            }
+            if stats.funded >= funded { return stats }
+            guard ContinuousClock.now < deadline else {
+                throw BenchFailure("the peer holds \(stats.funded) funded channels, \(funded) expected, after 60 s")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Opens `count` funded channels to the peer, `openWindow` at a time.
+    private static func open(
+        _ count: Int, node: Node, peerKey: PublicKey, peerAddress: SocketAddress, progress: BenchPhaseProgress
+    ) async throws -> [Channel] {
+        try await withThrowingTaskGroup(of: Channel.self) { group in
+            var channels: [Channel] = []
+            channels.reserveCapacity(count)
+            var started = 0
+            while started < min(count, openWindow) {
+                group.addTask {
+                    try await node.open(
+                        with: peerKey, at: peerAddress, deposit: deposit, theirs: deposit, timeout: .seconds(120))
+                }
+                started += 1
+            }
+            while let channel = try await group.next() {
+                channels.append(channel)
+                progress.tick()
+                if started < count {
+                    group.addTask {
+                        try await node.open(
+                            with: peerKey, at: peerAddress, deposit: deposit, theirs: deposit, timeout: .seconds(120))
+                    }
+                    started += 1
+                }
+            }
+            return channels
+        }
+    }
+
+    /// Signs and verifies a 150-byte message for `duration` each; rates per second.
+    static func measureCrypto(for duration: Duration) -> (sign: Double, verify: Double) {
+        let key = SigningKey()
+        var message = [UInt8](repeating: 0, count: 150)
+        for index in message.indices { message[index] = UInt8(truncatingIfNeeded: index &* 31 &+ 7) }
+        let batch = 32
+        var signature = key.sign(message)
+        var signs = 0
+        let signStart = ContinuousClock.now
+        var now = signStart
+        repeat {
+            for round in 0..<batch {
+                message[0] = UInt8(truncatingIfNeeded: round)
+                signature = key.sign(message)
+            }
+            signs += batch
+            now = ContinuousClock.now
+        } while now - signStart < duration
+        let signSeconds = durationSeconds(now - signStart)
+
+        message[0] = UInt8(truncatingIfNeeded: batch - 1)
+        let publicKey = key.publicKey
+        var verifies = 0
+        var valid = 0
+        let verifyStart = ContinuousClock.now
+        now = verifyStart
+        repeat {
+            for _ in 0..<batch where publicKey.isValidSignature(signature, for: message) { valid += 1 }
+            verifies += batch
+            now = ContinuousClock.now
+        } while now - verifyStart < duration
+        let verifySeconds = durationSeconds(now - verifyStart)
+        precondition(valid == verifies, "a valid signature failed to verify")
+        return (Double(signs) / signSeconds, Double(verifies) / verifySeconds)
+    }
+
+    /// 200 appends of 100 bytes to a fresh file at `path`, each followed by fsync (after 10
+    /// unmeasured ones); p50 and p99 in microseconds.
+    static func measureFsync(path: String, appends: Int = 200, bytes: Int = 100) throws -> (p50: Double, p99: Double) {
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw BenchFailure("cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer {
+            close(fd)
+            unlink(path)
+        }
+        let record = [UInt8](repeating: 0x5a, count: bytes)
+        var samples: [Double] = []
+        samples.reserveCapacity(appends)
+        for index in 0..<(appends + 10) {
+            let before = ContinuousClock.now
+            let written = record.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard written == bytes, fsync(fd) == 0 else {
+                throw BenchFailure("append + fsync to \(path) failed: \(String(cString: strerror(errno)))")
+            }
+            if index >= 10 { samples.append(durationSeconds(ContinuousClock.now - before) * 1e6) }
+        }
+        return (percentile(samples, 0.50), percentile(samples, 0.99))
+    }
+}
+
+/// The phase and its counter, drawn on stderr while a terminal watches.
+final class BenchPhaseProgress: Sendable {
+    private let phase = Mutex<(text: String, counting: Bool)>(("", false))
+    private let count = Atomic<Int>(0)
+
+    /// A new phase; with `counting`, its count (from 0) is shown after the text.
+    func set(_ text: String, counting: Bool = false) {
+        count.store(0, ordering: .relaxed)
+        phase.withLock { $0 = (text, counting) }
+    }
+
+    func tick() { count.add(1, ordering: .relaxed) }
+
+    func show() async {
+        await showProgressLine(every: .milliseconds(250)) {
+            let (text, counting) = phase.withLock { $0 }
+            guard !text.isEmpty else { return nil }
+            return "  bench: " + text + (counting ? ": \(count.load(ordering: .relaxed))" : "")
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import ParleyTestSupport
+import Testing
+
+/// `parley bench` end to end, small: a real subprocess that itself starts the peer node as a
+/// child process, with durable journals. Checks the shape of the JSON, not the speed.
+@Suite("parley bench", .serialized)
+struct BenchCommandTests {
+    @Test("bench --json reports every number, positive, with a sane ratio to the crypto ceiling")
+    func smallRun() throws {
+        let run = try DevchainDaemon.run(
+            ["bench", "--seconds", "1", "--channels", "20", "--idle-channels", "100", "--json"], timeout: 90)
+        try #require(run.status == 0, "parley bench failed: \(run.stderr)")
+        let line = try #require(run.stdout.split(separator: "\n").last.map(String.init), "no output")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+
+        for field in ["cryptoCeilingPerSecond", "signPerSecond", "verifyPerSecond", "cores", "fsyncMicrosP50", "fsyncMicrosP99", "seconds"] {
+            let value = try #require(number(result[field]), "\(field) missing in \(line)")
+            #expect(value > 0, "\(field) = \(value)")
+        }
+        #expect(number(result["seconds"]) == 1)
+        #expect(result["durability"] as? String == "fsync")
+        let build = try #require(result["build"] as? String)
+        #expect(["debug", "release"].contains(build))
+
+        let single = try #require(result["single"] as? [String: Any], "single missing in \(line)")
+        for field in ["updatesPerSecond", "p50Micros", "p99Micros", "p999Micros"] {
+            let value = try #require(number(single[field]), "single.\(field) missing in \(line)")
+            #expect(value > 0, "single.\(field) = \(value)")
+        }
+        let p50 = try #require(number(single["p50Micros"]))
+        let p99 = try #require(number(single["p99Micros"]))
+        let p999 = try #require(number(single["p999Micros"]))
+        #expect(p50 <= p99 && p99 <= p999)
+
+        let multi = try #require(result["multi"] as? [String: Any], "multi missing in \(line)")
+        #expect(multi["channels"] as? Int == 20)
+        for field in ["updatesPerSecond", "ratioToCeiling"] {
+            let value = try #require(number(multi[field]), "multi.\(field) missing in \(line)")
+            #expect(value > 0, "multi.\(field) = \(value)")
+        }
+        let ratio = try #require(number(multi["ratioToCeiling"]))
+        #expect(ratio > 0 && ratio <= 1.5, "ratioToCeiling = \(ratio)")
+
+        let memory = try #require(result["memory"] as? [String: Any], "memory missing in \(line)")
+        #expect(memory["channels"] as? Int == 100)
+        let bytes = try #require(number(memory["bytesPerChannel"]), "memory.bytesPerChannel missing in \(line)")
+        #expect(bytes > 0, "memory.bytesPerChannel = \(bytes)")
+    }
+
+    /// A JSON number as a Double, however JSONSerialization boxed it.
+    private func number(_ value: Any?) -> Double? {
+        switch value {
+        case let value as Double: value
+        case let value as Int: Double(value)
+        case let value as NSNumber: value.doubleValue
+        default: nil
+        }
+    }
+
+    @Test("bench refuses nonsense options")
+    func validation() throws {
+        let run = try DevchainDaemon.run(["bench", "--seconds", "0"])
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("--seconds"), "stderr: \(run.stderr)")
+    }
+}
