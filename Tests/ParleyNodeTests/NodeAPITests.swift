@@ -264,8 +264,11 @@ struct NodeAPITests {
             #expect(try channel.status.latest == before)
             #expect(try bobChannel.status.latest == before)
             #expect(await bob.events.waitFor(.rejected(channel.id, version: 2, reason: "that takes from my balance", byPeer: false)))
-            #expect(alice.events.contains { event in
-                if case .rejected(channel.id, version: nil, reason: _, byPeer: true) = event { true } else { false }
+            // The event log reads the stream on its own task: wait for it rather than look once.
+            #expect(await eventually {
+                alice.events.contains { event in
+                    if case .rejected(channel.id, version: nil, reason: _, byPeer: true) = event { true } else { false }
+                }
             })
 
             // Paying Bob is still fine, at the next unused version (2 was burned).
