@@ -52,6 +52,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "ParleySubprocess"),
         .target(name: "ParleyGames", dependencies: ["ParleyChannel", "ParleyCrypto", "ParleyWire"]),
         .target(
             name: "ParleyDrill",
@@ -64,7 +65,7 @@ let package = Package(
             name: "parley",
             dependencies: [
                 "ParleyCrypto", "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyTransport",
-                "ParleySettlement", "ParleyDevchain", "ParleyNode", "ParleyDrill",
+                "ParleySettlement", "ParleyDevchain", "ParleyNode", "ParleyDrill", "ParleySubprocess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -85,7 +86,7 @@ let package = Package(
             name: "game-server",
             dependencies: [
                 "ParleyNode", "ParleyGames", "ParleyDevchain", "ParleySettlement", "ParleyTransport", "ParleyChannel",
-                "ParleyCrypto",
+                "ParleyCrypto", "ParleySubprocess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

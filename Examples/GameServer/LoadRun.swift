@@ -5,6 +5,7 @@ import ParleyCrypto
 import ParleyDevchain
 import ParleyGames
 import ParleyNode
+import ParleySubprocess
 import ParleySettlement
 import ParleyTransport
 import Synchronization
@@ -106,7 +107,7 @@ struct LoadRun {
             "--challenge", "\(options.challenge)", "--journal", root + "/clients", "--exit-at-end-of-input",
         ]
         if options.idle { arguments.append("--idle") }
-        let child = try ChildProcess(arguments: arguments)
+        let child = try PipedChild(readerName: "load-clients-stdout", arguments: arguments)
         say("game-server: \(options.matches) matches, \(options.clients) client nodes in process \(child.processIdentifier), seed \(options.seed)")
         let phase = Mutex("opening")
         let matches = options.matches
@@ -120,7 +121,7 @@ struct LoadRun {
         defer {
             progress.cancel()
             clock?.cancel()
-            child.kill()
+            child.terminate()
         }
         var rssOpen = rssBefore
         var trimmedOpen = trimmedBefore

@@ -5,6 +5,7 @@ import ParleyCrypto
 import ParleyDevchain
 import ParleyJournal
 import ParleyNode
+import ParleySubprocess
 import ParleyTransport
 import Synchronization
 
@@ -76,7 +77,7 @@ struct BenchRun {
             loop: chainLoop)
         let chainURL = "devchain://\(devchain.address)"
         let total = UInt64(1 + channels + idleChannels)
-        let peer = try BenchPeerProcess(arguments: [
+        let peer = try PipedChild(readerName: "bench-peer-stdout", arguments: [
             "bench", "peer", "--chain", chainURL, "--journal", root + "/peer", "--mint", "\(total * Self.deposit)",
             "--durability", durability.rawValue,
         ])
@@ -139,7 +140,7 @@ struct BenchRun {
 
     /// Phases 3 to 5, between our node and the peer process.
     private func measureChannels(
-        node: Node, peer: BenchPeerProcess, peerLines: inout AsyncStream<String>.Iterator, peerKey: PublicKey,
+        node: Node, peer: PipedChild, peerLines: inout AsyncStream<String>.Iterator, peerKey: PublicKey,
         peerAddress: SocketAddress, ceiling: Double, progress: BenchPhaseProgress
     ) async throws -> ChannelResults {
         let atStart = try await peerStats(peer, &peerLines, command: "stats", funded: 0)
@@ -246,7 +247,7 @@ struct BenchRun {
 
     /// Asks the peer for its memory once it holds `funded` funded channels (polling, up to 60 s).
     private func peerStats(
-        _ peer: BenchPeerProcess, _ lines: inout AsyncStream<String>.Iterator, command: String, funded: Int
+        _ peer: PipedChild, _ lines: inout AsyncStream<String>.Iterator, command: String, funded: Int
     ) async throws -> BenchPeerStats {
         let deadline = ContinuousClock.now + .seconds(60)
         while true {

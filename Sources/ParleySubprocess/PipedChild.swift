@@ -5,20 +5,24 @@ import Glibc
 #endif
 
 /// This executable, run again as a child with its stdin and stdout piped to us and its
-/// stderr shared. The load generator runs its clients this way, in a process of their own.
-/// `@unchecked`: `Process` is not marked `Sendable`; we only read its state and signal it.
-final class ChildProcess: @unchecked Sendable {
+/// stderr shared: how `parley bench` runs its peer and `game-server --load` its clients,
+/// each in a process of its own.
+///
+/// `@unchecked`: `Process` is not marked `Sendable`; after `run()` we only read its state
+/// and signal it.
+public final class PipedChild: @unchecked Sendable {
     private let process: Process
     private let input: FileHandle
-    /// The child's stdout, line by line; ends when the child closes it.
-    let lines: AsyncStream<String>
+    /// The child's stdout, line by line, read on a thread of its own; ends when the child closes it.
+    public let lines: AsyncStream<String>
 
     /// The running executable's path (`/proc/self/exe`), falling back to `argv[0]`.
-    static var ownExecutable: String {
+    public static var ownExecutable: String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
-    init(arguments: [String]) throws {
+    /// Starts `ownExecutable arguments…`; `readerName` names the stdout thread (for debuggers).
+    public init(readerName: String = "piped-child-stdout", arguments: [String]) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.ownExecutable)
         process.arguments = arguments
@@ -48,49 +52,42 @@ final class ChildProcess: @unchecked Sendable {
             }
             sink.finish()
         }
+        reader.name = readerName
         reader.start()
     }
 
-    /// Sends one line to the child's stdin.
-    func send(_ line: String) {
+    public var processIdentifier: Int32 { process.processIdentifier }
+
+    /// Sends one line to the child's stdin (a child that is gone is ignored).
+    public func send(_ line: String) {
         try? input.write(contentsOf: Data((line + "\n").utf8))
     }
 
-    var processIdentifier: Int32 { process.processIdentifier }
-
     /// Waits for the child to exit (polling, so no cooperative thread blocks); its status.
-    func exitStatus() async -> Int32 {
+    public func exitStatus() async -> Int32 {
         while process.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
         return process.terminationStatus
     }
 
-    func kill() {
-        if process.isRunning { process.terminate() }
-    }
-}
-
-/// Our own stdin, a line at a time, read on a thread of its own.
-enum StandardInput {
-    static func nextLine() async -> String? {
-        await withCheckedContinuation { continuation in
-            Thread { continuation.resume(returning: readLine()) }.start()
+    /// Sends `farewell` (if any), closes stdin, waits up to `timeout`, then kills the child.
+    public func stop(saying farewell: String? = "quit", timeout: Duration = .seconds(5)) async {
+        if let farewell { send(farewell) }
+        try? input.close()
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+        if process.isRunning {
+            Glibc.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
         }
     }
-}
 
-extension StandardInput {
-    /// Exits the process (status 3) once stdin ends. The load run keeps our stdin open while
-    /// it lives, so this ends a client whose parent died.
-    static func exitAtEndOfInput() {
-        Thread {
-            while readLine() != nil {}
-            writeToStandardError("game-server client: the parent closed stdin; exiting\n")
-            exit(3)
-        }.start()
+    /// Asks the child to end (SIGTERM), without waiting.
+    public func terminate() {
+        if process.isRunning { process.terminate() }
     }
-}
 
-/// Writes one line to stdout at once (stdout is a pipe to the parent: no buffering).
-func writeLine(_ text: String) {
-    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    /// Last resort: SIGKILL, no waiting.
+    public func kill() {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+    }
 }
