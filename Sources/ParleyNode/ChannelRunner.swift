@@ -15,7 +15,7 @@ struct RunnerContext: Sendable {
     let watcher: Watcher
     let logger: Logger
     let emit: @Sendable (NodeEvent) -> Void
-    let updateHandler: @Sendable () -> UpdateHandler
+    let updateHandler: @Sendable () -> UpdateHandlerBox
     /// Drill switch: when true we neither send nor accept anything on the peer link.
     let isSilent: @Sendable () -> Bool
     /// Signs with the node's key (for deliberately malformed proposals only).
@@ -420,8 +420,7 @@ private struct RunnerLoop: Sendable {
         } else if !status.isFunded, (try? await context.adapter.channel(id)?.isFunded) != true {
             decision = .reject("the channel is not funded on chain yet")
         } else {
-            let handler = context.updateHandler()
-            decision = await handler(IncomingUpdate(
+            decision = await context.updateHandler().decide(IncomingUpdate(
                 channel: id, me: status.me, current: proposal.current, proposed: proposal.proposed))
         }
         if case let .reject(reason) = decision {

@@ -72,10 +72,15 @@ public actor Node {
 
     /// Settings channel tasks read without hopping to the node.
     private final class Switches: Sendable {
-        let handlers = Mutex<(update: UpdateHandler, open: OpenHandler)>((Node.acceptPaymentsToMe, Node.acceptPaymentChannels))
+        // Each handler sits in a class of its own, at its concrete function type. Keeping the
+        // async closures in a generic container (a tuple inside `Mutex`) made every call go
+        // through a reabstraction thunk whose async frame the long-lived channel task never
+        // got back: memory grew with every update (`parley bench`, Docs/Performance.md).
+        let update = Mutex(UpdateHandlerBox(Node.acceptPaymentsToMe))
+        let open = Mutex(OpenHandlerBox(Node.acceptPaymentChannels))
         let silent = Atomic<Bool>(false)
         let offline = Atomic<Bool>(false)
-        let chainMove = Mutex<ChainMoveHandler?>(nil)
+        let chainMove = Mutex<ChainMoveHandlerBox?>(nil)
     }
 
     private struct PeerState {
@@ -204,7 +209,7 @@ public actor Node {
         return RunnerContext(
             policy: policy, adapter: settlement, watcher: watcher, logger: logger,
             emit: { [sink] in sink.yield($0) },
-            updateHandler: { switches.handlers.withLock { $0.update } },
+            updateHandler: { switches.update.withLock { $0 } },
             isSilent: { switches.silent.load(ordering: .relaxed) },
             sign: { $0.signed(by: identity) })
     }
@@ -213,19 +218,19 @@ public actor Node {
 
     /// Decides on the peers' proposals from now on (default ``Node/acceptPaymentsToMe``).
     public nonisolated func setUpdateHandler(_ handler: @escaping UpdateHandler) {
-        switches.handlers.withLock { $0.update = handler }
+        switches.update.withLock { $0 = UpdateHandlerBox(handler) }
     }
 
     /// Makes our moves when a game continues on chain (force-move): called with the
     /// registered state whenever it is our turn there. Without a handler we do not move on
     /// chain, so we forfeit once the window closes.
     public nonisolated func setChainMoveHandler(_ handler: @escaping ChainMoveHandler) {
-        switches.chainMove.withLock { $0 = handler }
+        switches.chainMove.withLock { $0 = ChainMoveHandlerBox(handler) }
     }
 
     /// Decides on the peers' channel proposals from now on (default ``Node/acceptPaymentChannels``).
     public nonisolated func setOpenHandler(_ handler: @escaping OpenHandler) {
-        switches.handlers.withLock { $0.open = handler }
+        switches.open.withLock { $0 = OpenHandlerBox(handler) }
     }
 
     /// Opens a channel with `peer`, listening at `address`: we deposit `deposit`, they
@@ -562,7 +567,7 @@ public actor Node {
         let request = OpenRequest(
             channel: params.id, peer: session.peer, theirDeposit: opening[.first], myDeposit: opening[.second],
             challengeDuration: params.challengeDuration, appID: params.appID)
-        guard await switches.handlers.withLock({ $0.open })(request) else {
+        guard await switches.open.withLock({ $0 }).decide(request) else {
             logger.info("declined channel \(params.id.shortID) from \(session.peer.shortID)")
             return
         }
@@ -611,7 +616,7 @@ public actor Node {
         else { return }
         chainMoves[id] = registered.version
         sink.yield(.yourTurnOnChain(id, state: registered, deadline: deadline))
-        guard let handler = switches.chainMove.withLock({ $0 }), var next = await handler(id, registered) else { return }
+        guard let handler = switches.chainMove.withLock({ $0 }), var next = await handler.move(id, registered) else { return }
         next.channelID = id
         next.version = registered.version + 1
         do { try rules.validateTransition(from: registered, to: next, mover: runner.me) } catch {

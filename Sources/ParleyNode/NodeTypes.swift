@@ -83,6 +83,27 @@ public typealias UpdateHandler = @Sendable (IncomingUpdate) async -> Decision
 /// the window run out (we forfeit).
 public typealias ChainMoveHandler = @Sendable (ChannelID, ChannelState) async -> ChannelState?
 
+/// An update handler kept at its concrete type (see `Node.Switches`).
+final class UpdateHandlerBox: Sendable {
+    let handler: UpdateHandler
+    init(_ handler: @escaping UpdateHandler) { self.handler = handler }
+    func decide(_ update: IncomingUpdate) async -> Decision { await handler(update) }
+}
+
+/// A chain-move handler kept at its concrete type (see `Node.Switches`).
+final class ChainMoveHandlerBox: Sendable {
+    let handler: ChainMoveHandler
+    init(_ handler: @escaping ChainMoveHandler) { self.handler = handler }
+    func move(_ id: ChannelID, _ state: ChannelState) async -> ChannelState? { await handler(id, state) }
+}
+
+/// An open handler kept at its concrete type (see `Node.Switches`).
+final class OpenHandlerBox: Sendable {
+    let handler: OpenHandler
+    init(_ handler: @escaping OpenHandler) { self.handler = handler }
+    func decide(_ request: OpenRequest) async -> Bool { await handler(request) }
+}
+
 /// A peer asks to open a channel with us. Return `true` to accept (our deposit is made
 /// from our chain account), `false` to ignore the proposal.
 public typealias OpenHandler = @Sendable (OpenRequest) async -> Bool
