@@ -60,11 +60,13 @@ struct BenchCommandTests {
 
     /// The responder once grew ~150 KB per update while many channels were paying (its update
     /// handler was called through a thunk that leaked its async frame into the channel task's
-    /// allocator): 200 channels for 2 s took it from ~40 MB to ~500 MB. Now it stays flat.
+    /// allocator): 200 channels for 2 s took it from ~40 MB to ~600 MB. Now it stays flat.
+    /// Kept small (100 channels, 1 s): the suites run in parallel, and timing-sensitive
+    /// transport tests share the machine.
     @Test("a node answering many channels at once does not grow with every update")
     func responderMemoryStaysFlat() throws {
         let run = try DevchainDaemon.run(
-            ["bench", "--seconds", "2", "--channels", "200", "--idle-channels", "10", "--json"], timeout: 120)
+            ["bench", "--seconds", "1", "--channels", "100", "--idle-channels", "10", "--json"], timeout: 120)
         try #require(run.status == 0, "parley bench failed: \(run.stderr)")
         let line = try #require(run.stdout.split(separator: "\n").last.map(String.init))
         let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
@@ -74,7 +76,7 @@ struct BenchCommandTests {
         let afterPaying = try #require(number(memory["peerRssAfterManyBytes"]))
         let updates = try #require(number(multi["updates"]))
         #expect(updates > 500, "too few updates to tell: \(line)")
-        #expect(afterPaying - opened < 64 * 1024 * 1024, "grew \(Int(afterPaying - opened)) bytes over \(Int(updates)) updates: \(line)")
+        #expect(afterPaying - opened < 32 * 1024 * 1024, "grew \(Int(afterPaying - opened)) bytes over \(Int(updates)) updates: \(line)")
     }
 
     @Test("bench refuses nonsense options")
