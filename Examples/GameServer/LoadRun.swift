@@ -97,8 +97,8 @@ struct LoadRun {
         host: GameHost, chain: DevchainClient, devchain: DevchainServer?, chainURL: String, root: String
     ) async throws -> LoadSummary {
         guard let address = await host.node.listeningAddress else { throw GameServerFailure("the server is not listening") }
-        let rssBefore = Measurement.residentBytes() ?? 0
-        let trimmedBefore = Measurement.trimmedResidentBytes() ?? 0
+        let rssBefore = ResidentMemory.bytes() ?? 0
+        let trimmedBefore = ResidentMemory.trimmedBytes() ?? 0
         let started = ContinuousClock.now
         var arguments = [
             "client", "--server", "\(host.node.publicKey.humanForm)@\(address)", "--chain", chainURL,
@@ -140,8 +140,8 @@ struct LoadRun {
                 // Every open channel is funded on our side too before we measure.
                 let deadline = ContinuousClock.now + .seconds(60)
                 while host.snapshot.funded < count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-                rssOpen = Measurement.residentBytes() ?? rssBefore
-                trimmedOpen = Measurement.trimmedResidentBytes() ?? trimmedBefore
+                rssOpen = ResidentMemory.bytes() ?? rssBefore
+                trimmedOpen = ResidentMemory.trimmedBytes() ?? trimmedBefore
                 phase.withLock { $0 = options.idle ? "closing down" : "playing" }
                 child.send(options.idle ? "stop" : "go")
             case let .done(result):

@@ -6,29 +6,6 @@ import Glibc
 
 /// Numbers the load run reports, measured the same way everywhere.
 enum Measurement {
-    /// Resident memory of this process in bytes (`/proc/self/statm`, field 2 times the page
-    /// size); nil where there is no procfs.
-    static func residentBytes() -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
-        let fields = text.split(separator: " ")
-        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-    }
-
-    /// Resident memory after handing the allocator's free pages back to the system
-    /// (`malloc_trim`): closer to the live heap than `residentBytes`, which also counts
-    /// memory freed but kept by malloc.
-    static func trimmedResidentBytes() -> Int? {
-        if let trim = mallocTrim { _ = trim(0) }
-        return residentBytes()
-    }
-
-    /// glibc's `malloc_trim`, looked up at run time: the Glibc module does not import `malloc.h`.
-    private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {
-        guard let symbol = dlsym(nil, "malloc_trim") else { return nil }
-        return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
-    }()
-
     /// The `fraction` quantile of `values` (nearest rank), 0 when empty.
     static func percentile(_ values: [Double], _ fraction: Double) -> Double {
         guard !values.isEmpty else { return 0 }

@@ -6,6 +6,7 @@ import ParleyCrypto
 import ParleyDevchain
 import ParleyJournal
 import ParleyNode
+import ParleySubprocess
 import ParleyTransport
 
 #if canImport(Glibc)
@@ -61,13 +62,13 @@ struct BenchPeerCommand: AsyncParsableCommand {
         for await command in commands {
             switch command {
             case "stats":
-                let raw = ResidentMemory.bytes()
-                let trimmed = ResidentMemory.trimmedBytes()
+                let raw = ResidentMemory.bytes() ?? 0
+                let trimmed = ResidentMemory.trimmedBytes() ?? 0
                 let funded = node.statuses.reduce(0) { $0 + ($1.isFunded ? 1 : 0) }
                 try writeUnbuffered(jsonLine(BenchPeerStats(rssBytes: raw, trimmedRssBytes: trimmed, funded: funded)))
             case "trim":
                 // A baseline without the free pages malloc kept from earlier phases.
-                let trimmed = ResidentMemory.trimmedBytes()
+                let trimmed = ResidentMemory.trimmedBytes() ?? 0
                 let funded = node.statuses.reduce(0) { $0 + ($1.isFunded ? 1 : 0) }
                 try writeUnbuffered(jsonLine(BenchPeerStats(rssBytes: trimmed, trimmedRssBytes: trimmed, funded: funded)))
             case "quit":
@@ -108,30 +109,6 @@ enum BenchPolicy {
             // Nobody reads the events: keep the buffer small so it does not count as channel memory.
             eventBuffer: 64)
     }
-}
-
-/// Resident memory of this process, from procfs.
-enum ResidentMemory {
-    /// RSS in bytes (`/proc/self/statm`, field 2 times the page size); 0 without procfs.
-    static func bytes(pid: Int32? = nil) -> Int {
-        let path = pid.map { "/proc/\($0)/statm" } ?? "/proc/self/statm"
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return 0 }
-        let fields = text.split(separator: " ")
-        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-    }
-
-    /// RSS after glibc's `malloc_trim(0)` hands free heap pages back to the kernel.
-    static func trimmedBytes() -> Int {
-        if let trim = mallocTrim { _ = trim(0) }
-        return bytes()
-    }
-
-    /// Looked up at run time: the Glibc module does not import `malloc.h`.
-    private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {
-        guard let symbol = dlsym(nil, "malloc_trim") else { return nil }
-        return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
-    }()
 }
 
 /// One line on stdout at once (stdout is a pipe to the parent, which `print` would buffer).
