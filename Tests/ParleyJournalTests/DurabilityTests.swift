@@ -135,3 +135,27 @@ import Testing
         #expect(alice.engine.highestSignedVersion == signedBefore, "the engine never saw the input")
     }
 }
+
+/// Invariant 1 for versions burned without a committed state (a drill's tampered proposal):
+/// the burn is durable, and a restarted engine signs only above it.
+@Suite struct ReservedVersionTests {
+    @Test func reservedVersionsStayBurnedAcrossARestart() async throws {
+        let dir = TempDirectory()
+        defer { dir.remove() }
+        let params = JournalFixtures.params()
+        do {
+            let journal = try Journal(directory: dir.path, durability: .fsync)
+            defer { journal.close() }
+            var (alice, _) = try await JournaledEngine.propose(
+                params: params, allocation: Allocation(100, 100), key: JournalFixtures.alice, journal: journal)
+            try await alice.reserveVersions(through: 7)
+            #expect(alice.engine.highestSignedVersion == 7)
+        }
+        let reopened = try Journal(directory: dir.path, durability: .fsync)
+        defer { reopened.close() }
+        let record = try #require(reopened.channels[params.id])
+        #expect(record.highestSignedVersion == 7, "recovery counts an aborted version as signed")
+        let restored = try JournaledEngine.restore(record, key: JournalFixtures.alice, journal: reopened)
+        #expect(restored.engine.highestSignedVersion == 7)
+    }
+}
