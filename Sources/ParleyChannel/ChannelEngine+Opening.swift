@@ -27,7 +27,9 @@ extension ChannelEngine {
     ///
     /// Call only after the app agreed to the channel. Returns the engine in
     /// `.idle` and the effects: journal the parameters and the fully-signed
-    /// version 0, then send our signature and tell the app.
+    /// version 0, tell the app, then send our signature. The app hears of the
+    /// channel before the peer can act on it, so `opened` comes before any event
+    /// the peer's reply causes (funding, its first update).
     package static func accept(
         _ proposal: OpenProposal, key: SigningKey, rules: any AppRules = PaymentApp()
     ) throws(OpenRejection) -> (ChannelEngine, [Effect]) {
@@ -42,7 +44,7 @@ extension ChannelEngine {
         let engine = ChannelEngine(params: params, me: .second, key: key, rules: rules, latest: signed)
         return (engine, [
             .journal(.opened(params, funding: proposal.initial.allocation)), .journal(.committed(signed)),
-            .send(.openAccept(channelID: params.id, signature: signature)), .notify(.opened(signed)),
+            .notify(.opened(signed)), .send(.openAccept(channelID: params.id, signature: signature)),
         ])
     }
 

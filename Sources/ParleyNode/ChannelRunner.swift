@@ -20,11 +20,20 @@ struct RunnerContext: Sendable {
     let isSilent: @Sendable () -> Bool
     /// Signs with the node's key (for deliberately malformed proposals only).
     let sign: @Sendable (ChannelState) -> Signature
+    /// The node's proposal and turn timers.
+    let deadlines: Deadlines
 }
 
 /// Drives one channel. It alone owns the channel's `JournaledEngine`: every input goes
-/// through one stream and is handled to the end — journal appended and fsync'd, messages
+/// through one mailbox and is handled to the end — journal appended and fsync'd, messages
 /// sent, handler asked — before the next one, so no two inputs ever race on the engine.
+///
+/// No task lives while the channel is idle. The loop state rests in the mailbox; the first
+/// input into an empty mailbox takes it out and starts a task that handles inputs until
+/// the mailbox is empty, puts the state back and ends. A long-lived task per channel cost
+/// ≈ 18 KB of task-allocator slabs per idle channel (a task keeps the slabs of its deepest
+/// call chain until it ends), which is most of what a channel cost before
+/// (Docs/Performance.md).
 final class ChannelRunner: Sendable {
     enum Input: Sendable {
         case engine(EngineInput)
@@ -56,8 +65,16 @@ final class ChannelRunner: Sendable {
     let peer: PublicKey
     let me: ParticipantIndex
     let params: ChannelParams
-    private let inputs: AsyncStream<Input>.Continuation
+    private let mailbox: Mutex<Mailbox>
     private let snapshot: StatusBox
+
+    /// Inputs waiting, and the loop state while no task runs it.
+    private struct Mailbox: Sendable {
+        var queue: [Input] = []
+        /// Nil while a task runs the loop, and for good once the runner stopped.
+        var resting: RunnerLoop?
+        var stopped = false
+    }
 
     init(
         engine: JournaledEngine, rules: any AppRules, session: Session?, funded: Bool, closing: Bool, closed: Bool,
@@ -72,18 +89,60 @@ final class ChannelRunner: Sendable {
             id: id, peer: peer, me: me, latest: core.latest, phase: core.phase, isFunded: funded,
             isClosing: closing || core.latest.state.isFinal, isClosed: closed, isConnected: session != nil)
         snapshot = StatusBox(initial)
-        let (stream, continuation) = AsyncStream<Input>.makeStream()
-        inputs = continuation
-        var loop = RunnerLoop(
+        mailbox = Mutex(Mailbox())
+        let loop = RunnerLoop(
             engine: engine, rules: rules, session: session, status: initial, published: snapshot, context: context,
-            inputs: continuation)
-        Task { await loop.run(stream) }
+            inputs: RunnerHandle(runner: self))
+        mailbox.withLock { $0.resting = loop }
     }
 
     var status: ChannelStatus { snapshot.value.withLock { $0 } }
 
     func post(_ input: Input) {
-        if case .terminated = inputs.yield(input) { failLate(input) }
+        enum Outcome { case queued, late, start(RunnerLoop) }
+        let outcome = mailbox.withLock { box -> Outcome in
+            guard !box.stopped else { return .late }
+            box.queue.append(input)
+            guard let loop = box.resting else { return .queued }
+            box.resting = nil
+            return .start(loop)
+        }
+        switch outcome {
+        case .queued: break
+        case .late: failLate(input)
+        case let .start(loop): Task { await self.drain(loop) }
+        }
+    }
+
+    /// Handles inputs until none is waiting, then puts the loop state back to rest.
+    private func drain(_ initial: RunnerLoop) async {
+        var loop = initial
+        while true {
+            let batch = mailbox.withLock { box -> [Input] in
+                if box.queue.isEmpty {
+                    box.resting = loop
+                    return []
+                }
+                defer { box.queue = [] }
+                return box.queue
+            }
+            if batch.isEmpty { return }
+            for (index, input) in batch.enumerated() {
+                await loop.handle(input)
+                loop.refreshStatus()
+                loop.armTurnTimer()
+                if loop.isStopping {
+                    let late = mailbox.withLock { box -> [Input] in
+                        box.stopped = true
+                        defer { box.queue = [] }
+                        return box.queue
+                    }
+                    loop.finish()
+                    for input in batch[(index + 1)...] + late { failLate(input) }
+                    return
+                }
+            }
+        }
     }
 
     /// An input posted after the runner stopped: release whoever waits on it.
@@ -132,19 +191,21 @@ private struct RunnerLoop: Sendable {
     var engine: JournaledEngine
     let rules: any AppRules
     var session: Session?
-    /// Armed while it is the peer's turn in a game (see `NodePolicy.turnTimeout`).
-    var turnTimer: (version: UInt64, task: Task<Void, Never>)?
+    /// The version the turn timer is armed for, while it is the peer's turn in a game
+    /// (see `NodePolicy.turnTimeout`).
+    var turnTimer: UInt64?
     var status: ChannelStatus
     /// Where `status` is published for readers on other threads.
     let published: StatusBox
     let context: RunnerContext
-    let inputs: AsyncStream<ChannelRunner.Input>.Continuation
+    /// Where timers post their inputs back (weak: the loop state lives in the runner).
+    let inputs: RunnerHandle
 
     var waiters: [UpdateID: CheckedContinuation<SignedState, any Error>] = [:]
     var openWaiters: [CheckedContinuation<Void, Never>] = []
     var nextUpdate: UpdateID = 1
-    /// The proposal timer for our one outstanding proposal.
-    var timer: (version: UInt64, task: Task<Void, Never>)?
+    /// The version our one outstanding proposal timer is armed for.
+    var timer: UInt64?
     var retry: Task<Void, Never>?
     var stopWaiters: [CheckedContinuation<Void, Never>] = []
     /// The two newest fully-signed states we have seen (a `replay` tampering resends the older).
@@ -154,7 +215,7 @@ private struct RunnerLoop: Sendable {
 
     init(
         engine: JournaledEngine, rules: any AppRules, session: Session?, status: ChannelStatus, published: StatusBox,
-        context: RunnerContext, inputs: AsyncStream<ChannelRunner.Input>.Continuation
+        context: RunnerContext, inputs: RunnerHandle
     ) {
         self.engine = engine
         self.rules = rules
@@ -166,16 +227,14 @@ private struct RunnerLoop: Sendable {
         if engine.engine.latest.isFullySigned { recentCommitted = [engine.engine.latest] }
     }
 
-    mutating func run(_ stream: AsyncStream<ChannelRunner.Input>) async {
-        for await input in stream {
-            await handle(input)
-            refreshStatus()
-            armTurnTimer()
-            if !stopWaiters.isEmpty { break }
-        }
-        inputs.finish()
-        timer?.task.cancel()
-        turnTimer?.task.cancel()
+    var isStopping: Bool { !stopWaiters.isEmpty }
+
+    /// Ends the runner: timers disarmed, every waiter released.
+    mutating func finish() {
+        context.deadlines.disarm(.init(channel: id, kind: .proposal))
+        context.deadlines.disarm(.init(channel: id, kind: .turn))
+        timer = nil
+        turnTimer = nil
         retry?.cancel()
         for waiter in waiters.values { waiter.resume(throwing: NodeError.stopped) }
         waiters = [:]
@@ -186,7 +245,7 @@ private struct RunnerLoop: Sendable {
 
     /// Recomputes and publishes the status. Called after every input and before any waiter
     /// is resumed, so a caller that wakes up reads a status at least as new as its result.
-    private mutating func refreshStatus() {
+    mutating func refreshStatus() {
         let core = engine.engine
         status = ChannelStatus(
             id: status.id, peer: status.peer, me: status.me, latest: core.latest, phase: core.phase,
@@ -196,7 +255,7 @@ private struct RunnerLoop: Sendable {
         published.value.withLock { $0 = current }
     }
 
-    private mutating func handle(_ input: ChannelRunner.Input) async {
+    mutating func handle(_ input: ChannelRunner.Input) async {
         switch input {
         case let .engine(engineInput):
             await feed(engineInput)
@@ -239,7 +298,7 @@ private struct RunnerLoop: Sendable {
             stopWaiters.append(waiter)
         case let .turnTimedOut(version):
             let core = engine.engine
-            guard turnTimer?.version == version, core.latest.version == version, !status.isClosing else { return }
+            guard turnTimer == version, core.latest.version == version, !status.isClosing else { return }
             turnTimer = nil
             context.logger.warning("channel \(id.shortID): the peer did not move within \(context.policy.turnTimeout.map { "\($0)" } ?? "-")")
             if context.policy.watcher.disputeOnSilence { status = status.with(closing: true) }
@@ -307,7 +366,7 @@ private struct RunnerLoop: Sendable {
                 let inputs = self.inputs
                 retry = Task {
                     do { try await Task.sleep(for: .milliseconds(Int.random(in: 2...20))) } catch { return }
-                    inputs.yield(.engine(.retryDue))
+                    inputs.post(.engine(.retryDue))
                 }
             case let .disconnect(reason):
                 if case let .proposalTimeout(version) = reason {
@@ -383,33 +442,33 @@ private struct RunnerLoop: Sendable {
     }
 
     /// Keeps a turn timer armed exactly while a game waits for the peer's move.
-    private mutating func armTurnTimer() {
+    mutating func armTurnTimer() {
+        guard let timeout = context.policy.turnTimeout else { return }
         let core = engine.engine
-        let waiting = context.policy.turnTimeout != nil && status.isFunded && !status.isClosing && !status.isClosed
+        let waiting = status.isFunded && !status.isClosing && !status.isClosed
             && core.phase == .idle && core.latest.isFullySigned && rules.mover(in: core.latest.state) == core.me.peer
-        guard waiting, let timeout = context.policy.turnTimeout else {
-            turnTimer?.task.cancel()
+        let key = Deadlines.Key(channel: id, kind: .turn)
+        guard waiting else {
+            if turnTimer != nil { context.deadlines.disarm(key) }
             turnTimer = nil
             return
         }
         let version = core.latest.version
-        guard turnTimer?.version != version else { return }
-        turnTimer?.task.cancel()
-        let inputs = self.inputs
-        turnTimer = (version, Task {
-            do { try await Task.sleep(for: timeout) } catch { return }
-            inputs.yield(.turnTimedOut(version))
-        })
+        guard turnTimer != version else { return }
+        turnTimer = version
+        context.deadlines.arm(key, after: timeout, fire: .turnTimedOut(version), to: inputs)
     }
 
     private mutating func armTimer(for version: UInt64) {
-        timer?.task.cancel()
-        let inputs = self.inputs
-        let timeout = context.policy.proposalTimeout
-        timer = (version, Task {
-            do { try await Task.sleep(for: timeout) } catch { return }
-            inputs.yield(.engine(.proposalTimedOut(version: version)))
-        })
+        timer = version
+        context.deadlines.arm(
+            .init(channel: id, kind: .proposal), after: context.policy.proposalTimeout,
+            fire: .engine(.proposalTimedOut(version: version)), to: inputs)
+    }
+
+    private mutating func disarmTimer() {
+        timer = nil
+        context.deadlines.disarm(.init(channel: id, kind: .proposal))
     }
 
     private func decide(_ proposal: IncomingProposal) async -> Decision {
@@ -441,7 +500,7 @@ private struct RunnerLoop: Sendable {
             if signed.state.isFinal { status = status.with(closing: true) }
             refreshStatus()
             if let update {
-                if timer?.version == signed.version { timer?.task.cancel(); timer = nil }
+                if timer == signed.version { disarmTimer() }
                 waiters.removeValue(forKey: update)?.resume(returning: signed)
             }
             context.emit(.committed(id, signed, mine: update != nil))
@@ -478,5 +537,15 @@ extension ChannelStatus {
         ChannelStatus(
             id: id, peer: peer, me: me, latest: latest, phase: phase, isFunded: funded ?? isFunded,
             isClosing: closing ?? isClosing, isClosed: closed ?? isClosed, isConnected: isConnected)
+    }
+}
+
+/// A weak way back to a runner, for timers: a timer that fires after the runner is gone
+/// does nothing.
+struct RunnerHandle: Sendable {
+    weak let runner: ChannelRunner?
+
+    func post(_ input: ChannelRunner.Input) {
+        runner?.post(input)
     }
 }
