@@ -21,7 +21,7 @@ struct RunnerContext: Sendable {
     /// Signs with the node's key (for deliberately malformed proposals only).
     let sign: @Sendable (ChannelState) -> Signature
     /// The node's proposal and turn timers.
-    let deadlines: Deadlines
+    let deadlines: Deadlines<TimerFire>
 }
 
 /// Drives one channel. It alone owns the channel's `JournaledEngine`: every input goes
@@ -116,7 +116,7 @@ final class ChannelRunner: Sendable {
 
     /// Handles inputs until none is waiting, then puts the loop state back to rest.
     private func drain(_ initial: RunnerLoop) async {
-        var loop = initial
+        let loop = initial
         while true {
             let batch = mailbox.withLock { box -> [Input] in
                 if box.queue.isEmpty {
@@ -186,8 +186,11 @@ final class StatusBox: Sendable {
     init(_ status: ChannelStatus) { value = Mutex(status) }
 }
 
-/// The runner's task-confined state and its input loop.
-private struct RunnerLoop: Sendable {
+/// The runner's state and its input handling. Confined to one task at a time: the task
+/// that took it out of the runner's mailbox (under the mailbox lock, which orders one
+/// task's last access before the next task's first). A class, so handing it over is one
+/// reference, not a copy of every field.
+private final class RunnerLoop: @unchecked Sendable {
     var engine: JournaledEngine
     let rules: any AppRules
     var session: Session?
@@ -230,7 +233,7 @@ private struct RunnerLoop: Sendable {
     var isStopping: Bool { !stopWaiters.isEmpty }
 
     /// Ends the runner: timers disarmed, every waiter released.
-    mutating func finish() {
+    func finish() {
         context.deadlines.disarm(.init(channel: id, kind: .proposal))
         context.deadlines.disarm(.init(channel: id, kind: .turn))
         timer = nil
@@ -245,7 +248,7 @@ private struct RunnerLoop: Sendable {
 
     /// Recomputes and publishes the status. Called after every input and before any waiter
     /// is resumed, so a caller that wakes up reads a status at least as new as its result.
-    mutating func refreshStatus() {
+    func refreshStatus() {
         let core = engine.engine
         status = ChannelStatus(
             id: status.id, peer: status.peer, me: status.me, latest: core.latest, phase: core.phase,
@@ -255,7 +258,7 @@ private struct RunnerLoop: Sendable {
         published.value.withLock { $0 = current }
     }
 
-    mutating func handle(_ input: ChannelRunner.Input) async {
+    func handle(_ input: ChannelRunner.Input) async {
         switch input {
         case let .engine(engineInput):
             await feed(engineInput)
@@ -308,7 +311,7 @@ private struct RunnerLoop: Sendable {
         }
     }
 
-    private mutating func submit(_ request: ChannelRunner.Request, _ waiter: CheckedContinuation<SignedState, any Error>) async {
+    private func submit(_ request: ChannelRunner.Request, _ waiter: CheckedContinuation<SignedState, any Error>) async {
         guard !status.isClosing, !status.isClosed else { return waiter.resume(throwing: NodeError.channelClosing(id)) }
         if !status.isFunded, (try? await context.adapter.channel(id)?.isFunded) != true {
             return waiter.resume(throwing: NodeError.notFunded(id))
@@ -334,7 +337,7 @@ private struct RunnerLoop: Sendable {
 
     /// Feeds one engine input and performs what it asks for. Journal records are durable
     /// before `handle` returns (JournaledEngine), so everything here happens after them.
-    private mutating func feed(_ input: EngineInput) async {
+    private func feed(_ input: EngineInput) async {
         let effects: [Effect]
         do { effects = try await engine.handle(input) } catch {
             // The journal stopped (disk full, I/O error): nothing more is signed. Fail
@@ -349,7 +352,7 @@ private struct RunnerLoop: Sendable {
         await perform(effects)
     }
 
-    private mutating func perform(_ effects: [Effect]) async {
+    private func perform(_ effects: [Effect]) async {
         for effect in effects {
             switch effect {
             case .journal:
@@ -376,7 +379,7 @@ private struct RunnerLoop: Sendable {
         }
     }
 
-    private mutating func send(_ message: ChannelMessage) async {
+    private func send(_ message: ChannelMessage) async {
         if case let .propose(state, _) = message { armTimer(for: state.version) }
         guard let session, !context.isSilent() else { return }
         do { try await session.send(message.wireBytes) } catch {
@@ -388,7 +391,7 @@ private struct RunnerLoop: Sendable {
     /// Builds and sends a malformed proposal (drills). Versions it signs are burned
     /// durably first, and the session is then dropped so the reestablish step tells the peer
     /// which versions we used; the peer must reject the proposal and keep its state.
-    private mutating func tamper(_ kind: Tampering) async throws -> UInt64 {
+    private func tamper(_ kind: Tampering) async throws -> UInt64 {
         guard let session else { throw NodeError.peerUnreachable("no session with the peer right now") }
         let core = engine.engine
         guard core.latest.isFullySigned, core.phase == .idle else {
@@ -442,12 +445,12 @@ private struct RunnerLoop: Sendable {
     }
 
     /// Keeps a turn timer armed exactly while a game waits for the peer's move.
-    mutating func armTurnTimer() {
+    func armTurnTimer() {
         guard let timeout = context.policy.turnTimeout else { return }
         let core = engine.engine
         let waiting = status.isFunded && !status.isClosing && !status.isClosed
             && core.phase == .idle && core.latest.isFullySigned && rules.mover(in: core.latest.state) == core.me.peer
-        let key = Deadlines.Key(channel: id, kind: .turn)
+        let key = Deadlines<TimerFire>.Key(channel: id, kind: .turn)
         guard waiting else {
             if turnTimer != nil { context.deadlines.disarm(key) }
             turnTimer = nil
@@ -456,17 +459,17 @@ private struct RunnerLoop: Sendable {
         let version = core.latest.version
         guard turnTimer != version else { return }
         turnTimer = version
-        context.deadlines.arm(key, after: timeout, fire: .turnTimedOut(version), to: inputs)
+        context.deadlines.arm(key, after: timeout, fire: TimerFire(input: .turnTimedOut(version), runner: inputs))
     }
 
-    private mutating func armTimer(for version: UInt64) {
+    private func armTimer(for version: UInt64) {
         timer = version
         context.deadlines.arm(
             .init(channel: id, kind: .proposal), after: context.policy.proposalTimeout,
-            fire: .engine(.proposalTimedOut(version: version)), to: inputs)
+            fire: TimerFire(input: .engine(.proposalTimedOut(version: version)), runner: inputs))
     }
 
-    private mutating func disarmTimer() {
+    private func disarmTimer() {
         timer = nil
         context.deadlines.disarm(.init(channel: id, kind: .proposal))
     }
@@ -488,7 +491,7 @@ private struct RunnerLoop: Sendable {
         return decision
     }
 
-    private mutating func notify(_ event: ChannelEvent) async {
+    private func notify(_ event: ChannelEvent) async {
         switch event {
         case .opened:
             refreshStatus()

@@ -10,21 +10,17 @@ import Synchronization
 /// alive only while some timer is armed, wakes every `resolution` and fires what is due. A
 /// timer fires at most `resolution` late. Timeouts are seconds (proposals) or hundreds of
 /// milliseconds (turns in tests), so 10 ms is invisible.
-final class Deadlines: Sendable {
-    enum Kind: UInt8, Sendable {
-        case proposal
-        case turn
-    }
-
+final class Deadlines<Fire: Sendable>: Sendable {
     struct Key: Hashable, Sendable {
         let channel: ChannelID
         let kind: Kind
     }
 
+    typealias Kind = DeadlineKind
+
     private struct Entry: Sendable {
         let bucket: Int64
-        let fire: ChannelRunner.Input
-        let runner: RunnerHandle
+        let fire: Fire
     }
 
     private struct State: Sendable {
@@ -33,27 +29,37 @@ final class Deadlines: Sendable {
         /// behind and skipped when their bucket comes up (the entry no longer names it).
         var buckets: [Int64: [Key]] = [:]
         var sweeping = false
+        /// Buckets up to and including this one are swept. Set when a sweeper starts, one
+        /// tick before the arming instant: every entry falls due at or after it.
+        var cursor: Int64 = 0
         var stopped = false
     }
 
     let resolution: Duration
     private let origin = ContinuousClock.now
     private let state = Mutex(State())
+    private let deliver: @Sendable (Fire) -> Void
 
-    init(resolution: Duration = .milliseconds(10)) {
+    /// `deliver` gets each timer's `fire` value when it falls due, on the sweeper task.
+    init(resolution: Duration = .milliseconds(10), deliver: @escaping @Sendable (Fire) -> Void) {
         self.resolution = resolution
+        self.deliver = deliver
     }
 
-    /// Posts `fire` to `runner` once `delay` has passed, unless disarmed or re-armed first.
-    func arm(_ key: Key, after delay: Duration, fire: ChannelRunner.Input, to runner: RunnerHandle) {
-        let due = ContinuousClock.now + delay
+    /// Delivers `fire` once `delay` has passed (never earlier; at most `resolution` later),
+    /// unless `key` is disarmed or armed again first.
+    func arm(_ key: Key, after delay: Duration, fire: Fire) {
+        let now = ContinuousClock.now
+        let due = now + delay
         let bucket = tick(of: due)
         let startSweeper = state.withLock { state -> Bool in
             guard !state.stopped else { return false }
-            state.entries[key] = Entry(bucket: bucket, fire: fire, runner: runner)
+            state.entries[key] = Entry(bucket: bucket, fire: fire)
             state.buckets[bucket, default: []].append(key)
-            defer { state.sweeping = true }
-            return !state.sweeping
+            guard !state.sweeping else { return false }
+            state.sweeping = true
+            state.cursor = tick(of: now) - 1
+            return true
         }
         if startSweeper { Task { await self.sweep() } }
     }
@@ -81,34 +87,43 @@ final class Deadlines: Sendable {
     }
 
     private func sweep() async {
-        // Buckets before `cursor` are done. Every armed entry falls due at or after now, so
-        // starting one tick back misses nothing.
-        var cursor = tick(of: .now) - 1
         while true {
             do { try await Task.sleep(for: resolution) } catch { break }
             let now = ContinuousClock.now
             // A bucket is due once the tick after it has begun: its instants are all past.
             let last = tick(of: now) - 1
-            let due: [(ChannelRunner.Input, RunnerHandle)]? = state.withLock { state in
+            let due: [Fire]? = state.withLock { state in
                 if state.entries.isEmpty || state.stopped {
                     state.sweeping = false
                     state.buckets = [:]
                     return nil
                 }
-                var fired: [(ChannelRunner.Input, RunnerHandle)] = []
-                while cursor < last {
-                    cursor += 1
-                    for key in state.buckets.removeValue(forKey: cursor) ?? [] {
-                        guard let entry = state.entries[key], entry.bucket == cursor else { continue }
+                var fired: [Fire] = []
+                while state.cursor < last {
+                    state.cursor += 1
+                    let bucket = state.cursor
+                    for key in state.buckets.removeValue(forKey: bucket) ?? [] {
+                        guard let entry = state.entries[key], entry.bucket == bucket else { continue }
                         state.entries[key] = nil
-                        fired.append((entry.fire, entry.runner))
+                        fired.append(entry.fire)
                     }
                 }
                 return fired
             }
             guard let due else { return }
-            for (input, runner) in due { runner.post(input) }
+            for fire in due { deliver(fire) }
         }
         state.withLock { $0.sweeping = false }
     }
+}
+
+enum DeadlineKind: UInt8, Sendable {
+    case proposal
+    case turn
+}
+
+/// What a channel timer does when it fires: post `input` to the runner, if it still exists.
+struct TimerFire: Sendable {
+    let input: ChannelRunner.Input
+    let runner: RunnerHandle
 }

@@ -68,7 +68,7 @@ public actor Node {
     private var transient: [Int: Task<Void, Never>] = [:]
     private var nextTransient = 0
     /// Every channel's proposal and turn timers.
-    private let deadlines = Deadlines()
+    private let deadlines = Deadlines<TimerFire> { $0.runner.post($0.input) }
     /// The registered version we last considered moving on, per game channel.
     private var chainMoves: [ChannelID: UInt64] = [:]
     private var stopped = false

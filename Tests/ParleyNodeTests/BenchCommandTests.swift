@@ -79,6 +79,23 @@ struct BenchCommandTests {
         #expect(afterPaying - opened < 32 * 1024 * 1024, "grew \(Int(afterPaying - opened)) bytes over \(Int(updates)) updates: \(line)")
     }
 
+    /// An idle channel used to cost the peer ≈ 23 KB, most of it the slabs its long-lived
+    /// runner task kept; the runner now has no task while idle (≈ 2–3 KB per channel in
+    /// release). The bound is loose (RSS moves in pages; the build may be debug) but far
+    /// below what a task per idle channel costs.
+    @Test("an idle channel costs the peer well under 8 KiB")
+    func idleChannelsAreSmall() throws {
+        let run = try DevchainDaemon.run(
+            ["bench", "--seconds", "1", "--channels", "5", "--idle-channels", "1500", "--json"], timeout: 180)
+        try #require(run.status == 0, "parley bench failed: \(run.stderr)")
+        let line = try #require(run.stdout.split(separator: "\n").last.map(String.init))
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let memory = try #require(result["memory"] as? [String: Any])
+        #expect(memory["channels"] as? Int == 1500)
+        let bytes = try #require(number(memory["bytesPerChannel"]))
+        #expect(bytes < 8 * 1024, "\(Int(bytes)) bytes per idle channel: \(line)")
+    }
+
     @Test("bench refuses nonsense options")
     func validation() throws {
         let run = try DevchainDaemon.run(["bench", "--seconds", "0"])
