@@ -233,7 +233,7 @@ final class DrillRun: @unchecked Sendable {
         var random = SeededRandom(seed: options.seed ^ Self.nameHash(drill.name))
         let daemon = try ChildProcess(
             executable: options.executable,
-            arguments: ["devchain", "--listen", "127.0.0.1:0", "--data", root + "/chain", "--manual-time", "--json"])
+            arguments: ["devchain", "--listen", "127.0.0.1:0", "--data", root + "/chain", "--manual-time", "--json", "--stop-on-eof"])
         devchain = daemon
         guard let (line, _) = await daemon.line(from: 0, within: .seconds(30), where: { $0.contains("listening") }),
             let ready = NodeChild.object(line), let listening = ready["listening"] as? String

@@ -36,8 +36,8 @@ struct DevchainCommand: AsyncParsableCommand {
               devchain listening on HOST:PORT (data DIR, N transactions replayed, time T)
             or with --json one object:
               {"data":DIR,"listening":"HOST:PORT","manualTime":BOOL,"replayed":N,"time":T}
-            It runs until SIGINT or SIGTERM, then closes the listener and every client and \
-            persists the clock. Protocol and guarantees: Docs/Settlement.md, "The devchain daemon".
+            It runs until SIGINT or SIGTERM (or, with --stop-on-eof, until standard input \
+            ends), then closes the listener and every client and persists the clock. Protocol and guarantees: Docs/Settlement.md, "The devchain daemon".
 
             With --identity KEYFILE the daemon answers with that key instead, and clients \
             pin it by dialing devchain://pk1…@HOST:PORT (printed on stderr at startup).
@@ -80,6 +80,11 @@ struct DevchainCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the listening line as one JSON object.")
     var json = false
 
+    @Flag(
+        name: .long,
+        help: "Stop (as on SIGTERM) when standard input reaches its end: a parent that holds the write end of a pipe takes the daemon down with it, however the parent ends.")
+    var stopOnEOF = false
+
     func validate() throws {
         if manualTime && blockTime != nil { throw ValidationError("--manual-time and --block-time exclude each other.") }
         if let blockTime, blockTime == 0 { throw ValidationError("--block-time must be at least 1 ms.") }
@@ -104,6 +109,7 @@ struct DevchainCommand: AsyncParsableCommand {
             throw failure("devchain", "\(error)")
         }
         stop.watchSignals()
+        if stopOnEOF { stop.watchStandardInput() }
         if identity != nil {
             writeToStandardError(
                 "parley devchain: identity \(server.configuration.identity.publicKey.humanForm); dial devchain://\(server.configuration.identity.publicKey.humanForm)@\(server.address)\n")
@@ -115,6 +121,8 @@ struct DevchainCommand: AsyncParsableCommand {
         switch reason {
         case let .signal(name):
             writeToStandardError("parley devchain: stopped by \(name) at chain time \(server.now.seconds)\n")
+        case .inputClosed:
+            writeToStandardError("parley devchain: standard input closed; stopped at chain time \(server.now.seconds)\n")
         case let .fatal(why):
             throw failure("devchain", "stopped: \(why)")
         }
@@ -145,6 +153,8 @@ private struct DevchainListening: Encodable {
 /// Why the daemon stops: a signal, or a ledger it can no longer write.
 private enum StopReason: Sendable {
     case signal(String)
+    /// `--stop-on-eof` and standard input ended.
+    case inputClosed
     case fatal(String)
 }
 
@@ -171,6 +181,22 @@ private final class StopSignal: Sendable {
         }
         // Kept for the life of the process: a released source stops delivering.
         signalSources = sources
+    }
+
+    /// Reads (and ignores) standard input on a thread of its own until it ends.
+    func watchStandardInput() {
+        let thread = Thread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 512)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
+                if count > 0 { continue }
+                if count < 0, errno == EINTR { continue }
+                break
+            }
+            trigger(.inputClosed)
+        }
+        thread.name = "devchain-stdin"
+        thread.start()
     }
 
     func trigger(_ reason: StopReason) {

@@ -129,6 +129,23 @@ import Glibc
         #expect(try await client.balance(of: Keys.alice.publicKey) == 5)
     }
 
+    /// Tests start daemons with `--stop-on-eof` and hold the pipe: if the test process dies
+    /// (a crash, a CI timeout's SIGKILL) the kernel closes it and the daemon stops instead of
+    /// living on as an orphan holding a port and a data directory.
+    @Test func aDaemonStopsCleanlyWhenItsStandardInputEnds() throws {
+        let directory = DevchainDaemon.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let daemon = try DevchainDaemon.start(directory: directory)
+        #expect(daemon.process.isRunning)
+        daemon.cutLifeline()
+        let deadline = Date(timeIntervalSinceNow: 20)
+        while daemon.process.isRunning, Date() < deadline { usleep(10_000) }
+        try #require(!daemon.process.isRunning, "the daemon outlived its standard input")
+        #expect(daemon.process.terminationStatus == 0)
+        #expect(daemon.stderr.waitForEnd(before: Date(timeIntervalSinceNow: 5)))
+        #expect(daemon.stderr.text.contains("standard input closed"), "stderr: \(daemon.stderr.text)")
+    }
+
     @Test func tornTailIsCutOffAndTheDaemonStarts() async throws {
         let directory = DevchainDaemon.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -141,7 +141,14 @@ public final class DevchainDaemon: @unchecked Sendable {
     public let stdout: PipeText
     public let stderr: PipeText
 
-    private init(directory: String, process: Process, address: SocketAddress, ready: [String: Any], stdout: PipeText, stderr: PipeText) {
+    /// Its standard input; the daemon stops when the write end closes.
+    private let lifeline: Pipe
+
+    private init(
+        directory: String, process: Process, address: SocketAddress, ready: [String: Any], stdout: PipeText, stderr: PipeText,
+        lifeline: Pipe
+    ) {
+        self.lifeline = lifeline
         self.directory = directory
         self.process = process
         self.address = address
@@ -159,8 +166,13 @@ public final class DevchainDaemon: @unchecked Sendable {
     public static func start(
         directory: String, port: UInt16 = 0, timeArguments: [String] = ["--manual-time"], extra: [String] = []
     ) throws -> DevchainDaemon {
+        // The daemon stops when its standard input ends. We hold the pipe's write end for
+        // the daemon's life, so however this test process ends — a crash, a timeout's
+        // SIGKILL — the kernel closes it and no daemon outlives the test run.
+        let lifeline = Pipe()
         let (process, out, err) = try launch(
-            ["devchain", "--listen", "127.0.0.1:\(port)", "--data", directory, "--json"] + timeArguments + extra)
+            ["devchain", "--listen", "127.0.0.1:\(port)", "--data", directory, "--json", "--stop-on-eof"] + timeArguments + extra,
+            standardInput: lifeline)
         guard let line = out.firstLine(before: Date(timeIntervalSinceNow: readyTimeout)) else {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
@@ -173,7 +185,8 @@ public final class DevchainDaemon: @unchecked Sendable {
             kill(process.processIdentifier, SIGKILL)
             throw DevchainTestFailure("unexpected listening line: \(line)")
         }
-        return DevchainDaemon(directory: directory, process: process, address: address, ready: object, stdout: out, stderr: err)
+        return DevchainDaemon(
+            directory: directory, process: process, address: address, ready: object, stdout: out, stderr: err, lifeline: lifeline)
     }
 
     /// Runs `parley arguments…` to completion; returns its status and stderr.
@@ -189,7 +202,7 @@ public final class DevchainDaemon: @unchecked Sendable {
         return (process.terminationStatus, out.text, err.text)
     }
 
-    private static func launch(_ arguments: [String]) throws -> (Process, PipeText, PipeText) {
+    private static func launch(_ arguments: [String], standardInput: Pipe? = nil) throws -> (Process, PipeText, PipeText) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try ParleyExecutable.require())
         process.arguments = arguments
@@ -197,15 +210,21 @@ public final class DevchainDaemon: @unchecked Sendable {
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = standardInput ?? FileHandle.nullDevice
         try process.run()
         return (process, PipeText(out.fileHandleForReading), PipeText(err.fileHandleForReading))
     }
 
     public var replayed: Int { ready["replayed"] as? Int ?? -1 }
 
+    /// Closes our end of the daemon's standard input, as this process's death would.
+    public func cutLifeline() {
+        try? lifeline.fileHandleForWriting.close()
+    }
+
     /// Sends `signal` and waits for the process to end.
     public func stop(_ signal: Int32 = SIGKILL) {
+        defer { try? lifeline.fileHandleForWriting.close() }
         guard process.isRunning else { return }
         kill(process.processIdentifier, signal)
         process.waitUntilExit()
