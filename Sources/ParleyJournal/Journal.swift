@@ -44,6 +44,11 @@ public final class Journal: @unchecked Sendable {
     public let directory: String
     public let durability: Durability
     public let maxSegmentBytes: Int
+    /// When the previous commit carried two or more batches (other appenders are active),
+    /// the writer waits for as many batches as that commit carried (at most 64), but at
+    /// most this long after the first one is queued, before it writes and syncs. A lone
+    /// appender, whose commits carry one batch, never waits. Zero turns gathering off.
+    public let groupCommitWindow: Duration
     /// What `open` recovered. Channels as they were before this process appended anything.
     public let recovery: RecoveryReport
 
@@ -54,6 +59,10 @@ public final class Journal: @unchecked Sendable {
     private var failure: JournalError?
     private var closing = false
     private var writerDone = false
+    /// The writer is blocked in `nextBatches` until the queue holds this many batches
+    /// (0: not waiting). `enqueue` signals only when that is reached, so appenders that
+    /// arrive while the writer gathers do not wake it one by one.
+    private var writerWaitsFor = 0
     // Owned by the writer thread after `open`:
     private var fd: Int32
     private var segmentIndex: UInt64
@@ -61,6 +70,8 @@ public final class Journal: @unchecked Sendable {
     private var table: ChannelTable
     private let lockFD: Int32
     private var stats = Stats()
+    /// Batches the previous group commit carried: how many appenders are active.
+    private var previousCommitBatches = 0
 
     /// Syncs performed and records written, for tests and benchmarks.
     public struct Stats: Sendable {
@@ -68,9 +79,17 @@ public final class Journal: @unchecked Sendable {
         public var batches = 0
         public var records = 0
         public var compactions = 0
+        /// Commits that waited (up to `groupCommitWindow`) for more appenders first.
+        public var gatheringWaits = 0
     }
 
     public static let defaultMaxSegmentBytes = 16 << 20
+
+    /// How long a group commit may wait for more appenders (Docs/Journal.md, "Group
+    /// commit"): about two fsyncs of a small append on the machine it was tuned on.
+    public static let defaultGroupCommitWindow: Duration = .microseconds(300)
+    /// A gathering commit stops waiting once this many batches are queued.
+    static let gatherBatchLimit = 64
 
     /// Opens (creating if needed) the journal in `directory` and recovers every channel.
     ///
@@ -79,11 +98,13 @@ public final class Journal: @unchecked Sendable {
     /// `.corrupted` and nothing is modified.
     public init(
         directory: String, durability: Durability = .fsync, maxSegmentBytes: Int = Journal.defaultMaxSegmentBytes,
+        groupCommitWindow: Duration = Journal.defaultGroupCommitWindow,
         fileSystem: any JournalFileSystem = POSIXJournalFileSystem()
     ) throws(JournalError) {
         self.directory = directory
         self.durability = durability
         self.maxSegmentBytes = maxSegmentBytes
+        self.groupCommitWindow = max(groupCommitWindow, .zero)
         self.fileSystem = fileSystem
         try fileSystem.createDirectory(directory)
         lockFD = try fileSystem.lockExclusively(directory + "/LOCK")
@@ -125,6 +146,11 @@ public final class Journal: @unchecked Sendable {
         try box.wait().get()
     }
 
+    /// Batches queued for the writer and not yet taken (for tests).
+    var queuedBatchCount: Int {
+        lock.withLock { queue.count }
+    }
+
     /// The failure that stopped the journal, if any. A stopped journal refuses every append.
     public var stoppedBecause: JournalError? {
         lock.withLock { failure }
@@ -162,7 +188,7 @@ public final class Journal: @unchecked Sendable {
             if closing { return .closed }
             if let failure { return .stopped(after: failure.description) }
             queue.append(batch)
-            lock.broadcast()
+            if writerWaitsFor > 0 && queue.count >= writerWaitsFor { lock.broadcast() }
             return nil
         }
         if let refusal { batch.waiter.resume(.failure(refusal)) }
@@ -170,6 +196,7 @@ public final class Journal: @unchecked Sendable {
 
     private func writerLoop() {
         while let batches = nextBatches() {
+            previousCommitBatches = batches.count
             let result = write(batches)
             for batch in batches { batch.waiter.resume(result) }
             if case .success = result, segmentBytes >= maxSegmentBytes {
@@ -182,14 +209,35 @@ public final class Journal: @unchecked Sendable {
         }
     }
 
-    /// Everything queued, or nil when closing with nothing left.
+    /// Everything queued, or nil when closing with nothing left. Waits for the first batch;
+    /// then, if the previous commit was shared, gathers more for a bounded time.
     private func nextBatches() -> [PendingBatch]? {
-        lock.withLock {
+        let gathering = previousCommitBatches >= 2 && groupCommitWindow > .zero
+        let target = gathering ? min(previousCommitBatches, Self.gatherBatchLimit) : 1
+        return lock.withLock {
+            writerWaitsFor = 1
             while queue.isEmpty && !closing { lock.wait() }
+            if queue.count < target && !closing {
+                writerWaitsFor = target
+                stats.gatheringWaits += 1
+                let deadline = Self.deadline(after: groupCommitWindow)
+                while queue.count < target && !closing && lock.wait(until: deadline) {}
+            }
+            writerWaitsFor = 0
             guard !queue.isEmpty else { return nil }
             defer { queue.removeAll(keepingCapacity: true) }
             return queue
         }
+    }
+
+    /// `CLOCK_MONOTONIC` now plus `duration`, for `ConditionLock.wait(until:)`.
+    private static func deadline(after duration: Duration) -> timespec {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let nanoseconds = Int(now.tv_nsec) + Int(duration.components.attoseconds / 1_000_000_000)
+        return timespec(
+            tv_sec: now.tv_sec + Int(duration.components.seconds) + nanoseconds / 1_000_000_000,
+            tv_nsec: nanoseconds % 1_000_000_000)
     }
 
     /// One write and (with `.fsync`) one sync for all waiting batches: the group commit.
@@ -401,7 +449,13 @@ final class ConditionLock: @unchecked Sendable {
 
     init() {
         pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
+        // Timed waits measure against the monotonic clock, so a wall-clock step cannot
+        // stretch or cut short a group-commit gathering window.
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
     }
 
     deinit {
@@ -420,6 +474,13 @@ final class ConditionLock: @unchecked Sendable {
     /// Call with the lock held.
     func wait() {
         pthread_cond_wait(condition, mutex)
+    }
+
+    /// Call with the lock held. Waits until signalled or `deadline` (`CLOCK_MONOTONIC`)
+    /// passes; false once it has passed.
+    func wait(until deadline: timespec) -> Bool {
+        var deadline = deadline
+        return pthread_cond_timedwait(condition, mutex, &deadline) != ETIMEDOUT
     }
 
     /// Call with the lock held.

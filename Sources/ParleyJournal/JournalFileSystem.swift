@@ -11,7 +11,7 @@ public protocol JournalFileSystem: Sendable {
     /// Opens for appending; with `create`, the file must not exist yet.
     func openForAppend(_ path: String, create: Bool) throws(JournalError) -> Int32
     func write(_ fd: Int32, _ bytes: [UInt8], path: String) throws(JournalError)
-    /// fsync: returns only when the file's data is on stable storage.
+    /// Returns only when the file's data, and its size, are on stable storage.
     func sync(_ fd: Int32, path: String) throws(JournalError)
     /// fsync of the directory, making file creations and removals durable.
     func syncDirectory(_ path: String) throws(JournalError)
@@ -92,19 +92,32 @@ public struct POSIXJournalFileSystem: JournalFileSystem {
         }
     }
 
+    /// fdatasync, not fsync: segments only ever grow by appending, and fdatasync(2) flushes
+    /// the data plus the metadata needed to read it back, which includes the file size
+    /// (the man page: "a change to the file size ... would require a metadata flush").
+    /// What it skips, mtime and atime, recovery never reads. On this machine's ext4 the two
+    /// cost the same for a 220-byte append (p50 ≈ 140–165 µs each), so this is about not
+    /// asking for more than the contract needs.
     public func sync(_ fd: Int32, path: String) throws(JournalError) {
-        while fsync(fd) != 0 {
-            if errno == EINTR { continue }
-            if errno == ENOSPC { throw .diskFull(path: path) }
-            throw .io(operation: "fsync", path: path, errno: errno)
-        }
+        try Self.retryingEINTR(operation: "fdatasync", path: path) { fdatasync(fd) }
     }
 
+    /// fsync of the directory itself: a new or removed entry is directory metadata.
     public func syncDirectory(_ path: String) throws(JournalError) {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
         defer { Glibc.close(fd) }
-        try sync(fd, path: path)
+        try Self.retryingEINTR(operation: "fsync", path: path) { fsync(fd) }
+    }
+
+    private static func retryingEINTR(
+        operation: String, path: String, _ call: () -> Int32
+    ) throws(JournalError) {
+        while call() != 0 {
+            if errno == EINTR { continue }
+            if errno == ENOSPC { throw .diskFull(path: path) }
+            throw .io(operation: operation, path: path, errno: errno)
+        }
     }
 
     public func truncate(_ path: String, to length: Int) throws(JournalError) {

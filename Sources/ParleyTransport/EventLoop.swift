@@ -21,6 +21,9 @@ import Darwin
 ///   wakes the loop, which drains the queue in FIFO order.
 /// - The loop blocks in `uv_run(UV_RUN_DEFAULT)`; the wake-up handle keeps it
 ///   alive, so an idle loop costs no CPU.
+/// - Output is coalesced per loop iteration: owners of outgoing bytes register with
+///   `flushBeforeNextPoll(_:)` and a `uv_prepare_t` handle flushes them right before the
+///   loop next blocks, so everything queued by one batch of callbacks leaves together.
 ///
 /// Call `shutdown()` when done: the loop thread holds a reference to the
 /// loop, so a loop that is never shut down lives (and keeps its thread) until
@@ -41,6 +44,10 @@ public final class EventLoop: @unchecked Sendable {
 
     let uvLoop: UnsafeMutablePointer<uv_loop_t>
     private let wakeup: UnsafeMutablePointer<uv_async_t>
+    /// Runs `flushPending()` before each poll; unreferenced, so it never keeps the loop alive.
+    private let beforePoll: UnsafeMutablePointer<uv_prepare_t>
+    private var pendingFlushes: [any LoopFlushable] = []  // loop-confined
+    private var spareFlushes: [any LoopFlushable] = []  // loop-confined, swapped with pendingFlushes
 
     /// One buffer shared by all reads on this loop. libuv on Unix calls the
     /// alloc callback and then the read callback for the same handle with no
@@ -74,6 +81,7 @@ public final class EventLoop: @unchecked Sendable {
         self.name = "\(name)-\(number)"
         uvLoop = UV.allocate(uv_loop_t.self)
         wakeup = UV.allocate(uv_async_t.self)
+        beforePoll = UV.allocate(uv_prepare_t.self)
         readBuffer = .allocate(byteCount: EventLoop.readBufferSize, alignment: 16)
 
         var status = uv_loop_init(uvLoop)
@@ -87,13 +95,19 @@ public final class EventLoop: @unchecked Sendable {
         }
         uvLoop.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         wakeup.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        // uv_prepare_init and uv_prepare_start only link the handle into the loop; they cannot fail.
+        uv_prepare_init(uvLoop, beforePoll)
+        beforePoll.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_prepare_start(beforePoll, eventLoopBeforePollCallback)
+        uv_unref(UV.handle(beforePoll))
 
         switch EventLoopThread.start(self) {
         case let .success(thread):
             self.thread = thread
         case let .failure(error):
-            // The loop never ran: close the wake-up handle and the loop here.
+            // The loop never ran: close the wake-up handles and the loop here.
             uv_close(UV.handle(wakeup), nil)
+            uv_close(UV.handle(beforePoll), nil)
             uv_run(uvLoop, UV_RUN_DEFAULT)
             loopCloseStatus = uv_loop_close(uvLoop)
             throw error
@@ -106,6 +120,7 @@ public final class EventLoop: @unchecked Sendable {
         // point into it: leak it rather than free memory libuv may touch.
         if loopCloseStatus == 0 {
             UV.free(wakeup)
+            UV.free(beforePoll)
             UV.free(uvLoop)
         }
         readBuffer.deallocate()
@@ -167,7 +182,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// How many libuv handles (listeners, connections, timers) are open on the loop,
-    /// not counting its own wake-up handle. For diagnostics and leak checks: after
+    /// not counting its own wake-up and flush handles. For diagnostics and leak checks: after
     /// every connection to a listener has ended it is back where it was.
     /// - Throws: `EventLoopError.shutDown` once the loop no longer takes work.
     public func openHandleCount() async throws -> Int {
@@ -176,7 +191,7 @@ public final class EventLoop: @unchecked Sendable {
             withUnsafeMutablePointer(to: &count) { counter in
                 uv_walk(uvLoop, eventLoopCountWalkCallback, UnsafeMutableRawPointer(counter))
             }
-            return count - 1
+            return count - EventLoop.ownHandleCount
         }
     }
 
@@ -186,6 +201,9 @@ public final class EventLoop: @unchecked Sendable {
     public var liveConnectionCount: Int {
         connectionObjects.load(ordering: .relaxed)
     }
+
+    /// The loop's own handles: the wake-up `uv_async_t` and the flush `uv_prepare_t`.
+    static let ownHandleCount = 2
 
     /// The close reason reported by connections the shutdown closes.
     public static let shutdownReason = "event loop shut down"
@@ -225,6 +243,25 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
+    /// Calls `item.flush()` on the loop thread after the callbacks of the current loop
+    /// iteration and before the loop next waits for I/O (loop thread only). Registering
+    /// twice flushes twice; owners keep a flag so they register once per batch.
+    func flushBeforeNextPoll(_ item: any LoopFlushable) {
+        pendingFlushes.append(item)
+    }
+
+    /// Prepare callback: flushes everything registered since the last poll, including
+    /// anything a flush registers, so nothing waits in a buffer while the loop sleeps.
+    fileprivate func flushPending() {
+        while !pendingFlushes.isEmpty {
+            var batch = spareFlushes
+            swap(&batch, &pendingFlushes)
+            for item in batch { item.flush() }
+            batch.removeAll(keepingCapacity: true)
+            spareFlushes = batch
+        }
+    }
+
     /// Body of the loop thread.
     func runOnThread() {
         pthread_setspecific(loopThreadKey, Unmanaged.passUnretained(self).toOpaque())
@@ -240,6 +277,8 @@ public final class EventLoop: @unchecked Sendable {
             status = uv_loop_close(uvLoop)
             attempts += 1
         }
+        // Flushes registered after the prepare handle closed hold their owners; let go.
+        pendingFlushes.removeAll()
         queueLock.withLock { loopCloseStatus = status }
         pthread_setspecific(loopThreadKey, nil)
     }
@@ -269,6 +308,11 @@ public final class EventLoop: @unchecked Sendable {
 private func eventLoopWakeupCallback(_ handle: UnsafeMutablePointer<uv_async_t>?) {
     guard let data = handle?.pointee.data else { return }
     Unmanaged<EventLoop>.fromOpaque(data).takeUnretainedValue().drainQueue()
+}
+
+private func eventLoopBeforePollCallback(_ handle: UnsafeMutablePointer<uv_prepare_t>?) {
+    guard let data = handle?.pointee.data else { return }
+    Unmanaged<EventLoop>.fromOpaque(data).takeUnretainedValue().flushPending()
 }
 
 private func eventLoopCountWalkCallback(_ handle: UnsafeMutablePointer<uv_handle_t>?, _ counter: UnsafeMutableRawPointer?) {

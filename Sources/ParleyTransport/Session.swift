@@ -141,6 +141,13 @@ enum SessionFrameKind: UInt8 {
 /// ``SessionConfig/receiveHighWater`` undelivered bytes the socket is not read, so a slow
 /// application slows the peer instead of growing memory.
 ///
+/// Sent payloads go into an outbox shared with the loop thread. Once per loop iteration,
+/// just before the loop waits for I/O again, the loop seals everything in the outbox in
+/// order and writes the frames with one write. ``send(_:)`` returns as soon as its payload
+/// is in the outbox while the send queue (outbox plus the connection's queued bytes) is
+/// below the high-water mark of ``SessionConfig/sendWatermarks``, without a thread hop;
+/// above it, it waits until the loop hands its frame to the connection.
+///
 /// Like its connection, a session lives until it is closed (by either side, an error or
 /// loop shutdown), even when the application drops its reference.
 public final class Session: @unchecked Sendable {
@@ -159,6 +166,29 @@ public final class Session: @unchecked Sendable {
         case open
         case closed(SessionCloseReason)
     }
+
+    /// A payload waiting for the loop to seal and write it, with the sender that waits for
+    /// that when it was queued above the high-water mark.
+    private struct OutgoingFrame {
+        let kind: SessionFrameKind
+        let payload: [UInt8]
+        let waiter: CheckedContinuation<Void, Error>?
+
+        /// Bytes it takes on the wire: length prefix, kind byte, payload, tag.
+        var frameBytes: Int { WireLimits.frameHeaderBytes + 1 + payload.count + AEAD.tagBytes }
+    }
+
+    private let outboxLock = PThreadLock()
+    // Guarded by outboxLock:
+    private var outbox: [OutgoingFrame] = []
+    private var outboxHead = 0
+    /// Wire bytes of the frames in the outbox (sealed or not yet).
+    private var outboxBytes = 0
+    /// A flush is registered with the loop (or on its way there); no further wake-up is needed.
+    private var flushRequested = false
+    /// Set by `end`: from then on nothing enters the outbox.
+    private var sendClosedReason: SessionCloseReason?
+    private var flushCount = 0
 
     // Loop-confined.
     private var state = State.open
@@ -198,6 +228,7 @@ public final class Session: @unchecked Sendable {
 
     /// Takes over the connection and opens any frames already buffered (loop thread).
     func start() {
+        connection.onQueueDrained = { [self] in requestFlushOnLoop() }
         connection.setHandlers(
             onRead: { [self] in received($0) },
             onClose: { [self] in connectionClosed($0) })
@@ -205,23 +236,50 @@ public final class Session: @unchecked Sendable {
         received([])
     }
 
-    /// Sends one payload in one encrypted frame, waiting while the connection's send
-    /// queue is above its high-water mark.
-    /// - Throws: `SessionError.payloadTooLarge` or `SessionError.closed`.
+    /// Queues one payload to go out in one encrypted frame, after every payload queued
+    /// before it.
+    ///
+    /// When it returns, the payload is queued in order for the socket: not yet sealed or
+    /// written. The loop thread seals and writes it with everything else queued in the
+    /// same loop iteration; a session that ends first (either side closes, the connection
+    /// fails, the loop shuts down) drops it, like bytes still in flight. Calls from one task
+    /// arrive in the order they were made.
+    ///
+    /// While the session's send queue (frames waiting for the loop plus bytes the connection
+    /// has not written yet) is below the high-water mark of ``SessionConfig/sendWatermarks``,
+    /// it returns without suspending or waking any thread but the loop's, and wakes that
+    /// only when the outbox was empty. At or above the mark it suspends until the loop has
+    /// handed its frame to the connection, so a peer that stops reading stops the sender.
+    /// - Throws: `SessionError.payloadTooLarge`, or `SessionError.closed` if the session
+    ///   has ended (or ends while the call waits).
     public func send(_ payload: [UInt8]) async throws {
+        switch queue(.data, payload, waiter: nil) {
+        case .queued: return
+        case let .refused(error): throw error
+        case .full: break
+        }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            connection.eventLoop.runOnLoop({ [self] in
-                sendFrame(.data, payload) { continuation.resume(with: $0.mapError { $0 as Error }) }
-            }, orElse: {
-                continuation.resume(throwing: SessionError.closed(.transport(.localClose(EventLoop.shutdownReason))))
-            })
+            switch queue(.data, payload, waiter: continuation) {
+            case .queued: break  // the loop resumes it
+            case let .refused(error): continuation.resume(throwing: error)
+            case .full: preconditionFailure("a waiting send is always queued")
+            }
         }
     }
 
-    /// Tells the peer why (best effort) and closes the connection. Idempotent.
+    /// How many times the loop has taken frames from the outbox and written them. For tests
+    /// that check that payloads queued together leave together.
+    var outboxFlushes: Int {
+        outboxLock.withLock { flushCount }
+    }
+
+    /// Writes what the send queue holds (up to the high-water mark), tells the peer why
+    /// (best effort) and closes the connection. Payloads still queued beyond the mark are
+    /// dropped and their waiting senders fail with `SessionError.closed`. Idempotent.
     public func close(reason: String = "closed by application") {
         connection.eventLoop.runOnLoop { [self] in
             guard case .open = state else { return }
+            flush()
             let frame = try? sealer.sealFrame([SessionFrameKind.close.rawValue] + Array(reason.utf8.prefix(SessionFrameKind.maxCloseReasonBytes)))
             end(.localClose(reason))
             guard let frame, connection.bytesQueued < connection.watermarks.high else {
@@ -241,29 +299,131 @@ public final class Session: @unchecked Sendable {
         }
     }
 
+    // MARK: - Outbox (any thread)
+
+    private enum Admission {
+        /// In the outbox; a waiter, if given, is resumed by the loop.
+        case queued
+        /// No waiter was given and the send queue is at or above the high-water mark.
+        case full
+        case refused(SessionError)
+    }
+
+    /// Puts one frame into the outbox and makes sure a flush is coming. Without a waiter
+    /// only below the high-water mark; with one, always (the loop resumes it once the frame
+    /// is handed to the connection). Frames the session sends itself (pings, pongs) come
+    /// from the loop thread with no waiter and `force`.
+    private func queue(
+        _ kind: SessionFrameKind, _ payload: [UInt8], waiter: CheckedContinuation<Void, Error>?, force: Bool = false
+    ) -> Admission {
+        let frame = OutgoingFrame(kind: kind, payload: payload, waiter: waiter)
+        return outboxLock.withLock {
+            if let reason = sendClosedReason { return .refused(.closed(reason)) }
+            guard payload.count < SecureFrames.maxPayloadBytes else {
+                return .refused(.payloadTooLarge(length: payload.count, limit: SecureFrames.maxPayloadBytes - 1))
+            }
+            if waiter == nil && !force && outboxBytes + connection.bytesQueued >= connection.watermarks.high {
+                return .full
+            }
+            if !flushRequested {
+                let loop = connection.eventLoop
+                if loop.isOnLoopThread {
+                    loop.flushBeforeNextPoll(self)
+                } else if !loop.enqueue({ [self] in loop.flushBeforeNextPoll(self) }) {
+                    return .refused(.closed(.transport(.localClose(EventLoop.shutdownReason))))
+                }
+                flushRequested = true
+            }
+            outbox.append(frame)
+            outboxBytes += frame.frameBytes
+            return .queued
+        }
+    }
+
     // MARK: - Loop thread
 
-    private func sendFrame(
-        _ kind: SessionFrameKind, _ payload: [UInt8],
-        accepted: @escaping @Sendable (Result<Void, SessionError>) -> Void
-    ) {
-        guard case .open = state else {
-            if case let .closed(reason) = state { accepted(.failure(.closed(reason))) }
-            return
+    /// Registers a flush for the end of this loop iteration if frames wait and none is due.
+    private func requestFlushOnLoop() {
+        outboxLock.withLock {
+            guard !flushRequested, outboxHead < outbox.count else { return }
+            flushRequested = true
+            connection.eventLoop.flushBeforeNextPoll(self)
         }
-        let frame: [UInt8]
-        do {
-            frame = try sealer.sealFrame([kind.rawValue] + payload)
-        } catch {
-            return accepted(.failure(.payloadTooLarge(length: payload.count, limit: SecureFrames.maxPayloadBytes - 1)))
+    }
+
+    /// Seals the frames at the head of the outbox in order and hands them to the
+    /// connection as one write, while the connection's queue is below its high-water mark
+    /// (always at least one frame when it is). What does not fit stays queued until the
+    /// connection drains (`onQueueDrained`). So the connection's queue peaks below the
+    /// high-water mark plus one frame, as when every frame was its own send.
+    private func takeSendable() -> [OutgoingFrame] {
+        outboxLock.withLock {
+            flushRequested = false
+            guard case .open = state else { return [] }
+            let queued = connection.bytesQueued
+            let high = connection.watermarks.high
+            var taken = 0
+            var end = outboxHead
+            while end < outbox.count && queued + taken < high {
+                taken += outbox[end].frameBytes
+                end += 1
+            }
+            let frames = Array(outbox[outboxHead..<end])
+            outboxHead = end
+            if outboxHead == outbox.count {
+                outbox.removeAll(keepingCapacity: outbox.count <= Self.retainedOutboxCapacity)
+                outboxHead = 0
+            } else if outboxHead * 2 > outbox.count {
+                outbox.removeFirst(outboxHead)
+                outboxHead = 0
+            }
+            if !frames.isEmpty { flushCount += 1 }
+            return frames
+        }
+    }
+
+    /// Frames to a flush keep at most this many slots of outbox capacity between bursts.
+    private static let retainedOutboxCapacity = 1024
+
+    private func writeSendable() {
+        let frames = takeSendable()
+        guard !frames.isEmpty else { return }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(frames.reduce(0) { $0 + $1.frameBytes })
+        var waiters: [CheckedContinuation<Void, Error>] = []
+        var sealedBytes = 0
+        for frame in frames {
+            do {
+                bytes += try sealer.sealFrame([frame.kind.rawValue] + frame.payload)
+            } catch {
+                // Only an exhausted frame counter gets here (sizes are checked when queued).
+                fail(.protocolViolation("cannot seal frame: \(error)"))
+                let reason = closeReason(after: .connectionClosed(.localClose("frame counter exhausted")))
+                for frame in frames { frame.waiter?.resume(throwing: SessionError.closed(reason)) }
+                return
+            }
+            sealedBytes += frame.frameBytes
+            if let waiter = frame.waiter { waiters.append(waiter) }
         }
         lastSent = .now
-        connection.send(frame) { [self] result in
-            switch result {
-            case .success: accepted(.success(()))
-            case let .failure(error): accepted(.failure(.closed(closeReason(after: error))))
-            }
+        let handedOver = waiters
+        connection.send(bytes) { [self] result in
+            let outcome = result.mapError { SessionError.closed(closeReason(after: $0)) as Error }
+            for waiter in handedOver { waiter.resume(with: outcome) }
         }
+        // Counted out of the outbox only now that the connection counts them (`end` may
+        // have emptied the outbox meanwhile).
+        outboxLock.withLock {
+            if sendClosedReason == nil { outboxBytes -= sealedBytes }
+        }
+        // The socket took everything at once (nothing queued in libuv, so no write
+        // completion will call `onQueueDrained`): write what is left in the next round.
+        if connection.bytesQueued < connection.watermarks.high { requestFlushOnLoop() }
+    }
+
+    /// Queues a frame the session sends on its own (ping, pong) behind everything queued.
+    private func sendControlFrame(_ kind: SessionFrameKind) {
+        _ = queue(kind, [], waiter: nil, force: true)
     }
 
     private func closeReason(after error: TCPError) -> SessionCloseReason {
@@ -305,7 +465,7 @@ public final class Session: @unchecked Sendable {
             events.inbox.push(.message(body))
         case .ping:
             pingsReceived += 1
-            sendFrame(.pong, []) { _ in }
+            sendControlFrame(.pong)
         case .pong:
             pongsReceived += 1
         case .close:
@@ -331,6 +491,16 @@ public final class Session: @unchecked Sendable {
     private func end(_ reason: SessionCloseReason) {
         guard case .open = state else { return }
         state = .closed(reason)
+        let dropped: [OutgoingFrame] = outboxLock.withLock {
+            sendClosedReason = reason
+            defer {
+                outbox = []
+                outboxHead = 0
+                outboxBytes = 0
+            }
+            return Array(outbox[outboxHead...])
+        }
+        for frame in dropped { frame.waiter?.resume(throwing: SessionError.closed(reason)) }
         livenessTimer?.cancel()
         livenessTimer = nil
         events.inbox.finish(reason)
@@ -355,7 +525,7 @@ public final class Session: @unchecked Sendable {
         let now = ContinuousClock.now
         if now - lastSent >= config.keepaliveInterval {
             pingsSent += 1
-            sendFrame(.ping, []) { _ in }
+            sendControlFrame(.ping)
         }
         if !reportedSilence, now - lastReceived >= config.silenceInterval {
             reportedSilence = true
@@ -372,4 +542,11 @@ extension SessionFrameKind {
 private struct SessionProtocolViolation: Error, CustomStringConvertible {
     let reason: String
     var description: String { reason }
+}
+
+extension Session: LoopFlushable {
+    /// The loop's end-of-iteration flush: writes what the outbox holds, up to the high-water mark.
+    func flush() {
+        writeSendable()
+    }
 }

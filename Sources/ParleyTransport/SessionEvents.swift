@@ -78,25 +78,17 @@ final class SessionInbox: @unchecked Sendable {
         lock.withLock { isFinished = true }
     }
 
+    /// The next event. One already buffered is returned without suspending (no
+    /// continuation, no trip through the executor); only an empty inbox waits.
     func next() async -> SessionEvent? {
-        await withTaskCancellationHandler {
+        let (buffered, resume) = lock.withLock { takeBuffered() }
+        if resume { onPressureChange(false) }
+        if let buffered { return buffered }
+        return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<SessionEvent?, Never>) in
                 let (event, resume) = lock.withLock { () -> (SessionEvent??, Bool) in
-                    if head < queue.count {
-                        let event = queue[head]
-                        head += 1
-                        if head == queue.count {
-                            queue.removeAll(keepingCapacity: true)
-                            head = 0
-                        } else if head > 1024 && head * 2 > queue.count {
-                            queue.removeFirst(head)
-                            head = 0
-                        }
-                        bytes -= Self.size(of: event)
-                        let resume = isPaused && bytes <= lowWater
-                        if resume { isPaused = false }
-                        return (.some(event), resume)
-                    }
+                    let (buffered, resume) = takeBuffered()
+                    if let buffered { return (.some(buffered), resume) }
                     if isFinished || Task.isCancelled { return (.some(nil), false) }
                     waiter = continuation
                     return (nil, false)
@@ -111,6 +103,25 @@ final class SessionInbox: @unchecked Sendable {
             }
             waiting?.resume(returning: nil)
         }
+    }
+
+    /// The oldest buffered event, if any, and whether taking it drained the inbox to the
+    /// low-water mark while reading was paused (call with the lock held).
+    private func takeBuffered() -> (SessionEvent?, Bool) {
+        guard head < queue.count else { return (nil, false) }
+        let event = queue[head]
+        head += 1
+        if head == queue.count {
+            queue.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head > 1024 && head * 2 > queue.count {
+            queue.removeFirst(head)
+            head = 0
+        }
+        bytes -= Self.size(of: event)
+        let resume = isPaused && bytes <= lowWater
+        if resume { isPaused = false }
+        return (event, resume)
     }
 
     private static func size(of event: SessionEvent) -> Int {

@@ -42,6 +42,7 @@ public final class TCPConnection: @unchecked Sendable {
     private let handle: UnsafeMutablePointer<uv_tcp_t>
     private let queuedByteCount = Atomic<Int>(0)
     private let peakQueuedByteCount = Atomic<Int>(0)
+    private let socketWriteCount = Atomic<Int>(0)
 
     private enum State {
         case open
@@ -62,6 +63,10 @@ public final class TCPConnection: @unchecked Sendable {
     private var isReading = false
     private var waitingSends: [WaitingSend] = []
     private var closeWaiters: [CheckedContinuation<TCPCloseReason, Never>] = []
+    /// Called (loop thread) when write completions bring `bytesQueued` down to the
+    /// low-water mark: a ``Session`` that holds frames back above the high-water mark
+    /// flushes them then. Cleared when the connection closes.
+    var onQueueDrained: (() -> Void)?
 
     /// Adopts a connected handle; called on the loop thread. Takes the retain
     /// the handle's `data` holds until the close callback.
@@ -178,6 +183,12 @@ public final class TCPConnection: @unchecked Sendable {
         }
     }
 
+    /// Writes started on the socket: each `uv_try_write` and each `uv_write` request. For
+    /// tests that check that queued frames leave in one write.
+    var socketWrites: Int {
+        socketWriteCount.load(ordering: .relaxed)
+    }
+
     /// Number of `send` calls suspended by backpressure (loop thread only).
     var suspendedSendCount: Int {
         waitingSends.count
@@ -240,6 +251,7 @@ public final class TCPConnection: @unchecked Sendable {
             let status = bytes.withUnsafeBytes { raw in
                 PendingWrite.start(on: stream, copying: UnsafeRawBufferPointer(rebasing: raw[offset..<offset + count]))
             }
+            socketWriteCount.wrappingAdd(1, ordering: .relaxed)
             guard status == 0 else { return fail(TCPCloseReason(errorCode: status)) }
             let queued = queuedByteCount.add(count)
             peakQueuedByteCount.raise(to: queued)
@@ -252,6 +264,7 @@ public final class TCPConnection: @unchecked Sendable {
         guard let base = bytes.baseAddress else { return 0 }
         let length = UInt32(min(bytes.count, PendingWrite.maxBytes))
         var buffer = uv_buf_init(UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: CChar.self)), length)
+        socketWriteCount.wrappingAdd(1, ordering: .relaxed)
         return uv_try_write(stream, &buffer, 1)
     }
 
@@ -266,6 +279,7 @@ public final class TCPConnection: @unchecked Sendable {
             close(with: TCPCloseReason(errorCode: status))
         } else if queued <= watermarks.low {
             admitWaitingSends()
+            if case .open = state { onQueueDrained?() }
         }
     }
 
@@ -305,6 +319,7 @@ public final class TCPConnection: @unchecked Sendable {
         let onClose = self.onClose
         self.onRead = nil
         self.onClose = nil
+        onQueueDrained = nil
         onClose?(reason)
         let waiters = closeWaiters
         closeWaiters = []

@@ -59,6 +59,13 @@ protocol LoopResource: AnyObject {
     func closeForShutdown()
 }
 
+/// Something holding output for a loop that `EventLoop.flushBeforeNextPoll(_:)` writes out
+/// before the loop waits for I/O again.
+protocol LoopFlushable: AnyObject {
+    /// Called on the loop thread.
+    func flush()
+}
+
 extension Duration {
     /// Whole milliseconds, rounded up so a timer never fires early; negative is zero.
     var uvMilliseconds: UInt64 {

@@ -77,7 +77,17 @@ final class InstrumentedFileSystem: JournalFileSystem, @unchecked Sendable {
     /// Sleep inside each sync, to make concurrent appends pile up behind it.
     var syncDelay: TimeInterval = 0
 
+    private var _syncCalls = 0
+    private var _syncGate: DispatchSemaphore?
+    /// While set, each sync waits for one signal of this semaphore before it runs.
+    var syncGate: DispatchSemaphore? {
+        get { lock.withLock { _syncGate } }
+        set { lock.withLock { _syncGate = newValue } }
+    }
+
     var syncs: Int { lock.withLock { _syncs } }
+    /// Syncs started (finished or not).
+    var syncCalls: Int { lock.withLock { _syncCalls } }
     var writes: Int { lock.withLock { _writes } }
 
     func createDirectory(_ path: String) throws(JournalError) { try real.createDirectory(path) }
@@ -99,6 +109,11 @@ final class InstrumentedFileSystem: JournalFileSystem, @unchecked Sendable {
 
     func sync(_ fd: Int32, path: String) throws(JournalError) {
         if lock.withLock({ failSyncs }) { throw .io(operation: "fsync", path: path, errno: EIO) }
+        let gate = lock.withLock { () -> DispatchSemaphore? in
+            _syncCalls += 1
+            return _syncGate
+        }
+        gate?.wait()
         if syncDelay > 0 { Thread.sleep(forTimeInterval: syncDelay) }
         try real.sync(fd, path: path)
         lock.withLock { _syncs += 1 }
