@@ -13,8 +13,8 @@ struct GameServerTests {
     static let stake = 10
 
     @Test("500 matches are all settled on chain, and the chain pays out exactly what was staked")
-    func fiveHundredMatchesSettleAndConserve() throws {
-        let result = try GameServerExecutable.load(["--load", "500", "--stake", "\(Self.stake)"])
+    func fiveHundredMatchesSettleAndConserve() async throws {
+        let result = try await offPool { try GameServerExecutable.load(["--load", "500", "--stake", "\(Self.stake)"]) }
         #expect(result.int("matches") == 500)
         #expect(result.int("opened") == 500)
         #expect(result.int("completed") + result.int("forfeits") == 500)
@@ -29,8 +29,8 @@ struct GameServerTests {
     }
 
     @Test("vanished clients forfeit through the chain while every other match completes")
-    func vanishedClientsForfeitWithoutStallingOthers() throws {
-        let result = try GameServerExecutable.load(["--load", "60", "--vanish", "5", "--turn-timeout", "1"])
+    func vanishedClientsForfeitWithoutStallingOthers() async throws {
+        let result = try await offPool { try GameServerExecutable.load(["--load", "60", "--vanish", "5", "--turn-timeout", "1"]) }
         #expect(result.int("matches") == 60)
         #expect(result.int("forfeits") >= 5)
         #expect(result.int("forfeitsToServer") >= 5, "a client that stops moving loses its stake to the server")
@@ -98,7 +98,7 @@ enum GameServerExecutable {
     }
 }
 
-struct LoadResult {
+struct LoadResult: @unchecked Sendable {  // an immutable parsed JSON object
     let object: [String: Any]
     let status: Int32
 

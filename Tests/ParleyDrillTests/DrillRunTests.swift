@@ -60,20 +60,20 @@ struct DrillRunTests {
     }
 
     @Test("`parley drill` exits non-zero with the file and line for a malformed file")
-    func malformedFile() throws {
+    func malformedFile() async throws {
         let path = NSTemporaryDirectory() + "/parley-bad-drill-\(UUID().uuidString).yaml"
         try "name: bad\nchallenge: 60\npeers: {a: 1, b: 1}\nsteps:\n  - dance: a\n".write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let run = try DevchainDaemon.run(["drill", path], timeout: 30)
+        let run = try await DevchainDaemon.run(["drill", path], timeout: 30)
         #expect(run.status != 0)
         #expect(run.stderr.contains("\(path):5: unknown step `dance`"), "\(run.stderr)")
     }
 
     @Test("--json and --report describe the run")
-    func jsonAndReport() throws {
+    func jsonAndReport() async throws {
         let report = NSTemporaryDirectory() + "/parley-drill-report-\(UUID().uuidString).html"
         defer { try? FileManager.default.removeItem(atPath: report) }
-        let run = try DevchainDaemon.run(
+        let run = try await DevchainDaemon.run(
             ["drill", DrillLibrary.directory + "/stale-state-cheat.yaml", "--json", "--report", report], timeout: 120)
         #expect(run.status == 0, "\(run.stderr)")
         let parsed = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [[String: Any]]

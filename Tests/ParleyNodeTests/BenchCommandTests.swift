@@ -7,8 +7,8 @@ import Testing
 @Suite("parley bench", .serialized)
 struct BenchCommandTests {
     @Test("bench --json reports every number, positive, with a sane ratio to the crypto ceiling")
-    func smallRun() throws {
-        let run = try DevchainDaemon.run(
+    func smallRun() async throws {
+        let run = try await DevchainDaemon.run(
             ["bench", "--seconds", "1", "--channels", "20", "--idle-channels", "100", "--json"], timeout: 90)
         try #require(run.status == 0, "parley bench failed: \(run.stderr)")
         let line = try #require(run.stdout.split(separator: "\n").last.map(String.init), "no output")
@@ -64,8 +64,8 @@ struct BenchCommandTests {
     /// Kept small (100 channels, 1 s): the suites run in parallel, and timing-sensitive
     /// transport tests share the machine.
     @Test("a node answering many channels at once does not grow with every update")
-    func responderMemoryStaysFlat() throws {
-        let run = try DevchainDaemon.run(
+    func responderMemoryStaysFlat() async throws {
+        let run = try await DevchainDaemon.run(
             ["bench", "--seconds", "1", "--channels", "100", "--idle-channels", "10", "--json"], timeout: 120)
         try #require(run.status == 0, "parley bench failed: \(run.stderr)")
         let line = try #require(run.stdout.split(separator: "\n").last.map(String.init))
@@ -84,8 +84,8 @@ struct BenchCommandTests {
     /// release). The bound is loose (RSS moves in pages; the build may be debug) but far
     /// below what a task per idle channel costs.
     @Test("an idle channel costs the peer well under 8 KiB")
-    func idleChannelsAreSmall() throws {
-        let run = try DevchainDaemon.run(
+    func idleChannelsAreSmall() async throws {
+        let run = try await DevchainDaemon.run(
             ["bench", "--seconds", "1", "--channels", "5", "--idle-channels", "1500", "--json"], timeout: 180)
         try #require(run.status == 0, "parley bench failed: \(run.stderr)")
         let line = try #require(run.stdout.split(separator: "\n").last.map(String.init))
@@ -97,8 +97,8 @@ struct BenchCommandTests {
     }
 
     @Test("bench refuses nonsense options")
-    func validation() throws {
-        let run = try DevchainDaemon.run(["bench", "--seconds", "0"])
+    func validation() async throws {
+        let run = try await DevchainDaemon.run(["bench", "--seconds", "0"])
         #expect(run.status != 0)
         #expect(run.stderr.contains("--seconds"), "stderr: \(run.stderr)")
     }

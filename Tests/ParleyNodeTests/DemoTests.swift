@@ -17,36 +17,36 @@ struct DemoTests {
     }
 
     @Test("demo settles with the right payouts on the embedded chain", arguments: Mode.allCases)
-    func embedded(mode: Mode) throws {
-        try check(mode: mode, extra: [])
+    func embedded(mode: Mode) async throws {
+        try await check(mode: mode, extra: [])
     }
 
     @Test("demo settles with the right payouts on a devchain subprocess", arguments: [Mode.cheat, .silent])
-    func devchain(mode: Mode) throws {
+    func devchain(mode: Mode) async throws {
         let directory = DevchainDaemon.temporaryDirectory()
         let daemon = try DevchainDaemon.start(directory: directory)
         defer {
             daemon.stop(SIGTERM)
             try? FileManager.default.removeItem(atPath: directory)
         }
-        try check(mode: mode, extra: ["--devchain", daemon.address.description])
+        try await check(mode: mode, extra: ["--devchain", daemon.address.description])
     }
 
     @Test("--data refuses a directory that already holds journals")
-    func refusesUsedData() throws {
+    func refusesUsedData() async throws {
         let root = try makeTemporaryDirectory("parley-demo-test")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let first = try DevchainDaemon.run(["demo", "--payments", "3", "--deposit", "10", "--data", root, "--json"], timeout: 60)
+        let first = try await DevchainDaemon.run(["demo", "--payments", "3", "--deposit", "10", "--data", root, "--json"], timeout: 60)
         #expect(first.status == 0, "stderr: \(first.stderr)")
-        let second = try DevchainDaemon.run(["demo", "--payments", "3", "--deposit", "10", "--data", root], timeout: 60)
+        let second = try await DevchainDaemon.run(["demo", "--payments", "3", "--deposit", "10", "--data", root], timeout: 60)
         #expect(second.status != 0)
         #expect(second.stderr.contains("already holds files"), "stderr: \(second.stderr)")
     }
 
-    private func check(mode: Mode, extra: [String]) throws {
+    private func check(mode: Mode, extra: [String]) async throws {
         let root = try makeTemporaryDirectory("parley-demo-test")
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let run = try DevchainDaemon.run(
+        let run = try await DevchainDaemon.run(
             ["demo", "--payments", "\(Self.payments)", "--deposit", "\(Self.deposit)", "--dispute", mode.rawValue,
              "--proposal-timeout", "0.5", "--data", root, "--json"] + extra,
             timeout: 120)
@@ -83,7 +83,7 @@ struct DemoTests {
             #expect(stale < finalVersion)
         }
         for side in ["alice", "bob"] {
-            let verify = try DevchainDaemon.run(["journal", "verify", root + "/" + side], timeout: 30)
+            let verify = try await DevchainDaemon.run(["journal", "verify", root + "/" + side], timeout: 30)
             #expect(verify.status == 0, "journal verify \(side): \(verify.stdout) \(verify.stderr)")
         }
     }

@@ -7,7 +7,7 @@ import Testing
 @Suite("parley play", .serialized, .timeLimit(.minutes(2)))
 struct PlayCommandTests {
     @Test("X wins the top row; bad input is asked again; payouts follow the result")
-    func scriptedGame() throws {
+    func scriptedGame() async throws {
         let directory = DevchainDaemon.temporaryDirectory()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let daemon = try DevchainDaemon.start(directory: directory + "/chain")
@@ -16,10 +16,10 @@ struct PlayCommandTests {
             try? FileManager.default.removeItem(atPath: directory)
         }
         for name in ["alice", "bob"] {
-            let made = try DevchainDaemon.run(["keygen", "--out", "\(directory)/\(name).key"])
+            let made = try await DevchainDaemon.run(["keygen", "--out", "\(directory)/\(name).key"])
             try #require(made.status == 0, "\(made.stderr)")
         }
-        let shown = try DevchainDaemon.run(["keygen", "--show", "\(directory)/bob.key", "--json"])
+        let shown = try await DevchainDaemon.run(["keygen", "--show", "\(directory)/bob.key", "--json"])
         let bobKey = try #require(
             (try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])?["humanForm"] as? String)
         let chain = "devchain://\(daemon.address)"
@@ -41,10 +41,14 @@ struct PlayCommandTests {
         defer { if alice.process.isRunning { kill(alice.process.processIdentifier, SIGKILL) } }
         let aliceOut = PipeText(alice.stdout)
         let deadline = Date(timeIntervalSinceNow: 60)
-        #expect(aliceOut.waitForEnd(before: deadline), "alice: \(aliceOut.text)")
-        #expect(bobOut.waitForEnd(before: deadline), "bob: \(bobOut.text)")
-        alice.process.waitUntilExit()
-        bob.process.waitUntilExit()
+        let (aliceEnded, bobEnded) = try await offPool {
+            let ended = (aliceOut.waitForEnd(before: deadline), bobOut.waitForEnd(before: deadline))
+            alice.process.waitUntilExit()
+            bob.process.waitUntilExit()
+            return ended
+        }
+        #expect(aliceEnded, "alice: \(aliceOut.text)")
+        #expect(bobEnded, "bob: \(bobOut.text)")
         #expect(alice.process.terminationStatus == 0, "\(aliceOut.text)")
         #expect(bob.process.terminationStatus == 0, "\(bobOut.text)")
         let aliceResult = try Self.result(aliceOut)

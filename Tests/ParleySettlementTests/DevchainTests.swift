@@ -190,7 +190,7 @@ import Glibc
         bytes[12 + 8 + 20] ^= 0xFF
         try Data(bytes).write(to: URL(fileURLWithPath: log))
 
-        let run = try DevchainDaemon.run(["devchain", "--listen", "127.0.0.1:0", "--data", directory, "--manual-time"])
+        let run = try await DevchainDaemon.run(["devchain", "--listen", "127.0.0.1:0", "--data", directory, "--manual-time"])
         #expect(run.status == 1)
         #expect(run.stderr.contains("ledger.log is corrupt at byte 12 (checksum mismatch)"), "\(run.stderr)")
         #expect(run.stdout.isEmpty)
@@ -200,7 +200,7 @@ import Glibc
         let directory = DevchainDaemon.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try DevchainDaemon.start(directory: directory)
-        let run = try DevchainDaemon.run(["devchain", "--listen", "127.0.0.1:0", "--data", directory, "--manual-time"])
+        let run = try await DevchainDaemon.run(["devchain", "--listen", "127.0.0.1:0", "--data", directory, "--manual-time"])
         #expect(run.status == 1)
         #expect(run.stderr.contains("is in use by another devchain (pid \(first.process.processIdentifier))"), "\(run.stderr)")
         #expect(first.process.isRunning)

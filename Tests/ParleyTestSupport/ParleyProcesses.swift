@@ -12,6 +12,19 @@ import Synchronization
 import Glibc
 #endif
 
+/// Runs blocking `work` (waiting for a subprocess, reading its pipes) on a thread of its
+/// own and returns its result, so the waiting never holds one of the cooperative pool's
+/// threads. The pool has one thread per core (two on the CI machine): two tests blocked
+/// in a subprocess wait at once used to starve every async test of the run — timers,
+/// sockets and `eventually` loops then failed as if the machine were overloaded.
+public func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        let thread = Thread { continuation.resume(with: Result { try work() }) }
+        thread.name = "test-subprocess-wait"
+        thread.start()
+    }
+}
+
 /// Why a test could not set itself up.
 public struct DevchainTestFailure: Error, CustomStringConvertible {
     public let description: String
@@ -189,8 +202,15 @@ public final class DevchainDaemon: @unchecked Sendable {
             directory: directory, process: process, address: address, ready: object, stdout: out, stderr: err, lifeline: lifeline)
     }
 
-    /// Runs `parley arguments…` to completion; returns its status and stderr.
-    public static func run(_ arguments: [String], timeout: TimeInterval = 20) throws -> (status: Int32, stdout: String, stderr: String) {
+    /// Runs `parley arguments…` to completion; returns its status, stdout and stderr. The
+    /// wait happens off the cooperative pool (`offPool`).
+    public static func run(
+        _ arguments: [String], timeout: TimeInterval = 20
+    ) async throws -> (status: Int32, stdout: String, stderr: String) {
+        try await offPool { try runBlocking(arguments, timeout: timeout) }
+    }
+
+    private static func runBlocking(_ arguments: [String], timeout: TimeInterval) throws -> (status: Int32, stdout: String, stderr: String) {
         let (process, out, err) = try launch(arguments)
         let deadline = Date(timeIntervalSinceNow: timeout)
         guard out.waitForEnd(before: deadline), err.waitForEnd(before: deadline) else {
