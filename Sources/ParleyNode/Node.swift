@@ -57,6 +57,8 @@ public actor Node {
     private let registry = Registry()
     private let switches = Switches()
     private let notices: AsyncStream<SessionNotice>.Continuation
+    /// Channel proposals from peers, handled one at a time by one task.
+    private let incomingOpens: AsyncStream<(OpenProposal, Session)>.Continuation
     private var listener: TCPListener?
     private var peers: [PublicKey: PeerState] = [:]
     private var addresses: [PublicKey: SocketAddress] = [:]
@@ -149,16 +151,21 @@ public actor Node {
             logger: logger)
         let (noticeStream, notices) = AsyncStream<SessionNotice>.makeStream()
         self.notices = notices
+        let (openStream, incomingOpens) = AsyncStream<(OpenProposal, Session)>.makeStream()
+        self.incomingOpens = incomingOpens
         do {
-            try await start(noticeStream, listen: listen)
+            try await start(noticeStream, opens: openStream, listen: listen)
         } catch {
             await shutDown()
             throw error
         }
     }
 
-    private func start(_ noticeStream: AsyncStream<SessionNotice>, listen: SocketAddress?) async throws {
+    private func start(
+        _ noticeStream: AsyncStream<SessionNotice>, opens: AsyncStream<(OpenProposal, Session)>, listen: SocketAddress?
+    ) async throws {
         tasks.append(Task { for await notice in noticeStream { await self.handle(notice) } })
+        tasks.append(Task { for await (proposal, session) in opens { await self.incomingOpen(proposal, on: session) } })
         let watcherEvents = watcher.events
         tasks.append(Task { for await event in watcherEvents { await self.forward(event) } })
         let (known, problems) = book.load()
@@ -422,6 +429,7 @@ public actor Node {
         for runner in registry.runners.withLock({ Array($0.values) }) { await runner.stop() }
         await watcher.stop()
         notices.finish()
+        incomingOpens.finish()
         for task in tasks { task.cancel() }
         for task in transient.values { task.cancel() }
         transient = [:]
@@ -520,8 +528,13 @@ public actor Node {
         logger.info("session with \(peer.shortID) up (\(dialed ? "dialled" : "accepted"), \(session.remoteAddress))")
         sessionWaiters.removeValue(forKey: peer)?.forEach { $0.resume(returning: session) }
         if let old, old !== session { old.close(reason: "replaced by a newer session") }
+        // Messages go from the loop thread straight to their channel's mailbox (no hop
+        // through a reader task); the reader only watches for silence and the end.
         // Not kept in `tasks`: a reader ends by itself when its session closes (shutDown closes them all).
-        Task { await self.read(session, id: id) }
+        Task {
+            await session.deliverMessages { [weak self] bytes in self?.route(bytes, from: session, id: id) }
+            await self.read(session, id: id)
+        }
     }
 
     private func sessionDown(_ session: Session, reason: SessionCloseReason) {
@@ -539,12 +552,13 @@ public actor Node {
         }
     }
 
-    /// Reads one session until it ends; routes each message to its channel's runner.
+    /// Reads one session's events until it ends (messages arrive through `route`, called
+    /// on the loop thread).
     private nonisolated func read(_ session: Session, id: ObjectIdentifier) async {
         for await event in session.events {
             switch event {
             case let .message(bytes):
-                await route(bytes, from: session, id: id)
+                route(bytes, from: session, id: id)
             case .peerSilent:
                 logger.info("session with \(session.peer.shortID) silent")
             case let .closed(reason):
@@ -554,7 +568,9 @@ public actor Node {
         }
     }
 
-    private nonisolated func route(_ bytes: [UInt8], from session: Session, id: ObjectIdentifier) async {
+    /// Decodes one message and posts it to its channel's runner. Runs on the loop thread:
+    /// it never waits (channel proposals go to the node's open queue).
+    private nonisolated func route(_ bytes: [UInt8], from session: Session, id: ObjectIdentifier) {
         guard !switches.silent.load(ordering: .relaxed) else { return }
         let message: ChannelMessage
         do { message = try ChannelMessage(wireBytes: bytes) } catch {
@@ -569,7 +585,9 @@ public actor Node {
             }
             runner.post(.received(message, via: id))
         } else if case let .openProposal(proposal) = message {
-            await incomingOpen(proposal, on: session)
+            // One at a time for the whole node, in arrival order: a proposal repeated on a
+            // reconnect must find the channel the first one created.
+            incomingOpens.yield((proposal, session))
         } else {
             logger.notice("message for unknown channel \(message.channelID.shortID) from \(session.peer.shortID)")
             sink.yield(.error(nil, "ignored a \(message.kind) for unknown channel \(message.channelID.shortID) from \(session.peer.shortID)"))
@@ -614,11 +632,12 @@ public actor Node {
         spawn { await self.fund(params, opening: opening) }
     }
 
-    /// Makes sure our deposit is in; marks the channel funded when the chain says so.
+    /// Makes sure our deposit is in. The channel is marked funded when the chain says so
+    /// (the watcher's `.funded` event, see `forward`); nothing waits for it here.
     private func fund(_ params: ChannelParams, opening: Allocation) async {
         do {
-            try await watcher.fund(params, opening: opening)
-            registry.runners.withLock { $0[params.id] }?.post(.funded(nil))
+            try await watcher.fundInBackground(params, opening: opening)
+            if await watcher.isFunded(params.id) { registry.runners.withLock { $0[params.id] }?.post(.funded(nil)) }
         } catch {
             logger.warning("funding channel \(params.id.shortID): \(error)")
             sink.yield(.error(params.id, "funding: \(error)"))

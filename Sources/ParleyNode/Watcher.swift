@@ -49,6 +49,8 @@ public actor Watcher {
     private var dirty: Set<ChannelID> = []
     private var funded: Set<ChannelID> = []
     private var fundingWaiters: [ChannelID: [CheckedContinuation<Bool, Never>]] = [:]
+    /// `fundInBackground` channels not funded yet, with when to give up on them.
+    private var fundingDeadlines: [ChannelID: ContinuousClock.Instant] = [:]
     private var closeWaiters: [ChannelID: [CheckedContinuation<Result<Void, WatcherError>, Never>]] = [:]
     private var silenceTimers: [ChannelID: Task<Void, Never>] = [:]
     private var notRefuting: Set<ChannelID> = []
@@ -102,32 +104,85 @@ public actor Watcher {
     /// shows the channel funded. If the other deposit does not arrive within
     /// `policy.fundingTimeout`, takes ours back and throws `.fundingTimedOut`.
     public func fund(_ params: ChannelParams, opening: Allocation) async throws(WatcherError) {
+        let id = params.id
+        if try await depositShare(params, opening: opening) { return }
+        if await waitForFunding(id) { return }
+        guard !stopped else { throw .stopped }
+        if try await reclaimUnfunded(id) { return }
+        throw .fundingTimedOut(id, after: policy.fundingTimeout)
+    }
+
+    /// Deposits our share of `opening` (unless already deposited) and returns without
+    /// waiting for the peer's: the `.funded` event reports the channel funded. If that does
+    /// not happen within `policy.fundingTimeout`, ours is taken back and `.failed` reported.
+    ///
+    /// No task waits meanwhile: the deadline is checked by the watcher's clock poll. (A
+    /// task per channel waiting for funding kept that task's frames, ≈ 8 KB, for each of
+    /// the channels a busy node was accepting: `parley bench`, Docs/Performance.md.)
+    public func fundInBackground(_ params: ChannelParams, opening: Allocation) async throws(WatcherError) {
+        let id = params.id
+        if try await depositShare(params, opening: opening) { return }
+        guard !funded.contains(id), !stopped else { return }
+        fundingDeadlines[id] = .now + policy.fundingTimeout
+    }
+
+    /// Whether the watcher has seen the channel funded on chain.
+    public func isFunded(_ id: ChannelID) -> Bool {
+        funded.contains(id)
+    }
+
+    /// Deposits what is missing of our share; true when the chain shows the channel funded.
+    private func depositShare(_ params: ChannelParams, opening: Allocation) async throws(WatcherError) -> Bool {
         guard let me = params.index(of: identity) else { throw .notAParticipant(params.id) }
         let id = params.id
         do {
             let chain = try await adapter.channel(id)
-            if chain?.isFunded == true { return markFunded(id) }
+            if chain?.isFunded == true {
+                markFunded(id)
+                return true
+            }
             let deposited = chain?.deposits[me] ?? 0
             if opening[me] > deposited {
                 try await adapter.deposit(params: params, opening: opening, participant: me, amount: opening[me] - deposited)
             }
-            if try await adapter.channel(id)?.isFunded == true { return markFunded(id) }
+            if try await adapter.channel(id)?.isFunded == true {
+                markFunded(id)
+                return true
+            }
+            return false
         } catch {
             throw .chain(error)
         }
-        if await waitForFunding(id) { return }
-        guard !stopped else { throw .stopped }
+    }
+
+    /// The funding deadline passed: takes our deposit back unless the channel got funded
+    /// after all (then true).
+    private func reclaimUnfunded(_ id: ChannelID) async throws(WatcherError) -> Bool {
         do {
-            if try await adapter.channel(id)?.isFunded == true { return markFunded(id) }
+            if try await adapter.channel(id)?.isFunded == true {
+                markFunded(id)
+                return true
+            }
             try await adapter.reclaim(id)
         } catch .alreadyFunded {
-            return markFunded(id)
+            markFunded(id)
+            return true
         } catch .nothingToReclaim {
             // We had nothing in it (a zero opening share).
         } catch {
             throw .chain(error)
         }
-        throw .fundingTimedOut(id, after: policy.fundingTimeout)
+        return false
+    }
+
+    /// A `fundInBackground` deadline passed.
+    private func backgroundFundingTimedOut(_ id: ChannelID) async {
+        do {
+            if try await reclaimUnfunded(id) { return }
+            emit(.failed(id, "funding: \(WatcherError.fundingTimedOut(id, after: policy.fundingTimeout))"))
+        } catch {
+            emit(.failed(id, "funding: \(error)"))
+        }
     }
 
     /// Leave the channel through the chain: register our newest fully-signed state, wait
@@ -208,7 +263,7 @@ public actor Watcher {
     private func handle(_ event: ChainEvent) async {
         lastSequence = max(lastSequence, event.sequence)
         let id = event.channel
-        if case .funded = event.kind, fundingWaiters[id] != nil { markFunded(id) }
+        if case .funded = event.kind, fundingWaiters[id] != nil || fundingDeadlines[id] != nil { markFunded(id) }
         guard let record = journal.channels[id], !record.isClosed else { return }
         switch event.kind {
         case .funded:
@@ -256,6 +311,13 @@ public actor Watcher {
     private func watchClock() async {
         while !stopped, !Task.isCancelled {
             do { try await Task.sleep(for: policy.clockPollInterval) } catch { return }
+            if !fundingDeadlines.isEmpty {
+                let now = ContinuousClock.now
+                for (id, deadline) in fundingDeadlines where now >= deadline {
+                    fundingDeadlines[id] = nil
+                    Task { await self.backgroundFundingTimedOut(id) }
+                }
+            }
             guard !deadlines.isEmpty, let now = try? await adapter.now() else { continue }
             for (id, deadline) in deadlines where now >= deadline {
                 deadlines[id] = nil
@@ -383,6 +445,7 @@ public actor Watcher {
 
     private func markFunded(_ id: ChannelID) {
         funded.insert(id)
+        fundingDeadlines[id] = nil
         for waiter in fundingWaiters.removeValue(forKey: id) ?? [] { waiter.resume(returning: true) }
     }
 

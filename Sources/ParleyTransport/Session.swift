@@ -200,6 +200,8 @@ public final class Session: @unchecked Sendable {
     private var reportedSilence = false
     private var livenessTimer: LoopTimer?
     private var closeWaiters: [CheckedContinuation<SessionCloseReason, Never>] = []
+    /// Set by `deliverMessages(to:)`: messages go here instead of into `events`.
+    private var messageHandler: (@Sendable ([UInt8]) -> Void)?
     private(set) var pingsSent = 0
     private(set) var pongsReceived = 0
     private(set) var pingsReceived = 0
@@ -286,6 +288,26 @@ public final class Session: @unchecked Sendable {
                 return connection.close(reason: reason)
             }
             connection.send(frame) { [connection] _ in connection.close(reason: reason) }
+        }
+    }
+
+    /// Delivers every message from now on by calling `handler` on the loop thread, in
+    /// order, instead of through ``events`` (which then carries only `.peerSilent` and
+    /// `.closed`). Messages already waiting in ``events`` go to `handler` first, in order.
+    /// Returns once the handler is in place.
+    ///
+    /// This saves a thread hop per message for a consumer that only routes messages
+    /// elsewhere (the node hands each to its channel's mailbox). `handler` runs on the loop
+    /// thread: it must be quick and must never block or wait. Messages it takes are not
+    /// counted by the receive high-water mark, so the handler must bound whatever it
+    /// queues. Call it once; a later call replaces the handler.
+    public func deliverMessages(to handler: @escaping @Sendable ([UInt8]) -> Void) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            connection.eventLoop.runOnLoop({ [self] in
+                messageHandler = handler
+                for message in events.inbox.takeMessages() { handler(message) }
+                continuation.resume()
+            }, orElse: { continuation.resume() })
         }
     }
 
@@ -462,7 +484,7 @@ public final class Session: @unchecked Sendable {
         let body = Array(plaintext.dropFirst())
         switch kind {
         case .data:
-            events.inbox.push(.message(body))
+            if let messageHandler { messageHandler(body) } else { events.inbox.push(.message(body)) }
         case .ping:
             pingsReceived += 1
             sendControlFrame(.pong)
@@ -491,6 +513,7 @@ public final class Session: @unchecked Sendable {
     private func end(_ reason: SessionCloseReason) {
         guard case .open = state else { return }
         state = .closed(reason)
+        messageHandler = nil  // it may hold its owner, which may hold us
         let dropped: [OutgoingFrame] = outboxLock.withLock {
             sendClosedReason = reason
             defer {

@@ -105,6 +105,26 @@ final class SessionInbox: @unchecked Sendable {
         }
     }
 
+    /// Removes and returns the buffered messages in order, leaving other events (loop
+    /// thread). Reading resumes if it was paused: what is left holds no message bytes.
+    func takeMessages() -> [[UInt8]] {
+        let (messages, resume) = lock.withLock { () -> ([[UInt8]], Bool) in
+            var messages: [[UInt8]] = []
+            var rest: [SessionEvent] = []
+            for event in queue[head...] {
+                if case let .message(bytes) = event { messages.append(bytes) } else { rest.append(event) }
+            }
+            queue = rest
+            head = 0
+            bytes = 0
+            let resume = isPaused
+            isPaused = false
+            return (messages, resume)
+        }
+        if resume { onPressureChange(false) }
+        return messages
+    }
+
     /// The oldest buffered event, if any, and whether taking it drained the inbox to the
     /// low-water mark while reading was paused (call with the lock held).
     private func takeBuffered() -> (SessionEvent?, Bool) {

@@ -262,4 +262,39 @@ struct DisputeScenarioTests {
         #expect((try await nodes.onChain())?.depositsClosed == true)
         await nodes.shutDown()
     }
+
+    /// The acceptor's way (no task waits for the peer's deposit): the deadline is found by
+    /// the watcher's clock poll, our deposit is taken back and `.failed` reported.
+    @Test(arguments: ChainBackend.allCases)
+    func backgroundFundingThatNeverCompletesIsReclaimedAndReported(_ backend: ChainBackend) async throws {
+        let nodes = try TwoNodes(on: backend, policy: shortFundingPolicy)
+        try await nodes.openChannel()
+        await nodes.alice.startWatching()
+        try await nodes.alice.watcher.fundInBackground(nodes.params, opening: nodes.opening)
+        #expect(try await nodes.alice.account() < TwoNodes.startingBalance, "our deposit went in")
+        #expect(await !nodes.alice.watcher.isFunded(nodes.id))
+        #expect(await eventually(within: .seconds(20)) {
+            nodes.alice.seen.contains { if case .failed(nodes.id, let why) = $0 { why.contains("funding") } else { false } }
+        })
+        #expect(try await eventually { try await nodes.alice.account() == TwoNodes.startingBalance })
+        #expect((try await nodes.onChain())?.depositsClosed == true)
+        await nodes.shutDown()
+    }
+
+    /// When the peer's deposit does come, the `.funded` event reports it and the deadline
+    /// is dropped: nothing is reclaimed later.
+    @Test(arguments: ChainBackend.allCases)
+    func backgroundFundingCompletedByThePeerIsReportedAndKept(_ backend: ChainBackend) async throws {
+        let nodes = try TwoNodes(on: backend, policy: shortFundingPolicy)
+        try await nodes.openChannel()
+        await nodes.alice.startWatching()
+        try await nodes.alice.watcher.fundInBackground(nodes.params, opening: nodes.opening)
+        try await nodes.bob.watcher.fundInBackground(nodes.params, opening: nodes.opening)
+        #expect(await eventually { nodes.alice.seen.contains { $0 == .funded(nodes.id) } })
+        #expect(await nodes.alice.watcher.isFunded(nodes.id))
+        try await Task.sleep(for: shortFundingPolicy.fundingTimeout * 3)
+        #expect((try await nodes.onChain())?.isFunded == true)
+        #expect(!nodes.alice.seen.contains { if case .failed = $0 { true } else { false } })
+        await nodes.shutDown()
+    }
 }

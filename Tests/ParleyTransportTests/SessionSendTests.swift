@@ -75,6 +75,42 @@ import Testing
         }
     }
 
+    /// `deliverMessages(to:)`: messages already waiting in `events` reach the handler
+    /// first, then new ones, all in order and on the loop thread; `events` keeps `.closed`.
+    @Test func messagesGoToTheHandlerInOrderOnceItIsSet() async throws {
+        try await withEventLoop { loop in
+            let server = try await ListeningPeer.start(on: loop)
+            let session = try await SessionEndpoint(identity: SigningKey(), loop: loop, config: testConfig)
+                .connect(to: server.address, expecting: server.key)
+            let accepted = try await server.session()
+            for index in 0..<20 { try await session.send([UInt8(index)]) }
+            // Wait until all 20 sit in the inbox, undelivered.
+            #expect(await eventually { accepted.events.undeliveredBytes == 20 })
+
+            let received = Locked<[[UInt8]]>([])
+            let offLoop = Locked(0)
+            await accepted.deliverMessages { message in
+                if !loop.isOnLoopThread { offLoop.withLock { $0 += 1 } }
+                received.withLock { $0.append(message) }
+            }
+            #expect(accepted.events.undeliveredBytes == 0)
+            for index in 20..<300 { try await session.send([UInt8(index & 0xff), UInt8(index >> 8)]) }
+            #expect(await eventually { received.withLock { $0.count } == 300 })
+            let messages = received.withLock { $0 }
+            #expect(messages.prefix(20).map { Int($0[0]) } == Array(0..<20))
+            #expect(messages.dropFirst(20).map { Int($0[0]) | Int($0[1]) << 8 } == Array(20..<300))
+            #expect(offLoop.withLock { $0 } == 0, "the handler ran off the loop thread")
+
+            session.close()
+            var sawClosed = false
+            for await event in accepted.events {
+                if case .message = event { Issue.record("a message went to events after the handler was set") }
+                if case .closed = event { sawClosed = true }
+            }
+            #expect(sawClosed)
+        }
+    }
+
     @Test func sendAfterCloseThrowsClosed() async throws {
         try await withEventLoop { loop in
             let server = try await ListeningPeer.start(on: loop)
