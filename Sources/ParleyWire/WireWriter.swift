@@ -7,6 +7,11 @@
 public struct WireWriter: Sendable {
     public private(set) var bytes: [UInt8]
 
+    /// Capacity `wireBytes` reserves: a journal record or message carrying a signed state
+    /// with both signatures (about 230 bytes with empty app data) fits without the buffer
+    /// growing, which would cost a second allocation and a copy.
+    public static let typicalEncodingBytes = 256
+
     public init(reservingCapacity capacity: Int = 128) {
         bytes = []
         bytes.reserveCapacity(capacity)
