@@ -69,12 +69,16 @@ public final class Journal: @unchecked Sendable {
     // Owned by the writer thread after `open`:
     private var fd: Int32
     private var segmentIndex: UInt64
+    /// The path of segment `segmentIndex`, built once per segment rather than on every write.
+    private var currentSegmentPath = ""
     private var segmentBytes: Int
     private var table: ChannelTable
     private let lockFD: Int32
     private var stats = Stats()
     /// Batches the previous group commit carried: how many appenders are active.
     private var previousCommitBatches = 0
+    /// The array of the last commit's batches, emptied, kept so the queue reuses its storage.
+    private var recycledQueue: [PendingBatch] = []
 
     /// Syncs performed and records written, for tests and benchmarks.
     public struct Stats: Sendable {
@@ -126,6 +130,7 @@ public final class Journal: @unchecked Sendable {
             throw error
         }
         table = found.table
+        currentSegmentPath = directory + "/" + SegmentFormat.fileName(index: segmentIndex)
         recovery = RecoveryReport(
             channels: found.table.channels, recordsReplayed: found.recordsRead, segments: max(found.segments.count, 1),
             truncatedTail: found.tornBytes > 0, truncatedBytes: found.tornBytes)
@@ -201,13 +206,15 @@ public final class Journal: @unchecked Sendable {
     }
 
     private func writerLoop() {
-        while let batches = nextBatches() {
+        while var batches = nextBatches() {
             previousCommitBatches = batches.count
             let result = write(batches)
             for batch in batches { batch.waiter.resume(result) }
             if case .success = result, segmentBytes >= maxSegmentBytes {
                 do { try compact() } catch { stop(error) }
             }
+            batches.removeAll(keepingCapacity: true)
+            recycledQueue = batches
         }
         lock.withLock {
             writerDone = true
@@ -231,8 +238,12 @@ public final class Journal: @unchecked Sendable {
             }
             writerWaitsFor = 0
             guard !queue.isEmpty else { return nil }
-            defer { queue.removeAll(keepingCapacity: true) }
-            return queue
+            // Hand the queued batches over and give the queue the previous commit's
+            // (empty) storage, so neither side copies or allocates an array.
+            var taken: [PendingBatch] = []
+            swap(&taken, &recycledQueue)
+            swap(&taken, &queue)
+            return taken
         }
     }
 
@@ -249,10 +260,16 @@ public final class Journal: @unchecked Sendable {
     /// One write and (with `.fsync`) one sync for all waiting batches: the group commit.
     private func write(_ batches: [PendingBatch]) -> Result<Void, JournalError> {
         if let failure = lock.withLock({ failure }) { return .failure(.stopped(after: failure.description)) }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(batches.reduce(0) { $0 + $1.frames.count })
-        for batch in batches { bytes += batch.frames }
-        let path = segmentPath(segmentIndex)
+        let bytes: [UInt8]
+        if batches.count == 1 {
+            bytes = batches[0].frames  // a lone appender: write its frames as they are
+        } else {
+            var joined: [UInt8] = []
+            joined.reserveCapacity(batches.reduce(0) { $0 + $1.frames.count })
+            for batch in batches { joined += batch.frames }
+            bytes = joined
+        }
+        let path = currentSegmentPath
         do {
             try fileSystem.write(fd, bytes, path: path)
             if durability == .fsync { try fileSystem.sync(fd, path: path) }
@@ -304,6 +321,7 @@ public final class Journal: @unchecked Sendable {
         let old = segmentIndex
         fd = newFD
         segmentIndex = next
+        currentSegmentPath = path
         segmentBytes = bytes.count
         for index in try JournalContents.segmentIndices(directory: directory, fileSystem: fileSystem) where index <= old {
             try fileSystem.remove(segmentPath(index))
@@ -323,6 +341,7 @@ public final class Journal: @unchecked Sendable {
 
     private static func frames(_ entries: [JournalEntry]) throws(JournalError) -> [UInt8] {
         var bytes: [UInt8] = []
+        bytes.reserveCapacity(entries.count * (SegmentFormat.recordHeaderBytes + WireWriter.typicalEncodingBytes))
         for entry in entries {
             let payload = entry.wireBytes
             guard payload.count <= SegmentFormat.maxRecordBytes else {

@@ -86,8 +86,13 @@ public struct JournaledEngine: Sendable {
     /// every record before every other effect only ever delays an effect, so
     /// it keeps the engine's ordering contract.
     private static func split(_ effects: [Effect], of engine: ChannelEngine) -> ([JournalEntry], [Effect]) {
+        // Sized exactly up front: this runs on every update, and most updates carry one record.
+        let recordCount = effects.count { if case .journal = $0 { true } else { false } }
+        guard recordCount > 0 else { return ([], effects) }
         var records: [JournalEntry] = []
+        records.reserveCapacity(recordCount)
         var rest: [Effect] = []
+        rest.reserveCapacity(effects.count - recordCount)
         for effect in effects {
             if case let .journal(record) = effect {
                 records.append(JournalEntry(record, channelID: engine.channelID))
