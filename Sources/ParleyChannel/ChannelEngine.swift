@@ -62,6 +62,10 @@ public struct ChannelEngine: Sendable {
     /// during reestablish; keeps a lying peer from exhausting version numbers.
     public static let maxBurnedVersions: UInt64 = 1 << 32
 
+    /// Effects one input usually produces (journal, send, notify): reserved up front so
+    /// the list does not grow, and reallocate, one append at a time on every update.
+    static let typicalEffectCount = 4
+
     init(params: ChannelParams, me: ParticipantIndex, key: SigningKey, rules: any AppRules, latest: SignedState) {
         self.params = params
         self.me = me
@@ -103,6 +107,7 @@ public struct ChannelEngine: Sendable {
     package mutating func handle(_ input: EngineInput) -> [Effect] {
         let before = phase
         var effects: [Effect] = []
+        effects.reserveCapacity(Self.typicalEffectCount)
         switch input {
         case let .update(id, intent): queue.append((id, intent))
         case let .received(message): receive(message, into: &effects)
