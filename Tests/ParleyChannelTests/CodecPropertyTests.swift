@@ -45,6 +45,27 @@ import Testing
         }
     }
 
+    /// SignedState keeps one field per seat instead of an array; its bytes must stay the
+    /// documented layout: state, presence byte (bit i = seat i), then signatures in seat order.
+    @Test func signedStateEncodesStatePresenceThenSignaturesInSeatOrder() async throws {
+        await propertyCheck(count: 500, input: Gen.uint64()) { seed in
+            var rng = SeededRandom(seed: seed)
+            let signed = RandomValues.signedState(&rng)
+            var expected = signed.state.wireBytes
+            var presence: UInt8 = 0
+            for (index, signature) in signed.signatures.enumerated() where signature != nil {
+                presence |= 1 << UInt8(index)
+            }
+            expected.append(presence)
+            for signature in signed.signatures { expected += signature?.bytes ?? [] }
+            #expect(signed.wireBytes == expected, "seed \(seed)")
+            let decoded = try SignedState(wireBytes: expected)
+            #expect(decoded == signed, "seed \(seed)")
+            #expect(decoded.signatures == signed.signatures, "seed \(seed)")
+            #expect(decoded.isFullySigned == !signed.signatures.contains(nil), "seed \(seed)")
+        }
+    }
+
     @Test func mutatedSignedStateIsNeverAccepted() async throws {
         let params = Fixtures.params()
         await propertyCheck(count: 1000, input: Gen.uint64()) { seed in
