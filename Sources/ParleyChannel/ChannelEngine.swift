@@ -35,17 +35,30 @@ public struct ChannelEngine: Sendable {
     /// Our signed, unanswered proposal.
     var outgoing: Outgoing?
     /// The peer's proposal waiting for our update handler.
-    var incoming: SignedState?
+    var incoming: Incoming?
     /// Local update requests not yet proposed, oldest first.
     var queue: [(id: UpdateID, intent: UpdateIntent)] = []
     /// We lost a simultaneous-proposal tie-break and wait for `.retryDue`.
     var yieldingAfterTie = false
     var link: Link = .up
 
+    /// Each proposal keeps its state's signing digest: the answer to it needs the same
+    /// digest again (to check the peer's signature, or to countersign), and hashing means
+    /// encoding the state first, which would cost two more allocations per update.
     struct Outgoing: Sendable {
         let id: UpdateID
         let intent: UpdateIntent
         let signed: SignedState
+        /// `signed.state.signingDigest`.
+        let digest: Digest
+        var version: UInt64 { signed.version }
+    }
+
+    struct Incoming: Sendable {
+        let signed: SignedState
+        /// `signed.state.signingDigest`.
+        let digest: Digest
+        var state: ChannelState { signed.state }
         var version: UInt64 { signed.version }
     }
 
