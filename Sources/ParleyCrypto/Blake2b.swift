@@ -7,7 +7,7 @@ import CSodium
 /// on the stack and the domain prefix is fed from the tag's own storage.
 public enum Blake2b {
     /// libsodium declares its hash state 64-byte aligned, which Swift cannot import (it sees
-    /// an opaque pointer), so the state's memory is requested with that alignment by hand.
+    /// an opaque pointer), so the state's memory is aligned by hand.
     private static let stateAlignment = 64
 
     /// BLAKE2b-256 over (UInt8(tag.utf8.count) || tag.utf8 || data): the length prefix makes (tag, data) pairs unambiguous.
@@ -38,11 +38,14 @@ public enum Blake2b {
     ) -> Digest {
         Sodium.ensureInitialized()
         let stateBytes = crypto_generichash_statebytes()
-        // A few hundred bytes: the standard library puts a temporary this small on the stack.
-        let out = withUnsafeTemporaryAllocation(byteCount: stateBytes, alignment: stateAlignment) { raw in
-            // libsodium's state size is a nonzero constant, so the buffer always has an address.
-            guard let base = raw.baseAddress else { preconditionFailure("BLAKE2b state buffer is empty") }
-            let state = OpaquePointer(base)
+        // A few hundred bytes, which the standard library puts on the stack, but only for an
+        // alignment it supports there (64 would send it to the heap): so ask for the state's
+        // size plus `stateAlignment - 1` spare bytes and align the start by hand. The aligned
+        // start is at most `stateAlignment - 1` bytes in, so the state stays inside the buffer.
+        let out = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: stateBytes + stateAlignment - 1) { buffer in
+            // The capacity is nonzero, so the buffer always has an address.
+            guard let base = buffer.baseAddress else { preconditionFailure("BLAKE2b state buffer is empty") }
+            let state = OpaquePointer(UnsafeMutableRawPointer(base).alignedUp(toMultipleOf: stateAlignment))
             _ = crypto_generichash_init(state, nil, 0, Digest.byteCount)
             feed { chunk in
                 _ = withNonNullPointer(to: chunk) { pointer, count in
