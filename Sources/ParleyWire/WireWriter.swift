@@ -55,6 +55,14 @@ public struct WireWriter: Sendable {
         value.encode(to: &self)
     }
 
+    /// Replaces the four bytes at `offset` with `value`, big-endian: for a header whose
+    /// fields (a length, a checksum) are known only once what follows it is written.
+    /// The bytes must already have been written.
+    public mutating func overwrite(_ value: UInt32, at offset: Int) {
+        precondition(offset >= 0 && offset + MemoryLayout<UInt32>.size <= bytes.count, "overwrite past the written bytes")
+        withUnsafeBytes(of: value.bigEndian) { bytes.replaceSubrange(offset..<offset + $0.count, with: $0) }
+    }
+
     private mutating func appendBigEndian<T: FixedWidthInteger>(_ value: T) {
         withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
     }
