@@ -66,6 +66,24 @@ import Testing
         }
     }
 
+    /// Allocation keeps one field per seat; `balances`, the seat subscript and the
+    /// encoding (two big-endian u64 in seat order) must all still agree.
+    @Test func allocationBalancesSeatsAndBytesAgree() async throws {
+        await propertyCheck(count: 300, input: Gen.uint64()) { seed in
+            var rng = SeededRandom(seed: seed)
+            let (first, second) = (rng.next(), rng.next())
+            var allocation = Allocation(first, second)
+            #expect(allocation.balances == [first, second], "seed \(seed)")
+            #expect(allocation.wireBytes == withUnsafeBytes(of: first.bigEndian, Array.init) + withUnsafeBytes(of: second.bigEndian, Array.init), "seed \(seed)")
+            allocation[.second] = first
+            allocation.balances = [allocation.balances[1], second]
+            #expect(allocation == Allocation(first, second), "seed \(seed)")
+            #expect(allocation[.first] == first && allocation[.second] == second, "seed \(seed)")
+            let decoded = try Allocation(wireBytes: allocation.wireBytes)
+            #expect(decoded == allocation, "seed \(seed)")
+        }
+    }
+
     @Test func mutatedSignedStateIsNeverAccepted() async throws {
         let params = Fixtures.params()
         await propertyCheck(count: 1000, input: Gen.uint64()) { seed in
