@@ -5,30 +5,53 @@ import ParleyWire
 /// Balances are unsigned, so "negative" cannot be represented; a transfer that
 /// would need one is refused as `insufficientFunds` before a state is built.
 public struct Allocation: Hashable, Sendable, CustomStringConvertible {
-    public var balances: [UInt64]
+    // One field per seat rather than an array: every update builds and edits an
+    // allocation, and an array would allocate each time.
+    private var first: UInt64
+    private var second: UInt64
+
+    /// The balances in seat order; always exactly two.
+    public var balances: [UInt64] {
+        get { [first, second] }
+        set {
+            precondition(newValue.count == 2, "an allocation has exactly two balances")
+            (first, second) = (newValue[0], newValue[1])
+        }
+    }
 
     public init(_ first: UInt64, _ second: UInt64) {
-        balances = [first, second]
+        self.first = first
+        self.second = second
     }
 
     public subscript(participant: ParticipantIndex) -> UInt64 {
-        get { balances[Int(participant.rawValue)] }
-        set { balances[Int(participant.rawValue)] = newValue }
+        get {
+            switch participant {
+            case .first: first
+            case .second: second
+            }
+        }
+        set {
+            switch participant {
+            case .first: first = newValue
+            case .second: second = newValue
+            }
+        }
     }
 
     /// The sum of both balances, or `nil` when it does not fit in 64 bits.
     public var total: UInt64? {
-        let (sum, overflow) = balances[0].addingReportingOverflow(balances[1])
+        let (sum, overflow) = first.addingReportingOverflow(second)
         return overflow ? nil : sum
     }
 
-    public var description: String { "[\(balances[0]), \(balances[1])]" }
+    public var description: String { "[\(first), \(second)]" }
 }
 
 extension Allocation: WireCodable {
     public func encode(to writer: inout WireWriter) {
-        writer.write(balances[0])
-        writer.write(balances[1])
+        writer.write(first)
+        writer.write(second)
     }
 
     public init(from reader: inout WireReader) throws(WireError) {

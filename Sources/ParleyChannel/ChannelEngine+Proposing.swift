@@ -18,12 +18,13 @@ extension ChannelEngine {
                 effects.append(.notify(.updateFailed(request.id, .refused(error))))
                 continue
             }
-            let signature = next.signed(by: key)
-            var signed = SignedState(state: next)
+            let digest = next.signingDigest
+            let signature = key.sign(digest.bytes)
+            var signed = SignedState(unsigned: next)
             signed[me] = signature
             highestSignedVersion = next.version
             highestSeenVersion = next.version
-            outgoing = Outgoing(id: request.id, intent: request.intent, signed: signed)
+            outgoing = Outgoing(id: request.id, intent: request.intent, signed: signed, digest: digest)
             effects.append(.journal(.signed(signed)))
             effects.append(.send(.propose(state: next, signature: signature)))
         }
@@ -58,7 +59,7 @@ extension ChannelEngine {
             effects.append(.notify(.ignoredMessage(.unexpectedMessage("accept for version \(version), not in flight"))))
             return
         }
-        guard pending.signed.state.isSigned(by: params[peer], with: signature) else {
+        guard params[peer].isValidSignature(signature, for: pending.digest.bytes) else {
             effects.append(.notify(.ignoredMessage(.badSignature(signer: peer))))
             return
         }

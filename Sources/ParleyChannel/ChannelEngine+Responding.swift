@@ -13,7 +13,8 @@ extension ChannelEngine {
             refuse(state.version, .notReady, because: .notReady("the channel is opening or reconnecting"), into: &effects)
             return
         }
-        guard state.isSigned(by: params[peer], with: signature) else {
+        let digest = state.signingDigest
+        guard params[peer].isValidSignature(signature, for: digest.bytes) else {
             refuse(state.version, because: .badSignature(signer: peer), into: &effects)
             return
         }
@@ -42,9 +43,9 @@ extension ChannelEngine {
             refuse(state.version, because: error, into: &effects)
             return
         }
-        var signed = SignedState(state: state)
+        var signed = SignedState(unsigned: state)
         signed[peer] = signature
-        incoming = signed
+        incoming = Incoming(signed: signed, digest: digest)
         effects.append(.decide(IncomingProposal(current: latest.state, proposed: state, proposer: peer)))
     }
 
@@ -57,8 +58,8 @@ extension ChannelEngine {
         yieldingAfterTie = false  // the first seat has taken its turn
         switch decision {
         case .accept:
-            let signature = pending.state.signed(by: key)
-            var full = pending
+            let signature = key.sign(pending.digest.bytes)
+            var full = pending.signed
             full[me] = signature
             effects.append(.journal(.committed(full)))
             adopt(full)

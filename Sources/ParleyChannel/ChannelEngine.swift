@@ -35,17 +35,30 @@ public struct ChannelEngine: Sendable {
     /// Our signed, unanswered proposal.
     var outgoing: Outgoing?
     /// The peer's proposal waiting for our update handler.
-    var incoming: SignedState?
+    var incoming: Incoming?
     /// Local update requests not yet proposed, oldest first.
     var queue: [(id: UpdateID, intent: UpdateIntent)] = []
     /// We lost a simultaneous-proposal tie-break and wait for `.retryDue`.
     var yieldingAfterTie = false
     var link: Link = .up
 
+    /// Each proposal keeps its state's signing digest: the answer to it needs the same
+    /// digest again (to check the peer's signature, or to countersign), and hashing means
+    /// encoding the state first, which would cost two more allocations per update.
     struct Outgoing: Sendable {
         let id: UpdateID
         let intent: UpdateIntent
         let signed: SignedState
+        /// `signed.state.signingDigest`.
+        let digest: Digest
+        var version: UInt64 { signed.version }
+    }
+
+    struct Incoming: Sendable {
+        let signed: SignedState
+        /// `signed.state.signingDigest`.
+        let digest: Digest
+        var state: ChannelState { signed.state }
         var version: UInt64 { signed.version }
     }
 
@@ -61,6 +74,10 @@ public struct ChannelEngine: Sendable {
     /// The most a peer may claim to have signed beyond the latest commit
     /// during reestablish; keeps a lying peer from exhausting version numbers.
     public static let maxBurnedVersions: UInt64 = 1 << 32
+
+    /// Effects one input usually produces (journal, send, notify): reserved up front so
+    /// the list does not grow, and reallocate, one append at a time on every update.
+    static let typicalEffectCount = 4
 
     init(params: ChannelParams, me: ParticipantIndex, key: SigningKey, rules: any AppRules, latest: SignedState) {
         self.params = params
@@ -103,6 +120,7 @@ public struct ChannelEngine: Sendable {
     package mutating func handle(_ input: EngineInput) -> [Effect] {
         let before = phase
         var effects: [Effect] = []
+        effects.reserveCapacity(Self.typicalEffectCount)
         switch input {
         case let .update(id, intent): queue.append((id, intent))
         case let .received(message): receive(message, into: &effects)

@@ -7,22 +7,43 @@ import ParleyWire
 /// what a peer must show to be believed.
 public struct SignedState: Hashable, Sendable {
     public var state: ChannelState
+    // One field per seat rather than an array: a signed state is built, copied and
+    // countersigned on every update, and an array would allocate each time.
+    private var firstSignature: Signature?
+    private var secondSignature: Signature?
+
     /// `signatures[i]` belongs to `ParticipantIndex(rawValue: i)`.
-    public private(set) var signatures: [Signature?]
+    public var signatures: [Signature?] { [firstSignature, secondSignature] }
 
     /// `signatures` has one slot per seat: exactly two.
     public init(state: ChannelState, signatures: [Signature?] = [nil, nil]) {
         precondition(signatures.count == 2, "a signed state has exactly two signature slots")
         self.state = state
-        self.signatures = signatures
+        firstSignature = signatures[0]
+        secondSignature = signatures[1]
+    }
+
+    /// A state with no signatures yet, without building a signature array (the update path).
+    init(unsigned state: ChannelState) {
+        self.state = state
     }
 
     public subscript(participant: ParticipantIndex) -> Signature? {
-        get { signatures[Int(participant.rawValue)] }
-        set { signatures[Int(participant.rawValue)] = newValue }
+        get {
+            switch participant {
+            case .first: firstSignature
+            case .second: secondSignature
+            }
+        }
+        set {
+            switch participant {
+            case .first: firstSignature = newValue
+            case .second: secondSignature = newValue
+            }
+        }
     }
 
-    public var isFullySigned: Bool { signatures.allSatisfy { $0 != nil } }
+    public var isFullySigned: Bool { firstSignature != nil && secondSignature != nil }
     public var version: UInt64 { state.version }
 
     /// Checks that every present signature is valid and, when `requireBoth`, that both are present.
@@ -51,14 +72,10 @@ extension SignedState: WireCodable {
 
     public func encode(to writer: inout WireWriter) {
         state.encode(to: &writer)
-        var presence: UInt8 = 0
-        for (index, signature) in signatures.enumerated() where signature != nil {
-            presence |= 1 << UInt8(index)
-        }
+        let presence: UInt8 = (firstSignature == nil ? 0 : 0b01) | (secondSignature == nil ? 0 : 0b10)
         writer.write(presence)
-        for signature in signatures {
-            if let signature { signature.encode(to: &writer) }
-        }
+        firstSignature?.encode(to: &writer)
+        secondSignature?.encode(to: &writer)
     }
 
     public init(from reader: inout WireReader) throws(WireError) {
@@ -67,10 +84,8 @@ extension SignedState: WireCodable {
         guard presence & ~Self.presenceMask == 0 else {
             throw .invalidValue(field: "signature presence", reason: "only bits 0 and 1 may be set")
         }
-        var signatures: [Signature?] = [nil, nil]
-        for index in 0..<2 where presence & (1 << UInt8(index)) != 0 {
-            signatures[index] = try Signature(from: &reader)
-        }
-        self.init(state: state, signatures: signatures)
+        self.init(unsigned: state)
+        if presence & 0b01 != 0 { firstSignature = try Signature(from: &reader) }
+        if presence & 0b10 != 0 { secondSignature = try Signature(from: &reader) }
     }
 }

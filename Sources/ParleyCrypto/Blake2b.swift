@@ -1,9 +1,13 @@
 import CSodium
 
 /// BLAKE2b-256 with domain separation.
+///
+/// Hashing sits on every channel update (each state is hashed before it is signed or
+/// verified), so a hash makes one heap allocation: the digest's bytes. The hash state lives
+/// on the stack and the domain prefix is fed from the tag's own storage.
 public enum Blake2b {
     /// libsodium declares its hash state 64-byte aligned, which Swift cannot import (it sees
-    /// an opaque pointer), so the state is allocated by hand with that alignment.
+    /// an opaque pointer), so the state's memory is aligned by hand.
     private static let stateAlignment = 64
 
     /// BLAKE2b-256 over (UInt8(tag.utf8.count) || tag.utf8 || data): the length prefix makes (tag, data) pairs unambiguous.
@@ -13,9 +17,13 @@ public enum Blake2b {
 
     /// BLAKE2b-256 over (UInt8(tag.utf8.count) || tag.utf8 || data): the length prefix makes (tag, data) pairs unambiguous.
     public static func hash256(domain: DigestDomain, _ data: UnsafeRawBufferPointer) -> Digest {
-        let prefix = [UInt8(domain.tag.utf8.count)] + Array(domain.tag.utf8)
+        var tag = domain.tag
+        // DigestDomain guarantees 1...255 tag bytes, so the count fits the prefix byte.
+        let prefix = UInt8(tag.utf8.count)
         return streamingHash256 { update in
-            prefix.withUnsafeBytes { update($0) }
+            withUnsafeBytes(of: prefix) { update($0) }
+            // `withUTF8` reads a native or literal string in place (no copy).
+            tag.withUTF8 { update(UnsafeRawBufferPointer($0)) }
             update(data)
         }
     }
@@ -30,17 +38,27 @@ public enum Blake2b {
     ) -> Digest {
         Sodium.ensureInitialized()
         let stateBytes = crypto_generichash_statebytes()
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: stateBytes, alignment: stateAlignment)
-        defer { raw.deallocate() }
-        let state = OpaquePointer(raw)
-        var out = [UInt8](repeating: 0, count: Digest.byteCount)
-        _ = crypto_generichash_init(state, nil, 0, Digest.byteCount)
-        feed { chunk in
-            _ = withNonNullPointer(to: chunk) { pointer, count in
-                crypto_generichash_update(state, pointer, UInt64(count))
+        // A few hundred bytes, which the standard library puts on the stack, but only for an
+        // alignment it supports there (64 would send it to the heap): so ask for the state's
+        // size plus `stateAlignment - 1` spare bytes and align the start by hand. The aligned
+        // start is at most `stateAlignment - 1` bytes in, so the state stays inside the buffer.
+        let out = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: stateBytes + stateAlignment - 1) { buffer in
+            // The capacity is nonzero, so the buffer always has an address.
+            guard let base = buffer.baseAddress else { preconditionFailure("BLAKE2b state buffer is empty") }
+            let state = OpaquePointer(UnsafeMutableRawPointer(base).alignedUp(toMultipleOf: stateAlignment))
+            _ = crypto_generichash_init(state, nil, 0, Digest.byteCount)
+            feed { chunk in
+                _ = withNonNullPointer(to: chunk) { pointer, count in
+                    crypto_generichash_update(state, pointer, UInt64(count))
+                }
+            }
+            // libsodium writes exactly `Digest.byteCount` bytes, the capacity requested.
+            return [UInt8](unsafeUninitializedCapacity: Digest.byteCount) { buffer, initialized in
+                guard let digest = buffer.baseAddress else { return }  // capacity is nonzero
+                _ = crypto_generichash_final(state, digest, Digest.byteCount)
+                initialized = Digest.byteCount
             }
         }
-        _ = crypto_generichash_final(state, &out, Digest.byteCount)
         return Digest(checkedBytes: out)
     }
 }

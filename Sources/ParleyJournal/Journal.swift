@@ -69,12 +69,16 @@ public final class Journal: @unchecked Sendable {
     // Owned by the writer thread after `open`:
     private var fd: Int32
     private var segmentIndex: UInt64
+    /// The path of segment `segmentIndex`, built once per segment rather than on every write.
+    private var currentSegmentPath = ""
     private var segmentBytes: Int
     private var table: ChannelTable
     private let lockFD: Int32
     private var stats = Stats()
     /// Batches the previous group commit carried: how many appenders are active.
     private var previousCommitBatches = 0
+    /// The array of the last commit's batches, emptied, kept so the queue reuses its storage.
+    private var recycledQueue: [PendingBatch] = []
 
     /// Syncs performed and records written, for tests and benchmarks.
     public struct Stats: Sendable {
@@ -126,6 +130,7 @@ public final class Journal: @unchecked Sendable {
             throw error
         }
         table = found.table
+        currentSegmentPath = directory + "/" + SegmentFormat.fileName(index: segmentIndex)
         recovery = RecoveryReport(
             channels: found.table.channels, recordsReplayed: found.recordsRead, segments: max(found.segments.count, 1),
             truncatedTail: found.tornBytes > 0, truncatedBytes: found.tornBytes)
@@ -138,7 +143,10 @@ public final class Journal: @unchecked Sendable {
     /// Appends `entries` in order and returns once they are durable.
     public func append(_ entries: [JournalEntry]) async throws(JournalError) {
         let frames = try Self.frames(entries)
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, JournalError>, Never>) in
+        // Unchecked: a checked continuation is one more allocation per append, and every
+        // batch is resumed exactly once — by `enqueue` when refused, else by the writer,
+        // which drains the queue before it stops.
+        let result = await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<Void, JournalError>, Never>) in
             enqueue(PendingBatch(frames: frames, entries: entries, waiter: .async(continuation)))
         }
         try result.get()
@@ -201,13 +209,15 @@ public final class Journal: @unchecked Sendable {
     }
 
     private func writerLoop() {
-        while let batches = nextBatches() {
+        while var batches = nextBatches() {
             previousCommitBatches = batches.count
             let result = write(batches)
             for batch in batches { batch.waiter.resume(result) }
             if case .success = result, segmentBytes >= maxSegmentBytes {
                 do { try compact() } catch { stop(error) }
             }
+            batches.removeAll(keepingCapacity: true)
+            recycledQueue = batches
         }
         lock.withLock {
             writerDone = true
@@ -231,8 +241,12 @@ public final class Journal: @unchecked Sendable {
             }
             writerWaitsFor = 0
             guard !queue.isEmpty else { return nil }
-            defer { queue.removeAll(keepingCapacity: true) }
-            return queue
+            // Hand the queued batches over and give the queue the previous commit's
+            // (empty) storage, so neither side copies or allocates an array.
+            var taken: [PendingBatch] = []
+            swap(&taken, &recycledQueue)
+            swap(&taken, &queue)
+            return taken
         }
     }
 
@@ -249,10 +263,16 @@ public final class Journal: @unchecked Sendable {
     /// One write and (with `.fsync`) one sync for all waiting batches: the group commit.
     private func write(_ batches: [PendingBatch]) -> Result<Void, JournalError> {
         if let failure = lock.withLock({ failure }) { return .failure(.stopped(after: failure.description)) }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(batches.reduce(0) { $0 + $1.frames.count })
-        for batch in batches { bytes += batch.frames }
-        let path = segmentPath(segmentIndex)
+        let bytes: [UInt8]
+        if batches.count == 1 {
+            bytes = batches[0].frames  // a lone appender: write its frames as they are
+        } else {
+            var joined: [UInt8] = []
+            joined.reserveCapacity(batches.reduce(0) { $0 + $1.frames.count })
+            for batch in batches { joined += batch.frames }
+            bytes = joined
+        }
+        let path = currentSegmentPath
         do {
             try fileSystem.write(fd, bytes, path: path)
             if durability == .fsync { try fileSystem.sync(fd, path: path) }
@@ -304,6 +324,7 @@ public final class Journal: @unchecked Sendable {
         let old = segmentIndex
         fd = newFD
         segmentIndex = next
+        currentSegmentPath = path
         segmentBytes = bytes.count
         for index in try JournalContents.segmentIndices(directory: directory, fileSystem: fileSystem) where index <= old {
             try fileSystem.remove(segmentPath(index))
@@ -321,16 +342,27 @@ public final class Journal: @unchecked Sendable {
 
     // MARK: - Opening
 
+    /// The framed records for `entries` (the layout of `SegmentFormat.frame`), each entry
+    /// encoded straight into one buffer after a placeholder header that is filled in once
+    /// the payload's length and checksum are known: one allocation per append.
     private static func frames(_ entries: [JournalEntry]) throws(JournalError) -> [UInt8] {
-        var bytes: [UInt8] = []
+        let headerBytes = SegmentFormat.recordHeaderBytes
+        var writer = WireWriter(reservingCapacity: entries.count * (headerBytes + WireWriter.typicalEncodingBytes))
         for entry in entries {
-            let payload = entry.wireBytes
-            guard payload.count <= SegmentFormat.maxRecordBytes else {
-                throw .recordTooLarge(bytes: payload.count, limit: SegmentFormat.maxRecordBytes)
+            let headerStart = writer.bytes.count
+            writer.write(UInt32(0))  // payload length, filled in below
+            writer.write(UInt32(0))  // CRC-32C of the payload, filled in below
+            let payloadStart = writer.bytes.count
+            entry.encode(to: &writer)
+            let payloadCount = writer.bytes.count - payloadStart
+            guard payloadCount <= SegmentFormat.maxRecordBytes else {
+                throw .recordTooLarge(bytes: payloadCount, limit: SegmentFormat.maxRecordBytes)
             }
-            SegmentFormat.frame(payload, into: &bytes)
+            let checksum = CRC32C.checksum(writer.bytes[payloadStart...])
+            writer.overwrite(UInt32(payloadCount), at: headerStart)
+            writer.overwrite(checksum, at: headerStart + MemoryLayout<UInt32>.size)
         }
-        return bytes
+        return writer.bytes
     }
 
     /// Truncates a torn tail, or creates the first segment, and opens the last segment for appending.
@@ -417,7 +449,7 @@ private struct PendingBatch {
 }
 
 private enum Waiter {
-    case async(CheckedContinuation<Result<Void, JournalError>, Never>)
+    case async(UnsafeContinuation<Result<Void, JournalError>, Never>)
     case blocking(BlockingResult)
 
     func resume(_ result: Result<Void, JournalError>) {

@@ -75,7 +75,7 @@ public struct JournaledEngine: Sendable {
     }
 
     private static func persist(
-        _ effects: [Effect], of engine: ChannelEngine, in journal: Journal
+        _ effects: consuming [Effect], of engine: ChannelEngine, in journal: Journal
     ) async throws(JournalError) -> [Effect] {
         let (records, rest) = split(effects, of: engine)
         if !records.isEmpty { try await journal.append(records) }
@@ -85,17 +85,19 @@ public struct JournaledEngine: Sendable {
     /// Journal records, in order, and the other effects, in order. Performing
     /// every record before every other effect only ever delays an effect, so
     /// it keeps the engine's ordering contract.
-    private static func split(_ effects: [Effect], of engine: ChannelEngine) -> ([JournalEntry], [Effect]) {
+    ///
+    /// Runs on every update, so it allocates only the records' array: the other
+    /// effects are filtered in place in the engine's own (consumed) list.
+    private static func split(_ effects: consuming [Effect], of engine: ChannelEngine) -> ([JournalEntry], [Effect]) {
         var records: [JournalEntry] = []
-        var rest: [Effect] = []
-        for effect in effects {
-            if case let .journal(record) = effect {
-                records.append(JournalEntry(record, channelID: engine.channelID))
-            } else {
-                rest.append(effect)
-            }
+        for index in effects.indices {
+            guard case let .journal(record) = effects[index] else { continue }
+            if records.isEmpty { records.reserveCapacity(effects.count) }
+            records.append(JournalEntry(record, channelID: engine.channelID))
         }
-        return (records, rest)
+        guard !records.isEmpty else { return ([], effects) }
+        effects.removeAll { if case .journal = $0 { true } else { false } }
+        return (records, effects)
     }
 
     private static func refuseIfStopped(_ journal: Journal) throws(JournalError) {

@@ -39,11 +39,14 @@ public enum SegmentFormat {
 
     /// Appends one framed record carrying `payload` to `out`.
     public static func frame(_ payload: [UInt8], into out: inout [UInt8]) {
-        var writer = WireWriter(reservingCapacity: recordHeaderBytes)
-        writer.write(UInt32(payload.count))
-        writer.write(CRC32C.checksum(payload))
-        out += writer.bytes
+        // The header goes straight into `out`, with no intermediate buffer: this runs on every append.
+        appendBigEndian(UInt32(payload.count), to: &out)
+        appendBigEndian(CRC32C.checksum(payload), to: &out)
         out += payload
+    }
+
+    private static func appendBigEndian(_ value: UInt32, to out: inout [UInt8]) {
+        withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) }
     }
 }
 

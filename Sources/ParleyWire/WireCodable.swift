@@ -13,7 +13,7 @@ public typealias WireCodable = WireEncodable & WireDecodable
 extension WireEncodable {
     /// The canonical encoding of this value.
     public var wireBytes: [UInt8] {
-        var writer = WireWriter()
+        var writer = WireWriter(reservingCapacity: WireWriter.typicalEncodingBytes)
         encode(to: &writer)
         return writer.bytes
     }

@@ -7,6 +7,11 @@
 public struct WireWriter: Sendable {
     public private(set) var bytes: [UInt8]
 
+    /// Capacity `wireBytes` reserves: a journal record or message carrying a signed state
+    /// with both signatures (about 230 bytes with empty app data) fits without the buffer
+    /// growing, which would cost a second allocation and a copy.
+    public static let typicalEncodingBytes = 256
+
     public init(reservingCapacity capacity: Int = 128) {
         bytes = []
         bytes.reserveCapacity(capacity)
@@ -48,6 +53,14 @@ public struct WireWriter: Sendable {
 
     public mutating func write(_ value: some WireEncodable) {
         value.encode(to: &self)
+    }
+
+    /// Replaces the four bytes at `offset` with `value`, big-endian: for a header whose
+    /// fields (a length, a checksum) are known only once what follows it is written.
+    /// The bytes must already have been written.
+    public mutating func overwrite(_ value: UInt32, at offset: Int) {
+        precondition(offset >= 0 && offset + MemoryLayout<UInt32>.size <= bytes.count, "overwrite past the written bytes")
+        withUnsafeBytes(of: value.bigEndian) { bytes.replaceSubrange(offset..<offset + $0.count, with: $0) }
     }
 
     private mutating func appendBigEndian<T: FixedWidthInteger>(_ value: T) {

@@ -45,6 +45,45 @@ import Testing
         }
     }
 
+    /// SignedState keeps one field per seat instead of an array; its bytes must stay the
+    /// documented layout: state, presence byte (bit i = seat i), then signatures in seat order.
+    @Test func signedStateEncodesStatePresenceThenSignaturesInSeatOrder() async throws {
+        await propertyCheck(count: 500, input: Gen.uint64()) { seed in
+            var rng = SeededRandom(seed: seed)
+            let signed = RandomValues.signedState(&rng)
+            var expected = signed.state.wireBytes
+            var presence: UInt8 = 0
+            for (index, signature) in signed.signatures.enumerated() where signature != nil {
+                presence |= 1 << UInt8(index)
+            }
+            expected.append(presence)
+            for signature in signed.signatures { expected += signature?.bytes ?? [] }
+            #expect(signed.wireBytes == expected, "seed \(seed)")
+            let decoded = try SignedState(wireBytes: expected)
+            #expect(decoded == signed, "seed \(seed)")
+            #expect(decoded.signatures == signed.signatures, "seed \(seed)")
+            #expect(decoded.isFullySigned == !signed.signatures.contains(nil), "seed \(seed)")
+        }
+    }
+
+    /// Allocation keeps one field per seat; `balances`, the seat subscript and the
+    /// encoding (two big-endian u64 in seat order) must all still agree.
+    @Test func allocationBalancesSeatsAndBytesAgree() async throws {
+        await propertyCheck(count: 300, input: Gen.uint64()) { seed in
+            var rng = SeededRandom(seed: seed)
+            let (first, second) = (rng.next(), rng.next())
+            var allocation = Allocation(first, second)
+            #expect(allocation.balances == [first, second], "seed \(seed)")
+            #expect(allocation.wireBytes == withUnsafeBytes(of: first.bigEndian, Array.init) + withUnsafeBytes(of: second.bigEndian, Array.init), "seed \(seed)")
+            allocation[.second] = first
+            allocation.balances = [allocation.balances[1], second]
+            #expect(allocation == Allocation(first, second), "seed \(seed)")
+            #expect(allocation[.first] == first && allocation[.second] == second, "seed \(seed)")
+            let decoded = try Allocation(wireBytes: allocation.wireBytes)
+            #expect(decoded == allocation, "seed \(seed)")
+        }
+    }
+
     @Test func mutatedSignedStateIsNeverAccepted() async throws {
         let params = Fixtures.params()
         await propertyCheck(count: 1000, input: Gen.uint64()) { seed in

@@ -1,3 +1,4 @@
+import PropertyBased
 import Testing
 
 @testable import ParleyCrypto
@@ -14,6 +15,23 @@ import Testing
         let data = Array("state bytes".utf8)
         let tag = Array("parley/state/v1".utf8)
         #expect(Blake2b.hash256(domain: .stateSignature, data) == Blake2b.plainHash256([UInt8(tag.count)] + tag + data))
+    }
+
+    /// The domain prefix and the state are no longer built on the heap; the digest must not change.
+    @Test func domainHashMatchesTheLengthPrefixedConstructionForRandomData() async {
+        let domains: [DigestDomain] = [
+            .channelID, .stateSignature, .keyChecksum, .handshakeTranscript,
+            .sessionKeyDialerToListener, .sessionKeyListenerToDialer, Self.tagA,
+        ]
+        await propertyCheck(count: 300, input: Gen.uint64()) { seed in
+            var rng = SeededRandom(seed: seed)
+            let domain = domains[Int(rng.next() % UInt64(domains.count))]
+            let data = (0..<Int(rng.next() % 300)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let tag = Array(domain.tag.utf8)
+            let expected = Blake2b.plainHash256([UInt8(tag.count)] + tag + data)
+            #expect(Blake2b.hash256(domain: domain, data) == expected, "seed \(seed)")
+            #expect(data.withUnsafeBytes { Blake2b.hash256(domain: domain, $0) } == expected, "seed \(seed)")
+        }
     }
 
     @Test func sameDataInDifferentDomainsHashesDifferently() {

@@ -29,6 +29,23 @@ import Testing
         #expect(scan.tornBytes == 0)
     }
 
+    /// Appends encode each entry straight into the frame buffer; the file must hold exactly
+    /// what `SegmentFormat.frame` makes of each entry's encoding, in order.
+    @Test func appendedRecordsAreFramedExactlyAsSegmentFormatFramesThem() throws {
+        let directory = TempDirectory("framing")
+        defer { directory.remove() }
+        let params = JournalFixtures.params()
+        let entries = JournalFixtures.history(params, count: 4)
+        let journal = try Journal(directory: directory.path, durability: .none)
+        try journal.appendBlocking([entries[0]])
+        try journal.appendBlocking(Array(entries[1...]))
+        journal.close()
+        var expected = SegmentFormat.header(index: 1)
+        for entry in entries { SegmentFormat.frame(entry.wireBytes, into: &expected) }
+        #expect(directory.segments.count == 1)
+        #expect(directory.segments.first.map(directory.bytes(of:)) == expected)
+    }
+
     @Test func headerOfAnotherSegmentIsRefused() {
         let bytes = SegmentFormat.header(index: 2)
         #expect(throws: JournalError.self) { try SegmentFormat.scan(bytes, name: "s", expectedIndex: 1, isLast: true) }
