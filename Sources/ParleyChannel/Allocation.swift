@@ -10,14 +10,9 @@ public struct Allocation: Hashable, Sendable, CustomStringConvertible {
     private var first: UInt64
     private var second: UInt64
 
-    /// The balances in seat order; always exactly two.
-    public var balances: [UInt64] {
-        get { [first, second] }
-        set {
-            precondition(newValue.count == 2, "an allocation has exactly two balances")
-            (first, second) = (newValue[0], newValue[1])
-        }
-    }
+    /// The balances in seat order; always exactly two. Change them through the seat
+    /// subscript (a settable array would have to reject other lengths at run time).
+    public var balances: [UInt64] { [first, second] }
 
     public init(_ first: UInt64, _ second: UInt64) {
         self.first = first

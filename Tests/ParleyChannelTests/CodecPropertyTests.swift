@@ -75,8 +75,11 @@ import Testing
             var allocation = Allocation(first, second)
             #expect(allocation.balances == [first, second], "seed \(seed)")
             #expect(allocation.wireBytes == withUnsafeBytes(of: first.bigEndian, Array.init) + withUnsafeBytes(of: second.bigEndian, Array.init), "seed \(seed)")
+            allocation[.first] = second
             allocation[.second] = first
-            allocation.balances = [allocation.balances[1], second]
+            #expect(allocation.balances == [second, first], "seed \(seed)")
+            allocation[.first] = first
+            allocation[.second] = second
             #expect(allocation == Allocation(first, second), "seed \(seed)")
             #expect(allocation[.first] == first && allocation[.second] == second, "seed \(seed)")
             let decoded = try Allocation(wireBytes: allocation.wireBytes)
