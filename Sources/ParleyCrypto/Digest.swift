@@ -23,6 +23,16 @@ public struct Digest: Hashable, Sendable, CustomStringConvertible {
     public var hex: String { Hex.encode(bytes) }
 
     public var description: String { hex }
+
+    /// Feeds the 32 bytes to the hasher in one call. (The derived conformance hashes an
+    /// array element by element; channel IDs are dictionary keys on every update's path.)
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
+    public static func == (lhs: Digest, rhs: Digest) -> Bool {
+        lhs.bytes == rhs.bytes
+    }
 }
 
 /// A domain-separation tag: hashes made for different purposes can never be confused,
