@@ -7,20 +7,16 @@ import ParleyWire
 /// what a peer must show to be believed.
 public struct SignedState: Hashable, Sendable {
     public var state: ChannelState
-    // One field per seat rather than an array: a signed state is built, copied and
-    // countersigned on every update, and an array would allocate each time.
-    private var firstSignature: Signature?
-    private var secondSignature: Signature?
+    private var seats = PerSeat<Signature?>(nil, nil)
 
     /// `signatures[i]` belongs to `ParticipantIndex(rawValue: i)`.
-    public var signatures: [Signature?] { [firstSignature, secondSignature] }
+    public var signatures: [Signature?] { seats.array }
 
     /// `signatures` has one slot per seat: exactly two.
     public init(state: ChannelState, signatures: [Signature?] = [nil, nil]) {
         precondition(signatures.count == 2, "a signed state has exactly two signature slots")
         self.state = state
-        firstSignature = signatures[0]
-        secondSignature = signatures[1]
+        seats = PerSeat(signatures[0], signatures[1])
     }
 
     /// A state with no signatures yet, without building a signature array (the update path).
@@ -29,21 +25,11 @@ public struct SignedState: Hashable, Sendable {
     }
 
     public subscript(participant: ParticipantIndex) -> Signature? {
-        get {
-            switch participant {
-            case .first: firstSignature
-            case .second: secondSignature
-            }
-        }
-        set {
-            switch participant {
-            case .first: firstSignature = newValue
-            case .second: secondSignature = newValue
-            }
-        }
+        get { seats[participant] }
+        set { seats[participant] = newValue }
     }
 
-    public var isFullySigned: Bool { firstSignature != nil && secondSignature != nil }
+    public var isFullySigned: Bool { seats.first != nil && seats.second != nil }
     public var version: UInt64 { state.version }
 
     /// Checks that every present signature is valid and, when `requireBoth`, that both are present.
@@ -72,10 +58,10 @@ extension SignedState: WireCodable {
 
     public func encode(to writer: inout WireWriter) {
         state.encode(to: &writer)
-        let presence: UInt8 = (firstSignature == nil ? 0 : 0b01) | (secondSignature == nil ? 0 : 0b10)
+        let presence: UInt8 = (seats.first == nil ? 0 : 0b01) | (seats.second == nil ? 0 : 0b10)
         writer.write(presence)
-        firstSignature?.encode(to: &writer)
-        secondSignature?.encode(to: &writer)
+        seats.first?.encode(to: &writer)
+        seats.second?.encode(to: &writer)
     }
 
     public init(from reader: inout WireReader) throws(WireError) {
@@ -85,7 +71,7 @@ extension SignedState: WireCodable {
             throw .invalidValue(field: "signature presence", reason: "only bits 0 and 1 may be set")
         }
         self.init(unsigned: state)
-        if presence & 0b01 != 0 { firstSignature = try Signature(from: &reader) }
-        if presence & 0b10 != 0 { secondSignature = try Signature(from: &reader) }
+        if presence & 0b01 != 0 { seats.first = try Signature(from: &reader) }
+        if presence & 0b10 != 0 { seats.second = try Signature(from: &reader) }
     }
 }
