@@ -35,21 +35,24 @@ let package = Package(
             pkgConfig: "libuv",
             providers: [.apt(["libuv1-dev"])]
         ),
+        .target(name: "ParleyLocks"),
         .target(name: "ParleyCrypto", dependencies: ["CSodium"]),
         .target(name: "ParleyWire", dependencies: ["ParleyCrypto"]),
         .target(name: "ParleyChannel", dependencies: ["ParleyCrypto", "ParleyWire"]),
         .target(name: "ParleyJournal", dependencies: ["ParleyChannel", "ParleyWire", "ParleyCrypto"]),
-        .target(name: "ParleyTransport", dependencies: ["CLibUV", "ParleyCrypto", "ParleyWire"]),
-        .target(name: "ParleySettlement", dependencies: ["ParleyChannel", "ParleyCrypto", "ParleyWire"]),
+        .target(name: "ParleyTransport", dependencies: ["CLibUV", "ParleyLocks", "ParleyCrypto", "ParleyWire"]),
+        .target(name: "ParleySettlement", dependencies: ["ParleyLocks", "ParleyChannel", "ParleyCrypto", "ParleyWire"]),
         .target(
             name: "ParleyDevchain",
-            dependencies: ["ParleySettlement", "ParleyGames", "ParleyTransport", "ParleyChannel", "ParleyCrypto", "ParleyWire"]
+            dependencies: [
+                "ParleySettlement", "ParleyGames", "ParleyTransport", "ParleyLocks", "ParleyChannel", "ParleyCrypto", "ParleyWire",
+            ]
         ),
         .target(
             name: "ParleyNode",
             dependencies: [
-                "ParleySettlement", "ParleyJournal", "ParleyTransport", "ParleyChannel", "ParleyCrypto", "ParleyWire",
-                .product(name: "Logging", package: "swift-log"),
+                "ParleySettlement", "ParleyJournal", "ParleyTransport", "ParleyLocks", "ParleyChannel", "ParleyCrypto",
+                "ParleyWire", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(name: "ParleySubprocess"),
@@ -116,7 +119,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ParleyTransportTests",
-            dependencies: ["ParleyTransport", "ParleyChannel", "ParleyCrypto", "ParleyWire", "CLibUV"]
+            dependencies: ["ParleyTransport", "ParleyLocks", "ParleyChannel", "ParleyCrypto", "ParleyWire", "CLibUV"]
         ),
         // Test-only helpers for tests that run `parley` subprocesses; not a product.
         .target(

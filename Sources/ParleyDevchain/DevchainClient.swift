@@ -3,7 +3,7 @@ import ParleyCrypto
 import ParleySettlement
 import ParleyTransport
 import ParleyWire
-import Synchronization
+import ParleyLocks
 
 /// A `SettlementAdapter` that talks to a `parley devchain` daemon over one encrypted session.
 ///
@@ -40,8 +40,8 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
     public let connectTimeout: Duration
     private let loop: EventLoop
     private let ownsLoop: Bool
-    private let link: Mutex<PeerLink?>
-    private let state = Mutex(State())
+    private let link: Locked<PeerLink?>
+    private let state = Locked(State())
 
     private struct Stream {
         var continuation: AsyncThrowingStream<ChainEvent, any Error>.Continuation
@@ -87,7 +87,7 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         self.loop = loop
         self.ownsLoop = ownsLoop
         self.connectTimeout = connectTimeout
-        link = Mutex(nil)
+        link = Locked(nil)
         let endpoint = SessionEndpoint(identity: identity, loop: loop)
         let peerLink = PeerLink(endpoint: endpoint, peer: daemonKey, address: address, retry: retry) { [weak self] event in
             if case let .connected(session) = event { self?.connected(session) }

@@ -1,7 +1,7 @@
 import ParleySettlement
 import ParleyTransport
 import ParleyWire
-import Synchronization
+import ParleyLocks
 
 /// One client of the daemon: reads its requests in order and answers each; runs one
 /// task per event subscription. Everything here affects this client only.
@@ -97,5 +97,5 @@ struct DevchainConnection: Sendable {
 
 /// The running subscription tasks of one connection, by subscription id.
 final class Subscriptions: Sendable {
-    let tasks = Mutex<[UInt64: Task<Void, Never>]>([:])
+    let tasks = Locked<[UInt64: Task<Void, Never>]>([:])
 }

@@ -4,6 +4,7 @@ import ParleySettlement
 import ParleyTransport
 import ParleyWire
 import Synchronization
+import ParleyLocks
 
 /// The devchain daemon: an `Adjudicator` with a clock and a durable ledger, served to
 /// clients over encrypted sessions. `parley devchain` is a thin shell around it.
@@ -71,11 +72,11 @@ public final class DevchainServer: Sendable {
 
     public let configuration: Configuration
     public let recovery: Recovery
-    private let core: Mutex<Core>
-    private let listener: Mutex<TCPListener?>
+    private let core: Locked<Core>
+    private let listener: Locked<TCPListener?>
     private let endpoint: SessionEndpoint
     /// Live subscriptions, checked for lag after every commit that made events.
-    private let subscribers = Mutex<[ObjectIdentifier: SubscriberCursor]>([:])
+    private let subscribers = Locked<[ObjectIdentifier: SubscriberCursor]>([:])
     /// The address clients dial (with the port the OS chose for port 0).
     public let address: SocketAddress
 
@@ -85,8 +86,8 @@ public final class DevchainServer: Sendable {
     ) {
         self.configuration = configuration
         self.recovery = recovery
-        self.core = Mutex(core)
-        listener = Mutex(nil)
+        self.core = Locked(core)
+        listener = Locked(nil)
         self.endpoint = endpoint
         self.address = address
     }
@@ -332,7 +333,7 @@ public final class DevchainServer: Sendable {
 
 /// Lets the listener's callback reach the server created after it.
 private final class ServerHolder: Sendable {
-    private let value = Mutex<DevchainServer?>(nil)
+    private let value = Locked<DevchainServer?>(nil)
     var server: DevchainServer? {
         get { value.withLock { $0 } }
         set { value.withLock { $0 = newValue } }

@@ -5,7 +5,7 @@ import ParleyJournal
 import ParleySettlement
 import ParleyTransport
 import ParleyWire
-import Synchronization
+import ParleyLocks
 
 /// What a runner needs from its node; closures so the runner never hops to the node actor
 /// on the hot path.
@@ -65,7 +65,7 @@ final class ChannelRunner: Sendable {
     let peer: PublicKey
     let me: ParticipantIndex
     let params: ChannelParams
-    private let mailbox: Mutex<Mailbox>
+    private let mailbox: Locked<Mailbox>
     private let snapshot: StatusBox
 
     /// Inputs waiting, and the loop state while no task runs it.
@@ -89,7 +89,7 @@ final class ChannelRunner: Sendable {
             id: id, peer: peer, me: me, latest: core.latest, phase: core.phase, isFunded: funded,
             isClosing: closing || core.latest.state.isFinal, isClosed: closed, isConnected: session != nil)
         snapshot = StatusBox(initial)
-        mailbox = Mutex(Mailbox())
+        mailbox = Locked(Mailbox())
         let loop = RunnerLoop(
             engine: engine, rules: rules, session: session, status: initial, published: snapshot, context: context,
             inputs: RunnerHandle(runner: self))
@@ -182,8 +182,8 @@ final class ChannelRunner: Sendable {
 
 /// The latest status, readable from any thread without waiting for the runner.
 final class StatusBox: Sendable {
-    let value: Mutex<ChannelStatus>
-    init(_ status: ChannelStatus) { value = Mutex(status) }
+    let value: Locked<ChannelStatus>
+    init(_ status: ChannelStatus) { value = Locked(status) }
 }
 
 /// The runner's state and its input handling. Confined to one task at a time: the task

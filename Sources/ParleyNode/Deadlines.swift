@@ -1,5 +1,5 @@
 import ParleyChannel
-import Synchronization
+import ParleyLocks
 
 /// All of a node's channel timers — the proposal timeout and the turn timeout of every
 /// channel — on one task, instead of a task per timer.
@@ -37,7 +37,7 @@ final class Deadlines<Fire: Sendable>: Sendable {
 
     let resolution: Duration
     private let origin = ContinuousClock.now
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let deliver: @Sendable (Fire) -> Void
 
     /// `deliver` gets each timer's `fire` value when it falls due, on the sweeper task.

@@ -6,6 +6,7 @@ import ParleySettlement
 import ParleyTransport
 import ParleyWire
 import Synchronization
+import ParleyLocks
 
 /// One identity's state channels: the public face of Parley.
 ///
@@ -76,7 +77,7 @@ public actor Node {
     private var stopped = false
 
     private final class Registry: Sendable {
-        let runners = Mutex<[ChannelID: ChannelRunner]>([:])
+        let runners = Locked<[ChannelID: ChannelRunner]>([:])
     }
 
     /// Settings channel tasks read without hopping to the node.
@@ -85,11 +86,11 @@ public actor Node {
         // async closures in a generic container (a tuple inside `Mutex`) made every call go
         // through a reabstraction thunk whose async frame the long-lived channel task never
         // got back: memory grew with every update (`parley bench`, Docs/Performance.md).
-        let update = Mutex(UpdateHandlerBox(Node.acceptPaymentsToMe))
-        let open = Mutex(OpenHandlerBox(Node.acceptPaymentChannels))
+        let update = Locked(UpdateHandlerBox(Node.acceptPaymentsToMe))
+        let open = Locked(OpenHandlerBox(Node.acceptPaymentChannels))
         let silent = Atomic<Bool>(false)
         let offline = Atomic<Bool>(false)
-        let chainMove = Mutex<ChainMoveHandlerBox?>(nil)
+        let chainMove = Locked<ChainMoveHandlerBox?>(nil)
     }
 
     private struct PeerState {
@@ -348,7 +349,7 @@ public actor Node {
 
     /// A continuation resumed by whichever side finishes first.
     private final class OneShot: Sendable {
-        private let waiter = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+        private let waiter = Locked<CheckedContinuation<Bool, Never>?>(nil)
         func arm(_ continuation: CheckedContinuation<Bool, Never>) { waiter.withLock { $0 = continuation } }
         func resume(returning value: Bool) { waiter.withLock { $0.take() }?.resume(returning: value) }
     }

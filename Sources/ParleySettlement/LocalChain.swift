@@ -1,6 +1,6 @@
 import ParleyChannel
 import ParleyCrypto
-import Synchronization
+import ParleyLocks
 
 /// The embedded chain: an `Adjudicator` behind a lock, with a virtual clock.
 ///
@@ -16,11 +16,11 @@ public final class LocalChain: Sendable {
         var nextSubscriber: UInt64 = 0
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     /// `apps` add to the always-known `PaymentApp` (see `Adjudicator.init(apps:)`).
     public init(apps: [any AppRules] = []) {
-        state = Mutex(State(adjudicator: Adjudicator(apps: apps)))
+        state = Locked(State(adjudicator: Adjudicator(apps: apps)))
     }
 
     /// An adapter that submits transactions as `identity`.

@@ -1,4 +1,5 @@
 import CLibUV
+import ParleyLocks
 import Synchronization
 
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import ParleyCrypto
+import ParleyLocks
 
 /// Keeps a session to one known peer: dials it, and whenever the session
 /// ends, dials again with exponential backoff and jitter, until stopped.

@@ -1,4 +1,5 @@
 import ParleyCrypto
+import ParleyLocks
 /// How `EventLoop.dial(to:timeout:retry:watermarks:)` spaces its attempts:
 /// exponential backoff with full jitter.
 ///

@@ -1,5 +1,6 @@
 import ParleyCrypto
 import ParleyWire
+import ParleyLocks
 
 /// Limits and timers of sessions made by a ``SessionEndpoint``. Every value is injectable
 /// so tests can run the same code with short intervals.

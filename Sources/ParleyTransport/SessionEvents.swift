@@ -1,3 +1,5 @@
+import ParleyLocks
+
 /// A session's events as an async sequence with a bounded buffer. One consumer only.
 /// The sequence ends after `.closed`.
 public struct SessionEvents: AsyncSequence, Sendable {

@@ -1,3 +1,4 @@
+import ParleyLocks
 import Testing
 
 @testable import ParleyTransport
