@@ -20,11 +20,15 @@ import Testing
         ChannelID(digest: try Digest(bytes: SecureRandom.bytes(32)))
     }
 
-    /// Waits (up to 10 s) until `fired` has `count` entries.
+    /// Waits until `fired` has `count` entries, for up to 2,000 polls of 5 ms. Counted in
+    /// polls, not wall time: while CPU-heavy tests hold the cooperative pool, neither this
+    /// loop nor the sweeper runs, and a wall-clock deadline would expire during the stall
+    /// and fail the test before the sweeper had its turn.
     private static func wait(for count: Int, in fired: Fired) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while fired.names.count < count, ContinuousClock.now < deadline {
+        var polls = 0
+        while fired.names.count < count, polls < 2_000 {
             try await Task.sleep(for: .milliseconds(5))
+            polls += 1
         }
     }
 

@@ -23,7 +23,7 @@ private let challenge: UInt64 = 60
 private let startingBalance: UInt64 = 1_000
 /// Long enough that a loaded machine does not time out a healthy proposal; the silent-peer
 /// test uses `silentTimeout`.
-private let healthyTimeout: Duration = .seconds(2)
+private let healthyTimeout: Duration = .seconds(10)
 private let silentTimeout: Duration = .milliseconds(300)
 
 private func apiPolicy(proposalTimeout: Duration = healthyTimeout) -> NodePolicy {
