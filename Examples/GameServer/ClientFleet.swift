@@ -1,4 +1,5 @@
 import Foundation
+import ParleySubprocess
 import Logging
 import ParleyChannel
 import ParleyCrypto
@@ -207,7 +208,7 @@ final class ClientFleet: Sendable {
                     try await channel.waitUntilClosed()
                     return .forfeited
                 }
-                record(move: Measurement.micros(ContinuousClock.now - proposed))
+                record(move: 1e6 * durationSeconds(ContinuousClock.now - proposed))
                 exchanges += 1
             }
             try await channel.close()

@@ -1,3 +1,4 @@
+import ParleySubprocess
 import Logging
 import ParleyChannel
 import ParleyCrypto
@@ -110,7 +111,7 @@ final class GameHost: Sendable {
                 guard let cell = Strategy.answer(on: board) else { throw AppRuleViolation("no free cell") }
                 state = try TicTacToe.move(cell, in: state)
             }
-            let micros = Measurement.micros(ContinuousClock.now - seen)
+            let micros = 1e6 * durationSeconds(ContinuousClock.now - seen)
             answerMicros.withLock { $0.append(micros) }
             counters.withLock { $0.moves += 1 }
         } catch {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ParleySubprocess
 import Logging
 import ParleyChannel
 import ParleyCrypto
@@ -323,16 +324,16 @@ struct ClientCommand: AsyncParsableCommand {
         for case let .failed(text) in outcomes.values.map(\.outcome) { errors.append(text) }
         let completed = outcomes.values.filter { if case .completed = $0.outcome { true } else { false } }
         let forfeited = outcomes.values.filter { if case .forfeited = $0.outcome { true } else { false } }
-        let playSeconds = numbers.lastMove.map { Measurement.seconds($0 - started) } ?? 0
+        let playSeconds = numbers.lastMove.map { durationSeconds($0 - started) } ?? 0
         let report = ClientReport(
             matches: matches, clients: max(1, min(clients, matches)), opened: fleet.openCount,
             completed: completed.count, forfeits: forfeited.count,
             errors: errors.count, errorSamples: Array(errors.prefix(10)), moves: numbers.moves,
-            playSeconds: Measurement.rounded(playSeconds, digits: 3),
-            p50Micros: Measurement.rounded(Measurement.percentile(numbers.latencies, 0.5)),
-            p99Micros: Measurement.rounded(Measurement.percentile(numbers.latencies, 0.99)),
-            lastCompletedSeconds: completed.map { Measurement.seconds($0.after) }.max().map { Measurement.rounded($0, digits: 3) },
-            firstForfeitSeconds: forfeited.map { Measurement.seconds($0.after) }.min().map { Measurement.rounded($0, digits: 3) })
+            playSeconds: rounded(playSeconds, digits: 3),
+            p50Micros: rounded(percentile(numbers.latencies, 0.5), digits: 1),
+            p99Micros: rounded(percentile(numbers.latencies, 0.99), digits: 1),
+            lastCompletedSeconds: completed.map { durationSeconds($0.after) }.max().map { rounded($0, digits: 3) },
+            firstForfeitSeconds: forfeited.map { durationSeconds($0.after) }.min().map { rounded($0, digits: 3) })
         writeLine(ClientLine.done(report).json)
     }
 }

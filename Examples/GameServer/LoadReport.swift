@@ -116,11 +116,3 @@ struct LoadSummary: Codable {
     var build: String
 }
 
-/// Whether this binary was built with optimisation, so a debug number is never mistaken for a release one.
-var buildConfiguration: String {
-    #if DEBUG
-    "debug"
-    #else
-    "release"
-    #endif
-}

@@ -136,7 +136,7 @@ struct LoadRun {
             switch parsed {
             case let .opened(count, _):
                 opened = count
-                openSeconds = Measurement.seconds(ContinuousClock.now - started)
+                openSeconds = durationSeconds(ContinuousClock.now - started)
                 // Every open channel is funded on our side too before we measure.
                 let deadline = ContinuousClock.now + .seconds(60)
                 while host.snapshot.funded < count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
@@ -164,7 +164,7 @@ struct LoadRun {
                 try await Task.sleep(for: .milliseconds(100))
             } while ContinuousClock.now < deadline
         }
-        let seconds = Measurement.seconds(ContinuousClock.now - started)
+        let seconds = durationSeconds(ContinuousClock.now - started)
         let counts = host.snapshot
         let answers = host.answerLatencies
         var errorSamples = report.errorSamples
@@ -193,17 +193,17 @@ struct LoadRun {
         return LoadSummary(
             matches: options.matches, opened: opened, completed: conservation.completed, forfeits: conservation.forfeits,
             errors: errors, errorSamples: errorSamples,
-            movesPerSecond: Measurement.rounded(report.playSeconds > 0 ? Double(report.moves) / report.playSeconds : 0),
+            movesPerSecond: rounded(report.playSeconds > 0 ? Double(report.moves) / report.playSeconds : 0, digits: 1),
             p50Micros: report.p50Micros, p99Micros: report.p99Micros,
-            bytesPerChannel: Measurement.rounded(Double(rssOpen - rssBefore) / denominator, digits: 0),
-            trimmedBytesPerChannel: Measurement.rounded(Double(trimmedOpen - trimmedBefore) / denominator, digits: 0),
-            seconds: Measurement.rounded(seconds, digits: 3), clients: report.clients, vanish: options.vanish, idle: options.idle,
+            bytesPerChannel: rounded(Double(rssOpen - rssBefore) / denominator, digits: 0),
+            trimmedBytesPerChannel: rounded(Double(trimmedOpen - trimmedBefore) / denominator, digits: 0),
+            seconds: rounded(seconds, digits: 3), clients: report.clients, vanish: options.vanish, idle: options.idle,
             conservation: options.idle ? "skipped" : (conservation.payouts == conservation.stakes && conservation.unsettled == 0 ? "held" : "mismatch"),
             stakes: conservation.stakes, payouts: conservation.payouts, moves: report.moves, serverMoves: counts.moves,
-            serverAnswerP50Micros: Measurement.rounded(Measurement.percentile(answers, 0.5)),
-            serverAnswerP99Micros: Measurement.rounded(Measurement.percentile(answers, 0.99)),
+            serverAnswerP50Micros: rounded(percentile(answers, 0.5), digits: 1),
+            serverAnswerP99Micros: rounded(percentile(answers, 0.99), digits: 1),
             forfeitsToServer: conservation.forfeitsToServer, serverMoveFailures: counts.moveFailures, serverNodeErrors: counts.nodeErrors, rssBeforeBytes: rssBefore, rssOpenBytes: rssOpen,
-            openSeconds: Measurement.rounded(openSeconds, digits: 3), lastCompletedSeconds: report.lastCompletedSeconds,
+            openSeconds: rounded(openSeconds, digits: 3), lastCompletedSeconds: report.lastCompletedSeconds,
             firstForfeitSeconds: report.firstForfeitSeconds, clientCompleted: report.completed,
             clientForfeits: report.forfeits, timeMode: options.externalChain != nil ? "external" : options.realTime ? "real" : "manual",
             seed: options.seed, build: buildConfiguration)

@@ -1,4 +1,5 @@
 import Foundation
+import ParleySubprocess
 
 #if canImport(Glibc)
 import Glibc

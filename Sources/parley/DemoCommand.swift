@@ -9,6 +9,7 @@ import ParleyNode
 import ParleySettlement
 import ParleyTransport
 import Synchronization
+import ParleySubprocess
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -377,10 +378,3 @@ struct DemoChain: Sendable {
     }
 }
 
-/// The `fraction` quantile of `values` (nearest rank), 0 when empty.
-func percentile(_ values: [Double], _ fraction: Double) -> Double {
-    guard !values.isEmpty else { return 0 }
-    let sorted = values.sorted()
-    let rank = Int((fraction * Double(sorted.count)).rounded(.up)) - 1
-    return sorted[min(max(rank, 0), sorted.count - 1)]
-}

@@ -6,6 +6,7 @@ import ParleyDevchain
 import ParleySettlement
 import ParleyTransport
 import Synchronization
+import ParleySubprocess
 
 /// `parley devchain`: the adjudicator rules as a separate, persistent, networked process.
 struct DevchainCommand: AsyncParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ParleyDrill
+import ParleySubprocess
 
 struct DrillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

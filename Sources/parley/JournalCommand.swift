@@ -3,6 +3,7 @@ import Foundation
 import ParleyChannel
 import ParleyCrypto
 import ParleyJournal
+import ParleySubprocess
 
 /// `parley journal`: look into, check and benchmark a node's dispute journal.
 struct JournalCommand: AsyncParsableCommand {

@@ -8,6 +8,7 @@ import ParleyNode
 import ParleySettlement
 import ParleyTransport
 import Synchronization
+import ParleySubprocess
 
 /// `parley node`: one long-running node driven by commands on stdin, for two-terminal
 /// demos and scripts.

@@ -5,6 +5,7 @@ import ParleyNode
 import ParleySettlement
 import ParleyTransport
 import Synchronization
+import ParleySubprocess
 
 // The line protocol of `parley node`: one command per stdin line, one JSON answer per
 // command on stdout, and node events as JSON lines in between (see NodeCommand's help).

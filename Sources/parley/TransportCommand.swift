@@ -3,6 +3,7 @@ import Foundation
 import ParleyCrypto
 import ParleyTransport
 import Synchronization
+import ParleySubprocess
 
 struct TransportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -45,27 +45,16 @@ struct GameServerTests {
 }
 
 /// The `game-server` executable the test target depends on, built next to the test bundle
-/// (found the way `ParleyExecutable.locate` finds `parley`).
+/// (found by `ParleyExecutable.locate(named:)`, as `parley` is).
 enum GameServerExecutable {
     static let name = "game-server"
     static let timeout: TimeInterval = 150
 
     static func locate() throws -> String {
-        var directories: [URL] = []
-        if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            directories.append(URL(fileURLWithPath: executable).deletingLastPathComponent())
+        guard let path = ParleyExecutable.locate(named: name) else {
+            throw DevchainTestFailure("the `game-server` executable is not next to the test bundle; build with `swift build --build-tests`")
         }
-        directories.append(URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.deletingLastPathComponent())
-        let bundle = Bundle.main.bundleURL
-        directories += [bundle, bundle.deletingLastPathComponent()]
-        let outsideBundle = directories.map {
-            $0.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        }
-        for url in directories + outsideBundle {
-            let candidate = url.appendingPathComponent(name).path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        throw DevchainTestFailure("the `game-server` executable is not next to the test bundle; build with `swift build --build-tests`")
+        return path
     }
 
     /// Runs `game-server arguments… --json` to completion and parses the JSON it prints.

@@ -49,6 +49,12 @@ public enum ParleyExecutable {
         """
 
     public static func locate() -> String? {
+        locate(named: "parley")
+    }
+
+    /// An executable product of this package built next to the test bundle (`parley`,
+    /// `game-server`, …), or nil.
+    public static func locate(named name: String) -> String? {
         var directories: [URL] = []
         if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
             directories.append(URL(fileURLWithPath: executable).deletingLastPathComponent())
@@ -61,7 +67,7 @@ public enum ParleyExecutable {
             $0.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         }
         for url in directories + outsideBundle {
-            let candidate = url.appendingPathComponent("parley").path
+            let candidate = url.appendingPathComponent(name).path
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
         return nil
