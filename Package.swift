@@ -119,7 +119,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ParleyTransportTests",
-            dependencies: ["ParleyTransport", "ParleyLocks", "ParleyChannel", "ParleyCrypto", "ParleyWire", "CLibUV"]
+            dependencies: ["ParleyTransport", "ParleyLocks", "ParleyChannel", "ParleyCrypto", "ParleyWire", "CLibUV", "ParleyTestSupport"]
         ),
         // Test-only helpers for tests that run `parley` subprocesses; not a product.
         .target(

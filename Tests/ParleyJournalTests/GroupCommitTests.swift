@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import ParleyChannel
+import ParleyTestSupport
 import Testing
 
 @testable import ParleyJournal
@@ -59,9 +60,9 @@ import Testing
         files.syncGate = gate
         let syncsBefore = files.syncCalls
         let first = Task { try await journal.append([entries[0]]) }
-        #expect(await poll { files.syncCalls == syncsBefore + 1 })
+        #expect(await eventually { files.syncCalls == syncsBefore + 1 })
         let queued = (1...3).map { index in Task { try await journal.append([entries[index]]) } }
-        #expect(await poll { journal.queuedBatchCount == 3 })
+        #expect(await eventually { journal.queuedBatchCount == 3 })
         files.syncGate = nil
         gate.signal()
         try await first.value
@@ -107,12 +108,4 @@ import Testing
     }
 
     /// Polls every 2 ms for up to 10 s.
-    private func poll(_ condition: @Sendable () -> Bool) async -> Bool {
-        let end = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < end {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(2))
-        }
-        return condition()
-    }
 }

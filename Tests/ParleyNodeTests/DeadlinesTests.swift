@@ -1,6 +1,7 @@
 import ParleyChannel
 import ParleyCrypto
 import Synchronization
+import ParleyTestSupport
 import Testing
 
 @testable import ParleyNode
@@ -20,17 +21,6 @@ import Testing
         ChannelID(digest: try Digest(bytes: SecureRandom.bytes(32)))
     }
 
-    /// Waits until `fired` has `count` entries, for up to 2,000 polls of 5 ms. Counted in
-    /// polls, not wall time: while CPU-heavy tests hold the cooperative pool, neither this
-    /// loop nor the sweeper runs, and a wall-clock deadline would expire during the stall
-    /// and fail the test before the sweeper had its turn.
-    private static func wait(for count: Int, in fired: Fired) async throws {
-        var polls = 0
-        while fired.names.count < count, polls < 2_000 {
-            try await Task.sleep(for: .milliseconds(5))
-            polls += 1
-        }
-    }
 
     @Test("a timer fires once, never before its delay")
     func firesOnceNotEarly() async throws {
@@ -41,7 +31,7 @@ import Testing
         let armedAt = ContinuousClock.now
         deadlines.arm(.init(channel: a, kind: .proposal), after: .milliseconds(40), fire: "a")
         deadlines.arm(.init(channel: b, kind: .proposal), after: .milliseconds(120), fire: "b")
-        try await Self.wait(for: 2, in: fired)
+        _ = await eventually { fired.names.count >= 2 }
         #expect(fired.names == ["a", "b"])
         let whenA = try #require(fired.when("a"))
         let whenB = try #require(fired.when("b"))
@@ -66,7 +56,7 @@ import Testing
         deadlines.arm(.init(channel: a, kind: .proposal), after: .milliseconds(150), fire: "a v2")
         deadlines.disarm(.init(channel: b, kind: .proposal))
         deadlines.arm(.init(channel: b, kind: .proposal), after: .milliseconds(10), fire: "b v2")
-        try await Self.wait(for: 2, in: fired)
+        _ = await eventually { fired.names.count >= 2 }
         try await Task.sleep(for: .milliseconds(100))
         #expect(fired.names == ["b v2", "a v2"])
     }
@@ -81,7 +71,7 @@ import Testing
             armed[name] = .now
             deadlines.arm(.init(channel: try Self.channel(), kind: .proposal), after: .milliseconds(index % 97), fire: name)
         }
-        try await Self.wait(for: 300, in: fired)
+        _ = await eventually { fired.names.count >= 300 }
         #expect(Set(fired.names) == Set(armed.keys))
         #expect(fired.names.count == 300)
         for (name, at) in armed {

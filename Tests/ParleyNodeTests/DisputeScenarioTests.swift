@@ -2,6 +2,7 @@ import ParleyChannel
 import ParleyCrypto
 import ParleyJournal
 import ParleySettlement
+import ParleyTestSupport
 import Testing
 
 @testable import ParleyNode

@@ -5,6 +5,7 @@ import ParleyCrypto
 import ParleySettlement
 import ParleyTransport
 import Synchronization
+import ParleyTestSupport
 import Testing
 
 @testable import ParleyNode

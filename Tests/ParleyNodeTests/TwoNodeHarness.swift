@@ -342,13 +342,3 @@ struct HarnessError: Error, CustomStringConvertible {
 }
 
 /// Polls `condition` every 5 ms until it holds or `deadline` passes.
-func eventually(
-    within deadline: Duration = .seconds(10), _ condition: @Sendable () async throws -> Bool
-) async rethrows -> Bool {
-    let end = ContinuousClock.now + deadline
-    while ContinuousClock.now < end {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(5))
-    }
-    return try await condition()
-}

@@ -25,6 +25,22 @@ public func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) asy
     }
 }
 
+/// Polls `condition` every 5 ms until it holds, at most `deadline` / 5 ms times; returns
+/// whether it held. Counted in polls, not wall time: while CPU-heavy tests hold the
+/// cooperative pool, neither this loop nor the work it waits for runs, and a wall-clock
+/// deadline would expire during the stall and fail before the work had its turn.
+public func eventually(
+    within deadline: Duration = .seconds(10), _ condition: @Sendable () async throws -> Bool
+) async rethrows -> Bool {
+    let interval = Duration.milliseconds(5)
+    let polls = max(1, Int((deadline / interval).rounded(.up)))
+    for _ in 0..<polls {
+        if try await condition() { return true }
+        try? await Task.sleep(for: interval)
+    }
+    return try await condition()
+}
+
 /// Why a test could not set itself up.
 public struct DevchainTestFailure: Error, CustomStringConvertible {
     public let description: String

@@ -1,4 +1,5 @@
 import ParleyLocks
+import ParleyTestSupport
 import Testing
 
 @testable import ParleyTransport
@@ -283,14 +284,9 @@ final class Recorder<Value: Sendable>: Sendable {
 }
 
 /// Polls `condition` every 5 ms until it holds or `deadline` passes.
+/// `ParleyTestSupport.eventually` with this suite's shorter default.
 func eventually(
     within deadline: Duration = .seconds(5), _ condition: @Sendable () async throws -> Bool
 ) async rethrows -> Bool {
-    let clock = ContinuousClock()
-    let end = clock.now + deadline
-    while clock.now < end {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(5))
-    }
-    return try await condition()
+    try await ParleyTestSupport.eventually(within: deadline, condition)
 }
