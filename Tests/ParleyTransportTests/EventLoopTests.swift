@@ -136,7 +136,7 @@ private final class LoopConfinedCounter: @unchecked Sendable {
         #expect(try await loop.submit { loop.isOnLoopThread })
         #expect(Loopback.hasThread(named: loop.name))
         loop.shutdown()
-        #expect(!Loopback.hasThread(named: loop.name), "loop thread still alive after shutdown")
+        #expect(await Loopback.threadEnds(named: loop.name), "loop thread still alive after shutdown")
         #expect(loop.closeStatus == 0)
         loop.shutdown()
         #expect(loop.closeStatus == 0)
@@ -154,7 +154,7 @@ private final class LoopConfinedCounter: @unchecked Sendable {
         }
         #expect(ran.withLock { $0 } == 100, "work enqueued before shutdown must run")
         #expect(loop.closeStatus == 0)
-        #expect(!Loopback.hasThread(named: loop.name))
+        #expect(await Loopback.threadEnds(named: loop.name))
     }
 
     @Test func shutdownFailsSleepersAndDropsPendingTimers() async throws {

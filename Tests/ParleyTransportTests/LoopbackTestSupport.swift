@@ -83,6 +83,15 @@ enum Loopback {
         return threadNames().contains(stored)
     }
 
+    /// Whether the thread named `name` is gone from /proc within a moment. `pthread_join`
+    /// returns once the kernel clears the thread's id, which happens a little before it removes
+    /// `/proc/self/task/<tid>`; checking once right after `EventLoop.shutdown()` failed a CI run
+    /// ("uv-shut-20" still listed). What shutdown itself guarantees at once (close status, close
+    /// callbacks run) the tests check without waiting.
+    static func threadEnds(named name: String) async -> Bool {
+        await eventually(within: .seconds(2)) { !hasThread(named: name) }
+    }
+
     /// Names of this process's threads, from /proc.
     static func threadNames() -> [String] {
         guard let directory = opendir("/proc/self/task") else { return [] }

@@ -412,7 +412,7 @@ private final class SendProgress: Sendable {
         loop.shutdown()
         let shutdownReason = TCPCloseReason.localClose(EventLoop.shutdownReason)
         #expect(loop.closeStatus == 0)
-        #expect(!Loopback.hasThread(named: loop.name))
+        #expect(await Loopback.threadEnds(named: loop.name))
         #expect(inbox.closeReason == shutdownReason, "onClose runs before shutdown returns")
         #expect(serverReasons.all == [shutdownReason])
         await #expect(throws: TCPError.connectionClosed(shutdownReason)) { try await client.send([2]) }
