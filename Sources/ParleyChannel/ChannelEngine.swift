@@ -99,6 +99,12 @@ public struct ChannelEngine: Sendable {
     /// Local updates waiting to be proposed (not counting one in flight).
     public var queuedUpdates: Int { queue.count }
 
+    /// Our signed proposal still waiting for the peer's answer: the update it carries and
+    /// the state proposed.
+    public var outstandingProposal: (update: UpdateID, state: ChannelState)? {
+        outgoing.map { ($0.id, $0.signed.state) }
+    }
+
     public var phase: Phase {
         if !latest.isFullySigned { return .opening }
         if latest.state.isFinal { return .final }

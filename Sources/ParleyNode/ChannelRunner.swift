@@ -47,7 +47,7 @@ final class ChannelRunner: Sendable {
         /// The chain shows the channel funded; resumes the waiter (if any) once the status shows it.
         case funded(CheckedContinuation<Void, Never>?)
         /// A dispute is on chain (or our watcher started one): no more updates.
-        case closing
+        case closing(ClosingReason)
         case closed
         case tamper(Tampering, CheckedContinuation<UInt64, any Error>)
         /// The peer has not moved for the turn timeout since version `version` (its turn).
@@ -77,8 +77,8 @@ final class ChannelRunner: Sendable {
     }
 
     init(
-        engine: JournaledEngine, rules: any AppRules, session: Session?, funded: Bool, closing: Bool, closed: Bool,
-        context: RunnerContext
+        engine: JournaledEngine, rules: any AppRules, session: Session?, funded: Bool, closing: ClosingReason?,
+        closed: Bool, context: RunnerContext
     ) {
         let core = engine.engine
         id = core.channelID
@@ -87,7 +87,8 @@ final class ChannelRunner: Sendable {
         peer = core.params[core.me.peer]
         let initial = ChannelStatus(
             id: id, peer: peer, me: me, latest: core.latest, phase: core.phase, isFunded: funded,
-            isClosing: closing || core.latest.state.isFinal, isClosed: closed, isConnected: session != nil)
+            closingReason: closing ?? (core.latest.state.isFinal ? .finalState : nil), isClosed: closed,
+            isConnected: session != nil)
         snapshot = StatusBox(initial)
         mailbox = Locked(Mailbox())
         let loop = RunnerLoop(
@@ -252,7 +253,8 @@ private final class RunnerLoop: @unchecked Sendable {
         let core = engine.engine
         status = ChannelStatus(
             id: status.id, peer: status.peer, me: status.me, latest: core.latest, phase: core.phase,
-            isFunded: status.isFunded, isClosing: status.isClosing || core.latest.state.isFinal,
+            isFunded: status.isFunded,
+            closingReason: status.closingReason ?? (core.latest.state.isFinal ? .finalState : nil),
             isClosed: status.isClosed, isConnected: session != nil)
         let current = status
         published.value.withLock { $0 = current }
@@ -279,7 +281,12 @@ private final class RunnerLoop: @unchecked Sendable {
             guard let current = session, ObjectIdentifier(current) == gone else { return }
             session = nil
             await feed(.disconnected)
-            if !status.isClosed { await context.watcher.peerDisconnected(id) }
+            if status.isClosed {
+                // A closed channel is never reestablished: nothing more will answer a waiter.
+                failWaiters(except: nil)
+            } else {
+                await context.watcher.peerDisconnected(id)
+            }
         case let .request(request, waiter):
             await submit(request, waiter)
         case let .perform(effects):
@@ -291,12 +298,18 @@ private final class RunnerLoop: @unchecked Sendable {
             status = status.with(funded: true)
             refreshStatus()
             waiter?.resume()
-        case .closing:
-            status = status.with(closing: true)
+        case let .closing(reason):
+            status = status.with(closing: reason)
         case .closed:
-            status = status.with(closing: true, closed: true)
-            for waiter in waiters.values { waiter.resume(throwing: NodeError.channelClosing(id)) }
-            waiters = [:]
+            status = status.with(closing: .closed, closed: true)
+            // Our cooperative close can be reported closed before its accept arrives: the
+            // peer journals the final state and sends the accept, then its watcher registers
+            // it, and that registration (which concludes at once) can reach our watcher
+            // before our loop thread reads the accept. The accept is on its way, so `close()`
+            // keeps waiting for it; a lost session still releases it (`.detach`).
+            let closeInFlight = session == nil
+                ? nil : engine.engine.outstandingProposal.flatMap { $0.state.isFinal ? $0.update : nil }
+            failWaiters(except: closeInFlight)
         case let .stop(waiter):
             stopWaiters.append(waiter)
         case let .turnTimedOut(version):
@@ -304,15 +317,27 @@ private final class RunnerLoop: @unchecked Sendable {
             guard turnTimer == version, core.latest.version == version, !status.isClosing else { return }
             turnTimer = nil
             context.logger.warning("channel \(id.shortID): the peer did not move within \(context.policy.turnTimeout.map { "\($0)" } ?? "-")")
-            if context.policy.watcher.disputeOnSilence { status = status.with(closing: true) }
+            if context.policy.watcher.disputeOnSilence { status = status.with(closing: .peerUnresponsive) }
             await context.watcher.peerUnresponsive(id)
         case let .tamper(kind, waiter):
             do { waiter.resume(returning: try await tamper(kind)) } catch { waiter.resume(throwing: error) }
         }
     }
 
+    /// Fails every update waiter but `kept` with `channelClosing` and why.
+    private func failWaiters(except kept: UpdateID?) {
+        let reason = status.closingReason ?? .closed
+        for (update, waiter) in waiters where update != kept {
+            waiter.resume(throwing: NodeError.channelClosing(id, because: reason))
+        }
+        waiters = waiters.filter { $0.key == kept }
+    }
+
     private func submit(_ request: ChannelRunner.Request, _ waiter: CheckedContinuation<SignedState, any Error>) async {
-        guard !status.isClosing, !status.isClosed else { return waiter.resume(throwing: NodeError.channelClosing(id)) }
+        if status.isClosing || status.isClosed {
+            let reason = status.closingReason ?? .closed
+            return waiter.resume(throwing: NodeError.channelClosing(id, because: reason))
+        }
         if !status.isFunded, (try? await context.adapter.channel(id)?.isFunded) != true {
             return waiter.resume(throwing: NodeError.notFunded(id))
         }
@@ -346,7 +371,7 @@ private final class RunnerLoop: @unchecked Sendable {
             context.logger.error("journal stopped on channel \(id.shortID): \(error)")
             for waiter in waiters.values { waiter.resume(throwing: NodeError.journal(error)) }
             waiters = [:]
-            status = status.with(closing: true)
+            status = status.with(closing: .journalStopped)
             return
         }
         await perform(effects)
@@ -500,7 +525,7 @@ private final class RunnerLoop: @unchecked Sendable {
             openWaiters = []
         case let .committed(signed, update):
             recentCommitted = Array((recentCommitted + [signed]).suffix(2))
-            if signed.state.isFinal { status = status.with(closing: true) }
+            if signed.state.isFinal { status = status.with(closing: .finalState) }
             refreshStatus()
             if let update {
                 if timer == signed.version { disarmTimer() }
@@ -508,7 +533,7 @@ private final class RunnerLoop: @unchecked Sendable {
             }
             context.emit(.committed(id, signed, mine: update != nil))
             if signed.state.isFinal {
-                status = status.with(closing: true)
+                status = status.with(closing: .finalState)
                 await context.watcher.settle(id)
             }
         case let .updateFailed(update, failure):
@@ -527,7 +552,7 @@ private final class RunnerLoop: @unchecked Sendable {
             let timeout = context.policy.proposalTimeout
             for waiter in waiters.values { waiter.resume(throwing: NodeError.peerUnresponsive(id, after: timeout)) }
             waiters = [:]
-            if context.policy.watcher.disputeOnSilence { status = status.with(closing: true) }
+            if context.policy.watcher.disputeOnSilence { status = status.with(closing: .peerUnresponsive) }
             await context.watcher.peerUnresponsive(id)
         case let .reestablished(version):
             context.logger.debug("channel \(id.shortID) reestablished at version \(version)")
@@ -536,10 +561,11 @@ private final class RunnerLoop: @unchecked Sendable {
 }
 
 extension ChannelStatus {
-    func with(funded: Bool? = nil, closing: Bool? = nil, closed: Bool? = nil) -> ChannelStatus {
+    /// A copy with what changed; a closing reason is kept once set (the first cause wins).
+    func with(funded: Bool? = nil, closing: ClosingReason? = nil, closed: Bool? = nil) -> ChannelStatus {
         ChannelStatus(
             id: id, peer: peer, me: me, latest: latest, phase: phase, isFunded: funded ?? isFunded,
-            isClosing: closing ?? isClosing, isClosed: closed ?? isClosed, isConnected: isConnected)
+            closingReason: closingReason ?? closing, isClosed: closed ?? isClosed, isConnected: isConnected)
     }
 }
 

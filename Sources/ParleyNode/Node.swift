@@ -207,7 +207,8 @@ public actor Node {
             }
             let disputed = record.dispute != nil
             let runner = ChannelRunner(
-                engine: engine, rules: rules, session: nil, funded: false, closing: disputed, closed: false, context: context())
+                engine: engine, rules: rules, session: nil, funded: false,
+                closing: disputed ? .disputeInJournal : nil, closed: false, context: context())
             registry.runners.withLock { $0[id] = runner }
             logger.info("recovered channel \(id.shortID) at version \(record.latest.version)")
             if record.latest.isFullySigned, !disputed {
@@ -316,7 +317,7 @@ public actor Node {
         let current = peers[peer]?.session
         if current !== session { logger.debug("session with \(peer.shortID) changed while opening") }
         let runner = ChannelRunner(
-            engine: engine, rules: rules, session: current, funded: false, closing: false, closed: false, context: context())
+            engine: engine, rules: rules, session: current, funded: false, closing: nil, closed: false, context: context())
         registry.runners.withLock { $0[params.id] = runner }
         runner.post(.perform(effects))
         let opened = await Self.waitUntilOpened(runner, within: timeout)
@@ -451,7 +452,7 @@ public actor Node {
 
     func dispute(_ id: ChannelID) async throws(NodeError) {
         let runner = try runner(id)
-        runner.post(.closing)
+        runner.post(.closing(.exiting(.requested)))
         await watcher.dispute(id)
     }
 
@@ -628,7 +629,7 @@ public actor Node {
         }
         let current = peers[session.peer]?.session
         let runner = ChannelRunner(
-            engine: engine, rules: rules, session: current === session ? session : nil, funded: false, closing: false, closed: false,
+            engine: engine, rules: rules, session: current === session ? session : nil, funded: false, closing: nil, closed: false,
             context: context())
         registry.runners.withLock { $0[params.id] = runner }
         runner.post(.perform(effects))
@@ -686,18 +687,18 @@ public actor Node {
             runner(id)?.post(.funded(nil))
             sink.yield(.funded(id))
         case let .registered(id, version, deadline, by):
-            runner(id)?.post(.closing)
+            runner(id)?.post(.closing(.registeredOnChain(version: version)))
             sink.yield(.registered(id, version: version, deadline: deadline, by: by))
             spawn { await self.considerChainMove(id) }
         case let .refuted(id, stale, with):
             sink.yield(.refuted(id, stale: stale, with: with))
             spawn { await self.considerChainMove(id) }
         case let .progressed(id, version, deadline, mover):
-            runner(id)?.post(.closing)
+            runner(id)?.post(.closing(.progressedOnChain(version: version)))
             sink.yield(.progressed(id, version: version, deadline: deadline, mover: mover))
             spawn { await self.considerChainMove(id) }
         case let .exitStarted(id, version, reason):
-            runner(id)?.post(.closing)
+            runner(id)?.post(.closing(.exiting(reason)))
             sink.yield(.exitStarted(id, version: version, reason: reason))
         case let .peerSilent(id):
             sink.yield(.peerSilent(id))

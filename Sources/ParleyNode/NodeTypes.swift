@@ -179,8 +179,9 @@ public enum NodeEvent: Sendable, Equatable {
 /// Why a node operation failed.
 public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownChannel(ChannelID)
-    /// The channel is closing or closed (a final state, or a dispute on chain).
-    case channelClosing(ChannelID)
+    /// The channel is closing or closed (a final state, or a dispute on chain); `because`
+    /// says what started it.
+    case channelClosing(ChannelID, because: ClosingReason)
     /// The chain does not show the channel funded yet.
     case notFunded(ChannelID)
     /// Our proposal went unanswered for the proposal timeout. The session was dropped; if
@@ -204,7 +205,7 @@ public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .unknownChannel(id): "channel \(id.shortID) is not known to this node"
-        case let .channelClosing(id): "channel \(id.shortID) is closing; no more updates"
+        case let .channelClosing(id, reason): "channel \(id.shortID) is closing (\(reason)); no more updates"
         case let .notFunded(id): "channel \(id.shortID) is not funded on chain yet"
         case let .peerUnresponsive(id, after):
             "the peer did not answer on channel \(id.shortID) within \(after); the connection was dropped"
@@ -230,14 +231,52 @@ public struct ChannelStatus: Sendable, Equatable {
     public let latest: SignedState
     public let phase: Phase
     public let isFunded: Bool
+    /// What made the channel closing (the first cause; nil while it is not closing).
+    public let closingReason: ClosingReason?
     /// A final state is signed or a dispute is on chain: no more updates.
-    public let isClosing: Bool
+    public var isClosing: Bool { closingReason != nil }
     public let isClosed: Bool
     public let isConnected: Bool
 
     /// Our balance in the latest state.
     public var myBalance: UInt64 { latest.state.allocation[me] }
     public var peerBalance: UInt64 { latest.state.allocation[me.peer] }
+}
+
+/// What turned a channel closing. A channel takes no more updates from then on; the
+/// reason is the first cause seen (later ones, such as the chain event that follows our
+/// own exit, do not replace it).
+public enum ClosingReason: Sendable, Equatable, CustomStringConvertible {
+    /// A final state is fully signed (cooperative close).
+    case finalState
+    /// Someone registered `version` on chain.
+    case registeredOnChain(version: UInt64)
+    /// A game's registered state advanced on chain to `version`.
+    case progressedOnChain(version: UInt64)
+    /// Our watcher is leaving the channel on chain for `ExitReason`.
+    case exiting(ExitReason)
+    /// The peer did not answer a proposal, or did not move, in time, and the policy
+    /// disputes on silence.
+    case peerUnresponsive
+    /// The journal failed; the channel is frozen at its last durable state.
+    case journalStopped
+    /// The journal already holds a dispute for this channel (found at start-up).
+    case disputeInJournal
+    /// Nothing of ours is left in the channel.
+    case closed
+
+    public var description: String {
+        switch self {
+        case .finalState: "a final state is signed"
+        case let .registeredOnChain(version): "version \(version) is registered on chain"
+        case let .progressedOnChain(version): "the game moved on chain to version \(version)"
+        case let .exiting(reason): "our watcher is exiting on chain: \(reason.explanation)"
+        case .peerUnresponsive: "the peer did not answer in time"
+        case .journalStopped: "the journal stopped"
+        case .disputeInJournal: "the journal holds a dispute"
+        case .closed: "the channel is closed"
+        }
+    }
 }
 
 /// A deliberately malformed update, for drills (`Node.sendTampered`). The receiving node

@@ -49,6 +49,15 @@ public enum ExitReason: String, Sendable, Equatable {
     case peerDisconnected
     /// The application asked for it (`dispute`).
     case requested
+
+    /// In words, for messages.
+    public var explanation: String {
+        switch self {
+        case .peerUnresponsive: "the peer did not answer in time"
+        case .peerDisconnected: "the peer stayed disconnected past the grace period"
+        case .requested: "a dispute was requested"
+        }
+    }
 }
 
 /// What the watcher saw on chain and did about it, in order.

@@ -253,7 +253,8 @@ struct NodeConsole {
             "channel": .string(status.id.description), "peer": .string(status.peer.humanForm),
             "seat": .number(UInt64(status.me.rawValue)), "version": .number(status.latest.version),
             "balances": .balances(status.latest.state.allocation, me: status.me), "phase": .string(status.phase.rawValue),
-            "funded": .bool(status.isFunded), "closing": .bool(status.isClosing), "closed": .bool(status.isClosed),
+            "funded": .bool(status.isFunded), "closing": .bool(status.isClosing),
+            "closingReason": status.closingReason.map { .string($0.description) } ?? .null, "closed": .bool(status.isClosed),
             "connected": .bool(status.isConnected),
         ]
     }

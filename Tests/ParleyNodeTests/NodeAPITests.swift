@@ -421,6 +421,75 @@ struct NodeAPITests {
         }
     }
 
+    /// The race behind a flaky `restartedNodes…` run: Bob journals our final state, sends
+    /// his accept and registers it, and the registration (which concludes at once) reached
+    /// Alice's watcher before her loop read the accept. `close()` failed with "closing"
+    /// although the close had succeeded. The relay holds Bob's accept back to force that order.
+    @Test func closeSucceedsWhenTheChainReportsTheCloseBeforeThePeersAcceptArrives() async throws {
+        try await withCluster { cluster in
+            let alice = try await cluster.start("alice")
+            let bob = try await cluster.start("bob")
+            let relay = try await HoldingRelay(to: try await bob.address)
+            do {
+                let channel = try await alice.node.open(
+                    with: bob.key.publicKey, at: relay.address, deposit: 100, theirs: 100, timeout: .seconds(10))
+                let bobChannel = try await peerChannel(channel.id, on: bob)
+                try await channel.pay(30)
+                _ = try await agreedLatest(channel, bobChannel)
+
+                relay.holdTargetBytes()
+                let closing = Task { try await channel.close() }
+                let closedFromTheChain = await eventually { (try? channel.status.isClosed) == true }
+                #expect(closedFromTheChain, "Alice's watcher saw Bob's registration of the final state and withdrew")
+                #expect(try channel.status.closingReason == .registeredOnChain(version: 2))
+                #expect(try channel.status.latest.version == 1, "Bob's accept is still held in the relay")
+
+                relay.releaseTargetBytes()
+                #expect(try await closing.value == 70, "close() returns the payout once the accept arrives")
+                #expect(try channel.status.latest.state.isFinal, "the countersigned final state is journaled")
+                #expect(try await alice.account() == startingBalance - 100 + 70)
+                try await bobChannel.waitUntilClosed()
+                #expect(try await bob.account() == startingBalance - 100 + 130)
+                try await cluster.expectConservation([channel.id])
+            } catch {
+                await relay.shutDown()
+                throw error
+            }
+            await relay.shutDown()
+        }
+    }
+
+    /// The same order, but the link drops before the accept arrives: nothing will answer,
+    /// so `close()` fails at once with why, instead of waiting for the proposal timeout.
+    @Test func closeWhoseAcceptIsLostWithTheLinkFailsWithTheChainsReason() async throws {
+        try await withCluster { cluster in
+            let alice = try await cluster.start("alice")
+            let bob = try await cluster.start("bob")
+            let relay = try await HoldingRelay(to: try await bob.address)
+            do {
+                let channel = try await alice.node.open(
+                    with: bob.key.publicKey, at: relay.address, deposit: 100, theirs: 100, timeout: .seconds(10))
+                let bobChannel = try await peerChannel(channel.id, on: bob)
+                try await channel.pay(30)
+                _ = try await agreedLatest(channel, bobChannel)
+
+                relay.holdTargetBytes()
+                let closing = Task { try await channel.close() }
+                #expect(await eventually { (try? channel.status.isClosed) == true })
+                let started = ContinuousClock.now
+                relay.dropConnections()
+                let error = await nodeError { _ = try await closing.value }
+                #expect(error == .channelClosing(channel.id, because: .registeredOnChain(version: 2)))
+                #expect(ContinuousClock.now - started < healthyTimeout, "released by the lost link, not the proposal timeout")
+                #expect(try await alice.account() == startingBalance - 100 + 70, "the money still settled")
+            } catch {
+                await relay.shutDown()
+                throw error
+            }
+            await relay.shutDown()
+        }
+    }
+
     // e.
     @Test(arguments: ChainBackend.allCases)
     func silentPeerMakesPayFailFastAndTheWatcherExitsWithTheLatestFullySignedState(_ backend: ChainBackend) async throws {
@@ -443,7 +512,7 @@ struct NodeAPITests {
             #expect(await alice.events.waitFor(.peerSilent(channel.id)))
             #expect(await alice.events.waitFor(.exitStarted(channel.id, version: 1, reason: .peerUnresponsive)))
             #expect(try await cluster.onChain(channel.id)?.registeredVersion == 1)
-            #expect(await nodeError { try await channel.pay(1) } == .channelClosing(channel.id))
+            #expect(await nodeError { try await channel.pay(1) } == .channelClosing(channel.id, because: .peerUnresponsive))
 
             try await cluster.advance(by: challenge)
             #expect(try await eventually { try await alice.account() == startingBalance - 100 + 90 })
@@ -467,8 +536,8 @@ struct NodeAPITests {
             #expect(try await agreedLatest(channel, bobChannel).state.allocation == Allocation(85, 115))
 
             try await channel.dispute()
-            #expect(await nodeError { try await channel.pay(1) } == .channelClosing(channel.id))
-            #expect(try channel.status.isClosing)
+            #expect(await nodeError { try await channel.pay(1) } == .channelClosing(channel.id, because: .exiting(.requested)))
+            #expect(try channel.status.closingReason == .exiting(.requested))
             #expect(await alice.events.waitFor(.exitStarted(channel.id, version: 2, reason: .requested)))
             #expect(try await cluster.onChain(channel.id)?.registeredVersion == 2)
             let bobSawIt = await eventually {
@@ -477,7 +546,9 @@ struct NodeAPITests {
                 }
             }
             #expect(bobSawIt, "Bob's node reports Alice's registration")
-            #expect(await nodeError { try await bobChannel.pay(1) } == .channelClosing(channel.id))
+            #expect(
+                await nodeError { try await bobChannel.pay(1) } == .channelClosing(channel.id, because: .registeredOnChain(version: 2)),
+                "Bob's channel closes because of what the chain shows")
 
             try await cluster.advance(by: challenge)
             try await channel.waitUntilClosed()

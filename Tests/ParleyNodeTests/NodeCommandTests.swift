@@ -157,7 +157,7 @@ struct NodeCommandTests {
         #expect(registered.version == 1)
         let refused = try await alice.command("pay \(id) 1")
         #expect(refused.ok == false)
-        #expect(refused.error?.contains("closing") == true, "\(refused.raw)")
+        #expect(refused.error?.contains("is closing (our watcher is exiting on chain: a dispute was requested)") == true, "\(refused.raw)")
 
         _ = try await world.chain.client(for: alice.signingKey).advance(by: NodeProcess.challengeSeconds + 1)
         let alicePaid = try await alice.event(timeout: 15) { $0.event == "withdrawn" && $0.channel == id }
@@ -167,6 +167,9 @@ struct NodeCommandTests {
         _ = try await alice.event(timeout: 15) { $0.event == "closed" && $0.channel == id }
         let status = try await alice.command("status")
         #expect(status.channels?.first { $0.channel == id }?.closed == true, "\(status.raw)")
+        #expect(
+            status.channels?.first { $0.channel == id }?.closingReason
+                == "our watcher is exiting on chain: a dispute was requested", "the first cause is kept: \(status.raw)")
         #expect(try await world.account(alice) == Self.minted - 100 + 70)
         #expect(try await world.account(bob) == Self.minted - 100 + 130)
         try await alice.quit()
@@ -278,6 +281,7 @@ struct ChannelLine: Decodable, Sendable {
     var phase: String
     var funded: Bool
     var closing: Bool
+    var closingReason: String?
     var closed: Bool
     var connected: Bool
 }
