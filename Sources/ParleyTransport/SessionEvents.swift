@@ -75,9 +75,23 @@ final class SessionInbox: @unchecked Sendable {
     }
 
     /// Delivers `.closed` and ends the sequence after it (loop thread).
+    ///
+    /// Both in one critical section. Pushing `.closed` and only then marking the inbox
+    /// finished let a reader that got `.closed` call `next()` in between, find the inbox
+    /// empty and not yet finished, and wait for ever; the devchain client's reader hung so
+    /// after a daemon was killed, and its in-flight request with it (`SessionEventsTests`).
     func finish(_ reason: SessionCloseReason) {
-        push(.closed(reason))
-        lock.withLock { isFinished = true }
+        let reader = lock.withLock { () -> CheckedContinuation<SessionEvent?, Never>? in
+            guard !isFinished else { return nil }
+            isFinished = true
+            if let waiter {
+                self.waiter = nil
+                return waiter
+            }
+            queue.append(.closed(reason))
+            return nil
+        }
+        reader?.resume(returning: .closed(reason))
     }
 
     /// The next event. One already buffered is returned without suspending (no
