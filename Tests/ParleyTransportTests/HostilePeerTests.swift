@@ -25,7 +25,7 @@ private enum Misbehaviour: CaseIterable {
         case .hugeLengthPrefix:
             try await connection.send([0xff, 0xff, 0xff, 0xff, 1, 2, 3])
         case .halfHandshake:
-            var initiator = HandshakeInitiator(identity: SigningKey(), expectedPeer: server.key)
+            let initiator = HandshakeInitiator(identity: SigningKey(), expectedPeer: server.key)
             try await connection.send(Handshake.frame(initiator.start()))
         }
         connection.close(reason: "attacker drops")
