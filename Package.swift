@@ -55,12 +55,14 @@ let package = Package(
                 "ParleyWire", .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "ParleySubprocess"),
+        // posix_spawn with closefrom, which Swift's Glibc module does not declare (SpawnedProcess).
+        .target(name: "CParleySpawn"),
+        .target(name: "ParleySubprocess", dependencies: ["CParleySpawn", "ParleyLocks"]),
         .target(name: "ParleyGames", dependencies: ["ParleyChannel", "ParleyCrypto", "ParleyWire"]),
         .target(
             name: "ParleyDrill",
             dependencies: [
-                "ParleyNode", "ParleyDevchain", "ParleySettlement", "ParleyChannel", "ParleyCrypto",
+                "ParleyNode", "ParleyDevchain", "ParleySettlement", "ParleyChannel", "ParleyCrypto", "ParleySubprocess",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -113,7 +115,7 @@ let package = Package(
         .testTarget(
             name: "ParleyJournalTests",
             dependencies: [
-                "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyCrypto", "ParleyTestSupport", "parley",
+                "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyCrypto", "ParleyTestSupport", "ParleySubprocess", "parley",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
@@ -124,7 +126,7 @@ let package = Package(
         // Test-only helpers for tests that run `parley` subprocesses; not a product.
         .target(
             name: "ParleyTestSupport",
-            dependencies: ["ParleyDevchain", "ParleyTransport", "ParleyCrypto"],
+            dependencies: ["ParleyDevchain", "ParleyTransport", "ParleyCrypto", "ParleySubprocess"],
             path: "Tests/ParleyTestSupport"
         ),
         .testTarget(
@@ -139,7 +141,7 @@ let package = Package(
             name: "ParleyNodeTests",
             dependencies: [
                 "ParleyNode", "ParleySettlement", "ParleyJournal", "ParleyTransport", "ParleyChannel", "ParleyCrypto",
-                "ParleyWire", "ParleyDevchain", "ParleyTestSupport", "ParleyGames", "parley",
+                "ParleyWire", "ParleyDevchain", "ParleyTestSupport", "ParleyGames", "ParleySubprocess", "parley",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
@@ -149,13 +151,14 @@ let package = Package(
         ),
         .testTarget(
             name: "GameServerTests",
-            dependencies: ["ParleyTestSupport", "game-server", "parley"]
+            dependencies: ["ParleyTestSupport", "ParleySubprocess", "game-server", "parley"]
         ),
         .testTarget(
             name: "ParleyDrillTests",
             dependencies: ["ParleyDrill", "ParleyNode", "ParleyTestSupport", "parley"]
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CLibUV", "CSodium"]),
+        .testTarget(name: "ParleySubprocessTests", dependencies: ["ParleySubprocess"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,9 +1,10 @@
 import Foundation
+import ParleySubprocess
 
 /// A child process whose stdout is read line by line on its own thread. Waiting never
 /// blocks a Swift concurrency thread: callers poll with `Task.sleep`.
 final class ChildProcess: @unchecked Sendable {
-    let process: Process
+    let process: SpawnedProcess
     private let input: FileHandle
     private let lock = NSLock()
     private var lines: [String] = []
@@ -12,19 +13,13 @@ final class ChildProcess: @unchecked Sendable {
 
     /// Starts `executable arguments…`.
     init(executable: String, arguments: [String]) throws {
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let stdinPipe = Pipe()
-        let stdoutPipe = Pipe()
-        let stderrPipe = Pipe()
-        process.standardInput = stdinPipe
-        process.standardOutput = stdoutPipe
-        process.standardError = stderrPipe
-        try process.run()
-        input = stdinPipe.fileHandleForWriting
-        let out = stdoutPipe.fileHandleForReading.fileDescriptor
-        let err = stderrPipe.fileHandleForReading.fileDescriptor
+        process = try SpawnedProcess(
+            executable: executable, arguments: arguments, standardInput: .pipe, standardOutput: .pipe, standardError: .pipe)
+        guard let stdin = process.standardInput, let stdout = process.standardOutput, let stderr = process.standardError
+        else { preconditionFailure("SpawnedProcess gives both ends of the pipes it was asked for") }
+        input = stdin
+        let out = stdout.fileDescriptor
+        let err = stderr.fileDescriptor
         Thread { [self] in
             var pending: [UInt8] = []
             Self.readAll(out) { chunk in
@@ -83,7 +78,7 @@ final class ChildProcess: @unchecked Sendable {
 
     /// Sends `signal` (SIGKILL by default) and reaps the process.
     func kill(_ signal: Int32 = SIGKILL) {
-        if process.isRunning { Foundation.kill(process.processIdentifier, signal) }
+        process.signal(signal)
         process.waitUntilExit()
     }
 

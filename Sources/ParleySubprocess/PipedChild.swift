@@ -8,10 +8,8 @@ import Glibc
 /// stderr shared: how `parley bench` runs its peer and `game-server --load` its clients,
 /// each in a process of its own.
 ///
-/// `@unchecked`: `Process` is not marked `Sendable`; after `run()` we only read its state
-/// and signal it.
-public final class PipedChild: @unchecked Sendable {
-    private let process: Process
+public final class PipedChild: Sendable {
+    private let process: SpawnedProcess
     private let input: FileHandle
     /// The child's stdout, line by line, read on a thread of its own; ends when the child closes it.
     public let lines: AsyncStream<String>
@@ -23,21 +21,19 @@ public final class PipedChild: @unchecked Sendable {
 
     /// Starts `ownExecutable arguments…`; `readerName` names the stdout thread (for debuggers).
     public init(readerName: String = "piped-child-stdout", arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.ownExecutable)
-        process.arguments = arguments
-        let stdin = Pipe()
-        let stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = FileHandle.standardError
-        try process.run()
+        let process = try SpawnedProcess(
+            executable: Self.ownExecutable, arguments: arguments, standardInput: .pipe, standardOutput: .pipe,
+            standardError: .inherit)
+        guard let stdin = process.standardInput, let stdout = process.standardOutput else {
+            preconditionFailure("SpawnedProcess gives both ends of the pipes it was asked for")
+        }
         self.process = process
-        input = stdin.fileHandleForWriting
+        input = stdin
         let (lines, sink) = AsyncStream<String>.makeStream()
         self.lines = lines
-        let fd = stdout.fileHandleForReading.fileDescriptor
+        let fd = stdout.fileDescriptor
         let reader = Thread {
+            _ = stdout  // kept open until the reader is done
             var pending: [UInt8] = []
             var chunk = [UInt8](repeating: 0, count: 65_536)
             while true {
@@ -65,8 +61,7 @@ public final class PipedChild: @unchecked Sendable {
 
     /// Waits for the child to exit (polling, so no cooperative thread blocks); its status.
     public func exitStatus() async -> Int32 {
-        while process.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
-        return process.terminationStatus
+        await process.exit(pollingEvery: .milliseconds(20)).status
     }
 
     /// Sends `farewell` (if any), closes stdin, waits up to `timeout`, then kills the child.
@@ -76,18 +71,18 @@ public final class PipedChild: @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
         if process.isRunning {
-            Glibc.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            process.signal(SIGKILL)
+            _ = await process.exit()
         }
     }
 
     /// Asks the child to end (SIGTERM), without waiting.
     public func terminate() {
-        if process.isRunning { process.terminate() }
+        process.signal(SIGTERM)
     }
 
     /// Last resort: SIGKILL, no waiting.
     public func kill() {
-        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+        process.signal(SIGKILL)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ParleySubprocess
 import ParleyTestSupport
 import Testing
 
@@ -59,31 +60,27 @@ enum GameServerExecutable {
 
     /// Runs `game-server arguments… --json` to completion and parses the JSON it prints.
     static func load(_ arguments: [String]) throws -> LoadResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try locate())
-        process.arguments = arguments + ["--json"]
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let stdout = PipeText(out.fileHandleForReading)
-        let stderr = PipeText(err.fileHandleForReading)
+        let process = try SpawnedProcess(
+            executable: try locate(), arguments: arguments + ["--json"], standardOutput: .pipe, standardError: .pipe)
+        guard let out = process.standardOutput, let err = process.standardError else {
+            throw DevchainTestFailure("game-server's pipes are missing")
+        }
+        let stdout = PipeText(out)
+        let stderr = PipeText(err)
         let deadline = Date(timeIntervalSinceNow: timeout)
         guard stdout.waitForEnd(before: deadline) else {
-            kill(process.processIdentifier, SIGKILL)  // its client process exits when its stdin closes
+            process.signal(SIGKILL)  // its client process exits when its stdin closes
             process.waitUntilExit()
             throw DevchainTestFailure("game-server \(arguments.joined(separator: " ")) did not finish within \(timeout) s")
         }
-        process.waitUntilExit()
+        let ended = process.waitUntilExit()
         guard let line = stdout.lines.last, let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
         else {
             throw DevchainTestFailure(
-                "game-server printed no JSON (status \(process.terminationStatus)); stderr: \(stderr.text.suffix(2_000))")
+                "game-server printed no JSON (\(ended)); stderr: \(stderr.text.suffix(2_000))")
         }
         print("game-server \(arguments.joined(separator: " ")): \(line)")  // the seed replays a failure
-        return LoadResult(object: object, status: process.terminationStatus)
+        return LoadResult(object: object, status: ended.status)
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import ParleyChannel
 import ParleyCrypto
 import ParleyJournal
+import ParleySubprocess
 import ParleyTestSupport
 import Testing
 
@@ -217,38 +218,34 @@ private enum CrashChild {
         _ executable: String, arguments: [String], afterReadyMilliseconds delay: UInt64, readyTimeout: Duration,
         context: String
     ) throws -> [String] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
-        // `run` closes this process's write ends, so end of file arrives when the child dies.
-        try process.run()
-        let out = PipeText(stdout.fileHandleForReading)
-        let err = PipeText(stderr.fileHandleForReading)
+        // Only the child holds the write ends, so end of file arrives when it dies.
+        let process = try SpawnedProcess(
+            executable: executable, arguments: arguments, standardOutput: .pipe, standardError: .pipe)
+        guard let stdout = process.standardOutput, let stderr = process.standardError else {
+            throw CrashTestFailure("\(context): the child's pipes are missing")
+        }
+        let out = PipeText(stdout)
+        let err = PipeText(stderr)
 
         let readyDeadline = Date(timeIntervalSinceNow: Double(readyTimeout.components.seconds))
         guard out.wait(until: readyDeadline, for: { $0.contains("READY") }) else {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            process.signal(SIGKILL)
+            let ended = process.waitUntilExit()
             _ = err.waitForEnd(before: Date(timeIntervalSinceNow: 2))
             throw CrashTestFailure(
                 "\(context): the child did not print READY within \(readyTimeout) "
-                    + "(exit status \(process.terminationStatus)); stderr:\n\(err.text)\nstdout tail: \(out.lines.suffix(5))")
+                    + "(\(ended)); stderr:\n\(err.text)\nstdout tail: \(out.lines.suffix(5))")
         }
         usleep(useconds_t(delay * 1000))
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        process.signal(SIGKILL)
+        let ended = process.waitUntilExit()
         guard out.waitForEnd(before: Date(timeIntervalSinceNow: 10)) else {
             throw CrashTestFailure("\(context): the child's stdout never reached end of file after SIGKILL")
         }
         _ = err.waitForEnd(before: Date(timeIntervalSinceNow: 2))
-        guard process.terminationReason == .uncaughtSignal, process.terminationStatus == SIGKILL else {
+        guard ended == .signalled(SIGKILL) else {
             throw CrashTestFailure(
-                "\(context): the child exited by itself (status \(process.terminationStatus)) before the kill; stderr:\n\(err.text)")
+                "\(context): the child exited by itself (\(ended)) before the kill; stderr:\n\(err.text)")
         }
         return out.lines
     }

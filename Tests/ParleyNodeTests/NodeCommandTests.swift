@@ -1,6 +1,7 @@
 import Foundation
 import ParleyCrypto
 import ParleyDevchain
+import ParleySubprocess
 import ParleyTestSupport
 import Testing
 
@@ -347,7 +348,7 @@ final class NodeProcess: @unchecked Sendable {
     let signingKey: SigningKey
     let keyPath: String
     let journal: String
-    let process: Process
+    let process: SpawnedProcess
     let stdout: PipeText
     let stderr: PipeText
     let ready: OutputLine
@@ -359,7 +360,7 @@ final class NodeProcess: @unchecked Sendable {
     var key: String { signingKey.publicKey.humanForm }
 
     private init(
-        name: String, signingKey: SigningKey, keyPath: String, journal: String, process: Process, input: FileHandle,
+        name: String, signingKey: SigningKey, keyPath: String, journal: String, process: SpawnedProcess, input: FileHandle,
         stdout: PipeText, stderr: PipeText, ready: OutputLine, port: UInt16
     ) {
         self.name = name
@@ -378,23 +379,16 @@ final class NodeProcess: @unchecked Sendable {
         name: String, signingKey: SigningKey, keyPath: String, journal: String, chain: String, port: UInt16, mint: UInt64
     ) async throws -> NodeProcess {
         signal(SIGPIPE, SIG_IGN)  // a write to a node that died must fail, not kill the test runner
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try ParleyExecutable.require())
-        process.arguments = [
-            "node", "--key", keyPath, "--listen", "127.0.0.1:\(port)", "--journal", journal, "--chain", "devchain://\(chain)",
-            "--mint", "\(mint)", "--proposal-timeout", "5", "--challenge", "\(challengeSeconds)",
-        ]
-        let (input, output, errors) = (Pipe(), Pipe(), Pipe())
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let stdout = PipeText(output.fileHandleForReading)
-        let stderr = PipeText(errors.fileHandleForReading)
+        let (process, stdout, stderr) = try DevchainDaemon.launch(
+            [
+                "node", "--key", keyPath, "--listen", "127.0.0.1:\(port)", "--journal", journal, "--chain", "devchain://\(chain)",
+                "--mint", "\(mint)", "--proposal-timeout", "5", "--challenge", "\(challengeSeconds)",
+            ], standardInput: .pipe)
+        guard let input = process.standardInput else { throw NodeCommandFailure("no stdin pipe to \(name)") }
         let deadline = Date(timeIntervalSinceNow: readyTimeout)
         while stdout.lines.isEmpty, process.isRunning, Date() < deadline { try await Task.sleep(for: pollInterval) }
         guard let first = stdout.lines.first else {
-            _ = Glibc.kill(process.processIdentifier, SIGKILL)
+            process.signal(SIGKILL)
             process.waitUntilExit()
             _ = stderr.waitForEnd(before: Date(timeIntervalSinceNow: 2))
             throw NodeCommandFailure("parley node (\(name)) printed no ready line; stderr: \(stderr.text)")
@@ -403,14 +397,14 @@ final class NodeProcess: @unchecked Sendable {
         guard ready.event == "ready", let listening = ready.listening, let colon = listening.lastIndex(of: ":"),
             let actual = UInt16(listening[listening.index(after: colon)...])
         else {
-            _ = Glibc.kill(process.processIdentifier, SIGKILL)
+            process.signal(SIGKILL)
             process.waitUntilExit()
             throw NodeCommandFailure("unexpected first line: \(first)")
         }
         #expect(ready.key == signingKey.publicKey.humanForm)
         return NodeProcess(
             name: name, signingKey: signingKey, keyPath: keyPath, journal: journal, process: process,
-            input: input.fileHandleForWriting, stdout: stdout, stderr: stderr, ready: ready, port: actual)
+            input: input, stdout: stdout, stderr: stderr, ready: ready, port: actual)
     }
 
     /// Writes `text` to the node's stdin as is (add the newlines).
@@ -487,13 +481,13 @@ final class NodeProcess: @unchecked Sendable {
             }
             try await Task.sleep(for: Self.pollInterval)
         }
-        return process.terminationStatus
+        return process.termination?.status ?? -1
     }
 
     /// SIGKILL, then reap.
     func kill() {
         guard process.isRunning else { return }
-        _ = Glibc.kill(process.processIdentifier, SIGKILL)
+        process.signal(SIGKILL)
         process.waitUntilExit()
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import ParleySubprocess
 import ParleyTestSupport
 import Testing
 
@@ -28,7 +29,7 @@ struct PlayCommandTests {
         let bob = try Self.launch(
             ["play", "--key", "\(directory)/bob.key", "--listen", "127.0.0.1:0", "--journal", "\(directory)/bob",
              "--chain", chain, "--mint", "100", "--stake", "25", "--json"], input: "0\nfour\n4\n5\n")
-        defer { if bob.process.isRunning { kill(bob.process.processIdentifier, SIGKILL) } }
+        defer { bob.process.signal(SIGKILL) }
         // Bob prints where he listens before anything else.
         let bobOut = PipeText(bob.stdout)
         try #require(bobOut.wait(until: Date(timeIntervalSinceNow: 30)) { $0.contains { $0.contains("listening on") } })
@@ -38,7 +39,7 @@ struct PlayCommandTests {
             ["play", "--key", "\(directory)/alice.key", "--listen", "127.0.0.1:0", "--journal", "\(directory)/alice",
              "--chain", chain, "--mint", "100", "--stake", "25", "--opponent", "\(bobKey)@\(listening)", "--json"],
             input: "1\n4\n2\n3\n")
-        defer { if alice.process.isRunning { kill(alice.process.processIdentifier, SIGKILL) } }
+        defer { alice.process.signal(SIGKILL) }
         let aliceOut = PipeText(alice.stdout)
         let deadline = Date(timeIntervalSinceNow: 60)
         let (aliceEnded, bobEnded) = try await offPool {
@@ -49,8 +50,8 @@ struct PlayCommandTests {
         }
         #expect(aliceEnded, "alice: \(aliceOut.text)")
         #expect(bobEnded, "bob: \(bobOut.text)")
-        #expect(alice.process.terminationStatus == 0, "\(aliceOut.text)")
-        #expect(bob.process.terminationStatus == 0, "\(bobOut.text)")
+        #expect(alice.process.termination == .exited(0), "\(aliceOut.text)")
+        #expect(bob.process.termination == .exited(0), "\(bobOut.text)")
         let aliceResult = try Self.result(aliceOut)
         let bobResult = try Self.result(bobOut)
         #expect(aliceResult["result"] as? String == "You win")
@@ -61,19 +62,14 @@ struct PlayCommandTests {
         #expect(aliceOut.text.contains("taken") || aliceOut.text.contains("exactly one"), "a taken cell is refused: \(aliceOut.text)")
     }
 
-    static func launch(_ arguments: [String], input: String) throws -> (process: Process, stdout: FileHandle) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try ParleyExecutable.require())
-        process.arguments = arguments
-        let stdin = Pipe()
-        let stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        stdin.fileHandleForWriting.write(Data(input.utf8))
-        try stdin.fileHandleForWriting.close()
-        return (process, stdout.fileHandleForReading)
+    static func launch(_ arguments: [String], input: String) throws -> (process: SpawnedProcess, stdout: FileHandle) {
+        let process = try SpawnedProcess(
+            executable: try ParleyExecutable.require(), arguments: arguments, standardInput: .pipe, standardOutput: .pipe,
+            standardError: .null)
+        let stdin = try #require(process.standardInput)
+        try stdin.write(contentsOf: Data(input.utf8))
+        try stdin.close()
+        return (process, try #require(process.standardOutput))
     }
 
     static func result(_ out: PipeText) throws -> [String: Any] {

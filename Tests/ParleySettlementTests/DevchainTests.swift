@@ -113,7 +113,7 @@ import Glibc
         defer { Task { await client.close() } }
         try await client.mint(5, to: Keys.alice.publicKey)
         // Frozen, the daemon reads nothing and answers nothing; then it dies with the request unanswered.
-        kill(first.process.processIdentifier, SIGSTOP)
+        try first.freeze()
         let inFlight = Task { try await client.mint(7, to: Keys.alice.publicKey) }
         try await Task.sleep(for: .milliseconds(100))
         first.stop(SIGKILL)
@@ -141,7 +141,7 @@ import Glibc
         let deadline = Date(timeIntervalSinceNow: 20)
         while daemon.process.isRunning, Date() < deadline { usleep(10_000) }
         try #require(!daemon.process.isRunning, "the daemon outlived its standard input")
-        #expect(daemon.process.terminationStatus == 0)
+        #expect(daemon.process.termination == .exited(0))
         #expect(daemon.stderr.waitForEnd(before: Date(timeIntervalSinceNow: 5)))
         #expect(daemon.stderr.text.contains("standard input closed"), "stderr: \(daemon.stderr.text)")
     }
@@ -155,7 +155,7 @@ import Glibc
         try await clients.alice.mint(7, to: Keys.alice.publicKey)
         await clients.close()
         first.stop(SIGTERM)
-        #expect(first.process.terminationStatus == 0)
+        #expect(first.process.termination == .exited(0))
 
         let log = directory + "/ledger.log"
         let goodSize = try #require(try FileManager.default.attributesOfItem(atPath: log)[.size] as? Int)

@@ -5,6 +5,7 @@ import Foundation
 import ParleyCrypto
 import ParleyDevchain
 import ParleySettlement
+import ParleySubprocess
 import ParleyTransport
 import Synchronization
 
@@ -169,21 +170,21 @@ public final class DevchainDaemon: @unchecked Sendable {
     public static let readyTimeout: TimeInterval = 20
 
     public let directory: String
-    public let process: Process
+    public let process: SpawnedProcess
     public let address: SocketAddress
     /// The JSON object it printed once listening.
     public let ready: [String: Any]
     public let stdout: PipeText
     public let stderr: PipeText
 
-    /// Its standard input; the daemon stops when the write end closes.
-    private let lifeline: Pipe
+    /// The write end of its standard input; the daemon stops when it closes.
+    private let lifeline: FileHandle?
 
     private init(
-        directory: String, process: Process, address: SocketAddress, ready: [String: Any], stdout: PipeText, stderr: PipeText,
-        lifeline: Pipe
+        directory: String, process: SpawnedProcess, address: SocketAddress, ready: [String: Any], stdout: PipeText,
+        stderr: PipeText
     ) {
-        self.lifeline = lifeline
+        self.lifeline = process.standardInput
         self.directory = directory
         self.process = process
         self.address = address
@@ -204,24 +205,23 @@ public final class DevchainDaemon: @unchecked Sendable {
         // The daemon stops when its standard input ends. We hold the pipe's write end for
         // the daemon's life, so however this test process ends — a crash, a timeout's
         // SIGKILL — the kernel closes it and no daemon outlives the test run.
-        let lifeline = Pipe()
         let (process, out, err) = try launch(
             ["devchain", "--listen", "127.0.0.1:\(port)", "--data", directory, "--json", "--stop-on-eof"] + timeArguments + extra,
-            standardInput: lifeline)
+            standardInput: .pipe)
         guard let line = out.firstLine(before: Date(timeIntervalSinceNow: readyTimeout)) else {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            process.signal(SIGKILL)
+            let ended = process.waitUntilExit()
             _ = err.waitForEnd(before: Date(timeIntervalSinceNow: 2))
-            throw DevchainTestFailure("parley devchain printed no listening line (status \(process.terminationStatus)); stderr: \(err.text)")
+            throw DevchainTestFailure("parley devchain printed no listening line (\(ended)); stderr: \(err.text)")
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
             let listening = object["listening"] as? String, let address = try? SocketAddress(listening)
         else {
-            kill(process.processIdentifier, SIGKILL)
+            process.signal(SIGKILL)
+            process.waitUntilExit()
             throw DevchainTestFailure("unexpected listening line: \(line)")
         }
-        return DevchainDaemon(
-            directory: directory, process: process, address: address, ready: object, stdout: out, stderr: err, lifeline: lifeline)
+        return DevchainDaemon(directory: directory, process: process, address: address, ready: object, stdout: out, stderr: err)
     }
 
     /// Runs `parley arguments…` to completion; returns its status, stdout and stderr. The
@@ -236,39 +236,56 @@ public final class DevchainDaemon: @unchecked Sendable {
         let (process, out, err) = try launch(arguments)
         let deadline = Date(timeIntervalSinceNow: timeout)
         guard out.waitForEnd(before: deadline), err.waitForEnd(before: deadline) else {
-            kill(process.processIdentifier, SIGKILL)
+            process.signal(SIGKILL)
             process.waitUntilExit()
             throw DevchainTestFailure("parley \(arguments.joined(separator: " ")) did not exit within \(timeout) s")
         }
-        process.waitUntilExit()
-        return (process.terminationStatus, out.text, err.text)
+        return (process.waitUntilExit().status, out.text, err.text)
     }
 
-    private static func launch(_ arguments: [String], standardInput: Pipe? = nil) throws -> (Process, PipeText, PipeText) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try ParleyExecutable.require())
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = standardInput ?? FileHandle.nullDevice
-        try process.run()
-        return (process, PipeText(out.fileHandleForReading), PipeText(err.fileHandleForReading))
+    /// Starts `parley arguments…` with stdout and stderr piped to `PipeText`s.
+    public static func launch(
+        _ arguments: [String], standardInput: SpawnedProcess.Stream = .null
+    ) throws -> (SpawnedProcess, PipeText, PipeText) {
+        let process = try SpawnedProcess(
+            executable: try ParleyExecutable.require(), arguments: arguments, standardInput: standardInput,
+            standardOutput: .pipe, standardError: .pipe)
+        guard let out = process.standardOutput, let err = process.standardError else {
+            throw DevchainTestFailure("the child's pipes are missing")
+        }
+        return (process, PipeText(out), PipeText(err))
     }
 
     public var replayed: Int { ready["replayed"] as? Int ?? -1 }
 
     /// Closes our end of the daemon's standard input, as this process's death would.
     public func cutLifeline() {
-        try? lifeline.fileHandleForWriting.close()
+        try? lifeline?.close()
+    }
+
+    /// Stops the daemon (SIGSTOP) and returns once the kernel shows it stopped: `kill`
+    /// returns before the target has stopped, and a daemon still running on the other core
+    /// would answer the next request.
+    public func freeze() throws {
+        process.signal(SIGSTOP)
+        let deadline = Date(timeIntervalSinceNow: 5)
+        while Date() < deadline {
+            // /proc/PID/stat: "pid (comm) S …"; the state follows the last ')'.
+            if let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")"), stat[stat.index(after: close)...].hasPrefix(" T")
+            {
+                return
+            }
+            usleep(1_000)
+        }
+        throw DevchainTestFailure("the devchain (pid \(process.processIdentifier)) did not stop within 5 s of SIGSTOP")
     }
 
     /// Sends `signal` and waits for the process to end.
     public func stop(_ signal: Int32 = SIGKILL) {
-        defer { try? lifeline.fileHandleForWriting.close() }
+        defer { try? lifeline?.close() }
         guard process.isRunning else { return }
-        kill(process.processIdentifier, signal)
+        process.signal(signal)
         process.waitUntilExit()
     }
 
