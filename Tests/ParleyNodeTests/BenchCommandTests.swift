@@ -75,8 +75,14 @@ struct BenchCommandTests {
         let opened = try #require(number(memory["peerRssAfterOpeningManyBytes"]))
         let afterPaying = try #require(number(memory["peerRssAfterManyBytes"]))
         let updates = try #require(number(multi["updates"]))
-        #expect(updates > 500, "too few updates to tell: \(line)")
-        #expect(afterPaying - opened < 32 * 1024 * 1024, "grew \(Int(afterPaying - opened)) bytes over \(Int(updates)) updates: \(line)")
+        // A bound per update, not a count of updates: how many fit in the second depends on
+        // the machine's load (about 4,000 alone, under 500 beside another test run). The
+        // leak this guards against is ~150 KB per update; 100 updates show it clearly.
+        try #require(updates >= 100, "too few updates to tell: \(line)")
+        let grown = afterPaying - opened
+        #expect(
+            grown < max(8 * 1024 * 1024, updates * 16 * 1024),
+            "grew \(Int(grown)) bytes over \(Int(updates)) updates (\(Int(grown / updates)) per update): \(line)")
     }
 
     /// An idle channel used to cost the peer ≈ 23 KB, most of it the slabs its long-lived
