@@ -132,8 +132,8 @@ let package = Package(
         .testTarget(
             name: "ParleySettlementTests",
             dependencies: [
-                "ParleySettlement", "ParleyDevchain", "ParleyTransport", "ParleyChannel", "ParleyCrypto", "ParleyWire",
-                "ParleyTestSupport", "parley",
+                "ParleySettlement", "ParleyDevchain", "ParleyTransport", "ParleyLocks", "ParleyChannel", "ParleyCrypto",
+                "ParleyWire", "ParleyTestSupport", "parley",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
