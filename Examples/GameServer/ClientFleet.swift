@@ -48,7 +48,9 @@ final class ClientFleet: Sendable {
     }
 
     enum Outcome: Sendable {
-        case completed, forfeited
+        case completed
+        /// Settled on chain; why the channel went there, as our node saw it.
+        case forfeited(why: String)
         case failed(String)
     }
 
@@ -192,7 +194,7 @@ final class ClientFleet: Sendable {
                 if try TicTacToe.Board(appData: latest.appData).isOver { break }
                 if vanishing.contains(match), exchanges >= 1 {
                     try await channel.waitUntilClosed()
-                    return .forfeited
+                    return .forfeited(why: Self.closingReason(of: channel))
                 }
                 let pick = generator.next()
                 let proposed = ContinuousClock.now
@@ -206,7 +208,7 @@ final class ClientFleet: Sendable {
                 guard await mailbox.waitForPeer(channel.id, after: mine.version) else {
                     // The game went to the chain (we or the server timed out): it settles there.
                     try await channel.waitUntilClosed()
-                    return .forfeited
+                    return .forfeited(why: Self.closingReason(of: channel))
                 }
                 record(move: 1e6 * durationSeconds(ContinuousClock.now - proposed))
                 exchanges += 1
@@ -217,9 +219,14 @@ final class ClientFleet: Sendable {
             // A match the server sent to the chain (its turn timeout) settles there; the server
             // may decline our move a moment before our watcher sees its registration.
             guard await Self.becomesClosing(channel) else { return .failed("match \(match): \(error)") }
+            let why = "\(Self.closingReason(of: channel)) (our move failed: \(error))"
             do { try await channel.waitUntilClosed() } catch { return .failed("match \(match): \(error)") }
-            return .forfeited
+            return .forfeited(why: why)
         }
+    }
+
+    private static func closingReason(of channel: Channel) -> String {
+        (try? channel.status)?.closingReason.map { "\($0)" } ?? "unknown"
     }
 
     /// Whether the channel is (or within `closingGrace` turns) closing: a dispute on chain or a final state.

@@ -29,7 +29,9 @@ struct GameServerCommand: AsyncParsableCommand {
             O's answer committed on the client), bytesPerChannel (server process RSS with all \
             channels open and funded, minus RSS before, per channel; the in-process devchain's \
             share is included), seconds, clients, conservation ("held" when the chain paid out \
-            exactly what the channels held), and more.
+            exactly what the channels held), forfeitReasons (why forfeited matches went to the \
+            chain, as the client's node saw it, with counts), serverLastNodeError and \
+            serverLastMoveFailure, and more.
 
             Subcommands (each with --help):
               serve    host matches against all comers on a devchain
@@ -175,7 +177,10 @@ struct GameServerCommand: AsyncParsableCommand {
         }
         if s.serverMoveFailures > 0 || s.serverNodeErrors > 0 {
             lines.append("  server: \(s.serverMoveFailures) answers not made, \(s.serverNodeErrors) recovered node errors")
+            if let last = s.serverLastMoveFailure { lines.append("  server's last answer not made: \(last)") }
+            if let last = s.serverLastNodeError { lines.append("  server's last node error: \(last)") }
         }
+        lines += s.forfeitReasons.sorted { $0.value > $1.value }.map { "  forfeited because \($0.key): \($0.value)" }
         lines.append("  \(s.seconds) s in all")
         lines += s.errorSamples.map { "  error: \($0)" }
         return lines.joined(separator: "\n")
@@ -324,6 +329,8 @@ struct ClientCommand: AsyncParsableCommand {
         for case let .failed(text) in outcomes.values.map(\.outcome) { errors.append(text) }
         let completed = outcomes.values.filter { if case .completed = $0.outcome { true } else { false } }
         let forfeited = outcomes.values.filter { if case .forfeited = $0.outcome { true } else { false } }
+        var forfeitReasons: [String: Int] = [:]
+        for case let .forfeited(why) in outcomes.values.map(\.outcome) { forfeitReasons[why, default: 0] += 1 }
         let playSeconds = numbers.lastMove.map { durationSeconds($0 - started) } ?? 0
         let report = ClientReport(
             matches: matches, clients: max(1, min(clients, matches)), opened: fleet.openCount,
@@ -333,7 +340,8 @@ struct ClientCommand: AsyncParsableCommand {
             p50Micros: rounded(percentile(numbers.latencies, 0.5), digits: 1),
             p99Micros: rounded(percentile(numbers.latencies, 0.99), digits: 1),
             lastCompletedSeconds: completed.map { durationSeconds($0.after) }.max().map { rounded($0, digits: 3) },
-            firstForfeitSeconds: forfeited.map { durationSeconds($0.after) }.min().map { rounded($0, digits: 3) })
+            firstForfeitSeconds: forfeited.map { durationSeconds($0.after) }.min().map { rounded($0, digits: 3) },
+            forfeitReasons: forfeitReasons)
         writeLine(ClientLine.done(report).json)
     }
 }

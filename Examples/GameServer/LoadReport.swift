@@ -61,6 +61,8 @@ struct ClientReport: Codable {
     /// side, and when the first forfeited one was (nil when there were none).
     var lastCompletedSeconds: Double?
     var firstForfeitSeconds: Double?
+    /// Why forfeited matches went to the chain (the client channel's closing reason), and how many.
+    var forfeitReasons: [String: Int]
 }
 
 /// What `game-server --load N --json` prints.
@@ -110,6 +112,11 @@ struct LoadSummary: Codable {
     /// The clients' own count, to compare with the chain's `completed` and `forfeits`.
     var clientCompleted: Int
     var clientForfeits: Int
+    /// Why the clients' forfeited matches went to the chain, and how many of each.
+    var forfeitReasons: [String: Int]
+    /// The server node's last `error` event and last failed answer, if any, for a person to read.
+    var serverLastNodeError: String?
+    var serverLastMoveFailure: String?
     var timeMode: String
     /// Replays the clients' moves with `--seed`.
     var seed: UInt64

@@ -205,7 +205,8 @@ struct LoadRun {
             forfeitsToServer: conservation.forfeitsToServer, serverMoveFailures: counts.moveFailures, serverNodeErrors: counts.nodeErrors, rssBeforeBytes: rssBefore, rssOpenBytes: rssOpen,
             openSeconds: rounded(openSeconds, digits: 3), lastCompletedSeconds: report.lastCompletedSeconds,
             firstForfeitSeconds: report.firstForfeitSeconds, clientCompleted: report.completed,
-            clientForfeits: report.forfeits, timeMode: options.externalChain != nil ? "external" : options.realTime ? "real" : "manual",
+            clientForfeits: report.forfeits, forfeitReasons: report.forfeitReasons, serverLastNodeError: counts.lastNodeError,
+            serverLastMoveFailure: counts.lastMoveFailure, timeMode: options.externalChain != nil ? "external" : options.realTime ? "real" : "manual",
             seed: options.seed, build: buildConfiguration)
     }
 
