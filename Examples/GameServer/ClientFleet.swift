@@ -219,9 +219,8 @@ final class ClientFleet: Sendable {
             // A match the server sent to the chain (its turn timeout) settles there; the server
             // may decline our move a moment before our watcher sees its registration.
             guard await Self.becomesClosing(channel) else { return .failed("match \(match): \(error)") }
-            let why = "\(Self.closingReason(of: channel)) (our move failed: \(error))"
             do { try await channel.waitUntilClosed() } catch { return .failed("match \(match): \(error)") }
-            return .forfeited(why: why)
+            return .forfeited(why: Self.closingReason(of: channel))
         }
     }
 

@@ -31,7 +31,11 @@ struct GameServerTests {
 
     @Test("vanished clients forfeit through the chain while every other match completes")
     func vanishedClientsForfeitWithoutStallingOthers() async throws {
-        let result = try await offPool { try GameServerExecutable.load(["--load", "60", "--vanish", "5", "--turn-timeout", "1"]) }
+        // The server's turn timer starts when a channel is funded, and the clients hold their
+        // first move until every match is open. With 1 s, a loaded machine (another test run
+        // beside this one) opened slowly enough that the server sent 45 live matches to the
+        // chain at version 0 (`forfeitReasons` said so); 3 s leaves room.
+        let result = try await offPool { try GameServerExecutable.load(["--load", "60", "--vanish", "5", "--turn-timeout", "3"]) }
         #expect(result.int("matches") == 60)
         #expect(result.int("forfeits") >= 5)
         #expect(result.int("forfeitsToServer") >= 5, "a client that stops moving loses its stake to the server")
