@@ -4,9 +4,9 @@ import Testing
 
 @testable import ParleyTransport
 
-/// Short keepalive intervals so the suite runs quickly, and timeouts a loaded machine cannot trip: beside another test run the cooperative pool
-/// stalled for 17 s and every `SessionSendTests` handshake ran past a 2 s limit. Tests of
-/// the timeouts themselves set their own.
+/// Short keepalive intervals so the suite runs quickly, and timeouts a loaded machine
+/// cannot trip: beside another test run the cooperative pool stalled for 17 s and every
+/// `SessionSendTests` handshake ran past a 2 s limit. Tests of the timeouts set their own.
 let testConfig = SessionConfig(
     connectTimeout: .seconds(20), handshakeTimeout: .seconds(20),
     keepaliveInterval: .seconds(5), silenceInterval: .seconds(20))
