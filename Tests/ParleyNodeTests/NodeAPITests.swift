@@ -426,6 +426,38 @@ struct NodeAPITests {
     /// Alice's watcher before her loop read the accept. `close()` failed with "closing"
     /// although the close had succeeded. The relay holds Bob's accept back to force that order.
     @Test func closeSucceedsWhenTheChainReportsTheCloseBeforeThePeersAcceptArrives() async throws {
+        try await withCloseAcceptHeld { (held: HeldClose) async throws in
+            let channel = held.channel
+            #expect(try channel.status.closingReason == .registeredOnChain(version: 2))
+            #expect(try channel.status.latest.version == 1, "Bob's accept is still held in the relay")
+
+            held.relay.releaseTargetBytes()
+            #expect(try await held.closing.value == 70, "close() returns the payout once the accept arrives")
+            #expect(try channel.status.latest.state.isFinal, "the countersigned final state is journaled")
+            #expect(try await held.alice.account() == startingBalance - 100 + 70)
+            try await held.bobChannel.waitUntilClosed()
+            #expect(try await held.bob.account() == startingBalance - 100 + 130)
+            try await held.cluster.expectConservation([channel.id])
+        }
+    }
+
+    /// The same order, but the link drops before the accept arrives: nothing will answer,
+    /// so `close()` fails at once with why, instead of waiting for the proposal timeout.
+    @Test func closeWhoseAcceptIsLostWithTheLinkFailsWithTheChainsReason() async throws {
+        try await withCloseAcceptHeld { (held: HeldClose) async throws in
+            let started = ContinuousClock.now
+            held.relay.dropConnections()
+            let error = await nodeError { _ = try await held.closing.value }
+            #expect(error == .channelClosing(held.channel.id, because: .registeredOnChain(version: 2)))
+            #expect(ContinuousClock.now - started < healthyTimeout, "released by the lost link, not the proposal timeout")
+            #expect(try await held.alice.account() == startingBalance - 100 + 70, "the money still settled")
+        }
+    }
+
+    /// Alice and Bob through a `HoldingRelay` (Alice dials the relay), one payment of 30,
+    /// then Alice's `close()` with Bob's bytes held back, until Alice's watcher has closed the
+    /// channel from what the chain shows; `body` takes it from there.
+    private func withCloseAcceptHeld(_ body: (HeldClose) async throws -> Void) async throws {
         try await withCluster { cluster in
             let alice = try await cluster.start("alice")
             let bob = try await cluster.start("bob")
@@ -440,17 +472,10 @@ struct NodeAPITests {
                 relay.holdTargetBytes()
                 let closing = Task { try await channel.close() }
                 let closedFromTheChain = await eventually { (try? channel.status.isClosed) == true }
-                #expect(closedFromTheChain, "Alice's watcher saw Bob's registration of the final state and withdrew")
-                #expect(try channel.status.closingReason == .registeredOnChain(version: 2))
-                #expect(try channel.status.latest.version == 1, "Bob's accept is still held in the relay")
-
-                relay.releaseTargetBytes()
-                #expect(try await closing.value == 70, "close() returns the payout once the accept arrives")
-                #expect(try channel.status.latest.state.isFinal, "the countersigned final state is journaled")
-                #expect(try await alice.account() == startingBalance - 100 + 70)
-                try await bobChannel.waitUntilClosed()
-                #expect(try await bob.account() == startingBalance - 100 + 130)
-                try await cluster.expectConservation([channel.id])
+                try #require(closedFromTheChain, "Alice's watcher saw Bob's registration of the final state and withdrew")
+                try await body(HeldClose(
+                    cluster: cluster, alice: alice, bob: bob, relay: relay, channel: channel, bobChannel: bobChannel,
+                    closing: closing))
             } catch {
                 await relay.shutDown()
                 throw error
@@ -459,35 +484,15 @@ struct NodeAPITests {
         }
     }
 
-    /// The same order, but the link drops before the accept arrives: nothing will answer,
-    /// so `close()` fails at once with why, instead of waiting for the proposal timeout.
-    @Test func closeWhoseAcceptIsLostWithTheLinkFailsWithTheChainsReason() async throws {
-        try await withCluster { cluster in
-            let alice = try await cluster.start("alice")
-            let bob = try await cluster.start("bob")
-            let relay = try await HoldingRelay(to: try await bob.address)
-            do {
-                let channel = try await alice.node.open(
-                    with: bob.key.publicKey, at: relay.address, deposit: 100, theirs: 100, timeout: .seconds(10))
-                let bobChannel = try await peerChannel(channel.id, on: bob)
-                try await channel.pay(30)
-                _ = try await agreedLatest(channel, bobChannel)
-
-                relay.holdTargetBytes()
-                let closing = Task { try await channel.close() }
-                #expect(await eventually { (try? channel.status.isClosed) == true })
-                let started = ContinuousClock.now
-                relay.dropConnections()
-                let error = await nodeError { _ = try await closing.value }
-                #expect(error == .channelClosing(channel.id, because: .registeredOnChain(version: 2)))
-                #expect(ContinuousClock.now - started < healthyTimeout, "released by the lost link, not the proposal timeout")
-                #expect(try await alice.account() == startingBalance - 100 + 70, "the money still settled")
-            } catch {
-                await relay.shutDown()
-                throw error
-            }
-            await relay.shutDown()
-        }
+    private struct HeldClose {
+        let cluster: APICluster
+        let alice: APINode
+        let bob: APINode
+        let relay: HoldingRelay
+        let channel: Channel
+        let bobChannel: Channel
+        /// Alice's `close()`, waiting for Bob's accept.
+        let closing: Task<UInt64, any Error>
     }
 
     // e.
