@@ -63,14 +63,14 @@ let package = Package(
             name: "ParleyDrill",
             dependencies: [
                 "ParleyNode", "ParleyDevchain", "ParleySettlement", "ParleyChannel", "ParleyCrypto", "ParleySubprocess",
-                .product(name: "Yams", package: "Yams"),
+                "ParleyLocks", .product(name: "Yams", package: "Yams"),
             ]
         ),
         .executableTarget(
             name: "parley",
             dependencies: [
                 "ParleyCrypto", "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyTransport",
-                "ParleySettlement", "ParleyDevchain", "ParleyNode", "ParleyDrill", "ParleySubprocess",
+                "ParleySettlement", "ParleyDevchain", "ParleyNode", "ParleyDrill", "ParleySubprocess", "ParleyLocks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -91,7 +91,7 @@ let package = Package(
             name: "game-server",
             dependencies: [
                 "ParleyNode", "ParleyGames", "ParleyDevchain", "ParleySettlement", "ParleyTransport", "ParleyChannel",
-                "ParleyCrypto", "ParleySubprocess",
+                "ParleyCrypto", "ParleySubprocess", "ParleyLocks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

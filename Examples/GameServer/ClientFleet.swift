@@ -1,14 +1,14 @@
 import Foundation
-import ParleySubprocess
 import Logging
 import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
 import ParleyGames
+import ParleyLocks
 import ParleyNode
 import ParleySettlement
+import ParleySubprocess
 import ParleyTransport
-import Synchronization
 
 /// The load generator's players: K client nodes in one process, N matches spread across
 /// them, each match one channel to the server in which the client plays X.
@@ -58,12 +58,12 @@ final class ClientFleet: Sendable {
     private let loop: EventLoop
     private let players: [Player]
     /// Channel by match index, once open.
-    private let channels = Mutex<[Int: Channel]>([:])
+    private let channels = Locked<[Int: Channel]>([:])
     /// Matches that stop moving after their first exchange.
     private let vanishing: Set<Int>
-    private let tally = Mutex(Tally())
+    private let tally = Locked(Tally())
     /// Each match's outcome and when, from the start of play, it was settled on our side.
-    private let outcomes = Mutex<[Int: (outcome: Outcome, after: Duration)]>([:])
+    private let outcomes = Locked<[Int: (outcome: Outcome, after: Duration)]>([:])
 
     private struct Tally {
         var openFailures: [String] = []
@@ -287,7 +287,7 @@ final class MoveMailbox: Sendable {
         var waiter: (after: UInt64, continuation: CheckedContinuation<Bool, Never>)?
     }
 
-    private let slots = Mutex<[ChannelID: Slot]>([:])
+    private let slots = Locked<[ChannelID: Slot]>([:])
 
     func handle(_ event: NodeEvent) {
         switch event {

@@ -1,12 +1,12 @@
-import ParleySubprocess
 import Logging
 import ParleyChannel
 import ParleyCrypto
 import ParleyGames
+import ParleyLocks
 import ParleyNode
 import ParleySettlement
+import ParleySubprocess
 import ParleyTransport
-import Synchronization
 
 /// The game server: one node that accepts tic-tac-toe channels from anyone and plays O in
 /// each of them.
@@ -39,9 +39,9 @@ final class GameHost: Sendable {
     }
 
     let node: Node
-    private let counters = Mutex(Counters())
+    private let counters = Locked(Counters())
     /// Time from a client's move being committed here to our answer being committed.
-    private let answerMicros = Mutex<[Double]>([])
+    private let answerMicros = Locked<[Double]>([])
 
     private init(node: Node) {
         self.node = node

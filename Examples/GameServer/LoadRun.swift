@@ -4,11 +4,11 @@ import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
 import ParleyGames
+import ParleyLocks
 import ParleyNode
-import ParleySubprocess
 import ParleySettlement
+import ParleySubprocess
 import ParleyTransport
-import Synchronization
 
 /// One `game-server --load N` run: a devchain and the game server in this process, the
 /// clients in a child process, then the chain checked for conservation.
@@ -109,7 +109,7 @@ struct LoadRun {
         if options.idle { arguments.append("--idle") }
         let child = try PipedChild(readerName: "load-clients-stdout", arguments: arguments)
         say("game-server: \(options.matches) matches, \(options.clients) client nodes in process \(child.processIdentifier), seed \(options.seed)")
-        let phase = Mutex("opening")
+        let phase = Locked("opening")
         let matches = options.matches
         let progress = Task {
             await showProgressLine(every: .milliseconds(250)) {

@@ -2,9 +2,9 @@ import Foundation
 import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
+import ParleyLocks
 import ParleyNode
 import ParleySettlement
-import Synchronization
 
 /// Runs drills with real processes: a `parley devchain` with manual time and one
 /// `parley node` per peer, all on loopback. `crash` is SIGKILL; `restart` recovers from
@@ -118,7 +118,7 @@ final class NodeChild: @unchecked Sendable {
 
 /// Chain events as the subscription delivers them.
 final class EventBox: Sendable {
-    let list = Mutex<[ChainEvent]>([])
+    let list = Locked<[ChainEvent]>([])
 }
 
 /// The latest fully-signed state one node reports for the channel.

@@ -4,6 +4,7 @@ import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
 import ParleyJournal
+import ParleyLocks
 import ParleyNode
 import ParleySubprocess
 import ParleyTransport
@@ -356,7 +357,7 @@ struct BenchRun {
 
 /// The phase and its counter, drawn on stderr while a terminal watches.
 final class BenchPhaseProgress: Sendable {
-    private let phase = Mutex<(text: String, counting: Bool)>(("", false))
+    private let phase = Locked<(text: String, counting: Bool)>(("", false))
     private let count = Atomic<Int>(0)
 
     /// A new phase; with `counting`, its count (from 0) is shown after the text.

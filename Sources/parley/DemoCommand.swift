@@ -5,11 +5,12 @@ import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
 import ParleyJournal
+import ParleyLocks
 import ParleyNode
 import ParleySettlement
+import ParleySubprocess
 import ParleyTransport
 import Synchronization
-import ParleySubprocess
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -145,7 +146,7 @@ struct DemoFailure: Error, CustomStringConvertible {
 
 /// Collects one node's events so the demo can wait for them.
 final class EventLog: Sendable {
-    private let events = Mutex<[NodeEvent]>([])
+    private let events = Locked<[NodeEvent]>([])
 
     init(_ node: Node) {
         let stream = node.events

@@ -3,10 +3,10 @@ import Foundation
 import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
+import ParleyLocks
 import ParleySettlement
-import ParleyTransport
-import Synchronization
 import ParleySubprocess
+import ParleyTransport
 
 /// `parley devchain`: the adjudicator rules as a separate, persistent, networked process.
 struct DevchainCommand: AsyncParsableCommand {
@@ -169,7 +169,7 @@ private final class StopSignal: Sendable {
         var waiter: CheckedContinuation<StopReason, Never>?
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func watchSignals() {
         var sources: [any DispatchSourceSignal] = []

@@ -4,11 +4,11 @@ import Logging
 import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
+import ParleyLocks
 import ParleyNode
 import ParleySettlement
-import ParleyTransport
-import Synchronization
 import ParleySubprocess
+import ParleyTransport
 
 /// `parley node`: one long-running node driven by commands on stdin, for two-terminal
 /// demos and scripts.
@@ -166,7 +166,7 @@ struct NodeCommand: AsyncParsableCommand {
         for await line in standardInputLines(threadName: "parley-node-stdin") {
             if await console.execute(line) == .quit { break }
         }
-        let stage = Mutex("shutting the node down")
+        let stage = Locked("shutting the node down")
         let watchdog = Task.detached {
             try await Task.sleep(for: Self.shutdownGrace)
             writeToStandardError(

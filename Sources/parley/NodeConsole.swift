@@ -1,11 +1,11 @@
 import Foundation
 import ParleyChannel
 import ParleyCrypto
+import ParleyLocks
 import ParleyNode
 import ParleySettlement
-import ParleyTransport
-import Synchronization
 import ParleySubprocess
+import ParleyTransport
 
 // The line protocol of `parley node`: one command per stdin line, one JSON answer per
 // command on stdout, and node events as JSON lines in between (see NodeCommand's help).
@@ -51,7 +51,7 @@ enum JSONValue: Encodable, Sendable, ExpressibleByStringLiteral, ExpressibleByBo
 /// (Not `print` + `fflush`: stdio's flush-all would wait on the lock of stdin, which the
 /// reader thread holds while it blocks in `readLine`.)
 final class ConsoleOutput: Sendable {
-    private let lock = Mutex<Void>(())
+    private let lock = Locked<Void>(())
 
     func line(_ value: JSONValue) {
         let text: String

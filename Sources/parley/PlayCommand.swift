@@ -5,10 +5,10 @@ import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
 import ParleyGames
+import ParleyLocks
 import ParleyNode
 import ParleySettlement
 import ParleyTransport
-import Synchronization
 
 /// `parley play`: tic-tac-toe for stakes between two terminals, each move a channel update.
 struct PlayCommand: AsyncParsableCommand {
@@ -228,7 +228,7 @@ struct PlayFailure: Error, CustomStringConvertible {
 /// Stdin lines, shared by the turn loop and the on-chain move handler: whoever asks next
 /// gets the next line.
 final class LineSource: Sendable {
-    private let buffer = Mutex<(lines: [String], ended: Bool)>(([], false))
+    private let buffer = Locked<(lines: [String], ended: Bool)>(([], false))
 
     init(_ stream: AsyncStream<String>) {
         Task { [self] in

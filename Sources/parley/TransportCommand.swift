@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
 import ParleyCrypto
-import ParleyTransport
-import Synchronization
+import ParleyLocks
 import ParleySubprocess
+import ParleyTransport
 
 struct TransportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -170,7 +170,7 @@ private func percentile(_ sorted: [Duration], _ fraction: Double) -> Duration {
 
 /// Counts measured round trips across sessions, and draws the progress line.
 private final class ProgressCounter: Sendable {
-    private let count = Mutex(0)
+    private let count = Locked(0)
 
     func add() { count.withLock { $0 += 1 } }
 
