@@ -65,7 +65,8 @@ public final class SpawnedProcess: Sendable {
         executable: String, arguments: [String], standardInput stdin: Stream = .null, standardOutput stdout: Stream = .inherit,
         standardError stderr: Stream = .inherit
     ) throws(SpawnError) {
-        var opened: [Int32] = []
+        // The child's ends of the pipes made so far; ours are owned by their FileHandles.
+        var childEnds: [Int32] = []
         func childEnd(_ stream: Stream, childReads: Bool) throws(SpawnError) -> (child: Int32, ours: FileHandle?) {
             switch stream {
             case .inherit: return (Int32(PARLEY_SPAWN_INHERIT), nil)
@@ -74,11 +75,11 @@ public final class SpawnedProcess: Sendable {
                 var fds: [Int32] = [-1, -1]
                 guard parley_pipe_cloexec(&fds) == 0 else {
                     let code = errno
-                    opened.forEach { _ = close($0) }
+                    childEnds.forEach { _ = close($0) }
                     throw .pipe(String(cString: strerror(code)))
                 }
-                opened += fds
                 let (child, ours) = childReads ? (fds[0], fds[1]) : (fds[1], fds[0])
+                childEnds.append(child)
                 return (child, FileHandle(fileDescriptor: ours, closeOnDealloc: true))
             }
         }
@@ -93,7 +94,7 @@ public final class SpawnedProcess: Sendable {
         // The child has its copies now (or never will): close ours of its ends.
         for child in [input.child, output.child, errors.child] where child >= 0 { close(child) }
         guard result == 0 else {
-            _ = [input.ours, output.ours, errors.ours].map { try? $0?.close() }
+            for ours in [input.ours, output.ours, errors.ours] { try? ours?.close() }
             throw .launch(executable, String(cString: strerror(result)))
         }
         processIdentifier = pid
