@@ -393,13 +393,7 @@ public final class Session: @unchecked Sendable {
             }
             let frames = Array(outbox[outboxHead..<end])
             outboxHead = end
-            if outboxHead == outbox.count {
-                outbox.removeAll(keepingCapacity: outbox.count <= Self.retainedOutboxCapacity)
-                outboxHead = 0
-            } else if outboxHead * 2 > outbox.count {
-                outbox.removeFirst(outboxHead)
-                outboxHead = 0
-            }
+            outbox.compactConsumed(head: &outboxHead, minimum: 0, keepingCapacityUpTo: Self.retainedOutboxCapacity)
             if !frames.isEmpty { flushCount += 1 }
             return frames
         }

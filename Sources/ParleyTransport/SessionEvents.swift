@@ -1,4 +1,5 @@
 import ParleyLocks
+import ParleyWire
 
 /// A session's events as an async sequence with a bounded buffer. One consumer only.
 /// The sequence ends after `.closed`.
@@ -147,13 +148,7 @@ final class SessionInbox: @unchecked Sendable {
         guard head < queue.count else { return (nil, false) }
         let event = queue[head]
         head += 1
-        if head == queue.count {
-            queue.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head > 1024 && head * 2 > queue.count {
-            queue.removeFirst(head)
-            head = 0
-        }
+        queue.compactConsumed(head: &head, minimum: 1024)
         bytes -= Self.size(of: event)
         let resume = isPaused && bytes <= lowWater
         if resume { isPaused = false }

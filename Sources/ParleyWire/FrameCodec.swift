@@ -37,19 +37,8 @@ public struct FrameDecoder: Sendable {
         let start = consumed + header
         let payload = Array(buffer[start..<start + length])
         consumed = start + length
-        compactIfWorthwhile()
+        buffer.compactConsumed(head: &consumed, minimum: 4096)
         return payload
-    }
-
-    /// Drops consumed bytes once they dominate the buffer, keeping appends amortised O(1).
-    private mutating func compactIfWorthwhile() {
-        if consumed == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
-            consumed = 0
-        } else if consumed > 4096 && consumed * 2 > buffer.count {
-            buffer.removeFirst(consumed)
-            consumed = 0
-        }
     }
 }
 
