@@ -168,7 +168,7 @@ public actor Node {
         tasks.append(Task { for await notice in noticeStream { await self.handle(notice) } })
         tasks.append(Task { for await (proposal, session) in opens { await self.incomingOpen(proposal, on: session) } })
         let watcherEvents = watcher.events
-        tasks.append(Task { for await event in watcherEvents { await self.forward(event) } })
+        tasks.append(Task { for await event in watcherEvents { self.forward(event) } })
         let (known, problems) = book.load()
         addresses = known
         for problem in problems { logger.warning("\(problem)") }
@@ -237,7 +237,7 @@ public actor Node {
         nextTransient += 1
         transient[key] = Task {
             await work()
-            await self.forget(key)
+            self.forget(key)
         }
     }
 
