@@ -8,11 +8,7 @@ import Testing
 struct BenchCommandTests {
     @Test("bench --json reports every number, positive, with a sane ratio to the crypto ceiling")
     func smallRun() async throws {
-        let run = try await DevchainDaemon.run(
-            ["bench", "--seconds", "1", "--channels", "20", "--idle-channels", "100", "--json"], timeout: 90)
-        try #require(run.status == 0, "parley bench failed: \(run.stderr)")
-        let line = try #require(run.stdout.split(separator: "\n").last.map(String.init), "no output")
-        let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+        let (result, line) = try await bench(["--seconds", "1", "--channels", "20", "--idle-channels", "100"], timeout: 90)
 
         for field in ["cryptoCeilingPerSecond", "signPerSecond", "verifyPerSecond", "cores", "fsyncMicrosP50", "fsyncMicrosP99", "seconds"] {
             let value = try #require(number(result[field]), "\(field) missing in \(line)")
@@ -48,6 +44,16 @@ struct BenchCommandTests {
         #expect(bytes > 0, "memory.bytesPerChannel = \(bytes)")
     }
 
+    /// Runs `parley bench arguments… --json`; requires a clean exit and returns its JSON
+    /// object and the line it came from.
+    private func bench(_ arguments: [String], timeout: TimeInterval) async throws -> (result: [String: Any], line: String) {
+        let run = try await DevchainDaemon.run(["bench"] + arguments + ["--json"], timeout: timeout)
+        try #require(run.status == 0, "parley bench failed: \(run.stderr)")
+        let line = try #require(run.stdout.split(separator: "\n").last.map(String.init), "no output")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+        return (result, line)
+    }
+
     /// A JSON number as a Double, however JSONSerialization boxed it.
     private func number(_ value: Any?) -> Double? {
         switch value {
@@ -65,11 +71,7 @@ struct BenchCommandTests {
     /// transport tests share the machine.
     @Test("a node answering many channels at once does not grow with every update")
     func responderMemoryStaysFlat() async throws {
-        let run = try await DevchainDaemon.run(
-            ["bench", "--seconds", "1", "--channels", "100", "--idle-channels", "10", "--json"], timeout: 120)
-        try #require(run.status == 0, "parley bench failed: \(run.stderr)")
-        let line = try #require(run.stdout.split(separator: "\n").last.map(String.init))
-        let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let (result, line) = try await bench(["--seconds", "1", "--channels", "100", "--idle-channels", "10"], timeout: 120)
         let memory = try #require(result["memory"] as? [String: Any])
         let multi = try #require(result["multi"] as? [String: Any])
         let opened = try #require(number(memory["peerRssAfterOpeningManyBytes"]))
@@ -91,11 +93,7 @@ struct BenchCommandTests {
     /// below what a task per idle channel costs.
     @Test("an idle channel costs the peer well under 8 KiB")
     func idleChannelsAreSmall() async throws {
-        let run = try await DevchainDaemon.run(
-            ["bench", "--seconds", "1", "--channels", "5", "--idle-channels", "1500", "--json"], timeout: 180)
-        try #require(run.status == 0, "parley bench failed: \(run.stderr)")
-        let line = try #require(run.stdout.split(separator: "\n").last.map(String.init))
-        let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let (result, line) = try await bench(["--seconds", "1", "--channels", "5", "--idle-channels", "1500"], timeout: 180)
         let memory = try #require(result["memory"] as? [String: Any])
         #expect(memory["channels"] as? Int == 1500)
         let bytes = try #require(number(memory["bytesPerChannel"]))
