@@ -10,10 +10,7 @@ import Testing
 @Suite struct SessionSendTests {
     @Test func sendsFromManyTasksArriveCompleteAndInOrderPerSender() async throws {
         try await withEventLoop { loop in
-            let server = try await ListeningPeer.start(on: loop)
-            let session = try await SessionEndpoint(identity: SigningKey(), loop: loop, config: testConfig)
-                .connect(to: server.address, expecting: server.key)
-            let accepted = try await server.session()
+            let (server, session, accepted) = try await ListeningPeer.connectedPair(on: loop)
             let senders = 8
             let perSender = 500
             let receiving = Task { try await receiveMessages(senders * perSender, from: accepted) }
@@ -45,10 +42,7 @@ import Testing
 
     @Test func sendsQueuedWhileTheLoopIsBusyLeaveInOneWrite() async throws {
         try await withEventLoop { loop in
-            let server = try await ListeningPeer.start(on: loop)
-            let session = try await SessionEndpoint(identity: SigningKey(), loop: loop, config: testConfig)
-                .connect(to: server.address, expecting: server.key)
-            let accepted = try await server.session()
+            let (server, session, accepted) = try await ListeningPeer.connectedPair(on: loop)
             let connection = session.connection
             let (writesBefore, flushesBefore) = (connection.socketWrites, session.outboxFlushes)
 
@@ -79,10 +73,7 @@ import Testing
     /// first, then new ones, all in order and on the loop thread; `events` keeps `.closed`.
     @Test func messagesGoToTheHandlerInOrderOnceItIsSet() async throws {
         try await withEventLoop { loop in
-            let server = try await ListeningPeer.start(on: loop)
-            let session = try await SessionEndpoint(identity: SigningKey(), loop: loop, config: testConfig)
-                .connect(to: server.address, expecting: server.key)
-            let accepted = try await server.session()
+            let (server, session, accepted) = try await ListeningPeer.connectedPair(on: loop)
             for index in 0..<20 { try await session.send([UInt8(index)]) }
             // Wait until all 20 sit in the inbox, undelivered.
             #expect(await eventually { accepted.events.undeliveredBytes == 20 })
@@ -136,10 +127,7 @@ import Testing
                 keepaliveInterval: .seconds(5), silenceInterval: .seconds(20),
                 receiveHighWater: 64 << 10, receiveLowWater: 16 << 10,
                 sendWatermarks: TCPConnection.Watermarks(high: 128 << 10, low: 32 << 10))
-            let server = try await ListeningPeer.start(on: loop, config: config)
-            let session = try await SessionEndpoint(identity: SigningKey(), loop: loop, config: config)
-                .connect(to: server.address, expecting: server.key)
-            let accepted = try await server.session()
+            let (server, session, accepted) = try await ListeningPeer.connectedPair(on: loop, config: config)
             let payload = [UInt8](repeating: 0x42, count: 32 << 10)
             let limit = 4_000  // 128 MB: far more than the kernel's socket buffers hold
             let completed = Locked(0)
@@ -186,10 +174,7 @@ import Testing
                 keepaliveInterval: .seconds(5), silenceInterval: .seconds(20),
                 receiveHighWater: 64 << 10, receiveLowWater: 16 << 10,
                 sendWatermarks: TCPConnection.Watermarks(high: 64 << 10, low: 16 << 10))
-            let server = try await ListeningPeer.start(on: loop, config: config)
-            let session = try await SessionEndpoint(identity: SigningKey(), loop: loop, config: config)
-                .connect(to: server.address, expecting: server.key)
-            _ = try await server.session()
+            let (server, session, _) = try await ListeningPeer.connectedPair(on: loop, config: config)
             let payload = [UInt8](repeating: 7, count: 32 << 10)
             let sender = Task {
                 while true { try await session.send(payload) }

@@ -38,6 +38,17 @@ struct ListeningPeer {
 
     var key: PublicKey { identity.publicKey }
 
+    /// A listener with `config`, a session dialled to it from a fresh identity, and the
+    /// listener's end of that session.
+    static func connectedPair(
+        on loop: EventLoop, config: SessionConfig = testConfig
+    ) async throws -> (server: ListeningPeer, session: Session, accepted: Session) {
+        let server = try await start(on: loop, config: config)
+        let session = try await SessionEndpoint(identity: SigningKey(), loop: loop, config: config)
+            .connect(to: server.address, expecting: server.key)
+        return (server, session, try await server.session())
+    }
+
     /// The `index`th session the listener produced, waiting for it.
     func session(_ index: Int = 0) async throws -> Session {
         let sessions = self.sessions

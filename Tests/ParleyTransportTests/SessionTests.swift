@@ -261,10 +261,7 @@ struct SessionTests {
     @Test func idleSessionStaysOpenWhileKeepalivesFlow() async throws {
         try await withEventLoop { loop in
             let config = SessionConfig(keepaliveInterval: .milliseconds(50), silenceInterval: .seconds(20))
-            let server = try await ListeningPeer.start(on: loop, config: config)
-            let session = try await SessionEndpoint(identity: SigningKey(), loop: loop, config: config)
-                .connect(to: server.address, expecting: server.key)
-            let accepted = try await server.session()
+            let (server, session, accepted) = try await ListeningPeer.connectedPair(on: loop, config: config)
             // Whoever is idle longer pings; the other side answers, which also counts as sending.
             let counts = { @Sendable () async throws -> (pings: Int, pongs: Int) in
                 try await loop.submit {
@@ -306,10 +303,7 @@ struct SessionTests {
     @Test func slowApplicationPausesReadingAndLosesNothing() async throws {
         try await withEventLoop { loop in
             let config = SessionConfig(receiveHighWater: 64 << 10, receiveLowWater: 16 << 10)
-            let server = try await ListeningPeer.start(on: loop, config: config)
-            let session = try await SessionEndpoint(identity: SigningKey(), loop: loop, config: config)
-                .connect(to: server.address, expecting: server.key)
-            let accepted = try await server.session()
+            let (server, session, accepted) = try await ListeningPeer.connectedPair(on: loop, config: config)
             let count = 200
             let payload = [UInt8](repeating: 0xab, count: 16 << 10)
             let sender = Task {
@@ -359,10 +353,7 @@ struct SessionTests {
 
     @Test func roundTripMeasurement() async throws {
         try await withEventLoop { loop in
-            let server = try await ListeningPeer.start(on: loop)
-            let session = try await SessionEndpoint(identity: SigningKey(), loop: loop, config: testConfig)
-                .connect(to: server.address, expecting: server.key)
-            let accepted = try await server.session()
+            let (server, session, accepted) = try await ListeningPeer.connectedPair(on: loop)
             let rounds = 2_000
             let echo = Task {
                 var seen = 0
