@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ParleyChannel
 import ParleyCrypto
+import ParleyJournal
 import ParleySettlement
 import ParleyTransport
 import Synchronization
@@ -438,6 +439,15 @@ struct NodeAPITests {
             try await held.bobChannel.waitUntilClosed()
             #expect(try await held.bob.account() == startingBalance - 100 + 130)
             try await held.cluster.expectConservation([channel.id])
+
+            // On disk: the late countersignature is journaled as committed, and the record
+            // stays closed (the watcher's `closed` entry came first).
+            await held.alice.node.shutDown()
+            let journal = try Journal(directory: held.alice.directory)
+            defer { journal.close() }
+            let record = try #require(journal.channels[channel.id])
+            #expect(record.latest.version == 2 && record.latest.isFullySigned && record.latest.state.isFinal)
+            #expect(record.isClosed)
         }
     }
 
