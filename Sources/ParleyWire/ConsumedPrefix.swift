@@ -5,8 +5,10 @@ extension Array {
     /// both ends amortised O(1): the frame decoder's bytes, a session's inbox and outbox.
     ///
     /// An array emptied this way keeps its storage unless it holds more than
-    /// `keepingCapacityUpTo` elements (a burst's buffer is not kept for ever).
-    package mutating func compactConsumed(head: inout Int, minimum: Int, keepingCapacityUpTo limit: Int = .max) {
+    /// `keepingCapacityUpTo` elements (a burst's buffer is not kept for ever). Inlinable so
+    /// the session's per-message paths in ParleyTransport get it specialised, not a generic
+    /// call across modules.
+    @inlinable package mutating func compactConsumed(head: inout Int, minimum: Int, keepingCapacityUpTo limit: Int = .max) {
         if head == count {
             removeAll(keepingCapacity: count <= limit)
             head = 0
