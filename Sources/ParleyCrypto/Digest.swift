@@ -56,7 +56,7 @@ public struct DigestDomain: Hashable, Sendable {
     }
 
     /// Derives a channel's identifier from its parameters.
-    public static let channelID = DigestDomain("parley/channel-id/v1")
+    public static let channelID = DigestDomain("parley/channel-id/v2")
     /// The digest of a channel state that participants sign.
     public static let stateSignature = DigestDomain("parley/state/v1")
     /// The checksum in a public key's human form.

@@ -61,6 +61,8 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         /// Daemon subscription id → stream key, and the session it was made on.
         var subscriptions: [UInt64: (key: UInt64, session: ObjectIdentifier)] = [:]
         var isClosed = false
+        /// The daemon's settlement domain, once asked (it never changes for a pinned daemon key).
+        var domain: SettlementDomain?
 
         mutating func takeID() -> UInt64 {
             defer { nextID += 1 }
@@ -200,6 +202,18 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
     @discardableResult
     public func mint(_ amount: UInt64, to account: PublicKey) async throws(SettlementError) -> [ChainEvent] {
         try await submit(.mint(account: account, amount: amount))
+    }
+
+    /// The daemon's settlement domain (from `info`, asked once and then remembered: the
+    /// daemon's pinned key names one ledger, whose domain never changes).
+    public func domain() async throws(SettlementError) -> SettlementDomain {
+        if let known = state.withLock({ $0.domain }) { return known }
+        let domain: SettlementDomain
+        do { domain = try await info().domain } catch {
+            throw .transport("cannot read the devchain's settlement domain: \(error)")
+        }
+        state.withLock { $0.domain = domain }
+        return domain
     }
 
     public func channel(_ id: ChannelID) async throws(SettlementError) -> ChannelOnChain? {

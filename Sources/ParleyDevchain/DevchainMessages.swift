@@ -91,12 +91,17 @@ public struct DevchainInfo: Sendable, Equatable, WireCodable {
     public var lastSequence: UInt64
     /// Chain time now.
     public var time: ChainTime
+    /// The chain's settlement domain: every channel on it is bound to this.
+    public var domain: SettlementDomain
 
-    public init(challengeDefault: UInt64, manualTime: Bool, lastSequence: UInt64, time: ChainTime) {
+    public init(
+        challengeDefault: UInt64, manualTime: Bool, lastSequence: UInt64, time: ChainTime, domain: SettlementDomain
+    ) {
         self.challengeDefault = challengeDefault
         self.manualTime = manualTime
         self.lastSequence = lastSequence
         self.time = time
+        self.domain = domain
     }
 
     public func encode(to writer: inout WireWriter) {
@@ -104,6 +109,7 @@ public struct DevchainInfo: Sendable, Equatable, WireCodable {
         writer.write(manualTime)
         writer.write(lastSequence)
         time.encode(to: &writer)
+        domain.encode(to: &writer)
     }
 
     public init(from reader: inout WireReader) throws(WireError) {
@@ -111,6 +117,7 @@ public struct DevchainInfo: Sendable, Equatable, WireCodable {
         manualTime = try reader.readBool("manual time")
         lastSequence = try reader.readUInt64("last sequence")
         time = try ChainTime(from: &reader)
+        domain = try SettlementDomain(from: &reader)
     }
 }
 

@@ -21,6 +21,9 @@ public final class DevchainServer: Sendable {
         public var challengeDefault: UInt64
         public var timeMode: DevchainTimeMode
         public var identity: SigningKey
+        /// The chain's settlement domain (its chain id): channels bound to another are
+        /// refused, and a ledger written under another domain does not replay.
+        public var domain: SettlementDomain = .devchainDefault
         public var session: SessionConfig
         /// A caught-up subscriber whose sends fall this many events behind the chain is
         /// disconnected (it reconnects and resubscribes from the last event it handled).
@@ -96,7 +99,7 @@ public final class DevchainServer: Sendable {
     /// - Throws: `DevchainStoreError` (locked, corrupt, unreadable) or the transport's listen error.
     public static func start(_ configuration: Configuration, loop: EventLoop) async throws -> DevchainServer {
         let opened = try LedgerLog.open(directory: configuration.dataDirectory)
-        var adjudicator = Adjudicator(apps: Devchain.apps)
+        var adjudicator = Adjudicator(apps: Devchain.apps, domain: configuration.domain)
         var time = ChainTime.zero
         var transactions = 0
         for (index, record) in opened.records.enumerated() {
@@ -216,12 +219,14 @@ public final class DevchainServer: Sendable {
     private struct Settings {
         var blockMilliseconds: UInt64
         var challengeDefault: UInt64
+        var domain: SettlementDomain
     }
 
     private var settings: Settings {
         var ms: UInt64 = 0
         if case let .blocks(milliseconds) = configuration.timeMode { ms = milliseconds }
-        return Settings(blockMilliseconds: ms, challengeDefault: configuration.challengeDefault)
+        return Settings(
+            blockMilliseconds: ms, challengeDefault: configuration.challengeDefault, domain: configuration.domain)
     }
 
     private static func perform(
@@ -258,7 +263,7 @@ public final class DevchainServer: Sendable {
             try persistClock(&core)
             let info = DevchainInfo(
                 challengeDefault: settings.challengeDefault, manualTime: core.clock.mode == .manual,
-                lastSequence: core.adjudicator.lastSequence, time: core.persistedTime)
+                lastSequence: core.adjudicator.lastSequence, time: core.persistedTime, domain: settings.domain)
             return (.ok(info.wireBytes), [])
         case .subscribe, .unsubscribe:
             return (.failed(.badRequest("subscriptions are handled per connection")), [])

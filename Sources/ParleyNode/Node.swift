@@ -285,11 +285,13 @@ public actor Node {
         guard deposit.addingReportingOverflow(theirs).overflow == false else {
             throw .invalidParameters("deposits \(deposit) + \(theirs) overflow")
         }
+        let domain: SettlementDomain
+        do { domain = try await settlement.domain() } catch { throw .chain(error) }
         let params: ChannelParams
         do {
             params = try ChannelParams.random(
                 proposer: publicKey, responder: peer, challengeDuration: challengeDuration ?? policy.challengeDuration,
-                appID: app)
+                appID: app, domain: domain)
         } catch { throw .invalidParameters("\(error)") }
         if addresses[peer] != address {
             addresses[peer] = address

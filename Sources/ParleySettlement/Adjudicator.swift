@@ -13,12 +13,16 @@ public struct Adjudicator: Sendable {
     public private(set) var ledger = Ledger()
     /// The app rules `progress` consults, by app id.
     let apps: [AppID: any AppRules]
+    /// The chain these rules run on: deposits for channels bound to any other are refused,
+    /// so a state signed for one chain can never be used on another.
+    public let domain: SettlementDomain
 
     /// `PaymentApp` is always known; `apps` add to it (or replace it, for the same id).
-    public init(apps: [any AppRules] = []) {
+    public init(apps: [any AppRules] = [], domain: SettlementDomain = .embedded) {
         var registry: [AppID: any AppRules] = [AppID.payment: PaymentApp()]
         for app in apps { registry[app.appID] = app }
         self.apps = registry
+        self.domain = domain
     }
 
     /// Performs `tx` as `caller` at chain time `now` and returns the events it caused, in order.
@@ -86,6 +90,7 @@ extension Adjudicator {
         _ params: ChannelParams, _ opening: Allocation, _ participant: ParticipantIndex, _ amount: UInt64,
         caller: PublicKey, now: ChainTime
     ) throws(SettlementError) -> [ChainEvent] {
+        guard params.domain == domain else { throw .wrongDomain(expected: domain, got: params.domain) }
         guard params[participant] == caller else { throw .notAParticipant(caller, params.id) }
         guard amount > 0 else { throw .zeroAmount }
         guard let fundedTotal = opening.total else { throw .balanceOverflow }
@@ -196,6 +201,7 @@ extension Adjudicator {
         let seat = try channel.seat(of: caller)
         guard next.channelID == id else { throw .wrongChannel(expected: id, got: next.channelID) }
         let (current, mover) = try progressBase(channel, now: now)
+        guard !next.isFinal else { throw .progressNotAllowed(.finalStateNeedsBothSignatures) }
         guard seat == mover else { throw .notYourTurn(expected: mover, got: seat) }
         let (expected, exhausted) = current.version.addingReportingOverflow(1)
         guard !exhausted else { throw .progressNotAllowed(.versionsExhausted) }

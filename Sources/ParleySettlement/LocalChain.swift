@@ -18,9 +18,14 @@ public final class LocalChain: Sendable {
 
     private let state: Locked<State>
 
-    /// `apps` add to the always-known `PaymentApp` (see `Adjudicator.init(apps:)`).
-    public init(apps: [any AppRules] = []) {
-        state = Locked(State(adjudicator: Adjudicator(apps: apps)))
+    /// The chain's settlement domain: channels bound to another are refused.
+    public let domain: SettlementDomain
+
+    /// `apps` add to the always-known `PaymentApp` (see `Adjudicator.init(apps:)`); `domain`
+    /// names this chain (two chains with different domains never accept each other's states).
+    public init(apps: [any AppRules] = [], domain: SettlementDomain = .embedded) {
+        self.domain = domain
+        state = Locked(State(adjudicator: Adjudicator(apps: apps, domain: domain)))
     }
 
     /// An adapter that submits transactions as `identity`.
@@ -104,6 +109,8 @@ public struct LocalChainAdapter: SettlementAdapter, DevFaucet {
     public let chain: LocalChain
     /// The key every transaction from this adapter is submitted as.
     public let identity: PublicKey
+
+    public func domain() async throws(SettlementError) -> SettlementDomain { chain.domain }
 
     public func now() async throws(SettlementError) -> ChainTime { chain.now }
 

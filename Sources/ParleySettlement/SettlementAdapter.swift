@@ -78,6 +78,10 @@ public protocol EventSubscriber: Sendable {
 public protocol SettlementAdapter: Funder, Registerer, Concluder, ChainReader, EventSubscriber, ChainClock {
     /// Who signs and pays for this adapter's transactions.
     var identity: PublicKey { get }
+    /// The chain (and contract) this adapter settles on. Every channel a node opens through
+    /// it is bound to this domain (`ChannelParams.domain`); proposals for another are refused.
+    /// Never changes for one adapter.
+    func domain() async throws(SettlementError) -> SettlementDomain
 }
 
 /// Creates money on development chains. Real chains do not offer it.

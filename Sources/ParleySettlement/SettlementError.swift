@@ -60,6 +60,8 @@ public enum SettlementError: Error, Equatable, Sendable, CustomStringConvertible
     case balanceOverflow
     /// The adapter could not reach the chain, or the chain's answer was unreadable.
     case transport(String)
+    /// A deposit for a channel bound to another chain or adjudicator (`ChannelParams.domain`).
+    case wrongDomain(expected: SettlementDomain, got: SettlementDomain)
 
     public var description: String {
         switch self {
@@ -121,6 +123,8 @@ public enum SettlementError: Error, Equatable, Sendable, CustomStringConvertible
             return "amounts overflow 64 bits"
         case let .transport(why):
             return "cannot reach the chain: \(why)"
+        case let .wrongDomain(expected, got):
+            return "the channel is bound to \(got), but this chain is \(expected)"
         }
     }
 }
@@ -135,6 +139,10 @@ public enum ProgressRefusal: Equatable, Sendable, CustomStringConvertible {
     case registeredStateIsFinal
     /// The registered version is `UInt64.max`; there is no next one.
     case versionsExhausted
+    /// A progressed state must not be final: a final state needs both signatures and
+    /// enters the chain only through `register` (else the player to move could escape a
+    /// forfeit by "moving" to a final copy of the position).
+    case finalStateNeedsBothSignatures
 
     public var description: String {
         switch self {
@@ -143,6 +151,8 @@ public enum ProgressRefusal: Equatable, Sendable, CustomStringConvertible {
             return "the challenge window is open until \(deadline) (now \(now))"
         case .registeredStateIsFinal: return "the registered state is final"
         case .versionsExhausted: return "every version number has been used"
+        case .finalStateNeedsBothSignatures:
+            return "a final state needs both signatures: register it instead of progressing to it"
         }
     }
 }

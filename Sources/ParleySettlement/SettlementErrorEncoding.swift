@@ -15,7 +15,7 @@ extension SettlementError: WireCodable {
         case alreadyConcluded, notConcluded, alreadyWithdrawn, nothingToWithdraw, underfunded
         case overDeposit, openingMismatch, alreadyFunded, depositsClosed, nothingToReclaim
         case zeroAmount, insufficientBalance, notYourTurn, progressNotAllowed, invalidMove
-        case unknownApp, balanceNotConserved, balanceOverflow, transport
+        case unknownApp, balanceNotConserved, balanceOverflow, transport, wrongDomain
     }
 
     public func encode(to writer: inout WireWriter) {
@@ -58,6 +58,8 @@ extension SettlementError: WireCodable {
         case let .balanceNotConserved(funded, proposed): Self.write(.balanceNotConserved, funded, proposed, to: &writer)
         case .balanceOverflow: writer.write(Tag.balanceOverflow.rawValue)
         case let .transport(why): writer.write(Tag.transport.rawValue); Self.write(text: why, to: &writer)
+        case let .wrongDomain(expected, got):
+            writer.write(Tag.wrongDomain.rawValue); expected.encode(to: &writer); got.encode(to: &writer)
         }
     }
 
@@ -100,6 +102,8 @@ extension SettlementError: WireCodable {
             self = .balanceNotConserved(funded: try reader.readUInt64("amount"), proposed: try reader.readUInt64("amount"))
         case .balanceOverflow: self = .balanceOverflow
         case .transport: self = .transport(try Self.readText(&reader))
+        case .wrongDomain:
+            self = .wrongDomain(expected: try SettlementDomain(from: &reader), got: try SettlementDomain(from: &reader))
         }
     }
 
@@ -125,6 +129,7 @@ extension SettlementError: WireCodable {
 extension ProgressRefusal: WireCodable {
     private enum Tag: UInt8 {
         case appHasNoTurns = 1, windowStillOpen, registeredStateIsFinal, versionsExhausted
+        case finalStateNeedsBothSignatures
     }
 
     public func encode(to writer: inout WireWriter) {
@@ -138,6 +143,7 @@ extension ProgressRefusal: WireCodable {
             now.encode(to: &writer)
         case .registeredStateIsFinal: writer.write(Tag.registeredStateIsFinal.rawValue)
         case .versionsExhausted: writer.write(Tag.versionsExhausted.rawValue)
+        case .finalStateNeedsBothSignatures: writer.write(Tag.finalStateNeedsBothSignatures.rawValue)
         }
     }
 
@@ -150,6 +156,7 @@ extension ProgressRefusal: WireCodable {
             self = .windowStillOpen(deadline: try ChainTime(from: &reader), now: try ChainTime(from: &reader))
         case .registeredStateIsFinal: self = .registeredStateIsFinal
         case .versionsExhausted: self = .versionsExhausted
+        case .finalStateNeedsBothSignatures: self = .finalStateNeedsBothSignatures
         }
     }
 }

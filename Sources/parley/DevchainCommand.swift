@@ -78,6 +78,13 @@ struct DevchainCommand: AsyncParsableCommand {
             valueName: "keyfile"))
     var identity: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The chain id every channel on this devchain is bound to (its settlement domain). Default \(SettlementDomain.devchainDefault.chainID); a ledger written under another id does not replay.",
+            valueName: "id"))
+    var chainID: UInt64?
+
     @Flag(name: .long, help: "Print the listening line as one JSON object.")
     var json = false
 
@@ -105,6 +112,7 @@ struct DevchainCommand: AsyncParsableCommand {
                 identity: try identity.map { path throws(KeyFileError) in try KeyFile.load(from: path) } ?? Devchain.wellKnownIdentity,
                 log: { writeToStandardError("parley devchain: \($0)\n") })
             configuration.onFatal = { stop.trigger(.fatal($0)) }
+            if let chainID { configuration.domain = try SettlementDomain(chainID: chainID) }
             server = try await DevchainServer.start(configuration, loop: loop)
         } catch {
             throw failure("devchain", "\(error)")

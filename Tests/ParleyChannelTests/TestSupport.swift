@@ -118,9 +118,9 @@ func hexString(_ bytes: [UInt8]) -> String {
 
 /// Filled from the worked example in Docs/Protocol.md.
 enum ProtocolDocExample {
-    static let channelIDHex = "0dea9ed7cd311962b58a1146708ed8a1fdfa67633bc10495582f11777fa29230"
+    static let channelIDHex = "b8d211cee680ff44b3eabf888a7f87ae51049675b8b6c43a748cc510ffdfef1c"
     static let stateHex =
-        "0dea9ed7cd311962b58a1146708ed8a1fdfa67633bc10495582f11777fa29230" + "0000000000000003"
+        "b8d211cee680ff44b3eabf888a7f87ae51049675b8b6c43a748cc510ffdfef1c" + "0000000000000003"
         + "000000000000005a" + "000000000000006e" + "00000001" + "ab" + "00"
-    static let signingDigestHex = "2c80bb06c2e4486f5b99f16d23834d02cf9acb0af6af54346dbaff313f5bf6ae"
+    static let signingDigestHex = "094dfe6da221daf059d996a27bc3677c78c4cd8f70eccc6b02a6c295160f40dc"
 }

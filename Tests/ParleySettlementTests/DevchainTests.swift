@@ -39,7 +39,7 @@ import Glibc
                     key.publicKey == Keys.alice.publicKey ? clients.alice
                         : key.publicKey == Keys.bob.publicKey ? clients.bob : clients.mallory
                 },
-                advance: { try await clients.mallory.advance(by: $0) })
+                advance: { try await clients.mallory.advance(by: $0) }, domain: .devchainDefault)
             return try Scenario(chain, opening: opening)
         }
     }
@@ -212,7 +212,8 @@ import Glibc
         let s = try Scenario(
             ChainUnderTest(
                 makeAdapter: { fixture.client(for: $0) },
-                advance: { try await fixture.client(for: Keys.mallory).advance(by: $0) }, resources: fixture))
+                advance: { try await fixture.client(for: Keys.mallory).advance(by: $0) }, domain: .devchainDefault,
+                resources: fixture))
         let stream = s.bob.events(after: 0)
         try await s.mintOpening()
         try await s.deposit(.first, 100)
@@ -265,11 +266,15 @@ import Glibc
     @Test func infoReportsTheChallengeDefaultAndTimeMode() async throws {
         let directory = DevchainDaemon.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let daemon = try DevchainDaemon.start(directory: directory, extra: ["--challenge-default", "120"])
+        let daemon = try DevchainDaemon.start(directory: directory, extra: ["--challenge-default", "120", "--chain-id", "77"])
         let client = try await DevchainClient.connect(to: "devchain://\(daemon.address)", identity: Keys.alice)
         try await client.advance(by: 30)
         let info = try await client.info()
-        #expect(info == DevchainInfo(challengeDefault: 120, manualTime: true, lastSequence: 0, time: ChainTime(seconds: 30)))
+        #expect(
+            info == DevchainInfo(
+                challengeDefault: 120, manualTime: true, lastSequence: 0, time: ChainTime(seconds: 30),
+                domain: try SettlementDomain(chainID: 77)))
+        #expect(try await client.domain() == SettlementDomain(chainID: 77))
         await client.close()
     }
 
@@ -339,7 +344,8 @@ import Glibc
     @Test func channelSnapshotsRoundTrip() async throws {
         let chain = LocalChain(apps: [CounterApp()])
         let s = try await Scenario.funded(
-            ChainUnderTest(makeAdapter: { chain.adapter(for: $0.publicKey) }, advance: { chain.advance(by: $0) }))
+            ChainUnderTest(
+                makeAdapter: { chain.adapter(for: $0.publicKey) }, advance: { chain.advance(by: $0) }, domain: chain.domain))
         try await s.alice.register(s.signed(s.state(3, (70, 80))))
         chain.advance(by: 60)
         try await s.alice.conclude(s.params.id)

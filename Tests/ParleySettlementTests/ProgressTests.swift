@@ -154,14 +154,16 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases)
-    func progressAfterConcludeOrFromAFinalStateIsRefused(_ backend: Backend) async throws {
+    func progressAfterConcludeOrToAFinalStateIsRefused(_ backend: Backend) async throws {
         let s = try await Self.stalled(backend)
+        // Issue 15, item 4: the mover may not "move" to a final state (signed by itself
+        // alone): a final state enters the chain only by `register`, with both signatures.
         let final = s.state(2, appData: [1], isFinal: true)
-        try await s.alice.progress(s.params.id, to: final, moverSignature: final.signed(by: Keys.alice))
-        try await s.chain.advance(Scenario.challenge)
-        await #expect(throws: SettlementError.progressNotAllowed(.registeredStateIsFinal)) {
-            _ = try await Self.move(s, version: 3, counter: 2, by: .second)
+        await #expect(throws: SettlementError.progressNotAllowed(.finalStateNeedsBothSignatures)) {
+            try await s.alice.progress(s.params.id, to: final, moverSignature: final.signed(by: Keys.alice))
         }
+        #expect(try await s.onChain()?.registeredState == s.state(1, appData: [0]))
+        try await s.chain.advance(Scenario.challenge)
         try await s.bob.conclude(s.params.id)
         await #expect(throws: SettlementError.alreadyConcluded) {
             _ = try await Self.move(s, version: 3, counter: 2, by: .second)

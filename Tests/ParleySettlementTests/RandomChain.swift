@@ -152,7 +152,7 @@ struct RandomChain {
         let time = { (rng: inout SeededRandom) in ChainTime(seconds: rng.next()) }
         let refusals: [ProgressRefusal] = [
             .appHasNoTurns(rng.chance(50) ? .payment : CounterApp.id),
-            .windowStillOpen(deadline: time(&rng), now: time(&rng)), .registeredStateIsFinal, .versionsExhausted,
+            .windowStillOpen(deadline: time(&rng), now: time(&rng)), .registeredStateIsFinal, .versionsExhausted, .finalStateNeedsBothSignatures,
         ]
         let text = String(decoding: rng.bytes(Int(rng.below(40))).map { 0x20 + $0 % 0x5F }, as: UTF8.self) + "é✓"
         return [

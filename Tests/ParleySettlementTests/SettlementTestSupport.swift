@@ -24,6 +24,8 @@ enum Keys {
 struct ChainUnderTest: Sendable {
     let makeAdapter: @Sendable (SigningKey) -> any SettlementAdapter & DevFaucet
     let advance: @Sendable (UInt64) async throws -> Void
+    /// The chain's settlement domain: the scenarios bind their channels to it.
+    let domain: SettlementDomain
     /// Whatever must live as long as the chain (the devchain daemon and its clients).
     var resources: (any Sendable)? = nil
 
@@ -51,13 +53,13 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
             let chain = LocalChain(apps: [CounterApp()])
             return ChainUnderTest(
                 makeAdapter: { chain.adapter(for: $0.publicKey) },
-                advance: { chain.advance(by: $0) })
+                advance: { chain.advance(by: $0) }, domain: chain.domain)
         case .devchain:
             let fixture = try DevchainFixture.start()
             return ChainUnderTest(
                 makeAdapter: { fixture.client(for: $0) },
                 advance: { try await fixture.client(for: Keys.mallory).advance(by: $0) },
-                resources: fixture)
+                domain: .devchainDefault, resources: fixture)
         }
     }
 }
@@ -81,7 +83,7 @@ struct Scenario {
         params = try ChannelParams(
             participants: [Keys.alice.publicKey, Keys.bob.publicKey],
             nonce: [UInt8](repeating: nonce, count: ChannelParams.nonceBytes),
-            challengeDuration: challenge, appID: app)
+            challengeDuration: challenge, appID: app, domain: chain.domain)
         self.opening = opening
         alice = chain.adapter(Keys.alice)
         bob = chain.adapter(Keys.bob)
