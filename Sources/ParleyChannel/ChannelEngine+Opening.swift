@@ -116,11 +116,12 @@ extension ChannelEngine {
     /// `latest` is the newest fully-signed state (or, for an opener whose
     /// accept never arrived, version 0 with only our signature);
     /// `highestSignedVersion` is the highest version we ever signed, so the
-    /// engine resumes above it and never signs a second state of any version.
+    /// engine resumes above it and never signs a second state of any version;
+    /// `signedFinal` is a final state we signed that did not commit (the channel then only closes).
     /// The connection starts down: deliver `.connected` to reestablish.
     public static func restore(
         params: ChannelParams, latest: SignedState, highestSignedVersion: UInt64,
-        key: SigningKey, rules: any AppRules = PaymentApp()
+        signedFinal: SignedState? = nil, key: SigningKey, rules: any AppRules = PaymentApp()
     ) throws(OpenRejection) -> ChannelEngine {
         guard let me = params.index(of: key.publicKey) else { throw .notAParticipant(role: "participant") }
         guard rules.appID == params.appID else { throw .wrongApp(channel: params.appID, rules: rules.appID) }
@@ -133,6 +134,12 @@ extension ChannelEngine {
         var engine = ChannelEngine(params: params, me: me, key: key, rules: rules, latest: latest)
         engine.highestSignedVersion = max(latest.version, highestSignedVersion)
         engine.highestSeenVersion = engine.highestSignedVersion
+        if let signedFinal, signedFinal.version > latest.version, signedFinal.state.isFinal {
+            // The peer may hold it countersigned: the channel still only closes (see `uncommittedFinal`).
+            engine.uncommittedFinal = signedFinal
+            engine.highestSignedVersion = max(engine.highestSignedVersion, signedFinal.version)
+            engine.highestSeenVersion = engine.highestSignedVersion
+        }
         engine.link = .down
         return engine
     }

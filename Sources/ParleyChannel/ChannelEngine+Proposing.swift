@@ -24,6 +24,7 @@ extension ChannelEngine {
             signed[me] = signature
             highestSignedVersion = next.version
             highestSeenVersion = next.version
+            if next.isFinal { uncommittedFinal = signed }
             outgoing = Outgoing(id: request.id, intent: request.intent, signed: signed, digest: digest)
             effects.append(.journal(.signed(signed)))
             effects.append(.send(.propose(state: next, signature: signature)))

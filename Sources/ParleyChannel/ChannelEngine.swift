@@ -29,6 +29,13 @@ public struct ChannelEngine: Sendable {
     public internal(set) var highestSignedVersion: UInt64
     /// The highest version known to be used by either side; the next proposal takes the one above.
     public internal(set) var highestSeenVersion: UInt64
+    /// The newest final state we signed above `latest` that has not committed (while it is
+    /// in flight, and for good once the peer declined it or a reconnect showed it did not
+    /// commit). A "declined" final state may still be held countersigned by the peer, who
+    /// can register it whenever it likes, and it concludes at once. So while this is set the
+    /// channel takes only a final state with the same balances and app data (a cooperative
+    /// close); nothing that could be worth more to us, and be wiped out by it, is signed.
+    public internal(set) var uncommittedFinal: SignedState?
 
     let key: SigningKey
     let rules: any AppRules
@@ -165,6 +172,11 @@ public struct ChannelEngine: Sendable {
     func validateSuccessor(_ next: ChannelState, mover: ParticipantIndex) throws(UpdateRejection) {
         guard next.channelID == params.id else { throw .wrongChannel(expected: params.id, got: next.channelID) }
         guard !latest.state.isFinal else { throw .updateAfterFinal }
+        if let outstanding = uncommittedFinal?.state {
+            guard next.isFinal, next.allocation == outstanding.allocation, next.appData == outstanding.appData else {
+                throw .finalStateOutstanding(version: outstanding.version)
+            }
+        }
         guard let total = next.allocation.total else { throw .balanceOverflow }
         guard total == fundedTotal else { throw .balanceNotConserved(total: fundedTotal, proposed: total) }
         guard next.appData.count <= WireLimits.maxAppDataBytes else {
@@ -181,6 +193,7 @@ public struct ChannelEngine: Sendable {
         highestSeenVersion = max(highestSeenVersion, signed.version)
         highestSignedVersion = max(highestSignedVersion, signed.version)
         incoming = nil
+        if let final = uncommittedFinal, final.version <= signed.version { uncommittedFinal = nil }
     }
 }
 

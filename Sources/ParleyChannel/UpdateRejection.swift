@@ -24,6 +24,11 @@ public enum UpdateRejection: Error, Equatable, Sendable, CustomStringConvertible
     case unexpectedMessage(String)
     /// Every version number has been used; the channel can only be settled.
     case versionsExhausted
+    /// We signed a final state at `version` that did not commit. The peer may hold it
+    /// countersigned and register it at any time (it concludes at once), so the channel
+    /// takes no more updates: it only closes, cooperatively with that final state's
+    /// balances, or on chain.
+    case finalStateOutstanding(version: UInt64)
 
     public var description: String {
         switch self {
@@ -55,6 +60,9 @@ public enum UpdateRejection: Error, Equatable, Sendable, CustomStringConvertible
             return "unexpected message: \(what)"
         case .versionsExhausted:
             return "every version number has been used; settle the channel"
+        case let .finalStateOutstanding(version):
+            return "we signed a final state at version \(version) that did not commit and the peer may hold it; "
+                + "the channel only closes now (cooperatively with that state's balances, or on chain)"
         }
     }
 }

@@ -21,7 +21,7 @@ public struct ChannelTable: Sendable {
             let unsigned = ChannelState(channelID: params.id, version: 0, allocation: funding)
             channels[entry.channelID] = ChannelRecord(
                 params: params, funding: funding, latest: SignedState(state: unsigned),
-                highestSignedVersion: 0, pending: nil, dispute: nil, isClosed: false)
+                highestSignedVersion: 0, pending: nil, signedFinal: nil, exit: nil, dispute: nil, isClosed: false)
             return
         }
         guard var record = channels[entry.channelID] else {
@@ -42,11 +42,13 @@ extension ChannelRecord {
                 latest = signed  // the opener's own signature on version 0
             } else if signed.version > latest.version {
                 pending = signed
+                if signed.state.isFinal { signedFinal = signed }
             }
         case let .engine(.committed(signed)):
             highestSignedVersion = max(highestSignedVersion, signed.version)
             if signed.version > latest.version || !latest.isFullySigned { latest = signed }
             if let pending, pending.version <= signed.version { self.pending = nil }
+            if let signedFinal, signedFinal.version <= signed.version { self.signedFinal = nil }
         case let .engine(.aborted(version)):
             // We only ever abort versions we signed, so the version stays burned after a restart.
             highestSignedVersion = max(highestSignedVersion, version)
@@ -55,6 +57,8 @@ extension ChannelRecord {
             dispute = event
         case .closed:
             isClosed = true
+        case let .exitDecided(reason):
+            if exit == nil { exit = reason }
         case .engine(.opened), .snapshot:
             break  // handled by the table
         }

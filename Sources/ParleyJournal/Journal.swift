@@ -66,6 +66,9 @@ public final class Journal: @unchecked Sendable {
     /// (0: not waiting). `enqueue` signals only when that is reached, so appenders that
     /// arrive while the writer gathers do not wake it one by one.
     private var writerWaitsFor = 0
+    /// Ids of every channel opened in this journal, durable or queued: a second `opened`
+    /// for one of them is refused at `enqueue`, before anything is written.
+    private var openedIDs: Set<ChannelID> = []
     // Owned by the writer thread after `open`:
     private var fd: Int32
     private var segmentIndex: UInt64
@@ -130,6 +133,7 @@ public final class Journal: @unchecked Sendable {
             throw error
         }
         table = found.table
+        openedIDs = Set(found.table.channels.keys)
         currentSegmentPath = directory + "/" + SegmentFormat.fileName(index: segmentIndex)
         recovery = RecoveryReport(
             channels: found.table.channels, recordsReplayed: found.recordsRead, segments: max(found.segments.count, 1),
@@ -201,11 +205,25 @@ public final class Journal: @unchecked Sendable {
         let refusal: JournalError? = lock.withLock {
             if closing { return .closed }
             if let failure { return .stopped(after: failure.description) }
+            if let reused = reusedChannelID(in: batch.entries) { return .channelExists(reused) }
             queue.append(batch)
             if writerWaitsFor > 0 && queue.count >= writerWaitsFor { lock.broadcast() }
             return nil
         }
         if let refusal { batch.waiter.resume(.failure(refusal)) }
+    }
+
+    /// The first `opened` entry naming a channel already opened (in the journal, queued, or
+    /// earlier in `entries`); otherwise records every opened id as taken. Under `lock`.
+    private func reusedChannelID(in entries: [JournalEntry]) -> ChannelID? {
+        var fresh: [ChannelID] = []
+        for entry in entries {
+            guard case .engine(.opened) = entry.body else { continue }
+            if openedIDs.contains(entry.channelID) || fresh.contains(entry.channelID) { return entry.channelID }
+            fresh.append(entry.channelID)
+        }
+        openedIDs.formUnion(fresh)
+        return nil
     }
 
     private func writerLoop() {

@@ -21,6 +21,14 @@ public struct ChannelRecord: Hashable, Sendable {
     public var highestSignedVersion: UInt64
     /// Our signed proposal above `latest` that neither committed nor was aborted.
     public var pending: SignedState?
+    /// The newest final state we signed above `latest` (our signature only) that has not
+    /// committed. The peer may hold it countersigned and register it at any time, so once
+    /// it exists the channel takes no more updates (Docs/Protocol.md, "What a malicious
+    /// peer can and cannot do").
+    public var signedFinal: SignedState?
+    /// Why we decided to leave through the chain, journaled before the watcher acts on it,
+    /// so a restart resumes the exit.
+    public var exit: ExitReason?
     /// The last dispute event seen on chain.
     public var dispute: DisputeEvent?
     public var isClosed: Bool
@@ -40,6 +48,9 @@ public struct JournalEntry: Hashable, Sendable {
         case closed
         /// The whole channel, replacing everything before it (written by compaction).
         case snapshot(ChannelRecord)
+        /// We decided to leave through the chain, for this reason. Written before the
+        /// watcher registers anything, so a restarted node resumes the exit.
+        case exitDecided(ExitReason)
     }
 
     public init(channelID: ChannelID, body: Body) {
@@ -58,6 +69,7 @@ public struct JournalEntry: Hashable, Sendable {
 extension JournalEntry: WireCodable {
     private enum Kind: UInt8 {
         case opened = 1, signed = 2, committed = 3, aborted = 4, dispute = 5, closed = 6, snapshot = 7
+        case exitDecided = 8
     }
 
     public func encode(to writer: inout WireWriter) {
@@ -84,6 +96,9 @@ extension JournalEntry: WireCodable {
         case let .snapshot(record):
             writer.write(Kind.snapshot.rawValue)
             writer.write(record)
+        case let .exitDecided(reason):
+            writer.write(Kind.exitDecided.rawValue)
+            writer.write(reason.code)
         }
     }
 
@@ -100,7 +115,14 @@ extension JournalEntry: WireCodable {
         case .dispute: body = .dispute(try reader.read(DisputeEvent.self))
         case .closed: body = .closed
         case .snapshot: body = .snapshot(try reader.read(ChannelRecord.self))
+        case .exitDecided: body = .exitDecided(try Self.readExitReason(&reader))
         }
+    }
+
+    static func readExitReason(_ reader: inout WireReader) throws(WireError) -> ExitReason {
+        let code = try reader.readUInt8("exit reason")
+        guard let reason = ExitReason(code: code) else { throw .unknownTag(field: "exit reason", tag: code) }
+        return reason
     }
 }
 
@@ -155,6 +177,9 @@ extension ChannelRecord: WireCodable {
         writer.write(dispute != nil)
         if let dispute { writer.write(dispute) }
         writer.write(isClosed)
+        writer.write(signedFinal != nil)
+        if let signedFinal { writer.write(signedFinal) }
+        writer.write(exit?.code ?? 0)
     }
 
     public init(from reader: inout WireReader) throws(WireError) {
@@ -165,5 +190,13 @@ extension ChannelRecord: WireCodable {
         pending = try reader.readBool("pending present") ? try reader.read(SignedState.self) : nil
         dispute = try reader.readBool("dispute present") ? try reader.read(DisputeEvent.self) : nil
         isClosed = try reader.readBool("closed")
+        signedFinal = try reader.readBool("signed final present") ? try reader.read(SignedState.self) : nil
+        let exitCode = try reader.readUInt8("exit reason")
+        if exitCode == 0 {
+            exit = nil
+        } else {
+            guard let reason = ExitReason(code: exitCode) else { throw .unknownTag(field: "exit reason", tag: exitCode) }
+            exit = reason
+        }
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ParleyChannel
 
 /// Why the journal could not do what was asked. Every case says what to do next.
 public enum JournalError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -18,6 +19,9 @@ public enum JournalError: Error, Equatable, Sendable, CustomStringConvertible {
     case locked(directory: String)
     case closed
     case recordTooLarge(bytes: Int, limit: Int)
+    /// An `opened` record for a channel id the journal already holds (open or closed): a
+    /// channel id is used once, ever (DESIGN.md invariant 8). Nothing was written.
+    case channelExists(ChannelID)
 
     public var description: String {
         switch self {
@@ -38,6 +42,8 @@ public enum JournalError: Error, Equatable, Sendable, CustomStringConvertible {
             return "the journal is closed"
         case let .recordTooLarge(bytes, limit):
             return "journal record of \(bytes) bytes exceeds the limit of \(limit)"
+        case let .channelExists(id):
+            return "channel \(id.shortID) is already in the journal; a channel id is used once, ever"
         }
     }
 }

@@ -44,7 +44,7 @@ public struct JournaledEngine: Sendable {
         let engine = try ChannelEngine.restore(
             params: record.params, latest: record.latest,
             highestSignedVersion: max(record.highestSignedVersion, record.pending?.version ?? 0),
-            key: key, rules: rules)
+            signedFinal: record.signedFinal, key: key, rules: rules)
         return JournaledEngine(engine: engine, journal: journal)
     }
 

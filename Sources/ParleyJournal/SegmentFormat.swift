@@ -3,13 +3,13 @@ import ParleyWire
 /// The on-disk layout of a segment file. See Docs/Journal.md for a byte-level picture.
 ///
 /// ```text
-/// header:  "PRLYJRNL" (8) | format version u16 = 1 | reserved u16 = 0 | segment index u64
+/// header:  "PRLYJRNL" (8) | format version u16 = 2 | reserved u16 = 0 | segment index u64
 /// record:  payload length u32 | CRC-32C of payload u32 | payload (a JournalEntry, canonical encoding)
 /// ```
 /// All integers are big-endian.
 public enum SegmentFormat {
     public static let magic: [UInt8] = Array("PRLYJRNL".utf8)
-    public static let version: UInt16 = 1
+    public static let version: UInt16 = 2
     public static let headerBytes = 20
     public static let recordHeaderBytes = 8
     /// A snapshot of a channel holding two maximal app-data states still fits.

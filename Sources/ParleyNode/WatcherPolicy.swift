@@ -1,4 +1,5 @@
 import ParleyChannel
+import ParleyJournal
 import ParleySettlement
 
 /// When the watcher acts on its own. The defaults are the safe choice for real money:
@@ -41,24 +42,9 @@ public struct WatcherPolicy: Sendable {
     }
 }
 
-/// Why the watcher registered a state of its own.
-public enum ExitReason: String, Sendable, Equatable {
-    /// The peer did not answer a proposal in time.
-    case peerUnresponsive
-    /// The peer stayed disconnected longer than the grace period.
-    case peerDisconnected
-    /// The application asked for it (`dispute`).
-    case requested
-
-    /// In words, for messages.
-    public var explanation: String {
-        switch self {
-        case .peerUnresponsive: "the peer did not answer in time"
-        case .peerDisconnected: "the peer stayed disconnected past the grace period"
-        case .requested: "a dispute was requested"
-        }
-    }
-}
+/// Why the watcher registered a state of its own (journaled before it acts: `Journal`'s
+/// `exitDecided` record).
+public typealias ExitReason = ParleyJournal.ExitReason
 
 /// What the watcher saw on chain and did about it, in order.
 public enum WatcherEvent: Sendable, Equatable {

@@ -222,6 +222,8 @@ private struct HistoryLine: Encodable {
             self.init(kind: "dispute", version: event.version, balances: nil, detail: describe(event))
         case .closed:
             self.init(kind: "closed", version: nil, balances: nil, detail: nil)
+        case let .exitDecided(reason):
+            self.init(kind: "exit", version: nil, balances: nil, detail: "leaving on chain: \(reason.explanation)")
         case let .snapshot(record):
             let pending = record.pending.map { ", pending version \($0.version)" } ?? ""
             self.init(kind: "snapshot", version: record.latest.version, balances: record.latest.state.allocation.balances,

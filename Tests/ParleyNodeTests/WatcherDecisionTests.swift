@@ -70,7 +70,7 @@ import Testing
         ]
         let record = ChannelRecord(
             params: params, funding: opening, latest: latest, highestSignedVersion: version, pending: nil,
-            dispute: disputes.randomElement(using: &random) ?? nil, isClosed: Int.random(in: 0..<6, using: &random) == 0)
+            signedFinal: nil, exit: nil, dispute: disputes.randomElement(using: &random) ?? nil, isClosed: Int.random(in: 0..<6, using: &random) == 0)
         return Situation(
             chain: chain, record: record, me: Bool.random(using: &random) ? .first : .second,
             now: ChainTime(seconds: UInt64.random(in: 97...103, using: &random)), exitRequested: Bool.random(using: &random))

@@ -1,0 +1,34 @@
+/// Why the watcher registered a state of its own.
+public enum ExitReason: String, Sendable, Equatable, CaseIterable {
+    /// The peer did not answer a proposal in time.
+    case peerUnresponsive
+    /// The peer stayed disconnected longer than the grace period.
+    case peerDisconnected
+    /// The application asked for it (`dispute`).
+    case requested
+
+    /// In words, for messages.
+    public var explanation: String {
+        switch self {
+        case .peerUnresponsive: "the peer did not answer in time"
+        case .peerDisconnected: "the peer stayed disconnected past the grace period"
+        case .requested: "a dispute was requested"
+        }
+    }
+}
+
+extension ExitReason {
+    /// The byte the journal stores; numbers are part of the format, never reuse one.
+    var code: UInt8 {
+        switch self {
+        case .peerUnresponsive: 1
+        case .peerDisconnected: 2
+        case .requested: 3
+        }
+    }
+
+    init?(code: UInt8) {
+        guard let reason = Self.allCases.first(where: { $0.code == code }) else { return nil }
+        self = reason
+    }
+}
