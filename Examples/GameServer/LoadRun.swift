@@ -90,7 +90,9 @@ struct LoadRun {
     static func serverPolicy(turnTimeout: Duration?, challenge: UInt64) -> NodePolicy {
         NodePolicy(
             watcher: WatcherPolicy(clockPollInterval: .milliseconds(100), retryDelay: .milliseconds(100)),
-            proposalTimeout: .seconds(30), challengeDuration: challenge, turnTimeout: turnTimeout)
+            proposalTimeout: .seconds(30), challengeDuration: challenge, turnTimeout: turnTimeout,
+            // A game server takes many matches from each client; its open handler vets them.
+            opens: OpenLimits(maxChannelsPerPeer: 10_000, maxOpensPerMinute: 10_000))
     }
 
     private func drive(

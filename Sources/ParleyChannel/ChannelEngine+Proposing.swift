@@ -127,4 +127,27 @@ extension ChannelEngine {
         highestSignedVersion = max(highestSignedVersion, version)
         highestSeenVersion = max(highestSeenVersion, version)
     }
+
+    /// Our signature on `state`, a move we make on chain (`progress`), as a signed state to
+    /// journal before the signature leaves; nil when we already signed exactly this state
+    /// (its signature is returned instead, nothing new is signed).
+    ///
+    /// Moves on chain follow the same rule as updates (DESIGN.md invariant 1): a version is
+    /// signed once. A version at or below the highest we signed is refused unless it is
+    /// the very state we signed then (say, our off-chain proposal of the same move).
+    package mutating func signForChain(_ state: ChannelState) throws(UpdateRejection) -> (Signature, journal: SignedState?) {
+        guard state.channelID == params.id else { throw .wrongChannel(expected: params.id, got: state.channelID) }
+        if state.version <= highestSignedVersion {
+            for candidate in [outgoing?.signed, latest, uncommittedFinal] {
+                if let candidate, candidate.state == state, let mine = candidate[me] { return (mine, nil) }
+            }
+            throw .versionAlreadySigned(state.version)
+        }
+        let signature = key.sign(state.signingDigest.bytes)
+        var signed = SignedState(unsigned: state)
+        signed[me] = signature
+        highestSignedVersion = state.version
+        highestSeenVersion = max(highestSeenVersion, state.version)
+        return (signature, signed)
+    }
 }

@@ -142,6 +142,7 @@ public struct ChannelEngine: Sendable {
         case .retryDue: yieldingAfterTie = false
         case .disconnected: goOffline()
         case .connected: reconnect(into: &effects)
+        case .dropQueued: failQueued(.refused(.notReady("the peer did not answer in time")), into: &effects)
         }
         proposeNext(into: &effects)
         assert(
@@ -208,6 +209,7 @@ extension EngineInput {
         case .retryDue: return .retry
         case .disconnected: return .disconnect
         case .connected: return .connect
+        case .dropQueued: return .timeout
         }
     }
 }

@@ -35,6 +35,9 @@ public enum EngineInput: Sendable {
     case disconnected
     /// A new session to the peer is up.
     case connected
+    /// The peer did not come back or resynchronise in time: fail every queued, not yet
+    /// proposed update (a proposal already signed and sent stays; reestablish settles it).
+    case dropQueued
 }
 
 /// The peer's proposal, handed to the update handler.

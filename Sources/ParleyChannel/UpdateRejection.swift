@@ -29,6 +29,8 @@ public enum UpdateRejection: Error, Equatable, Sendable, CustomStringConvertible
     /// takes no more updates: it only closes, cooperatively with that final state's
     /// balances, or on chain.
     case finalStateOutstanding(version: UInt64)
+    /// We already signed a different state at this version; signing another would equivocate.
+    case versionAlreadySigned(UInt64)
 
     public var description: String {
         switch self {
@@ -60,6 +62,8 @@ public enum UpdateRejection: Error, Equatable, Sendable, CustomStringConvertible
             return "unexpected message: \(what)"
         case .versionsExhausted:
             return "every version number has been used; settle the channel"
+        case let .versionAlreadySigned(version):
+            return "we already signed a different state at version \(version); signing another would equivocate"
         case let .finalStateOutstanding(version):
             return "we signed a final state at version \(version) that did not commit and the peer may hold it; "
                 + "the channel only closes now (cooperatively with that state's balances, or on chain)"

@@ -410,7 +410,10 @@ final class DrillRun: @unchecked Sendable {
                 guard let saved = kept[label] else { throw DrillAbort("no state kept as \(label)") }
                 state = saved
             }
-            let reply = try await answer(try node(peer), "register \(channel) \(state)")
+            // A kept (older) state is registered as a cheater would: the peer's own watcher
+            // stands down, so the other peer's watcher is the one the drill tests.
+            let command = reference == .latest ? "register" : "cheat"
+            let reply = try await answer(try node(peer), "\(command) \(channel) \(state)")
             let what = (reply?["version"] as? UInt64).map { "version \($0)" } ?? Self.label(reference)
             note(.chain, from: peer, to: "chain", "submits \(what)" + (outcome.error.map { " — refused: \($0)" } ?? ""),
                  emphasis: reference != .latest)

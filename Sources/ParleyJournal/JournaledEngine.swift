@@ -65,6 +65,17 @@ public struct JournaledEngine: Sendable {
         engine.reserveVersions(through: version)
     }
 
+    /// Our signature on `state`, a move on chain: journaled (as `.signed`) before it is
+    /// returned, at a version above every version we signed; or the signature we already
+    /// gave this very state. Throws `UpdateRejection.versionAlreadySigned` rather than sign a
+    /// second state of one version (DESIGN.md invariant 1), or a `JournalError`.
+    public mutating func signForChain(_ state: ChannelState) async throws -> Signature {
+        try Self.refuseIfStopped(journal)
+        let (signature, record) = try engine.signForChain(state)
+        if let record { try await journal.append([JournalEntry(.signed(record), channelID: engine.channelID)]) }
+        return signature
+    }
+
     /// `handle` for callers without an async context; blocks until the records are durable.
     public mutating func handleBlocking(_ input: EngineInput) throws(JournalError) -> [Effect] {
         try Self.refuseIfStopped(journal)

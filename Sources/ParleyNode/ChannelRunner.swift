@@ -22,6 +22,11 @@ struct RunnerContext: Sendable {
     let sign: @Sendable (ChannelState) -> Signature
     /// The node's proposal and turn timers.
     let deadlines: Deadlines<TimerFire>
+    /// Makes sure our deposit is in and the chain is watched until the channel is funded
+    /// (idempotent). Runners ask whenever their channel is fully signed and not yet funded:
+    /// level-triggered, so a channel whose opening completes late (after a crash, on a
+    /// resent proposal) is funded too (issue 15, item 7).
+    let fund: @Sendable (ChannelParams, Allocation) -> Void
 }
 
 /// Drives one channel. It alone owns the channel's `JournaledEngine`: every input goes
@@ -52,6 +57,12 @@ final class ChannelRunner: Sendable {
         case tamper(Tampering, CheckedContinuation<UInt64, any Error>)
         /// The peer has not moved for the turn timeout since version `version` (its turn).
         case turnTimedOut(UInt64)
+        /// The wait that started as wait number `generation` (reestablish, or queued updates
+        /// while the link is down) is over: the peer did not answer in time.
+        case waitTimedOut(generation: UInt64)
+        /// Sign `state` (a move on chain, at a version above any we signed) through the
+        /// journal; answers with our signature. Or reuse the signature of the same state.
+        case signForChain(ChannelState, CheckedContinuation<Signature, any Error>)
         case stop(CheckedContinuation<Void, Never>)
     }
 
@@ -77,8 +88,8 @@ final class ChannelRunner: Sendable {
     }
 
     init(
-        engine: JournaledEngine, rules: any AppRules, session: Session?, funded: Bool, closing: ClosingReason?,
-        closed: Bool, context: RunnerContext
+        engine: JournaledEngine, rules: any AppRules, funding: Allocation, session: Session?, funded: Bool,
+        closing: ClosingReason?, closed: Bool, context: RunnerContext
     ) {
         let core = engine.engine
         id = core.channelID
@@ -92,8 +103,8 @@ final class ChannelRunner: Sendable {
         snapshot = StatusBox(initial)
         mailbox = Locked(Mailbox())
         let loop = RunnerLoop(
-            engine: engine, rules: rules, session: session, status: initial, published: snapshot, context: context,
-            inputs: RunnerHandle(runner: self))
+            engine: engine, rules: rules, funding: funding, session: session, status: initial, published: snapshot,
+            context: context, inputs: RunnerHandle(runner: self))
         mailbox.withLock { $0.resting = loop }
     }
 
@@ -132,6 +143,8 @@ final class ChannelRunner: Sendable {
                 await loop.handle(input)
                 loop.refreshStatus()
                 loop.armTurnTimer()
+                loop.armWaitTimer()
+                loop.fundIfNeeded()
                 if loop.isStopping {
                     let late = mailbox.withLock { box -> [Input] in
                         box.stopped = true
@@ -154,12 +167,19 @@ final class ChannelRunner: Sendable {
         case let .stop(waiter): waiter.resume()
         case let .tamper(_, waiter): waiter.resume(throwing: NodeError.stopped)
         case let .funded(waiter?): waiter.resume()
+        case let .signForChain(_, waiter): waiter.resume(throwing: NodeError.stopped)
         default: break
         }
     }
 
     func request(_ request: Request) async throws -> SignedState {
         try await withCheckedThrowingContinuation { post(.request(request, $0)) }
+    }
+
+    /// Our signature on `state`, a move on chain: journaled first, at a version we never
+    /// signed before (or the signature we already gave this very state).
+    func signForChain(_ state: ChannelState) async throws -> Signature {
+        try await withCheckedThrowingContinuation { post(.signForChain(state, $0)) }
     }
 
     /// Sends a deliberately malformed proposal; returns the version it carries.
@@ -194,6 +214,13 @@ final class StatusBox: Sendable {
 private final class RunnerLoop: @unchecked Sendable {
     var engine: JournaledEngine
     let rules: any AppRules
+    /// The opening allocation both journals agreed (what the chain must show funded).
+    let funding: Allocation
+    /// We asked the node to fund this channel (it does so once; see `fundIfNeeded`).
+    var fundingRequested = false
+    /// The wait on the peer a deadline is armed for (`armWaitTimer`), by generation.
+    var waitTimer: (generation: UInt64, kind: WaitKind)?
+    var nextWaitGeneration: UInt64 = 0
     var session: Session?
     /// The version the turn timer is armed for, while it is the peer's turn in a game
     /// (see `NodePolicy.turnTimeout`).
@@ -218,11 +245,12 @@ private final class RunnerLoop: @unchecked Sendable {
     var id: ChannelID { status.id }
 
     init(
-        engine: JournaledEngine, rules: any AppRules, session: Session?, status: ChannelStatus, published: StatusBox,
-        context: RunnerContext, inputs: RunnerHandle
+        engine: JournaledEngine, rules: any AppRules, funding: Allocation, session: Session?, status: ChannelStatus,
+        published: StatusBox, context: RunnerContext, inputs: RunnerHandle
     ) {
         self.engine = engine
         self.rules = rules
+        self.funding = funding
         self.session = session
         self.status = status
         self.published = published
@@ -237,8 +265,10 @@ private final class RunnerLoop: @unchecked Sendable {
     func finish() {
         context.deadlines.disarm(.init(channel: id, kind: .proposal))
         context.deadlines.disarm(.init(channel: id, kind: .turn))
+        context.deadlines.disarm(.init(channel: id, kind: .wait))
         timer = nil
         turnTimer = nil
+        waitTimer = nil
         retry?.cancel()
         for waiter in waiters.values { waiter.resume(throwing: NodeError.stopped) }
         waiters = [:]
@@ -321,7 +351,83 @@ private final class RunnerLoop: @unchecked Sendable {
             await context.watcher.peerUnresponsive(id)
         case let .tamper(kind, waiter):
             do { waiter.resume(returning: try await tamper(kind)) } catch { waiter.resume(throwing: error) }
+        case let .waitTimedOut(generation):
+            await waitTimedOut(generation)
+        case let .signForChain(state, waiter):
+            do { waiter.resume(returning: try await engine.signForChain(state)) } catch { waiter.resume(throwing: error) }
         }
+    }
+
+    /// Asks the node to fund the channel once it is fully signed, unless it is funded,
+    /// closing or closed. Called after every input, so however the opening completed —
+    /// `open()`, an incoming proposal, a resent proposal after a crash, recovery — the
+    /// funding step follows from the state, not from the code path.
+    func fundIfNeeded() {
+        guard !fundingRequested, !status.isFunded, !status.isClosing, !status.isClosed,
+            engine.engine.latest.isFullySigned
+        else { return }
+        fundingRequested = true
+        context.fund(engine.engine.params, funding)
+    }
+
+    enum WaitKind: Equatable {
+        /// Connected, waiting for the peer's `reestablish` or its commit proof.
+        case resync
+        /// Updates are waiting while the link is down.
+        case reconnect
+    }
+
+    /// Keeps one deadline armed while we wait on the peer without a proposal timer: for its
+    /// `reestablish` (and commit proof) after a reconnect, and for a link to come back while
+    /// updates wait. Every wait on the peer ends (DESIGN.md invariant 9, issue 15 item 6).
+    func armWaitTimer() {
+        let phase = engine.engine.phase
+        let kind: WaitKind? =
+            status.isClosed ? nil
+            : phase == .syncing ? .resync
+            : phase == .offline && (!waiters.isEmpty || engine.engine.queuedUpdates > 0) ? .reconnect
+            : nil
+        let key = Deadlines<TimerFire>.Key(channel: id, kind: .wait)
+        guard let kind else {
+            if waitTimer != nil { context.deadlines.disarm(key) }
+            waitTimer = nil
+            return
+        }
+        guard waitTimer?.kind != kind else { return }
+        nextWaitGeneration += 1
+        waitTimer = (nextWaitGeneration, kind)
+        context.deadlines.arm(
+            key, after: context.policy.proposalTimeout,
+            fire: TimerFire(input: .waitTimedOut(generation: nextWaitGeneration), runner: inputs))
+    }
+
+    /// The peer did not resynchronise, or did not come back, within the proposal timeout:
+    /// waiting updates fail, and a peer that holds the session open without answering is
+    /// treated as silent (the session is dropped; with `disputeOnSilence` we exit on chain).
+    private func waitTimedOut(_ generation: UInt64) async {
+        guard let wait = waitTimer, wait.generation == generation else { return }
+        waitTimer = nil
+        let timeout = context.policy.proposalTimeout
+        for waiter in waiters.values { waiter.resume(throwing: NodeError.peerUnresponsive(id, after: timeout)) }
+        waiters = [:]
+        // Updates never proposed are dropped, so none commits after its caller heard it failed.
+        await feed(.dropQueued)
+        switch wait.kind {
+        case .resync:
+            context.logger.warning("channel \(id.shortID): the peer did not resynchronise within \(timeout)")
+            session?.close(reason: "no reestablish from the peer within \(timeout)")
+            if context.policy.watcher.disputeOnSilence { status = status.with(closing: .peerUnresponsive) }
+            await context.watcher.peerUnresponsive(id)
+        case .reconnect:
+            context.logger.info("channel \(id.shortID): the peer did not come back within \(timeout); waiting updates failed")
+        }
+    }
+
+    /// Whether the chain shows the channel funded exactly as both journals agreed, with no
+    /// dispute open (not merely "funded" on whatever terms the first depositor named).
+    private func chainShowsUsable() async -> Bool {
+        guard let chain = try? await context.adapter.channel(id) else { return false }
+        return chain.usability(params: engine.engine.params, opening: funding) == .usable
     }
 
     /// Fails every update waiter but `kept` with `channelClosing` and why.
@@ -338,7 +444,7 @@ private final class RunnerLoop: @unchecked Sendable {
             let reason = status.closingReason ?? .closed
             return waiter.resume(throwing: NodeError.channelClosing(id, because: reason))
         }
-        if !status.isFunded, (try? await context.adapter.channel(id)?.isFunded) != true {
+        if !status.isFunded, await !chainShowsUsable() {
             return waiter.resume(throwing: NodeError.notFunded(id))
         }
         status = status.with(funded: true)
@@ -504,7 +610,7 @@ private final class RunnerLoop: @unchecked Sendable {
         let decision: Decision
         if status.isClosing, !proposal.proposed.isFinal {
             decision = .reject("the channel is closing")
-        } else if !status.isFunded, (try? await context.adapter.channel(id)?.isFunded) != true {
+        } else if !status.isFunded, await !chainShowsUsable() {
             decision = .reject("the channel is not funded on chain yet")
         } else {
             decision = await context.updateHandler().decide(IncomingUpdate(

@@ -120,6 +120,8 @@ final class Deadlines<Fire: Sendable>: Sendable {
 enum DeadlineKind: UInt8, Sendable {
     case proposal
     case turn
+    /// Waiting on the peer to resynchronise, or to come back while updates wait.
+    case wait
 }
 
 /// What a channel timer does when it fires: post `input` to the runner, if it still exists.

@@ -74,6 +74,12 @@ public actor Node {
     private let deadlines = Deadlines<TimerFire> { $0.runner.post($0.input) }
     /// The registered version we last considered moving on, per game channel.
     private var chainMoves: [ChannelID: UInt64] = [:]
+    /// Channels whose funding this node started (see `ensureFunding`).
+    private var fundingStarted: Set<ChannelID> = []
+    /// When each peer proposed channels within the last minute (`OpenLimits.maxOpensPerMinute`).
+    private var recentOpens: [PublicKey: [ContinuousClock.Instant]] = [:]
+    /// How long a proposal counts towards `OpenLimits.maxOpensPerMinute`.
+    private static let openRateWindow: Duration = .seconds(60)
     private var stopped = false
 
     private final class Registry: Sendable {
@@ -174,6 +180,7 @@ public actor Node {
         for problem in problems { logger.warning("\(problem)") }
         try recoverChannels()
         await watcher.start()
+        await armRecoveredDeadlines()
         if let listen {
             let notices = self.notices
             let me = publicKey
@@ -205,18 +212,32 @@ public actor Node {
                 sink.yield(.error(id, "could not restore from the journal: \(error)"))
                 continue
             }
-            let disputed = record.dispute != nil
+            let closing: ClosingReason? =
+                record.exit.map { .exiting($0) } ?? (record.dispute != nil ? .disputeInJournal : nil)
             let runner = ChannelRunner(
-                engine: engine, rules: rules, session: nil, funded: false,
-                closing: disputed ? .disputeInJournal : nil, closed: false, context: context())
+                engine: engine, rules: rules, funding: record.funding, session: nil, funded: false,
+                closing: closing, closed: false, context: context())
             registry.runners.withLock { $0[id] = runner }
             logger.info("recovered channel \(id.shortID) at version \(record.latest.version)")
-            if record.latest.isFullySigned, !disputed {
-                let params = record.params
-                let funding = record.funding
-                spawn { await self.fund(params, opening: funding) }
-            }
+            // One empty input: the runner then does what its state calls for (funding a fully
+            // signed channel that is not funded yet), whichever way the opening completed.
+            runner.post(.perform([]))
         }
+    }
+
+    /// Recovered channels have no session yet: they get the same disconnect deadline as a
+    /// channel whose session just dropped (issue 15, item 5). A session that comes back
+    /// calls it off; a peer that never does leads to the on-chain exit.
+    private func armRecoveredDeadlines() async {
+        for runner in registry.runners.withLock({ Array($0.values) }) where !runner.status.isClosed {
+            await watcher.peerDisconnected(runner.id)
+        }
+    }
+
+    /// Funds `params` once per node life: the first caller starts it, later calls do nothing.
+    private func ensureFunding(_ params: ChannelParams, opening: Allocation) {
+        guard !stopped, fundingStarted.insert(params.id).inserted else { return }
+        spawn { await self.fund(params, opening: opening) }
     }
 
     private func context() -> RunnerContext {
@@ -228,7 +249,10 @@ public actor Node {
             updateHandler: { switches.update.withLock { $0 } },
             isSilent: { switches.silent.load(ordering: .relaxed) },
             sign: { $0.signed(by: identity) },
-            deadlines: deadlines)
+            deadlines: deadlines,
+            fund: { [weak self] params, opening in
+                Task { await self?.ensureFunding(params, opening: opening) }
+            })
     }
 
     /// Runs `work` on a task of its own that the node forgets once it ends (and cancels at shutdown).
@@ -318,13 +342,18 @@ public actor Node {
         // the current one (or none; the next session to the peer restarts the handshake).
         let current = peers[peer]?.session
         if current !== session { logger.debug("session with \(peer.shortID) changed while opening") }
+        let opening = Allocation(deposit, theirs)
         let runner = ChannelRunner(
-            engine: engine, rules: rules, session: current, funded: false, closing: nil, closed: false, context: context())
+            engine: engine, rules: rules, funding: opening, session: current, funded: false, closing: nil, closed: false,
+            context: context())
         registry.runners.withLock { $0[params.id] = runner }
+        // Funded below, and waited for; the runner's own request (once version 0 is fully
+        // signed) is then a no-op. After a restart the runner's request is what funds it.
+        fundingStarted.insert(params.id)
         runner.post(.perform(effects))
         let opened = await Self.waitUntilOpened(runner, within: timeout)
         guard opened, runner.status.phase != .opening else { throw .openTimedOut(params.id) }
-        do { try await watcher.fund(params, opening: Allocation(deposit, theirs)) } catch {
+        do { try await watcher.fund(params, opening: opening) } catch {
             throw .watcher(error)
         }
         await runner.markFunded()
@@ -410,13 +439,21 @@ public actor Node {
         }
     }
 
-    /// Submits `state` to the chain ourselves, outside the watcher — how a drill makes a
-    /// peer cheat with an old state. If it is older than our newest fully-signed state, our
-    /// own watcher is told not to refute it (so the other side's watcher is the one tested).
+    /// Submits `state` to the chain ourselves, outside the watcher. Our watcher keeps
+    /// guarding the channel: if `state` is older than our newest fully-signed state (a
+    /// mistake), the watcher answers it with the newest one, as it would the peer's.
     public func register(_ state: SignedState) async throws(NodeError) {
+        _ = try runner(state.state.channelID)
+        do { _ = try await settlement.register(state) } catch { throw .chain(error) }
+    }
+
+    /// Drill tool: registers `state` as a cheater would, and switches off our own
+    /// watcher's refutation on this channel for good, so that the *other* side's watcher is
+    /// the one tested. Never use it on a channel that holds money you care about.
+    public func registerAsCheater(_ state: SignedState) async throws(NodeError) {
         let id = state.state.channelID
-        let runner = try runner(id)
-        if state.version < runner.status.latest.version { await watcher.stopRefuting(id) }
+        _ = try runner(id)
+        await watcher.stopRefuting(id)
         do { _ = try await settlement.register(state) } catch { throw .chain(error) }
     }
 
@@ -616,6 +653,11 @@ public actor Node {
         let request = OpenRequest(
             channel: params.id, peer: session.peer, theirDeposit: opening[.first], myDeposit: opening[.second],
             challengeDuration: params.challengeDuration, appID: params.appID)
+        if let refusal = await openRefusal(request, params: params) {
+            logger.notice("refused channel \(params.id.shortID) from \(session.peer.shortID): \(refusal)")
+            sink.yield(.error(params.id, "refused a channel proposal from \(session.peer.shortID): \(refusal)"))
+            return
+        }
         guard await switches.open.withLock({ $0 }).decide(request) else {
             logger.info("declined channel \(params.id.shortID) from \(session.peer.shortID)")
             return
@@ -631,22 +673,56 @@ public actor Node {
         }
         let current = peers[session.peer]?.session
         let runner = ChannelRunner(
-            engine: engine, rules: rules, session: current === session ? session : nil, funded: false, closing: nil, closed: false,
-            context: context())
+            engine: engine, rules: rules, funding: opening, session: current === session ? session : nil, funded: false,
+            closing: nil, closed: false, context: context())
         registry.runners.withLock { $0[params.id] = runner }
-        runner.post(.perform(effects))
-        spawn { await self.fund(params, opening: opening) }
+        runner.post(.perform(effects))  // the runner then asks for funding: version 0 is fully signed
+    }
+
+    /// Why we refuse a peer's channel proposal before the open handler sees it, or nil.
+    ///
+    /// A channel id is used once, ever (DESIGN.md invariant 8): one our journal knows (open
+    /// or closed) or the chain knows is refused, so an old proposal replayed after a restart
+    /// opens nothing (issue 15, item 3). The proposal must be bound to our chain's domain,
+    /// and within `policy.opens`.
+    private func openRefusal(_ request: OpenRequest, params: ParleyChannel.ChannelParams) async -> String? {
+        if journal.channels[params.id] != nil { return "channel id \(params.id.shortID) was used before" }
+        do {
+            let domain = try await settlement.domain()
+            guard params.domain == domain else { return "it is bound to \(params.domain), but we settle on \(domain)" }
+            if try await settlement.channel(params.id) != nil {
+                return "the chain already has channel \(params.id.shortID)"
+            }
+        } catch {
+            return "the chain cannot be read to check it (\(error))"
+        }
+        let now = ContinuousClock.now
+        let window = Self.openRateWindow
+        var recent = (recentOpens[request.peer] ?? []).filter { now - $0 < window }
+        let open = registry.runners.withLock { $0.values.filter { $0.peer == request.peer && !$0.status.isClosed }.count }
+        let refusal = policy.opens.violation(request, openChannels: open, recentOpens: recent.count)
+        recent.append(now)
+        recentOpens[request.peer] = recent
+        return refusal
     }
 
     /// Makes sure our deposit is in. The channel is marked funded when the chain says so
     /// (the watcher's `.funded` event, see `forward`); nothing waits for it here.
     private func fund(_ params: ChannelParams, opening: Allocation) async {
-        do {
-            try await watcher.fundInBackground(params, opening: opening)
-            if await watcher.isFunded(params.id) { registry.runners.withLock { $0[params.id] }?.post(.funded(nil)) }
-        } catch {
-            logger.warning("funding channel \(params.id.shortID): \(error)")
-            sink.yield(.error(params.id, "funding: \(error)"))
+        let giveUp = ContinuousClock.now + policy.watcher.fundingTimeout
+        while !stopped {
+            do {
+                try await watcher.fundInBackground(params, opening: opening)
+                if await watcher.isFunded(params.id) { registry.runners.withLock { $0[params.id] }?.post(.funded(nil)) }
+                return
+            } catch .chain(.transport(let why)) where ContinuousClock.now < giveUp {
+                logger.info("funding channel \(params.id.shortID): the chain is unreachable (\(why)); retrying")
+                do { try await Task.sleep(for: policy.watcher.retryDelay) } catch { return }
+            } catch {
+                logger.warning("funding channel \(params.id.shortID): \(error)")
+                sink.yield(.error(params.id, "funding: \(error)"))
+                return
+            }
         }
     }
 
@@ -669,12 +745,23 @@ public actor Node {
         guard let handler = switches.chainMove.withLock({ $0 }), var next = await handler.move(id, registered) else { return }
         next.channelID = id
         next.version = registered.version + 1
+        guard !next.isFinal else {
+            sink.yield(.error(id, "the chain-move handler's move is marked final; a move on chain never is"))
+            return
+        }
         do { try rules.validateTransition(from: registered, to: next, mover: runner.me) } catch {
             sink.yield(.error(id, "the chain-move handler's move is illegal: \(error.reason)"))
             return
         }
+        // Signed through the journal like every signature (invariant 1): never a second
+        // state at a version we already signed off chain.
+        let signature: Signature
+        do { signature = try await runner.signForChain(next) } catch {
+            sink.yield(.error(id, "cannot sign the move on chain: \(error)"))
+            return
+        }
         do {
-            _ = try await settlement.progress(id, to: next, moverSignature: next.signed(by: identity))
+            _ = try await settlement.progress(id, to: next, moverSignature: signature)
         } catch {
             sink.yield(.error(id, "moving on chain: \(error)"))
         }

@@ -81,6 +81,9 @@ public enum WatcherError: Error, Equatable, Sendable, CustomStringConvertible {
     case fundingTimedOut(ChannelID, after: Duration)
     /// The chain refused or could not be reached.
     case chain(SettlementError)
+    /// The chain's record of the channel is not what both journals agreed at version 0
+    /// (other opening, other deposits, a dispute already open): it is never usable.
+    case fundingMismatch(ChannelID, String)
     /// The watcher was stopped before the wait ended.
     case stopped
 
@@ -91,6 +94,7 @@ public enum WatcherError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .fundingTimedOut(id, after):
             "the other deposit to channel \(id.shortID) did not arrive within \(after); our deposit was reclaimed"
         case let .chain(error): "chain: \(error)"
+        case let .fundingMismatch(id, why): "channel \(id.shortID) cannot be used: \(why)"
         case .stopped: "the watcher was stopped"
         }
     }

@@ -71,3 +71,47 @@ public struct ChannelOnChain: Sendable, Equatable {
         return seat
     }
 }
+
+/// Whether a channel may take updates, judged from the chain's snapshot against what both
+/// journals agreed at version 0 (DESIGN.md invariant 8).
+public enum ChannelUsability: Equatable, Sendable, CustomStringConvertible {
+    /// Funded exactly as agreed, not concluded, no dispute open.
+    case usable
+    /// The deposits do not (yet) match the opening allocation, or no deposit named the channel.
+    case notFunded
+    /// The chain's record differs from what we agreed (the first depositor named other
+    /// terms): the channel can never be used, whatever its "funded" flag says.
+    case mismatch(String)
+    /// A state is registered (a dispute is open) or the payout is fixed.
+    case settling
+
+    public var description: String {
+        switch self {
+        case .usable: "funded as agreed"
+        case .notFunded: "not funded on chain yet"
+        case let .mismatch(why): "the chain's record of the channel differs from what we agreed: \(why)"
+        case .settling: "the channel is being settled on chain"
+        }
+    }
+}
+
+extension ChannelOnChain {
+    /// Judges this snapshot against the parameters and opening allocation both journals
+    /// hold for version 0. Only `.usable` lets a node count the channel as funded: the
+    /// chain's `isFunded` alone only says the deposits match *whatever the first deposit
+    /// named*, which an attacker chooses.
+    public func usability(params expected: ChannelParams, opening agreed: Allocation) -> ChannelUsability {
+        guard params == expected else { return .mismatch("the chain holds other channel parameters") }
+        guard opening == agreed else { return .mismatch("the chain's opening allocation is \(opening), we agreed \(agreed)") }
+        guard registeredState == nil, !isConcluded else { return .settling }
+        guard isFunded, deposits == agreed else { return .notFunded }
+        return .usable
+    }
+}
+
+extension Optional where Wrapped == ChannelOnChain {
+    /// `.notFunded` when no deposit ever named the channel.
+    public func usability(params: ChannelParams, opening: Allocation) -> ChannelUsability {
+        self?.usability(params: params, opening: opening) ?? .notFunded
+    }
+}

@@ -46,8 +46,11 @@ struct NodeCommand: AsyncParsableCommand {
                   encoding) and "version": what a drill keeps to register later.
               register CHANNEL HEX|latest
                   Submit a state (from `state`) or our latest to the chain ourselves,
-                  outside the watcher. An older state makes our watcher stand down on
-                  that channel (drills: the other side must refute it).
+                  outside the watcher. Our watcher keeps guarding the channel: an older
+                  state is answered with our newest, as if the peer had registered it.
+              cheat CHANNEL HEX|latest
+                  Drills: like register, but our watcher stops refuting on that
+                  channel for good, so the other side's watcher is the one tested.
               silence | wake
                   Drills: drop every channel message we receive and send none, or
                   stop doing so. Sessions stay up; the watcher keeps working.

@@ -101,7 +101,8 @@ struct NodeConsole {
             case "dispute": answer = try await dispute(arguments)
             case "status": answer = try await status(arguments)
             case "state": answer = try await state(arguments)
-            case "register": answer = try await register(arguments)
+            case "register": answer = try await register(arguments, asCheater: false)
+            case "cheat": answer = try await register(arguments, asCheater: true)
             case "tamper": answer = try await tamper(arguments)
             case "silence", "wake":
                 try expectCount(arguments, 0, usage: verb)
@@ -193,8 +194,10 @@ struct NodeConsole {
         ]
     }
 
-    private func register(_ arguments: [String]) async throws -> [String: JSONValue] {
-        try expectCount(arguments, 2, usage: "register CHANNEL HEX|latest")
+    /// `register`: submit a state; our watcher keeps guarding the channel. `cheat` (drills):
+    /// the same, and our own watcher stops refuting on that channel, so the peer's is tested.
+    private func register(_ arguments: [String], asCheater: Bool) async throws -> [String: JSONValue] {
+        try expectCount(arguments, 2, usage: "\(asCheater ? "cheat" : "register") CHANNEL HEX|latest")
         let channel = try await channel(arguments[0])
         let signed: SignedState
         if arguments[1] == "latest" {
@@ -206,7 +209,7 @@ struct NodeConsole {
                 throw ConsoleFailure("that state belongs to channel \(signed.state.channelID.shortID), not \(channel.id.shortID)")
             }
         }
-        try await node.register(signed)
+        if asCheater { try await node.registerAsCheater(signed) } else { try await node.register(signed) }
         return ["channel": .string(channel.id.description), "version": .number(signed.version)]
     }
 
