@@ -17,19 +17,19 @@ import Testing
 
 /// Watcher timers short enough for tests, long enough not to fire by accident on a busy
 /// machine: a dropped session does not start an exit unless a test waits 30 s for it.
-private let apiWatcherPolicy = WatcherPolicy(
+let apiWatcherPolicy = WatcherPolicy(
     disconnectGrace: .seconds(30), fundingTimeout: .seconds(5), clockPollInterval: .milliseconds(10),
     retryDelay: .milliseconds(20))
 
-private let challenge: UInt64 = 60
-private let startingBalance: UInt64 = 1_000
+let apiChallenge: UInt64 = 60
+let startingBalance: UInt64 = 1_000
 /// Long enough that a loaded machine does not time out a healthy proposal; the silent-peer
 /// test uses `silentTimeout`.
-private let healthyTimeout: Duration = .seconds(10)
+let healthyTimeout: Duration = .seconds(10)
 private let silentTimeout: Duration = .milliseconds(300)
 
-private func apiPolicy(proposalTimeout: Duration = healthyTimeout) -> NodePolicy {
-    NodePolicy(watcher: apiWatcherPolicy, proposalTimeout: proposalTimeout, challengeDuration: challenge)
+func apiPolicy(proposalTimeout: Duration = healthyTimeout) -> NodePolicy {
+    NodePolicy(watcher: apiWatcherPolicy, proposalTimeout: proposalTimeout, challengeDuration: apiChallenge)
 }
 
 /// Everything one node reported, in order.
@@ -133,7 +133,7 @@ final class APICluster: Sendable {
 }
 
 /// Runs `body` on a fresh cluster and always shuts it down (defer cannot await).
-private func withCluster(_ backend: ChainBackend = .local, _ body: (APICluster) async throws -> Void) async throws {
+func withCluster(_ backend: ChainBackend = .local, _ body: (APICluster) async throws -> Void) async throws {
     let cluster = try APICluster(backend)
     do { try await body(cluster) } catch {
         await cluster.shutDown()
@@ -143,7 +143,7 @@ private func withCluster(_ backend: ChainBackend = .local, _ body: (APICluster) 
 }
 
 /// Alice and Bob, each listening on loopback, and a channel Alice opened with Bob.
-private func openPair(
+func openPair(
     _ cluster: APICluster, deposit: UInt64 = 100, theirs: UInt64 = 100, alicePolicy: NodePolicy = apiPolicy(),
     bobPolicy: NodePolicy = apiPolicy()
 ) async throws -> (alice: APINode, bob: APINode, channel: Channel) {
@@ -155,7 +155,7 @@ private func openPair(
 }
 
 /// Bob's handle on a channel Alice opened; waits until his node has it and sees it funded.
-private func peerChannel(_ id: ChannelID, on peer: APINode) async throws -> Channel {
+func peerChannel(_ id: ChannelID, on peer: APINode) async throws -> Channel {
     let found = await eventually {
         guard let status = try? peer.status(id) else { return false }
         return status.isFunded
@@ -173,7 +173,7 @@ private func agreedLatest(_ one: Channel, _ other: Channel) async throws -> Sign
 }
 
 /// The error `body` throws, as a `NodeError` (an issue is recorded if it throws something else or nothing).
-private func nodeError(
+func nodeError(
     sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> Void
 ) async -> NodeError? {
     do {
@@ -190,7 +190,7 @@ private func nodeError(
 /// `body`'s result, or nil when it takes longer than `limit`. The body runs in a task of its
 /// own that is left behind on timeout, so a call that hangs fails the test instead of
 /// hanging the suite (a time limit cannot stop a wait that ignores cancellation).
-private func within<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async -> T) async -> T? {
+func within<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async -> T) async -> T? {
     let outcome = FirstResult<T>()
     return await withCheckedContinuation { continuation in
         outcome.arm(continuation)
@@ -202,7 +202,7 @@ private func within<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable 
     }
 }
 
-private final class FirstResult<T: Sendable>: Sendable {
+final class FirstResult<T: Sendable>: Sendable {
     private let waiter = Mutex<CheckedContinuation<T?, Never>?>(nil)
     func arm(_ continuation: CheckedContinuation<T?, Never>) { waiter.withLock { $0 = continuation } }
     func finish(_ value: T?) { waiter.withLock { $0.take() }?.resume(returning: value) }
@@ -529,7 +529,7 @@ struct NodeAPITests {
             #expect(try await cluster.onChain(channel.id)?.registeredVersion == 1)
             #expect(await nodeError { try await channel.pay(1) } == .channelClosing(channel.id, because: .peerUnresponsive))
 
-            try await cluster.advance(by: challenge)
+            try await cluster.advance(by: apiChallenge)
             #expect(try await eventually { try await alice.account() == startingBalance - 100 + 90 })
             #expect(try await eventually { try await bob.account() == startingBalance - 100 + 110 })
             try await channel.waitUntilClosed()
@@ -565,7 +565,7 @@ struct NodeAPITests {
                 await nodeError { try await bobChannel.pay(1) } == .channelClosing(channel.id, because: .registeredOnChain(version: 2)),
                 "Bob's channel closes because of what the chain shows")
 
-            try await cluster.advance(by: challenge)
+            try await cluster.advance(by: apiChallenge)
             try await channel.waitUntilClosed()
             try await bobChannel.waitUntilClosed()
             #expect(try await alice.account() == startingBalance - 100 + 85)
@@ -583,7 +583,7 @@ struct NodeAPITests {
         try await withCluster(backend) { cluster in
             var watcher = apiWatcherPolicy
             watcher.disconnectGrace = .milliseconds(200)
-            let alicePolicy = NodePolicy(watcher: watcher, proposalTimeout: healthyTimeout, challengeDuration: challenge)
+            let alicePolicy = NodePolicy(watcher: watcher, proposalTimeout: healthyTimeout, challengeDuration: apiChallenge)
             let (alice, bob, channel) = try await openPair(cluster, alicePolicy: alicePolicy)
             let bobChannel = try await peerChannel(channel.id, on: bob)
             try await channel.pay(30)
@@ -597,7 +597,7 @@ struct NodeAPITests {
             }
             #expect(noticed, "Alice's node reports the session ended")
             #expect(await alice.events.waitFor(.exitStarted(channel.id, version: 2, reason: .peerDisconnected)))
-            try await cluster.advance(by: challenge)
+            try await cluster.advance(by: apiChallenge)
             try await channel.waitUntilClosed()
             #expect(try await alice.account() == startingBalance - 100 + 75)
             #expect(try await cluster.onChain(channel.id)?.holdings == 125, "Bob's share waits for him")

@@ -50,6 +50,8 @@ enum ChainBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
 protocol ScenarioChain: Sendable {
     /// The adapter a node with `key` uses (one per key, shared by its watcher and the test).
     func adapter(for key: SigningKey) -> any SettlementAdapter & DevFaucet
+    /// The chain's settlement domain: channels made by hand are bound to it.
+    var domain: SettlementDomain { get }
     func advance(by seconds: UInt64) async throws
     /// Kills the chain without warning and starts it again on its data (devchain only).
     func crashAndRestart() async throws
@@ -58,6 +60,7 @@ protocol ScenarioChain: Sendable {
 
 final class LocalScenarioChain: ScenarioChain {
     let chain = LocalChain(apps: [TicTacToe()])
+    var domain: SettlementDomain { chain.domain }
 
     func adapter(for key: SigningKey) -> any SettlementAdapter & DevFaucet { chain.adapter(for: key.publicKey) }
     func advance(by seconds: UInt64) async throws { chain.advance(by: seconds) }
@@ -80,6 +83,7 @@ final class DevchainScenarioChain: ScenarioChain {
     }
 
     private var address: SocketAddress { daemon.withLock { $0.address } }
+    var domain: SettlementDomain { .devchainDefault }
 
     func adapter(for key: SigningKey) -> any SettlementAdapter & DevFaucet {
         let address = self.address
@@ -241,7 +245,8 @@ final class TwoNodes: @unchecked Sendable {
         alice = try TestNode(name: "alice", key: aliceKey, directory: root + "/alice", chain: chain, policy: policy)
         bob = try TestNode(name: "bob", key: bobKey, directory: root + "/bob", chain: chain, policy: policy)
         params = try ChannelParams.random(
-            proposer: aliceKey.publicKey, responder: bobKey.publicKey, challengeDuration: Self.challenge)
+            proposer: aliceKey.publicKey, responder: bobKey.publicKey, challengeDuration: Self.challenge,
+            domain: chain.domain)
         self.opening = opening
     }
 

@@ -1,0 +1,413 @@
+import Foundation
+import Logging
+import ParleyChannel
+import ParleyCrypto
+import ParleyJournal
+import ParleySettlement
+import ParleyTestSupport
+import ParleyTransport
+import Synchronization
+import Testing
+
+@testable import ParleyNode
+
+// Issue 15: what a malicious peer tried against a real node, and the rule that stops it.
+// Alice is a real `Node` (loopback TCP, fsync'd journal, LocalChain); Mallory speaks the
+// channel protocol by hand over a raw encrypted session, as an attacker would.
+
+/// Mallory: an encrypted session to (or from) the node under test, with channel messages
+/// sent and read by hand.
+final class RawPeer: Sendable {
+    let key: SigningKey
+    let session: Session
+    private let inbox = Mutex<[ChannelMessage]>([])
+
+    private init(key: SigningKey, session: Session) {
+        self.key = key
+        self.session = session
+    }
+
+    /// Dials the node at `address`, which must prove `node`.
+    static func dial(_ key: SigningKey, to address: SocketAddress, expecting node: PublicKey) async throws -> RawPeer {
+        let endpoint = SessionEndpoint(identity: key, loop: try TestLoop.get())
+        return await attach(key, try await endpoint.connect(to: address, expecting: node))
+    }
+
+    /// Starts reading messages from `session` into the inbox.
+    static func attach(_ key: SigningKey, _ session: Session) async -> RawPeer {
+        let peer = RawPeer(key: key, session: session)
+        await session.deliverMessages { bytes in
+            if let message = try? ChannelMessage(wireBytes: bytes) { peer.inbox.withLock { $0.append(message) } }
+        }
+        return peer
+    }
+
+    func send(_ message: ChannelMessage) async throws { try await session.send(message.wireBytes) }
+
+    var received: [ChannelMessage] { inbox.withLock { $0 } }
+
+    /// The first message received that `match` picks out, waiting up to 10 s for it.
+    func first<T: Sendable>(_ match: @escaping @Sendable (ChannelMessage) -> T?) async -> T? {
+        let found = Mutex<T?>(nil)
+        _ = await eventually {
+            let hit = self.received.lazy.compactMap(match).first
+            found.withLock { $0 = hit }
+            return hit != nil
+        }
+        return found.withLock { $0 }
+    }
+
+    /// Proposes a channel with `node`: Mallory first (she deposits `mine`), the node second.
+    func proposeChannel(
+        to node: PublicKey, mine: UInt64, theirs: UInt64, domain: SettlementDomain, challenge: UInt64 = apiChallenge,
+        nonce: [UInt8]? = nil
+    ) throws -> OpenProposal {
+        let params = try ChannelParams(
+            participants: [key.publicKey, node], nonce: nonce ?? SecureRandom.bytes(ChannelParams.nonceBytes),
+            challengeDuration: challenge, domain: domain)
+        let initial = ChannelState(channelID: params.id, version: 0, allocation: Allocation(mine, theirs))
+        return OpenProposal(params: params, initial: initial, signature: initial.signed(by: key))
+    }
+
+    /// Sends `proposal` and returns the node's signature on version 0, if it accepts.
+    func open(_ proposal: OpenProposal) async throws -> Signature? {
+        try await send(.openProposal(proposal))
+        return await first { message in
+            if case let .openAccept(id, signature) = message, id == proposal.params.id { return signature }
+            return nil
+        }
+    }
+
+    /// A payment of `amount` from Mallory (seat 0) to the node, as a signed proposal.
+    func proposePayment(on latest: ChannelState, version: UInt64, amount: UInt64) async throws {
+        var next = latest
+        next.version = version
+        next.allocation = Allocation(latest.allocation[.first] - amount, latest.allocation[.second] + amount)
+        try await send(.propose(state: next, signature: next.signed(by: key)))
+    }
+
+    /// The node's answer to our proposal `version`: true for an accept, false for a reject.
+    func answer(to version: UInt64) async -> Bool? {
+        await first { message in
+            switch message {
+            case let .accept(_, answered, _) where answered == version: true
+            case let .reject(_, answered, _) where answered == version: false
+            default: nil
+            }
+        }
+    }
+}
+
+/// A settlement adapter whose `register` can be made to fail as if the chain were down.
+final class GatedAdapter: SettlementAdapter, DevFaucet, Sendable {
+    let inner: any SettlementAdapter & DevFaucet
+    let registerBlocked = Atomic<Bool>(false)
+
+    init(_ inner: any SettlementAdapter & DevFaucet) { self.inner = inner }
+
+    var identity: PublicKey { inner.identity }
+    func domain() async throws(SettlementError) -> SettlementDomain { try await inner.domain() }
+    func now() async throws(SettlementError) -> ChainTime { try await inner.now() }
+    func deposit(params: ChannelParams, opening: Allocation, participant: ParticipantIndex, amount: UInt64)
+        async throws(SettlementError) -> [ChainEvent]
+    { try await inner.deposit(params: params, opening: opening, participant: participant, amount: amount) }
+    func reclaim(_ channel: ChannelID) async throws(SettlementError) -> [ChainEvent] { try await inner.reclaim(channel) }
+    func register(_ state: SignedState) async throws(SettlementError) -> [ChainEvent] {
+        if registerBlocked.load(ordering: .relaxed) { throw .transport("the chain is down (test gate)") }
+        return try await inner.register(state)
+    }
+    func progress(_ channel: ChannelID, to state: ChannelState, moverSignature: Signature)
+        async throws(SettlementError) -> [ChainEvent]
+    { try await inner.progress(channel, to: state, moverSignature: moverSignature) }
+    func conclude(_ channel: ChannelID) async throws(SettlementError) -> [ChainEvent] { try await inner.conclude(channel) }
+    func withdraw(_ channel: ChannelID, participant: ParticipantIndex) async throws(SettlementError) -> [ChainEvent] {
+        try await inner.withdraw(channel, participant: participant)
+    }
+    func channel(_ id: ChannelID) async throws(SettlementError) -> ChannelOnChain? { try await inner.channel(id) }
+    func balance(of account: PublicKey) async throws(SettlementError) -> UInt64 { try await inner.balance(of: account) }
+    func events(after sequence: UInt64) -> AsyncThrowingStream<ChainEvent, any Error> { inner.events(after: sequence) }
+    func mint(_ amount: UInt64, to account: PublicKey) async throws(SettlementError) -> [ChainEvent] {
+        try await inner.mint(amount, to: account)
+    }
+}
+
+/// Starts a node the way `APICluster.start` does, on a given adapter.
+private func startNode(
+    _ cluster: APICluster, _ name: String, key: SigningKey, adapter: any SettlementAdapter, policy: NodePolicy
+) async throws -> APINode {
+    var logger = Logger(label: "parley.test.\(name)")
+    logger.logLevel = .warning
+    let directory = cluster.root + "/" + name
+    let node = try await Node(
+        identity: key, listen: .loopbackIPv4(port: 0), journal: directory, settlement: adapter, policy: policy,
+        logger: logger)
+    return APINode(node: node, events: NodeEventLog(node), key: key, directory: directory)
+}
+
+/// Mallory opens a channel to Alice (Mallory deposits `mine`, Alice `theirs`) and both fund
+/// it properly. Returns Mallory's session and the channel's version 0, fully signed.
+private func malloryOpensFundedChannel(
+    _ cluster: APICluster, to alice: APINode, mine: UInt64 = 100, theirs: UInt64 = 50
+) async throws -> (RawPeer, SignedState) {
+    let mallory = SigningKey()
+    let chain = cluster.chain.adapter(for: mallory)
+    try await chain.mint(mine, to: mallory.publicKey)
+    let peer = try await RawPeer.dial(mallory, to: try await alice.address, expecting: alice.key.publicKey)
+    let proposal = try peer.proposeChannel(to: alice.key.publicKey, mine: mine, theirs: theirs, domain: cluster.chain.domain)
+    guard let accept = try await peer.open(proposal) else { throw HarnessError("Alice did not accept Mallory's channel") }
+    try await chain.deposit(params: proposal.params, opening: proposal.initial.allocation, participant: .first, amount: mine)
+    let funded = await eventually { (try? alice.status(proposal.params.id))?.isFunded == true }
+    guard funded else { throw HarnessError("Alice never saw Mallory's channel funded") }
+    return (peer, SignedState(state: proposal.initial, signatures: [proposal.signature, accept]))
+}
+
+@Suite("Malicious peers (issue 15)", .serialized, .timeLimit(.minutes(2)))
+struct MaliciousPeerTests {
+    /// Item 2: Mallory proposes 100/0 but deposits 1 under an opening of (1, 0): the chain
+    /// calls that channel funded. Alice must never count it funded, nor accept payments on it.
+    @Test func channelFundedOnOtherTermsThanAgreedIsNeverUsable() async throws {
+        try await withCluster { cluster in
+            let alice = try await cluster.start("alice")
+            let mallory = SigningKey()
+            let chain = cluster.chain.adapter(for: mallory)
+            try await chain.mint(1, to: mallory.publicKey)
+            let peer = try await RawPeer.dial(mallory, to: try await alice.address, expecting: alice.key.publicKey)
+            let proposal = try peer.proposeChannel(to: alice.key.publicKey, mine: 100, theirs: 0, domain: cluster.chain.domain)
+            #expect(try await peer.open(proposal) != nil)
+            try await chain.deposit(params: proposal.params, opening: Allocation(1, 0), participant: .first, amount: 1)
+            #expect(try await cluster.onChain(proposal.params.id)?.isFunded == true, "the chain's own flag says funded")
+            #expect(await eventually { alice.events.contains { if case let .error(id?, why) = $0 { id == proposal.params.id && why.contains("cannot be used") } else { false } } })
+            #expect(try alice.status(proposal.params.id).isFunded == false)
+            // A "payment" of 100 to Alice on a channel that holds 1.
+            try await peer.proposePayment(on: proposal.initial, version: 1, amount: 100)
+            #expect(await peer.answer(to: 1) == false, "Alice accepted a payment the chain can never pay out")
+            #expect(try alice.status(proposal.params.id).latest.version == 0)
+        }
+    }
+
+    /// Item 3: a closed channel's id stays used. After Alice restarts (closed channels are
+    /// not loaded), Mallory replays her old open proposal; Alice must not open it again.
+    @Test func replayedOpenProposalOfAClosedChannelIsRefusedAfterARestart() async throws {
+        try await withCluster { cluster in
+            let key = SigningKey()
+            let before = try await cluster.start("alice", key: key)
+            let mallory = SigningKey()
+            let peer = try await RawPeer.dial(mallory, to: try await before.address, expecting: key.publicKey)
+            let proposal = try peer.proposeChannel(to: key.publicKey, mine: 10, theirs: 0, domain: cluster.chain.domain)
+            #expect(try await peer.open(proposal) != nil)
+            await before.node.shutDown()
+            // The channel ends as closed in Alice's journal (as after a settled dispute).
+            let journal = try Journal(directory: before.directory)
+            try journal.appendBlocking([JournalEntry(channelID: proposal.params.id, body: .closed)])
+            journal.close()
+
+            let alice = try await cluster.start("alice", key: key)
+            #expect(await alice.node.channel(proposal.params.id) == nil, "closed channels are not loaded")
+            let replay = try await RawPeer.dial(mallory, to: try await alice.address, expecting: key.publicKey)
+            try await replay.send(.openProposal(proposal))
+            #expect(await eventually { alice.events.contains { if case let .error(id?, why) = $0 { id == proposal.params.id && why.contains("used before") } else { false } } })
+            #expect(replay.received.isEmpty, "Alice answered the replayed proposal: \(replay.received)")
+            #expect(await alice.node.channel(proposal.params.id) == nil)
+        }
+    }
+
+    /// Item 3, the journal's own rule: a second `opened` record for one id is refused.
+    @Test func journalRefusesASecondOpenedRecordForOneChannel() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let journal = try Journal(directory: directory)
+        defer { journal.close() }
+        let params = try ChannelParams.random(proposer: SigningKey().publicKey, responder: SigningKey().publicKey)
+        let opened = JournalEntry(.opened(params, funding: Allocation(1, 1)), channelID: params.id)
+        try journal.appendBlocking([opened])
+        #expect(throws: JournalError.channelExists(params.id)) { try journal.appendBlocking([opened]) }
+        #expect(throws: JournalError.channelExists(params.id)) {
+            try journal.appendBlocking([JournalEntry(channelID: params.id, body: .closed), opened])
+        }
+        #expect(journal.channels[params.id]?.isClosed == false, "a refused batch writes nothing")
+    }
+
+    /// Item 3, on chain: an open proposal for an id the chain already knows is refused.
+    @Test func openProposalForAnIdTheChainAlreadyKnowsIsRefused() async throws {
+        try await withCluster { cluster in
+            let alice = try await cluster.start("alice")
+            let mallory = SigningKey()
+            let chain = cluster.chain.adapter(for: mallory)
+            try await chain.mint(5, to: mallory.publicKey)
+            let peer = try await RawPeer.dial(mallory, to: try await alice.address, expecting: alice.key.publicKey)
+            let proposal = try peer.proposeChannel(to: alice.key.publicKey, mine: 5, theirs: 0, domain: cluster.chain.domain)
+            try await chain.deposit(params: proposal.params, opening: Allocation(5, 0), participant: .first, amount: 5)
+            try await peer.send(.openProposal(proposal))
+            #expect(await eventually { alice.events.contains { if case let .error(id?, why) = $0 { id == proposal.params.id && why.contains("chain already has") } else { false } } })
+            #expect(await alice.node.channel(proposal.params.id) == nil)
+        }
+    }
+
+    /// Signatures are bound to a chain: a proposal for another settlement domain is refused.
+    @Test func openProposalBoundToAnotherChainIsRefused() async throws {
+        try await withCluster { cluster in
+            let alice = try await cluster.start("alice")
+            let peer = try await RawPeer.dial(SigningKey(), to: try await alice.address, expecting: alice.key.publicKey)
+            let proposal = try peer.proposeChannel(
+                to: alice.key.publicKey, mine: 5, theirs: 0, domain: try SettlementDomain(chainID: 1))
+            try await peer.send(.openProposal(proposal))
+            #expect(await eventually { alice.events.contains { if case let .error(id?, why) = $0 { id == proposal.params.id && why.contains("bound to chain 1") } else { false } } })
+            #expect(await alice.node.channel(proposal.params.id) == nil)
+        }
+    }
+
+    /// `NodePolicy.opens`: a stranger cannot make us lock up more than we chose, for longer
+    /// than we chose, or open channels without end.
+    @Test func openLimitsRefuseGreedyOrEndlessProposals() async throws {
+        try await withCluster { cluster in
+            var policy = apiPolicy()
+            policy.opens = OpenLimits(maxDeposit: 50, challengeDurations: 30...3600, maxChannelsPerPeer: 2, maxOpensPerMinute: 3)
+            let alice = try await cluster.start("alice", policy: policy)
+            let peer = try await RawPeer.dial(SigningKey(), to: try await alice.address, expecting: alice.key.publicKey)
+            let domain = cluster.chain.domain
+            let greedy = try peer.proposeChannel(to: alice.key.publicKey, mine: 0, theirs: 51, domain: domain)
+            let forever = try peer.proposeChannel(to: alice.key.publicKey, mine: 1, theirs: 1, domain: domain, challenge: 366 * 24 * 3600)
+            for refused in [greedy, forever] {
+                try await peer.send(.openProposal(refused))
+            }
+            #expect(await eventually { alice.events.contains { if case let .error(id?, why) = $0 { id == greedy.params.id && why.contains("more than our limit of 50") } else { false } } })
+            #expect(await eventually { alice.events.contains { if case let .error(id?, why) = $0 { id == forever.params.id && why.contains("outside the 30...3600") } else { false } } })
+            // Two channels are fine; the third exceeds the per-peer limit.
+            var accepted = 0
+            for _ in 0..<3 {
+                let fair = try peer.proposeChannel(to: alice.key.publicKey, mine: 1, theirs: 1, domain: domain)
+                try await peer.send(.openProposal(fair))
+                if await eventually(within: .seconds(2), { await alice.node.channel(fair.params.id) != nil }) { accepted += 1 }
+            }
+            #expect(accepted == 2)
+            #expect(alice.events.contains { if case let .error(_, why) = $0 { why.contains("channels with us, our limit") || why.contains("in the last minute") } else { false } })
+            for state in [greedy, forever] { #expect(await alice.node.channel(state.params.id) == nil) }
+        }
+    }
+
+    /// Item 5: a node restarted while its peer is away must still exit on chain: recovered
+    /// channels arm the same disconnect deadline as a live one.
+    @Test func nodeRestartedWhileThePeerIsAwayExitsOnChain() async throws {
+        try await withCluster { cluster in
+            let graceful = NodePolicy(
+                watcher: WatcherPolicy(
+                    disconnectGrace: .milliseconds(300), fundingTimeout: .seconds(5), clockPollInterval: .milliseconds(10),
+                    retryDelay: .milliseconds(20)),
+                proposalTimeout: healthyTimeout, challengeDuration: apiChallenge)
+            let key = SigningKey()
+            let before = try await cluster.start("alice", key: key, policy: apiPolicy())
+            let (mallory, _) = try await malloryOpensFundedChannel(cluster, to: before)
+            let id = try #require(before.node.channels.first?.id)
+            await before.node.shutDown()
+            mallory.session.close(reason: "Mallory leaves for good")
+            let alice = try await cluster.start("alice", key: key, policy: graceful)
+            #expect(await eventually { alice.events.contains { if case .exitStarted(id, _, .peerDisconnected) = $0 { true } else { false } } })
+            #expect(try await cluster.onChain(id)?.registeredVersion == 0)
+        }
+    }
+
+    /// Item 5: an exit decided but not yet registered when the node stops is journaled, and
+    /// the restarted node carries it out (the peer is away and the disconnect grace is long).
+    @Test func exitDecidedBeforeARestartIsCarriedOutAfterIt() async throws {
+        try await withCluster { cluster in
+            let key = SigningKey()
+            try await cluster.chain.adapter(for: key).mint(startingBalance, to: key.publicKey)
+            let gated = GatedAdapter(cluster.chain.adapter(for: key))
+            let before = try await startNode(cluster, "alice", key: key, adapter: gated, policy: apiPolicy())
+            let (mallory, _) = try await malloryOpensFundedChannel(cluster, to: before)
+            let id = try #require(before.node.channels.first?.id)
+            gated.registerBlocked.store(true, ordering: .relaxed)
+            try await #require(await before.node.channel(id)).dispute()
+            #expect(await eventually { before.node.journal.channels[id]?.exit == .requested })
+            #expect(try await cluster.onChain(id)?.registeredVersion == nil, "the gate kept the chain from seeing it")
+            await before.node.shutDown()
+            mallory.session.close(reason: "Mallory leaves")
+            let alice = try await startNode(cluster, "alice", key: key, adapter: cluster.chain.adapter(for: key), policy: apiPolicy())
+            #expect(await eventually { alice.events.contains { if case .exitStarted(id, _, .requested) = $0 { true } else { false } } })
+            #expect(try await cluster.onChain(id)?.registeredVersion == 0)
+        }
+    }
+
+    /// Item 6: Mallory reconnects and then never answers `reestablish`. `pay` must end with
+    /// an error within the proposal timeout, and the node must exit on chain.
+    @Test func peerThatNeverAnswersReestablishCannotFreezeTheChannel() async throws {
+        try await withCluster { cluster in
+            let quick = NodePolicy(watcher: apiWatcherPolicy, proposalTimeout: .seconds(2), challengeDuration: apiChallenge)
+            let alice = try await cluster.start("alice", policy: quick)
+            let (mallory, _) = try await malloryOpensFundedChannel(cluster, to: alice)
+            let id = try #require(alice.node.channels.first?.id)
+            mallory.session.close(reason: "Mallory reconnects")
+            #expect(await eventually { (try? alice.status(id))?.isConnected == false })
+            let again = try await RawPeer.dial(mallory.key, to: try await alice.address, expecting: alice.key.publicKey)
+            #expect(await again.first { if case .reestablish = $0 { true } else { nil } } == true)
+            let channel = try #require(await alice.node.channel(id))
+            let outcome = await within(.seconds(20)) { () -> NodeError? in
+                do {
+                    _ = try await channel.pay(1)
+                    return nil
+                } catch let error as NodeError { return error } catch { return .invalidParameters("\(error)") }
+            }
+            guard case .peerUnresponsive? = outcome ?? nil else {
+                Issue.record("pay did not fail with peerUnresponsive in time: \(String(describing: outcome))")
+                return
+            }
+            #expect(await eventually { alice.events.contains { if case .exitStarted(id, _, .peerUnresponsive) = $0 { true } else { false } } })
+            #expect(try alice.status(id).latest.version == 0, "the queued payment was dropped, not sent later")
+        }
+    }
+
+    /// Item 7: Alice opens a channel, gets no accept, and stops; after her restart the
+    /// accept arrives (on her resent proposal). She must fund the channel and use it.
+    @Test func openerRestartedBeforeTheAcceptFundsTheChannelWhenItArrives() async throws {
+        try await withCluster { cluster in
+            let key = SigningKey()
+            let before = try await cluster.start("alice", key: key)
+            let bob = SigningKey()
+            try await cluster.chain.adapter(for: bob).mint(50, to: bob.publicKey)
+            let loop = try TestLoop.get()
+            let sessions = Mutex<[Session]>([])
+            let listener = try await SessionEndpoint(identity: bob, loop: loop).listen(
+                on: .loopbackIPv4(port: 0), acceptPeer: { _ in true }, onSession: { session in sessions.withLock { $0.append(session) } })
+            defer { Task { await listener.close() } }
+            let bobAddress = try #require(listener.localAddress)
+            let quiet = await within(.seconds(15)) { () -> NodeError? in
+                do {
+                    _ = try await before.node.open(with: bob.publicKey, at: bobAddress, deposit: 100, theirs: 50, timeout: .milliseconds(500))
+                    return nil
+                } catch let error as NodeError { return error } catch { return .invalidParameters("\(error)") }
+            }
+            guard case .openTimedOut(let id)? = quiet ?? nil else {
+                Issue.record("the open did not time out: \(String(describing: quiet))")
+                return
+            }
+            await before.node.shutDown()
+            for session in sessions.withLock({ $0 }) { session.close(reason: "Bob drops the first attempt") }
+            sessions.withLock { $0 = [] }
+
+            let alice = try await cluster.start("alice", key: key)
+            #expect(await eventually { !sessions.withLock { $0 }.isEmpty }, "Alice never redialled Bob")
+            let session = try #require(sessions.withLock { $0.first })
+            let peer = await RawPeer.attach(bob, session)
+            let proposal = try #require(await peer.first { if case let .openProposal(p) = $0 { p } else { nil } })
+            #expect(proposal.params.id == id)
+            try await peer.send(.openAccept(channelID: id, signature: proposal.initial.signed(by: bob)))
+            try await cluster.chain.adapter(for: bob).deposit(
+                params: proposal.params, opening: proposal.initial.allocation, participant: .second, amount: 50)
+            #expect(await eventually { (try? alice.status(id))?.isFunded == true }, "the channel was never funded")
+            #expect(try await cluster.onChain(id)?.deposits == Allocation(100, 50))
+        }
+    }
+
+    /// `Node.register` with an older state is a mistake, not a switch: the watcher still
+    /// answers it with the newest state.
+    @Test func registeringAnOlderStateByMistakeIsStillRefuted() async throws {
+        try await withCluster { cluster in
+            let (alice, bob, channel) = try await openPair(cluster)
+            let old = try channel.status.latest
+            try await channel.pay(10)
+            _ = bob
+            try await alice.node.register(old)
+            #expect(await eventually { alice.events.contains { if case .refuted(channel.id, 0, 1) = $0 { true } else { false } } })
+        }
+    }
+}
