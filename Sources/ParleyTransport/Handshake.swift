@@ -255,14 +255,28 @@ public struct HandshakeResponder: Sendable {
         }
         state = .failed
         let hello = try HandshakeHello(decoding: payload)
-        guard let version = hello.versions.last(where: versions.contains) else {
-            throw .noCommonVersion(ours: versions, theirs: hello.versions)
-        }
+        let version = try commonVersion(with: hello)
         let shared = try Handshake.agree(ephemeral, with: hello.ephemeral)
         let unsigned = HandshakeReply.unsignedBytes(version: version, ephemeral: ephemeral.publicKey, identity: identity.publicKey)
         let reply = unsigned + identity.sign(Handshake.transcriptHash(payload, unsigned).bytes).bytes
         state = .awaitingAuth(AwaitingAuth(hello: payload, reply: reply, shared: shared, version: version))
         return reply
+    }
+
+    /// Runs the checks of ``receiveHello(_:)`` that cost no key exchange or signature (size,
+    /// magic, layout, a common version) and throws what it would throw for them. Changes
+    /// nothing: a listener calls it to decide whether a hello is worth its budget of
+    /// handshake work before calling ``receiveHello(_:)``.
+    public func checkHello(_ payload: [UInt8]) throws(HandshakeError) {
+        _ = try commonVersion(with: HandshakeHello(decoding: payload))
+    }
+
+    /// The highest version both sides speak.
+    private func commonVersion(with hello: HandshakeHello) throws(HandshakeError) -> UInt16 {
+        guard let version = hello.versions.last(where: versions.contains) else {
+            throw .noCommonVersion(ours: versions, theirs: hello.versions)
+        }
+        return version
     }
 
     /// Checks the dialer's proof of identity and policy, and returns who it is and the

@@ -15,6 +15,15 @@ public struct SessionConfig: Sendable {
     /// At most this many accepted connections may be in their handshake at once; further
     /// connections are closed as soon as they are accepted.
     public var maxPendingHandshakes: Int
+    /// At most this many of those may come from one source address (an IPv4 address, or an
+    /// IPv6 /64 network; the port never counts, see ``HandshakeSource``), so one caller
+    /// cannot take every pending slot. Further connections from it are closed as soon as
+    /// they are accepted (``SessionCloseReason/tooManyHandshakesFromAddress``).
+    public var maxPendingHandshakesPerAddress: Int
+    /// Token buckets that bound how often the listener does a handshake's key exchange and
+    /// signature, per source address and in total. A hello that finds a bucket empty is
+    /// closed before any of that work (``SessionCloseReason/handshakeRateLimited(_:)``).
+    public var handshakeRate: HandshakeRateLimits
     /// A ping is sent when nothing has been sent for this long.
     public var keepaliveInterval: Duration
     /// `.peerSilent` is reported (once per silence) when nothing arrives for this long.
@@ -29,6 +38,7 @@ public struct SessionConfig: Sendable {
 
     public static let defaultHandshakeTimeout: Duration = .seconds(5)
     public static let defaultMaxPendingHandshakes = 256
+    public static let defaultMaxPendingHandshakesPerAddress = 8
     public static let defaultKeepaliveInterval: Duration = .seconds(15)
     public static let defaultSilenceInterval: Duration = .seconds(45)
     public static let defaultReceiveHighWater = 1 << 20
@@ -42,6 +52,8 @@ public struct SessionConfig: Sendable {
         dialRetry: RetryPolicy = RetryPolicy(maxAttempts: 1),
         handshakeTimeout: Duration = defaultHandshakeTimeout,
         maxPendingHandshakes: Int = defaultMaxPendingHandshakes,
+        maxPendingHandshakesPerAddress: Int = defaultMaxPendingHandshakesPerAddress,
+        handshakeRate: HandshakeRateLimits = .default,
         keepaliveInterval: Duration = defaultKeepaliveInterval,
         silenceInterval: Duration = defaultSilenceInterval,
         receiveHighWater: Int = defaultReceiveHighWater,
@@ -52,6 +64,8 @@ public struct SessionConfig: Sendable {
         self.dialRetry = dialRetry
         self.handshakeTimeout = handshakeTimeout
         self.maxPendingHandshakes = max(1, maxPendingHandshakes)
+        self.maxPendingHandshakesPerAddress = max(1, maxPendingHandshakesPerAddress)
+        self.handshakeRate = handshakeRate
         self.keepaliveInterval = max(keepaliveInterval, Self.minimumLivenessInterval)
         self.silenceInterval = max(silenceInterval, Self.minimumLivenessInterval)
         self.receiveHighWater = max(1, receiveHighWater)
@@ -72,6 +86,12 @@ public enum SessionCloseReason: Equatable, Sendable, CustomStringConvertible {
     case handshakeTimeout
     /// The listener already had ``SessionConfig/maxPendingHandshakes`` handshakes running.
     case tooManyPendingHandshakes
+    /// The listener already had ``SessionConfig/maxPendingHandshakesPerAddress`` handshakes
+    /// running from the same source address.
+    case tooManyHandshakesFromAddress
+    /// The listener's handshake token bucket for `scope` was empty when the hello arrived
+    /// (``SessionConfig/handshakeRate``); closed before any key exchange or signature.
+    case handshakeRateLimited(HandshakeRateScope)
     /// A received frame did not authenticate: tampered, replayed, reordered or truncated.
     case tampered(frameIndex: UInt64)
     /// The peer broke the framing or message rules (oversize length, unknown kind, …).
@@ -87,9 +107,25 @@ public enum SessionCloseReason: Equatable, Sendable, CustomStringConvertible {
         case let .handshakeFailed(error): "handshake failed: \(error)"
         case .handshakeTimeout: "the handshake did not finish in time"
         case .tooManyPendingHandshakes: "too many handshakes in progress"
+        case .tooManyHandshakesFromAddress: "too many handshakes in progress from the same address"
+        case .handshakeRateLimited(.address):
+            "too many handshakes from the same address in a short time; try again in a moment"
+        case .handshakeRateLimited(.total):
+            "the listener is taking too many handshakes per second; try again in a moment"
         case let .tampered(frameIndex): "frame \(frameIndex) did not authenticate (tampered, replayed or reordered)"
         case let .protocolViolation(reason): "protocol violation: \(reason)"
         case let .transport(reason): "transport: \(reason)"
+        }
+    }
+}
+
+extension SessionCloseReason {
+    /// Whether the listener refused the connection by one of its handshake bounds (busy or
+    /// rate limited) rather than because of anything the peer sent.
+    var isListenerRefusal: Bool {
+        switch self {
+        case .tooManyPendingHandshakes, .tooManyHandshakesFromAddress, .handshakeRateLimited: true
+        default: false
         }
     }
 }

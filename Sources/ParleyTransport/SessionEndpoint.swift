@@ -9,17 +9,34 @@ import Synchronization
 /// let listener = try await endpoint.listen(on: address, acceptPeer: { known.contains($0) }) { session in … }
 /// let session = try await endpoint.connect(to: theirAddress, expecting: theirKey)
 /// ```
+///
+/// As a listener it bounds the work strangers can make it do before they have proven who they
+/// are (``SessionConfig``): handshakes in progress in total and per source address, and how
+/// often it does a handshake's key exchange and signature, per source address and in total.
+/// The bounds belong to the endpoint, so every listener it opens shares them.
 public final class SessionEndpoint: Sendable {
     public let identity: SigningKey
     public let loop: EventLoop
     public let config: SessionConfig
     private let pending = Atomic<Int>(0)
     private let failures = Atomic<Int>(0)
+    private let refusals = Atomic<Int>(0)
+    /// Loop-confined: used only on `loop`'s thread.
+    private let admission: HandshakeAdmission
 
-    public init(identity: SigningKey, loop: EventLoop, config: SessionConfig = SessionConfig()) {
+    public convenience init(identity: SigningKey, loop: EventLoop, config: SessionConfig = SessionConfig()) {
+        self.init(identity: identity, loop: loop, config: config, now: { ContinuousClock.now })
+    }
+
+    /// `now` is the monotonic clock the handshake rate buckets read; tests pass one they move.
+    init(
+        identity: SigningKey, loop: EventLoop, config: SessionConfig,
+        now: @escaping @Sendable () -> ContinuousClock.Instant
+    ) {
         self.identity = identity
         self.loop = loop
         self.config = config
+        admission = HandshakeAdmission(config: config, now: now)
     }
 
     /// Accepted connections whose handshake is still running.
@@ -30,6 +47,14 @@ public final class SessionEndpoint: Sendable {
     /// Accepted connections that never became a session (every reason, refusals included).
     public var failedHandshakeCount: Int {
         failures.load(ordering: .relaxed)
+    }
+
+    /// Accepted connections the listener refused by its own bounds rather than for anything the
+    /// peer sent: ``SessionCloseReason/tooManyPendingHandshakes``,
+    /// ``SessionCloseReason/tooManyHandshakesFromAddress`` and
+    /// ``SessionCloseReason/handshakeRateLimited(_:)``. Included in ``failedHandshakeCount``.
+    public var refusedHandshakeCount: Int {
+        refusals.load(ordering: .relaxed)
     }
 
     /// Dials `address` and runs the dialer's handshake, expecting `peer` to answer.
@@ -57,7 +82,8 @@ public final class SessionEndpoint: Sendable {
     ///
     /// Only connections that complete it within `handshakeTimeout` with a key
     /// `acceptPeer` approves reach `onSession` (on the loop thread). Every other one is
-    /// closed and reported to `onHandshakeFailure` (on the loop thread) with its reason.
+    /// closed and reported to `onHandshakeFailure` (on the loop thread) with its reason,
+    /// refusals by the endpoint's handshake bounds included (``refusedHandshakeCount``).
     public func listen(
         on address: SocketAddress,
         acceptPeer: @escaping @Sendable (PublicKey) -> Bool,
@@ -69,31 +95,51 @@ public final class SessionEndpoint: Sendable {
         }
     }
 
-    /// Loop thread.
+    /// Loop thread. Refuses the connection at once when the endpoint already has
+    /// `maxPendingHandshakes` handshakes running, or `maxPendingHandshakesPerAddress` from the
+    /// same source; otherwise runs the responder handshake, whose hello must find a token in
+    /// the rate buckets before the key exchange and signature.
     private func accept(
         _ connection: TCPConnection, acceptPeer: @escaping @Sendable (PublicKey) -> Bool,
         onFailure: @escaping @Sendable (SocketAddress, SessionCloseReason) -> Void,
         onSession: @escaping @Sendable (Session) -> Void
     ) {
         let remote = connection.remoteAddress
+        let source = HandshakeSource(remote)
         guard pending.load(ordering: .relaxed) < config.maxPendingHandshakes else {
-            let reason = SessionCloseReason.tooManyPendingHandshakes
-            connection.close(reason: reason.description)
-            failures.wrappingAdd(1, ordering: .relaxed)
-            return onFailure(remote, reason)
+            return refuse(connection, .tooManyPendingHandshakes, onFailure: onFailure)
+        }
+        if let refusal = admission.start(from: source) {
+            return refuse(connection, refusal, onFailure: onFailure)
         }
         pending.wrappingAdd(1, ordering: .relaxed)
         let responder = HandshakeResponder(identity: identity, acceptPeer: acceptPeer)
-        SessionHandshake(connection: connection, role: .responder(responder), config: config) { [self] result in
+        SessionHandshake(
+            connection: connection, role: .responder(responder), config: config,
+            beforeKeyExchange: { [admission] in admission.admitKeyExchange(from: source) }
+        ) { [self] result in
             pending.wrappingSubtract(1, ordering: .relaxed)
+            admission.finish(from: source)
             switch result {
             case let .success(session):
                 onSession(session)
             case let .failure(reason):
                 failures.wrappingAdd(1, ordering: .relaxed)
+                if reason.isListenerRefusal { refusals.wrappingAdd(1, ordering: .relaxed) }
                 onFailure(remote, reason)
             }
         }.start()
+    }
+
+    /// Loop thread: closes a connection that may not start its handshake.
+    private func refuse(
+        _ connection: TCPConnection, _ reason: SessionCloseReason,
+        onFailure: @Sendable (SocketAddress, SessionCloseReason) -> Void
+    ) {
+        connection.close(reason: reason.description)
+        failures.wrappingAdd(1, ordering: .relaxed)
+        refusals.wrappingAdd(1, ordering: .relaxed)
+        onFailure(connection.remoteAddress, reason)
     }
 }
 
@@ -112,19 +158,25 @@ final class SessionHandshake: @unchecked Sendable {
 
     private let connection: TCPConnection
     private let config: SessionConfig
+    private let beforeKeyExchange: () -> SessionCloseReason?
     private var role: Role
     private var decoder = Handshake.frameDecoder()
     private var framesReceived = 0
     private var timer: LoopTimer?
     private var completion: ((HandshakeOutcome) -> Void)?
 
+    /// `beforeKeyExchange` runs on the responder once its hello has passed the checks that
+    /// cost nothing, right before the key exchange and signature; a reason it returns ends
+    /// the handshake with that reason instead.
     init(
         connection: TCPConnection, role: Role, config: SessionConfig,
+        beforeKeyExchange: @escaping () -> SessionCloseReason? = { nil },
         completion: @escaping (HandshakeOutcome) -> Void
     ) {
         self.connection = connection
         self.role = role
         self.config = config
+        self.beforeKeyExchange = beforeKeyExchange
         self.completion = completion
     }
 
@@ -157,6 +209,8 @@ final class SessionHandshake: @unchecked Sendable {
             succeed(keys)
         case var .responder(responder):
             if framesReceived == 1 {
+                try responder.checkHello(frame)
+                if let refusal = beforeKeyExchange() { return fail(refusal) }
                 let reply = try responder.receiveHello(frame)
                 role = .responder(responder)
                 write(reply)

@@ -13,7 +13,9 @@ public enum HandshakeError: Error, Equatable, Sendable, CustomStringConvertible 
     case badMagic
     /// The two sides share no protocol version. The listener knows both lists; the dialer
     /// sees `theirs` empty when the listener closed without replying (the protocol's way of
-    /// refusing), or the listener's choice when it picked a version the dialer never offered.
+    /// refusing, which a busy listener uses too: ``SessionCloseReason/tooManyPendingHandshakes``,
+    /// ``SessionCloseReason/tooManyHandshakesFromAddress``, ``SessionCloseReason/handshakeRateLimited(_:)``),
+    /// or the listener's choice when it picked a version the dialer never offered.
     case noCommonVersion(ours: [UInt16], theirs: [UInt16])
     /// The listener proved a different identity from the one the dialer asked for. Dialer only.
     case unexpectedPeer(expected: PublicKey, got: PublicKey)
@@ -38,7 +40,7 @@ public enum HandshakeError: Error, Equatable, Sendable, CustomStringConvertible 
         case .badMagic:
             "the peer is not speaking the Parley transport protocol (its first message lacks the \"PRLY\" magic)"
         case let .noCommonVersion(ours, theirs) where theirs.isEmpty:
-            "the listener closed the connection before replying, which is how it refuses a dialer that shares none of its protocol versions (we offered \(ours))"
+            "the listener closed the connection before replying: it shares none of the protocol versions we offered (\(ours)), or it is busy (too many handshakes in progress or in a short time) and a later attempt may succeed"
         case let .noCommonVersion(ours, theirs):
             "no common protocol version: we support \(ours), the peer \(theirs); upgrade one side"
         case let .unexpectedPeer(expected, got):

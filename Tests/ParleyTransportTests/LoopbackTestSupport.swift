@@ -299,3 +299,80 @@ func eventually(
 ) async rethrows -> Bool {
     try await ParleyTestSupport.eventually(within: deadline, condition)
 }
+
+/// A monotonic clock that moves only when a test says so.
+final class ManualClock: Sendable {
+    private let instant = Locked(ContinuousClock.now)
+
+    func now() -> ContinuousClock.Instant {
+        instant.withLock { $0 }
+    }
+
+    func advance(by duration: Duration) {
+        instant.withLock { $0 += duration }
+    }
+}
+
+/// Blocking POSIX connections from a chosen loopback source address, for tests that need a
+/// second caller address (`EventLoop.dial` always lets the OS pick the source).
+extension Loopback {
+    /// What a raw connection has received so far.
+    enum RawReceived: Equatable {
+        case nothingYet
+        case bytes(Int)
+        /// The peer closed or reset the connection.
+        case closed
+    }
+
+    /// Whether `host` can be the source of a loopback connection here: Linux routes all of
+    /// 127.0.0.0/8 to the loopback interface, other systems often only 127.0.0.1.
+    static func canConnect(from host: String) -> Bool {
+        guard let listener = rawListener(family: .ipv4, backlog: 1) else { return false }
+        defer { close(listener.descriptor) }
+        guard let descriptor = rawConnect(to: listener.address, from: host) else { return false }
+        close(descriptor)
+        return true
+    }
+
+    /// A TCP connection to the IPv4 `address` from `sourceHost` (the OS picks the port), or nil
+    /// when that source cannot be bound or the connect fails. On loopback the connect returns
+    /// as soon as the listener's kernel queues it. Close the descriptor when done.
+    static func rawConnect(to address: SocketAddress, from sourceHost: String) -> Int32? {
+        #if canImport(Glibc)
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        let descriptor = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard descriptor >= 0 else { return nil }
+        let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        guard let source = try? SocketAddress(host: sourceHost, port: 0),
+              source.withSockAddr({ bind(descriptor, $0, length) }) == 0,
+              address.withSockAddr({ connect(descriptor, $0, length) }) == 0
+        else {
+            close(descriptor)
+            return nil
+        }
+        return descriptor
+    }
+
+    /// Writes all of `bytes`; false if the connection failed first (no SIGPIPE: every
+    /// process that runs an `EventLoop` ignores it).
+    static func rawSend(_ bytes: [UInt8], on descriptor: Int32) -> Bool {
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes[sent...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { return false }
+            sent += count
+        }
+        return true
+    }
+
+    /// Reads whatever has arrived, without waiting.
+    static func rawReceive(on descriptor: Int32) -> RawReceived {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = recv(descriptor, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+        if count > 0 { return .bytes(count) }
+        if count < 0, errno == EAGAIN || errno == EWOULDBLOCK { return .nothingYet }
+        return .closed
+    }
+}

@@ -11,6 +11,18 @@ let testConfig = SessionConfig(
     connectTimeout: .seconds(20), handshakeTimeout: .seconds(20),
     keepaliveInterval: .seconds(5), silenceInterval: .seconds(20))
 
+extension SessionConfig {
+    /// This configuration without the listener's per-address and rate bounds on handshakes
+    /// (the total pending limit stays): for tests whose many dialers all call from 127.0.0.1
+    /// on purpose. `HandshakeBoundsTests` covers the bounds themselves.
+    func liftingPerAddressHandshakeBounds() -> SessionConfig {
+        var config = self
+        config.maxPendingHandshakesPerAddress = config.maxPendingHandshakes
+        config.handshakeRate = .unlimited
+        return config
+    }
+}
+
 /// A listening endpoint and what it produced.
 struct ListeningPeer {
     let identity: SigningKey
@@ -21,12 +33,14 @@ struct ListeningPeer {
 
     var address: SocketAddress { listener.localAddress }
 
+    /// `now` is the clock the endpoint's handshake rate buckets read (``ManualClock`` to move it by hand).
     static func start(
         on loop: EventLoop, config: SessionConfig = testConfig,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now },
         accept: @escaping @Sendable (PublicKey) -> Bool = { _ in true }
     ) async throws -> ListeningPeer {
         let identity = SigningKey()
-        let endpoint = SessionEndpoint(identity: identity, loop: loop, config: config)
+        let endpoint = SessionEndpoint(identity: identity, loop: loop, config: config, now: now)
         let sessions = Recorder<Session>()
         let failures = Recorder<SessionCloseReason>()
         let listener = try await endpoint.listen(
