@@ -46,7 +46,7 @@ extension ChannelEngine {
         var signed = SignedState(unsigned: state)
         signed[peer] = signature
         incoming = Incoming(signed: signed, digest: digest)
-        effects.append(.decide(IncomingProposal(current: latest.state, proposed: state, proposer: peer)))
+        effects.append(.decide(IncomingProposal(current: latest.state, proposed: state, proposer: peer, signature: signature)))
     }
 
     /// The update handler answered. A decision for a proposal no longer pending is ignored.

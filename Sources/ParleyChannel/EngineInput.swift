@@ -46,6 +46,8 @@ public struct IncomingProposal: Hashable, Sendable {
     public let current: ChannelState
     public let proposed: ChannelState
     public let proposer: ParticipantIndex
+    /// The proposer's signature on `proposed` (already verified).
+    public let signature: Signature
 }
 
 /// What the node must persist. Contract: a `.journal` effect is durable

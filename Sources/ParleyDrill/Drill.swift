@@ -13,6 +13,11 @@ public struct Drill: Sendable {
     /// Exactly two peers, in file order: the first opens the channel.
     public var peers: [Peer]
     public var steps: [Step]
+    /// The channel's app: a payment channel, or tic-tac-toe (`app: tictactoe`).
+    public var game = false
+    /// How long each peer's node lets the other stay disconnected, while it has funds in
+    /// the channel, before exiting on chain (`disconnect-grace`; nil: the node's default).
+    public var disconnectGrace: UInt64?
 
     public struct Peer: Sendable, Equatable {
         public var name: String
@@ -46,6 +51,14 @@ public struct Drill: Sendable {
         case restart(String)
         case advance(UInt64)
         case tamper(from: String, kind: Tampering)
+        /// `peer` countersigns the next final state it is offered in secret, answers
+        /// "declined", and the runner remembers the held state as `label`.
+        case holdFinal(peer: String, label: String)
+        /// Tic-tac-toe: `peer` marks `cell` (0...8).
+        case move(peer: String, cell: Int)
+        /// Tic-tac-toe, on chain: `peer` (to move) tries to progress to a final copy of the
+        /// registered state, signed by itself alone.
+        case progressFinal(peer: String)
         case expect(Expectation)
     }
 

@@ -8,7 +8,7 @@ public enum DrillParser {
     public static let phases = ["open", "disputed", "concluded", "withdrawn"]
     public static let stepNames = [
         "pay", "keep", "register", "close", "dispute", "silence", "wake", "disconnect", "reconnect", "crash",
-        "restart", "advance", "tamper", "expect",
+        "restart", "advance", "tamper", "hold-final", "move", "progress-final", "expect",
     ]
     /// Most payments one `pay` step may make.
     public static let maxCount = 1_000_000
@@ -42,7 +42,7 @@ private struct Reader {
         guard let top = root.mapping else {
             throw fail(line(root), "a drill is a mapping with name, challenge, peers and steps")
         }
-        try allowOnly(["name", "description", "challenge", "peers", "steps"], in: top, what: "a drill")
+        try allowOnly(["name", "description", "challenge", "peers", "steps", "app", "disconnect-grace"], in: top, what: "a drill")
         let name = try string(required("name", in: top, at: line(root)), "name")
         let description = try top["description"].map { node throws(DrillFileError) in try string(node, "description") } ?? ""
         let challengeNode = try required("challenge", in: top, at: line(root))
@@ -67,6 +67,18 @@ private struct Reader {
         let stepsNode = try required("steps", in: top, at: line(root))
         guard let sequence = stepsNode.sequence else { throw fail(line(stepsNode), "`steps` must be a list (`- pay: {...}`)") }
         var drill = Drill(path: path, name: name, description: description, challenge: challenge, peers: peers, steps: [])
+        if let appNode = top["app"] {
+            switch try string(appNode, "app") {
+            case "payment": drill.game = false
+            case "tictactoe": drill.game = true
+            case let other: throw fail(line(appNode), "unknown app `\(other)`; apps are payment, tictactoe")
+            }
+        }
+        if let graceNode = top["disconnect-grace"] {
+            let grace = try uint(graceNode, "disconnect-grace")
+            guard (1...(7 * 24 * 3600)).contains(grace) else { throw fail(line(graceNode), "disconnect-grace must be 1...604800 seconds") }
+            drill.disconnectGrace = grace
+        }
         var labels: Set<String> = []
         for node in sequence {
             let action = try step(node, drill: drill, labels: &labels)
@@ -192,6 +204,23 @@ private struct Reader {
                 throw fail(at, "unknown tamper kind `\(kindText)`; kinds are \(Tampering.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             return .tamper(from: from, kind: kind)
+        case "hold-final":
+            let fields = try mapping("{peer, as}")
+            try allowOnly(["peer", "as"], in: fields, what: "`hold-final`")
+            let label = try string(need("as", fields), "as")
+            guard label != "latest" else { throw fail(at, "`latest` is reserved; pick another label") }
+            labels.insert(label)
+            return .holdFinal(peer: try peerName(need("peer", fields), "peer"), label: label)
+        case "move":
+            guard drill.game else { throw fail(at, "`move` needs a game: add `app: tictactoe` at the top") }
+            let fields = try mapping("{peer, cell}")
+            try allowOnly(["peer", "cell"], in: fields, what: "`move`")
+            let cell = try uint(need("cell", fields), "cell")
+            guard cell < 9 else { throw fail(at, "cell must be 0...8") }
+            return .move(peer: try peerName(need("peer", fields), "peer"), cell: Int(cell))
+        case "progress-final":
+            guard drill.game else { throw fail(at, "`progress-final` needs a game: add `app: tictactoe` at the top") }
+            return .progressFinal(peer: try onePeer())
         default:  // expect
             guard let fields, !fields.isEmpty else {
                 throw fail(at, "`expect` needs at least one of chain, payout, peer, rejected, error")

@@ -140,6 +140,8 @@ final class DrillRun: @unchecked Sendable {
     private var channel = ""
     private var channelID: ChannelID?
     private var kept: [String: String] = [:]
+    /// Labels of final states a peer countersigned in secret (`hold-final`), by holder.
+    private var heldBy: [String: String] = [:]
     private var chainTime: UInt64 = 0
     private let chainEvents = EventBox()
     private var chainCursor = 0
@@ -258,14 +260,15 @@ final class DrillRun: @unchecked Sendable {
                     "node", "--key", keyFile, "--listen", "127.0.0.1:0", "--journal", "\(root)/\(peer.name)",
                     "--chain", address, "--mint", "\(peer.deposit)", "--challenge", "\(drill.challenge)",
                     "--proposal-timeout", "\(options.proposalTimeout)", "--clock-poll-ms", "20",
-                ])
+                ] + (drill.disconnectGrace.map { ["--disconnect-grace", "\($0)"] } ?? []))
             nodes[peer.name] = node
             try await node.waitUntilReady()
         }
         let (opener, responder) = (drill.peers[0], drill.peers[1])
         guard let responderKey = keys[responder.name] else { return }
         let answer = try await node(opener.name).command(
-            "open \(responderKey.publicKey.hex)@\(try node(responder.name).listening) \(opener.deposit) \(responder.deposit)")
+            "open \(responderKey.publicKey.hex)@\(try node(responder.name).listening) \(opener.deposit) \(responder.deposit)"
+                + (drill.game ? " tictactoe" : ""))
         guard answer["ok"] as? Bool == true, let id = answer["channel"] as? String else {
             throw DrillAbort("opening the channel failed: \(answer["error"] ?? "no answer")")
         }
@@ -407,8 +410,18 @@ final class DrillRun: @unchecked Sendable {
             switch reference {
             case .latest: state = "latest"
             case let .label(label):
-                guard let saved = kept[label] else { throw DrillAbort("no state kept as \(label)") }
-                state = saved
+                if let saved = kept[label] {
+                    state = saved
+                } else if let holder = heldBy[label] {
+                    // A final state the holder countersigned in secret (`hold-final`).
+                    guard let reply = try await answer(try node(holder), "held \(channel)"),
+                        let saved = reply["state"] as? String
+                    else { throw DrillAbort("\(holder) holds no secretly countersigned final state for `\(label)`") }
+                    kept[label] = saved
+                    state = saved
+                } else {
+                    throw DrillAbort("no state kept as \(label)")
+                }
             }
             // A kept (older) state is registered as a cheater would: the peer's own watcher
             // stands down, so the other peer's watcher is the one the drill tests.
@@ -455,6 +468,20 @@ final class DrillRun: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(200))
         case let .tamper(from, kind):
             try await tamper(from: from, kind: kind, outcome: &outcome, answer: answer)
+        case let .holdFinal(peer, label):
+            _ = try await answer(try node(peer), "hold-finals on")
+            heldBy[label] = peer
+            note(.note, from: peer, "will countersign the next final state in secret and answer \"declined\"", emphasis: true)
+        case let .move(peer, cell):
+            let to = drill.other(than: peer) ?? "?"
+            let reply = try await answer(try node(peer), "move \(channel) \(cell)")
+            let version = (reply?["version"] as? UInt64).map { ", version \($0)" } ?? ""
+            note(.message, from: peer, to: to, "marks cell \(cell)\(version)")
+            outcome.detail = "marked cell \(cell)\(version)"
+        case let .progressFinal(peer):
+            _ = try await answer(try node(peer), "progress-final \(channel)")
+            note(.chain, from: peer, to: "chain", "progresses to a final copy of the registered state"
+                 + (outcome.error.map { " — refused: \($0)" } ?? ""), emphasis: true)
         case .expect:
             break
         }
@@ -633,6 +660,9 @@ final class DrillRun: @unchecked Sendable {
         case let .restart(peer): "restart \(peer)"
         case let .advance(seconds): "advance \(seconds)"
         case let .tamper(from, kind): "tamper {from: \(from), kind: \(kind.rawValue)}"
+        case let .holdFinal(peer, label): "hold-final {peer: \(peer), as: \(label)}"
+        case let .move(peer, cell): "move {peer: \(peer), cell: \(cell)}"
+        case let .progressFinal(peer): "progress-final \(peer)"
         case let .expect(expectation): "expect " + describe(expectation)
         }
     }

@@ -22,6 +22,9 @@ struct RunnerContext: Sendable {
     let sign: @Sendable (ChannelState) -> Signature
     /// The node's proposal and turn timers.
     let deadlines: Deadlines<TimerFire>
+    /// Drill switch: true when this final proposal was countersigned in secret and must be
+    /// answered "declined" (`Node.setHoldingDeclinedFinals`).
+    let holdFinal: @Sendable (IncomingProposal, ChannelID) -> Bool
     /// Makes sure our deposit is in and the chain is watched until the channel is funded
     /// (idempotent). Runners ask whenever their channel is fully signed and not yet funded:
     /// level-triggered, so a channel whose opening completes late (after a crash, on a
@@ -608,7 +611,9 @@ private final class RunnerLoop: @unchecked Sendable {
     private func decide(_ proposal: IncomingProposal) async -> Decision {
         context.emit(.proposed(id, version: proposal.proposed.version))
         let decision: Decision
-        if status.isClosing, !proposal.proposed.isFinal {
+        if context.holdFinal(proposal, id) {
+            decision = .reject("declined")
+        } else if status.isClosing, !proposal.proposed.isFinal {
             decision = .reject("the channel is closing")
         } else if !status.isFunded, await !chainShowsUsable() {
             decision = .reject("the channel is not funded on chain yet")

@@ -96,6 +96,10 @@ public actor Node {
         let open = Locked(OpenHandlerBox(Node.acceptPaymentChannels))
         let silent = Atomic<Bool>(false)
         let offline = Atomic<Bool>(false)
+        /// Drill switch: decline every final state the peer proposes, but keep it countersigned.
+        let holdFinals = Atomic<Bool>(false)
+        /// Final states countersigned in secret while `holdFinals` was on, by channel.
+        let heldFinals = Locked<[ChannelID: SignedState]>([:])
         let chainMove = Locked<ChainMoveHandlerBox?>(nil)
     }
 
@@ -250,6 +254,14 @@ public actor Node {
             isSilent: { switches.silent.load(ordering: .relaxed) },
             sign: { $0.signed(by: identity) },
             deadlines: deadlines,
+            holdFinal: { proposal, id in
+                guard switches.holdFinals.load(ordering: .relaxed), proposal.proposed.isFinal else { return false }
+                var held = SignedState(state: proposal.proposed)
+                held[proposal.proposer] = proposal.signature
+                held[proposal.proposer.peer] = proposal.proposed.signed(by: identity)
+                switches.heldFinals.withLock { $0[id] = held }
+                return true
+            },
             fund: { [weak self] params, opening in
                 Task { await self?.ensureFunding(params, opening: opening) }
             })
@@ -425,6 +437,38 @@ public actor Node {
             let open = Set(registry.runners.withLock { $0.values.filter { !$0.status.isClosed }.map(\.peer) })
             for peer in open { if let address = addresses[peer] { startLink(to: peer, at: address) } }
         }
+    }
+
+    /// Drill switch, the attack of issue 15 item 1: while on, this node answers every final
+    /// state the peer proposes with "declined", but first countersigns it in secret (outside
+    /// its journal) and keeps it (``heldFinalState(_:)``), to register it later. An honest
+    /// peer must then take no more updates on that channel.
+    public nonisolated func setHoldingDeclinedFinals(_ on: Bool) {
+        switches.holdFinals.store(on, ordering: .relaxed)
+    }
+
+    /// The final state this node countersigned in secret on channel `id` (drills).
+    public nonisolated func heldFinalState(_ id: ChannelID) -> SignedState? {
+        switches.heldFinals.withLock { $0[id] }
+    }
+
+    /// Drill tool, the attack of issue 15 item 4: the player to move tries to end a game on
+    /// chain by "moving" to a final copy of the registered state, signed by itself alone.
+    /// The chain must refuse it (`progressNotAllowed(.finalStateNeedsBothSignatures)`).
+    /// The copy is signed through the journal like any signature of ours.
+    public func progressToFinalCopy(_ id: ChannelID) async throws(NodeError) {
+        let runner = try runner(id)
+        let chain: ChannelOnChain?
+        do { chain = try await settlement.channel(id) } catch { throw .chain(error) }
+        guard let registered = chain?.registeredState else {
+            throw .invalidParameters("nothing is registered on chain for channel \(id.shortID)")
+        }
+        var copy = registered
+        copy.version = registered.version + 1
+        copy.isFinal = true
+        let signature: Signature
+        do { signature = try await runner.signForChain(copy) } catch { throw .invalidParameters("\(error)") }
+        do { _ = try await settlement.progress(id, to: copy, moverSignature: signature) } catch { throw .chain(error) }
     }
 
     /// Drill tool: sends a deliberately malformed update on channel `id` (see `Tampering`).

@@ -4,6 +4,7 @@ import Logging
 import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
+import ParleyGames
 import ParleyLocks
 import ParleyNode
 import ParleySettlement
@@ -24,7 +25,7 @@ struct NodeCommand: AsyncParsableCommand {
             flushed at once). Commands run one at a time, in order; blank lines are skipped.
 
             Commands (CHANNEL: the 64-hex channel id or a unique prefix of >= 8 digits):
-              open PUBKEY@HOST:PORT MINE THEIRS
+              open PUBKEY@HOST:PORT MINE THEIRS [tictactoe]
                   Dial the peer (PUBKEY: its pk1... form or 64 hex digits) and open a
                   payment channel: we deposit MINE, it deposits THEIRS. Answers once
                   both deposits are on chain, with "channel", "version" (0), "peer"
@@ -34,6 +35,9 @@ struct NodeCommand: AsyncParsableCommand {
                   channel may pay. Answers once the peer countersigned the last one:
                   "channel", "version", "balances", "paid" (how many went through; on
                   failure the answer has ok false, the error and "paid").
+              move CHANNEL CELL
+                  Tic-tac-toe channels (opened with `tictactoe`): our mark in cell
+                  0...8. Answers with "channel", "version", "balances".
               close CHANNEL
                   Close cooperatively; answers once our payout is in our chain
                   account: "channel", "version", "balances", "payout".
@@ -61,6 +65,15 @@ struct NodeCommand: AsyncParsableCommand {
                   Drills: send the peer a malformed update, KIND one of bad-signature,
                   overspend, version-skip, wrong-channel, replay. The peer must reject
                   it; our state is untouched. Answers with the "version" it carried.
+              hold-finals on|off
+                  Drills (the attack of issue 15, item 1): answer every final state
+                  the peer proposes with "declined", but countersign it in secret
+                  first. Honest peers then take no more updates on that channel.
+              held CHANNEL
+                  The final state countersigned in secret: "state" (hex), "version".
+              progress-final CHANNEL
+                  Drills (issue 15, item 4): as the player to move, "move" on chain
+                  to a final copy of the registered state. The chain refuses it.
               status
                   "key", "listening" and "channels": one object per channel with
                   "channel", "peer", "seat" (0 opener, 1 responder), "version",
@@ -132,6 +145,13 @@ struct NodeCommand: AsyncParsableCommand {
         help: ArgumentHelp("How often the watcher reads the chain clock (drills use a short one).", valueName: "ms"))
     var clockPollMs = 250
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "How long the peer may stay disconnected, while we have funds in a channel, before we exit on chain (default \(durationSeconds(WatcherPolicy.defaultDisconnectGrace)) s).",
+            valueName: "seconds"))
+    var disconnectGrace: Double = durationSeconds(WatcherPolicy.defaultDisconnectGrace)
+
     @Flag(name: .long, help: "Log at info level on stderr (default: warnings and errors only).")
     var verbose = false
 
@@ -143,6 +163,9 @@ struct NodeCommand: AsyncParsableCommand {
             throw ValidationError("--challenge must be \(ChannelParams.challengeDurationRange) seconds.")
         }
         guard (1...60_000).contains(clockPollMs) else { throw ValidationError("--clock-poll-ms must be 1...60000.") }
+        guard disconnectGrace > 0, disconnectGrace <= 7 * 24 * 3600 else {
+            throw ValidationError("--disconnect-grace must be in (0, 604800] seconds.")
+        }
     }
 
     func run() async throws {
@@ -154,10 +177,16 @@ struct NodeCommand: AsyncParsableCommand {
         }
         let output = ConsoleOutput()
         let running: NodeOptions.Running
-        do { running = try await options.start(policy: policy(), label: "parley.node") } catch {
+        do { running = try await options.start(policy: policy(), apps: [TicTacToe()], label: "parley.node") } catch {
             throw failure("node", error.description)
         }
         let node = running.node
+        // Payment channels as the defaults say; tic-tac-toe too, where the rules have
+        // already checked every move, so any legal move (and the close) is accepted.
+        node.setOpenHandler { request in request.appID == .payment || request.appID == TicTacToe.id }
+        node.setUpdateHandler { update in
+            update.current.appData.isEmpty ? await Node.acceptPaymentsToMe(update) : .accept
+        }
         output.line([
             "event": "ready", "key": .string(node.publicKey.humanForm),
             "listening": await node.listeningAddress.map { .string($0.description) } ?? .null,
@@ -191,7 +220,9 @@ struct NodeCommand: AsyncParsableCommand {
 
     private func policy() -> NodePolicy {
         NodePolicy(
-            watcher: WatcherPolicy(clockPollInterval: .milliseconds(clockPollMs), retryDelay: .milliseconds(250)),
+            watcher: WatcherPolicy(
+                disconnectGrace: .milliseconds(Int64((disconnectGrace * 1000).rounded())),
+                clockPollInterval: .milliseconds(clockPollMs), retryDelay: .milliseconds(250)),
             proposalTimeout: .milliseconds(Int64((proposalTimeout * 1000).rounded())),
             challengeDuration: challenge)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import ParleyChannel
 import ParleyCrypto
+import ParleyGames
 import ParleyLocks
 import ParleyNode
 import ParleySettlement
@@ -104,6 +105,18 @@ struct NodeConsole {
             case "register": answer = try await register(arguments, asCheater: false)
             case "cheat": answer = try await register(arguments, asCheater: true)
             case "tamper": answer = try await tamper(arguments)
+            case "move": answer = try await move(arguments)
+            case "hold-finals":
+                try expectCount(arguments, 1, usage: "hold-finals on|off")
+                guard ["on", "off"].contains(arguments[0]) else { throw ConsoleFailure("expected on or off (usage: hold-finals on|off)") }
+                node.setHoldingDeclinedFinals(arguments[0] == "on")
+                answer = [:]
+            case "held": answer = try await held(arguments)
+            case "progress-final":
+                try expectCount(arguments, 1, usage: "progress-final CHANNEL")
+                let channel = try await channel(arguments[0])
+                try await node.progressToFinalCopy(channel.id)
+                answer = ["channel": .string(channel.id.description)]
             case "silence", "wake":
                 try expectCount(arguments, 0, usage: verb)
                 node.setSilent(verb.lowercased() == "silence")
@@ -118,7 +131,7 @@ struct NodeConsole {
                 return .quit
             default:
                 throw ConsoleFailure(
-                    "unknown command '\(verb)'; commands: open, pay, close, dispute, status, state, register, silence, wake, disconnect, reconnect, tamper, quit")
+                    "unknown command '\(verb)'; commands: open, pay, move, close, dispute, status, state, register, cheat, silence, wake, disconnect, reconnect, tamper, hold-finals, held, progress-final, quit")
             }
             answer["ok"] = true
             answer["command"] = .string(verb.lowercased())
@@ -136,8 +149,11 @@ struct NodeConsole {
     // MARK: - Commands
 
     private func open(_ arguments: [String]) async throws -> [String: JSONValue] {
-        let usage = "open PUBKEY@HOST:PORT MINE THEIRS"
-        try expectCount(arguments, 3, usage: usage)
+        let usage = "open PUBKEY@HOST:PORT MINE THEIRS [tictactoe]"
+        guard arguments.count == 3 || (arguments.count == 4 && arguments[3] == "tictactoe") else {
+            throw ConsoleFailure("expected 3 arguments, or 4 with `tictactoe` last (usage: \(usage))")
+        }
+        let game = arguments.count == 4
         guard let at = arguments[0].firstIndex(of: "@") else {
             throw ConsoleFailure("expected PUBKEY@HOST:PORT, got '\(arguments[0])' (usage: \(usage))")
         }
@@ -151,7 +167,9 @@ struct NodeConsole {
         guard mine > 0 || theirs > 0 else {
             throw ConsoleFailure("a channel needs a deposit: MINE and THEIRS are both 0")
         }
-        let channel = try await node.open(with: peer, at: address, deposit: mine, theirs: theirs)
+        let channel = try await node.open(
+            with: peer, at: address, deposit: mine, theirs: theirs, app: game ? TicTacToe.id : .payment,
+            appData: game ? TicTacToe.initialAppData : [])
         let status = try channel.status
         return [
             "channel": .string(channel.id.description), "peer": .string(peer.humanForm),
@@ -231,6 +249,34 @@ struct NodeConsole {
         return [
             "channel": .string(channel.id.description), "payout": .number(payout),
             "version": .number(status.latest.version), "balances": .balances(status.latest.state.allocation, me: status.me),
+        ]
+    }
+
+    /// `move CHANNEL CELL`: our mark in cell 0...8 of a tic-tac-toe channel.
+    private func move(_ arguments: [String]) async throws -> [String: JSONValue] {
+        try expectCount(arguments, 2, usage: "move CHANNEL CELL")
+        let channel = try await channel(arguments[0])
+        guard let cell = Int(arguments[1]), (0..<TicTacToe.Board.cellCount).contains(cell) else {
+            throw ConsoleFailure("CELL must be 0...\(TicTacToe.Board.cellCount - 1), got '\(arguments[1])'")
+        }
+        let signed = try await channel.update { state in state = try TicTacToe.move(cell, in: state) }
+        let me = try channel.status.me
+        return [
+            "channel": .string(channel.id.description), "version": .number(signed.version),
+            "balances": .balances(signed.state.allocation, me: me),
+        ]
+    }
+
+    /// `held CHANNEL`: the final state this node countersigned in secret (drills).
+    private func held(_ arguments: [String]) async throws -> [String: JSONValue] {
+        try expectCount(arguments, 1, usage: "held CHANNEL")
+        let channel = try await channel(arguments[0])
+        guard let held = node.heldFinalState(channel.id) else {
+            throw ConsoleFailure("no final state was countersigned in secret on channel \(channel.id.shortID) (use hold-finals on first)")
+        }
+        return [
+            "channel": .string(channel.id.description), "version": .number(held.version),
+            "state": .string(Hex.encode(held.wireBytes)),
         ]
     }
 
