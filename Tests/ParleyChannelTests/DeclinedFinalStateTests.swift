@@ -116,3 +116,35 @@ import Testing
         #expect(!effects.contains { if case .decide = $0 { true } else { false } })
     }
 }
+
+/// Moves made on chain (`progress`) are signatures too: one state per version, ever.
+@Suite struct ChainMoveSigningTests {
+    @Test func aMoveOnChainIsNeverSignedAtAVersionWeSignedOffChain() throws {
+        var duo = try Duo(alice: 100, bob: 100)
+        duo.pay(0, 10, id: 1)  // in flight at version 1, never answered
+        guard case let .propose(pending, pendingSignature)? = duo.wire[0].last else {
+            Issue.record("alice did not propose")
+            return
+        }
+        var engine = duo.alice.engine
+        // A different state at the version of the proposal in flight: refused.
+        var other = pending
+        other.allocation = Allocation(100, 100)
+        #expect(throws: UpdateRejection.versionAlreadySigned(pending.version)) { try engine.signForChain(other) }
+        // The very state already signed: its signature again, nothing new to journal.
+        let (again, record) = try engine.signForChain(pending)
+        #expect(again == pendingSignature && record == nil)
+        // A fresh version: signed, to be journaled, and the version is now used.
+        var next = pending
+        next.version = pending.version + 1
+        let (signature, fresh) = try engine.signForChain(next)
+        #expect(fresh?.state == next && fresh?[.first] == signature)
+        #expect(engine.highestSignedVersion == next.version)
+        #expect(throws: UpdateRejection.versionAlreadySigned(next.version)) {
+            var twin = next
+            twin.appData = []
+            twin.allocation = Allocation(99, 101)
+            _ = try engine.signForChain(twin)
+        }
+    }
+}

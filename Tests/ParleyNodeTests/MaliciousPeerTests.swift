@@ -98,10 +98,14 @@ final class RawPeer: Sendable {
     }
 }
 
-/// A settlement adapter whose `register` can be made to fail as if the chain were down.
+/// A settlement adapter whose `register` can be made to fail as if the chain were down,
+/// and whose reads of one channel can be made to hang (a slow chain call).
 final class GatedAdapter: SettlementAdapter, DevFaucet, Sendable {
     let inner: any SettlementAdapter & DevFaucet
     let registerBlocked = Atomic<Bool>(false)
+    /// Reads of this channel take `slowness` before they answer.
+    let slowChannel = Mutex<ChannelID?>(nil)
+    static let slowness: Duration = .seconds(60)
 
     init(_ inner: any SettlementAdapter & DevFaucet) { self.inner = inner }
 
@@ -123,7 +127,10 @@ final class GatedAdapter: SettlementAdapter, DevFaucet, Sendable {
     func withdraw(_ channel: ChannelID, participant: ParticipantIndex) async throws(SettlementError) -> [ChainEvent] {
         try await inner.withdraw(channel, participant: participant)
     }
-    func channel(_ id: ChannelID) async throws(SettlementError) -> ChannelOnChain? { try await inner.channel(id) }
+    func channel(_ id: ChannelID) async throws(SettlementError) -> ChannelOnChain? {
+        if slowChannel.withLock({ $0 }) == id { try? await Task.sleep(for: Self.slowness) }
+        return try await inner.channel(id)
+    }
     func balance(of account: PublicKey) async throws(SettlementError) -> UInt64 { try await inner.balance(of: account) }
     func events(after sequence: UInt64) -> AsyncThrowingStream<ChainEvent, any Error> { inner.events(after: sequence) }
     func mint(_ amount: UInt64, to account: PublicKey) async throws(SettlementError) -> [ChainEvent] {
@@ -404,6 +411,35 @@ struct MaliciousPeerTests {
                 params: proposal.params, opening: proposal.initial.allocation, participant: .second, amount: 50)
             #expect(await eventually { (try? alice.status(id))?.isFunded == true }, "the channel was never funded")
             #expect(try await cluster.onChain(id)?.deposits == Allocation(100, 50))
+        }
+    }
+
+    /// One channel's slow chain call must not delay another channel's refutation: Bob
+    /// cheats on two channels at once, and every read of the first hangs for a minute.
+    @Test func aSlowChainCallOnOneChannelDoesNotDelayAnotherChannelsRefutation() async throws {
+        try await withCluster { cluster in
+            let key = SigningKey()
+            try await cluster.chain.adapter(for: key).mint(startingBalance, to: key.publicKey)
+            let gated = GatedAdapter(cluster.chain.adapter(for: key))
+            let alice = try await startNode(cluster, "alice", key: key, adapter: gated, policy: apiPolicy())
+            let bob = try await cluster.start("bob")
+            var channels: [(id: ChannelID, stale: SignedState)] = []
+            for _ in 0..<2 {
+                let channel = try await alice.node.open(
+                    with: bob.key.publicKey, at: try await bob.address, deposit: 100, theirs: 100, timeout: .seconds(10))
+                let bobChannel = try await peerChannel(channel.id, on: bob)
+                let stale = try bobChannel.status.latest
+                try await channel.pay(10)
+                #expect(await eventually { (try? bobChannel.status.latest.version) == 1 })
+                channels.append((channel.id, stale))
+            }
+            gated.slowChannel.withLock { $0 = channels[0].id }
+            for (_, stale) in channels { try await bob.node.registerAsCheater(stale) }
+            let other = channels[1].id
+            #expect(
+                await eventually(within: .seconds(10)) { alice.events.contains { if case .refuted(other, 0, 1) = $0 { true } else { false } } },
+                "the second channel's refutation waited for the first channel's slow chain call")
+            gated.slowChannel.withLock { $0 = nil }
         }
     }
 
