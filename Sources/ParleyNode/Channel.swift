@@ -24,9 +24,15 @@ public struct Channel: Sendable, Hashable {
 
     /// Pays `amount` to the peer. Returns the fully-signed state that carries it.
     ///
-    /// - Throws: ``NodeError``: `.updateFailed` when we lack the funds or the peer declines;
-    ///   `.peerUnresponsive` when the peer does not answer within the proposal timeout (the
-    ///   watcher then exits on chain if the policy says so); `.channelClosing`, `.notFunded`.
+    /// A failed payment is *not committed*; it did not necessarily not happen: our
+    /// signature went out with the proposal and the peer may keep it. Everything we commit
+    /// later replaces it on chain, so this matters only for final states (see ``close()``).
+    ///
+    /// - Throws: ``NodeError``: `.updateFailed` when we lack the funds, the peer declines,
+    ///   or a close we signed did not commit (`.refused(.finalStateOutstanding)`: the
+    ///   channel only closes now); `.peerUnresponsive` when the peer does not answer, or
+    ///   does not resynchronise, within the proposal timeout (the watcher then exits on
+    ///   chain if the policy says so); `.channelClosing`, `.notFunded`.
     @discardableResult
     public func pay(_ amount: UInt64) async throws(NodeError) -> SignedState {
         try await request(.intent(.pay(amount: amount)))
@@ -46,6 +52,12 @@ public struct Channel: Sendable, Hashable {
     /// Closes cooperatively: proposes a final state with the current balances; once it is
     /// countersigned the watcher registers it (which concludes at once) and withdraws our
     /// share. Returns what we were paid on chain.
+    ///
+    /// If the peer declines (`.updateFailed(.rejected(.declined))`), the final state did
+    /// not commit, but the peer may hold it countersigned and register it at any time, and
+    /// it concludes at once. So from then on the channel takes no update but this close:
+    /// call `close()` again (the same balances at a fresh version) or ``dispute()``. You
+    /// receive exactly what the final state says either way.
     @discardableResult
     public func close() async throws(NodeError) -> UInt64 {
         let final = try await request(.intent(.finalize))
