@@ -74,6 +74,8 @@ public actor Node {
     private let deadlines = Deadlines<TimerFire> { $0.runner.post($0.input) }
     /// The registered version we last considered moving on, per game channel.
     private var chainMoves: [ChannelID: UInt64] = [:]
+    /// The settlement adapter's domain, once asked (`settlementDomain()`).
+    private var knownDomain: SettlementDomain?
     /// Channels whose funding this node started (see `ensureFunding`).
     private var fundingStarted: Set<ChannelID> = []
     /// When each peer proposed channels within the last minute (`OpenLimits.maxOpensPerMinute`).
@@ -238,6 +240,14 @@ public actor Node {
         }
     }
 
+    /// The adapter's settlement domain, asked once (it never changes for one adapter).
+    private func settlementDomain() async throws(SettlementError) -> SettlementDomain {
+        if let known = knownDomain { return known }
+        let domain = try await settlement.domain()
+        knownDomain = domain
+        return domain
+    }
+
     /// Funds `params` once per node life: the first caller starts it, later calls do nothing.
     private func ensureFunding(_ params: ChannelParams, opening: Allocation) {
         guard !stopped, fundingStarted.insert(params.id).inserted else { return }
@@ -322,7 +332,7 @@ public actor Node {
             throw .invalidParameters("deposits \(deposit) + \(theirs) overflow")
         }
         let domain: SettlementDomain
-        do { domain = try await settlement.domain() } catch { throw .chain(error) }
+        do { domain = try await settlementDomain() } catch { throw .chain(error) }
         let params: ChannelParams
         do {
             params = try ChannelParams.random(
@@ -364,7 +374,14 @@ public actor Node {
         fundingStarted.insert(params.id)
         runner.post(.perform(effects))
         let opened = await Self.waitUntilOpened(runner, within: timeout)
-        guard opened, runner.status.phase != .opening else { throw .openTimedOut(params.id) }
+        guard opened, runner.status.phase != .opening else {
+            // The peer may still accept later (the proposal is offered again on every new
+            // session): then the runner's own request funds the channel. Had it asked
+            // already, while we held the funding, fund it now.
+            fundingStarted.remove(params.id)
+            if runner.status.latest.isFullySigned { ensureFunding(params, opening: opening) }
+            throw .openTimedOut(params.id)
+        }
         do { try await watcher.fund(params, opening: opening) } catch {
             throw .watcher(error)
         }
@@ -732,7 +749,7 @@ public actor Node {
     private func openRefusal(_ request: OpenRequest, params: ParleyChannel.ChannelParams) async -> String? {
         if journal.channels[params.id] != nil { return "channel id \(params.id.shortID) was used before" }
         do {
-            let domain = try await settlement.domain()
+            let domain = try await settlementDomain()
             guard params.domain == domain else { return "it is bound to \(params.domain), but we settle on \(domain)" }
             if try await settlement.channel(params.id) != nil {
                 return "the chain already has channel \(params.id.shortID)"

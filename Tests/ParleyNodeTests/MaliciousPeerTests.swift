@@ -443,6 +443,38 @@ struct MaliciousPeerTests {
         }
     }
 
+    /// Item 7 without a restart: `open` times out, then the accept arrives after all.
+    /// The channel is funded then, since funding follows from the state.
+    @Test func openThatTimedOutIsFundedWhenTheAcceptArrivesLater() async throws {
+        try await withCluster { cluster in
+            let alice = try await cluster.start("alice")
+            let bob = SigningKey()
+            try await cluster.chain.adapter(for: bob).mint(50, to: bob.publicKey)
+            let sessions = Mutex<[Session]>([])
+            let listener = try await SessionEndpoint(identity: bob, loop: try TestLoop.get()).listen(
+                on: .loopbackIPv4(port: 0), acceptPeer: { _ in true }, onSession: { session in sessions.withLock { $0.append(session) } })
+            defer { Task { await listener.close() } }
+            let bobAddress = try #require(listener.localAddress)
+            let outcome = await within(.seconds(15)) { () -> NodeError? in
+                do {
+                    _ = try await alice.node.open(with: bob.publicKey, at: bobAddress, deposit: 100, theirs: 50, timeout: .milliseconds(300))
+                    return nil
+                } catch let error as NodeError { return error } catch { return .invalidParameters("\(error)") }
+            }
+            guard case .openTimedOut(let id)? = outcome ?? nil else {
+                Issue.record("the open did not time out: \(String(describing: outcome))")
+                return
+            }
+            let session = try #require(sessions.withLock { $0.first })
+            let peer = await RawPeer.attach(bob, session)
+            let proposal = try #require(await peer.first { if case let .openProposal(p) = $0 { p } else { nil } })
+            try await peer.send(.openAccept(channelID: id, signature: proposal.initial.signed(by: bob)))
+            try await cluster.chain.adapter(for: bob).deposit(
+                params: proposal.params, opening: proposal.initial.allocation, participant: .second, amount: 50)
+            #expect(await eventually { (try? alice.status(id))?.isFunded == true }, "the channel was never funded")
+        }
+    }
+
     /// `Node.register` with an older state is a mistake, not a switch: the watcher still
     /// answers it with the newest state.
     @Test func registeringAnOlderStateByMistakeIsStillRefuted() async throws {
