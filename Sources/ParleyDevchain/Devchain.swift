@@ -12,9 +12,13 @@ import ParleyTransport
 /// handshake proves the client's key, and that key is the `caller` of every
 /// transaction it submits, which is what a transaction signature does on a real
 /// chain) but not the chain to its clients: anyone can impersonate a devchain.
-/// That is fine for a development chain and wrong for anything holding value. A daemon
+/// That is fine for a development chain and wrong for anything holding value; and since
+/// the daemon's key makes its holder the operator (who alone may mint and move the clock,
+/// see `DevchainServer`), on the well-known key every client is the operator. A daemon
 /// started with `--identity KEYFILE` answers with that key instead; clients then pin it
-/// with `devchain://pk1…@HOST:PORT`, which does authenticate the chain.
+/// with `devchain://pk1…@HOST:PORT`, which does authenticate the chain (a client refuses a
+/// daemon that proves another key with `DevchainError.wrongDaemonKey`), and only the key
+/// file's holder is the operator.
 public enum Devchain {
     /// The public seed the well-known identity derives from.
     public static let identitySeedDomain = DigestDomain("parley/devchain/v1")

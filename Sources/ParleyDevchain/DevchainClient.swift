@@ -8,22 +8,33 @@ import ParleyLocks
 /// A `SettlementAdapter` that talks to a `parley devchain` daemon over one encrypted session.
 ///
 /// ```swift
-/// let chain = try await DevchainClient.connect(to: "devchain://127.0.0.1:7545", identity: me)
-/// try await chain.mint(100, to: me.publicKey)
-/// try await chain.advance(by: 60)          // --manual-time daemons only
+/// let chain = try await DevchainClient.connect(to: "devchain://pk1…@127.0.0.1:7545", identity: me)
+/// try await chain.mint(100, to: me.publicKey)   // the operator, or a daemon with --allow-faucet
+/// try await chain.advance(by: 60)                // --manual-time; the operator, or --allow-time-travel
 /// await chain.close()
 /// ```
 ///
 /// The session proves `identity` to the daemon, and that key is the caller of every
-/// transaction this client submits. Requests are multiplexed over the session by id.
+/// transaction this client submits. The daemon must prove `daemonKey` (the key pinned in
+/// `devchain://pk1…@HOST:PORT`, else `Devchain.wellKnownKey`): one that proves another key
+/// is sent nothing, and requests fail at once with `DevchainError.wrongDaemonKey`
+/// (`SettlementError.transport` carrying its text, from the `SettlementAdapter` methods).
+/// Requests are multiplexed over the session by id.
 /// When the session drops (the daemon restarted, the network failed) the client redials
 /// with backoff by itself; a request made while it is disconnected waits for the next
 /// session up to `connectTimeout`.
 ///
-/// **A request in flight when the connection drops fails with `SettlementError.transport`,
-/// and the caller cannot know whether the daemon applied it** (the daemon may have made it
-/// durable and crashed before answering). Re-read chain state (`channel(_:)`,
-/// `balance(of:)`, the event stream) before retrying a transaction.
+/// Once sent, every request waits at most `requestTimeout` for its answer: against a daemon
+/// that is stopped, wedged or overloaded it fails with `SettlementError.transport`
+/// (`DevchainError.transport` from the devchain-only calls) saying "no answer … within …",
+/// and an answer that arrives later is ignored. The session stays up, so requests work
+/// again as soon as the daemon answers again.
+///
+/// **A transaction or clock move in flight when the connection drops, or that got no answer
+/// in time, fails with `.transport`, and the caller cannot know whether the daemon applied
+/// it** (the daemon may have made it durable and then crashed, or answered too late).
+/// Re-read chain state (`channel(_:)`, `balance(of:)`, the event stream) before retrying a
+/// transaction.
 ///
 /// Event streams (`events(after:)`) survive reconnects: the client remembers the last
 /// sequence each stream delivered and resubscribes after it, so a consumer sees every
@@ -31,16 +42,24 @@ import ParleyLocks
 public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
     /// How long a request waits for a session when the client is disconnected.
     public static let defaultConnectTimeout: Duration = .seconds(10)
+    /// How long a request sent on a session waits for its answer.
+    public static let defaultRequestTimeout: Duration = .seconds(10)
     /// Redial pacing after the session drops.
     public static let defaultRetry = RetryPolicy(initialDelay: .milliseconds(50), maxDelay: .seconds(1))
 
     public let identity: PublicKey
     /// The daemon's address.
     public let address: SocketAddress
+    /// The key the daemon must prove in the handshake.
+    public let daemonKey: PublicKey
     public let connectTimeout: Duration
+    /// How long a request sent on a session waits for its answer; see the type's comment.
+    public let requestTimeout: Duration
     private let loop: EventLoop
     private let ownsLoop: Bool
-    private let link: Locked<PeerLink?>
+    private let retry: RetryPolicy
+    /// Dials, serves and redials sessions until `close()` cancels it.
+    private let dialer = Locked<Task<Void, Never>?>(nil)
     private let state = Locked(State())
 
     private struct Stream {
@@ -51,18 +70,44 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         var subscription: UInt64?
     }
 
+    /// A request waiting for its answer.
+    private struct Pending {
+        /// The session it was sent on.
+        var session: ObjectIdentifier
+        var continuation: CheckedContinuation<Outcome, Never>
+        /// When it fails unanswered: sent + `requestTimeout`.
+        var deadline: ContinuousClock.Instant
+        /// Whether it only reads (then a missing answer changed nothing).
+        var isRead: Bool
+
+        func resume(returning outcome: Outcome) {
+            continuation.resume(returning: outcome)
+        }
+    }
+
+    private typealias SessionWaiter = CheckedContinuation<Result<Session, DevchainError>, Never>
+
     private struct State {
         var session: Session?
         var nextID: UInt64 = 1
-        /// Requests waiting for an answer, with the session they were sent on.
-        var pending: [UInt64: (session: ObjectIdentifier, continuation: CheckedContinuation<Outcome, Never>)] = [:]
-        var sessionWaiters: [UInt64: CheckedContinuation<Session?, Never>] = [:]
+        /// Requests waiting for an answer, by request id.
+        var pending: [UInt64: Pending] = [:]
+        /// Fails pending requests past their deadline; runs only while there are any. One task
+        /// per client, not one per request: a node funding many channels at once has thousands
+        /// of requests in flight, and a sleeping task each would be memory it keeps.
+        var sweeper: Task<Void, Never>?
+        var sessionWaiters: [UInt64: SessionWaiter] = [:]
         var streams: [UInt64: Stream] = [:]
         /// Daemon subscription id → stream key, and the session it was made on.
         var subscriptions: [UInt64: (key: UInt64, session: ObjectIdentifier)] = [:]
         var isClosed = false
         /// The daemon's settlement domain, once asked (it never changes for a pinned daemon key).
         var domain: SettlementDomain?
+        /// The key the address proved on the latest dial when it was not `daemonKey`; cleared by
+        /// the next session. While set, a request finding no session fails at once.
+        var wrongKey: PublicKey?
+        /// Why the latest dial failed, for the message of a request that found no session.
+        var lastDialFailure: String?
 
         mutating func takeID() -> UInt64 {
             defer { nextID += 1 }
@@ -71,51 +116,58 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
     }
 
     /// A client that starts dialing `address` at once, on `loop`; it never fails here.
+    /// `daemonKey` is the key the daemon must prove (see the type's comment).
     public convenience init(
         address: SocketAddress, identity: SigningKey, loop: EventLoop, expecting daemonKey: PublicKey = Devchain.wellKnownKey,
-        connectTimeout: Duration = DevchainClient.defaultConnectTimeout, retry: RetryPolicy = DevchainClient.defaultRetry
+        connectTimeout: Duration = DevchainClient.defaultConnectTimeout,
+        requestTimeout: Duration = DevchainClient.defaultRequestTimeout, retry: RetryPolicy = DevchainClient.defaultRetry
     ) {
         self.init(
             address: address, identity: identity, loop: loop, ownsLoop: false, daemonKey: daemonKey,
-            connectTimeout: connectTimeout, retry: retry)
+            connectTimeout: connectTimeout, requestTimeout: requestTimeout, retry: retry)
     }
 
     private init(
         address: SocketAddress, identity: SigningKey, loop: EventLoop, ownsLoop: Bool, daemonKey: PublicKey,
-        connectTimeout: Duration, retry: RetryPolicy
+        connectTimeout: Duration, requestTimeout: Duration, retry: RetryPolicy
     ) {
         self.identity = identity.publicKey
         self.address = address
+        self.daemonKey = daemonKey
         self.loop = loop
         self.ownsLoop = ownsLoop
         self.connectTimeout = connectTimeout
-        link = Locked(nil)
+        self.requestTimeout = requestTimeout
+        self.retry = retry
         let endpoint = SessionEndpoint(identity: identity, loop: loop)
-        let peerLink = PeerLink(endpoint: endpoint, peer: daemonKey, address: address, retry: retry) { [weak self] event in
-            if case let .connected(session) = event { self?.connected(session) }
-        }
-        link.withLock { $0 = peerLink }
-        peerLink.start()
+        let task = Task { [weak self] in _ = await self?.dial(endpoint) }
+        dialer.withLock { $0 = task }
     }
 
     /// Connects to `address` (`devchain://HOST:PORT`, `devchain://pk1…@HOST:PORT` or `HOST:PORT`)
-    /// and waits for the first session.
+    /// and waits for the first session. The daemon must prove the key before @, or
+    /// `Devchain.wellKnownKey` when there is none.
     /// With `loop == nil` the client runs its own event loop, shut down by `close()`.
-    /// - Throws: `.transport` when the daemon cannot be reached within `connectTimeout`.
+    /// - Throws: `.invalidAddress` for a malformed address; `.wrongDaemonKey` as soon as the
+    ///   daemon proves another key; `.transport` when no daemon answers within `connectTimeout`.
     public static func connect(
         to address: String, identity: SigningKey, loop: EventLoop? = nil,
-        connectTimeout: Duration = DevchainClient.defaultConnectTimeout
+        connectTimeout: Duration = DevchainClient.defaultConnectTimeout,
+        requestTimeout: Duration = DevchainClient.defaultRequestTimeout
     ) async throws(DevchainError) -> DevchainClient {
         let (socket, key) = try Devchain.endpoint(address)
         return try await connect(
-            to: socket, identity: identity, loop: loop, expecting: key, connectTimeout: connectTimeout)
+            to: socket, identity: identity, loop: loop, expecting: key, connectTimeout: connectTimeout,
+            requestTimeout: requestTimeout)
     }
 
-    /// See `connect(to:identity:loop:connectTimeout:)`; `daemonKey` is the key the daemon must prove.
+    /// See `connect(to:identity:loop:connectTimeout:requestTimeout:)`; `daemonKey` is the key
+    /// the daemon must prove.
     public static func connect(
         to address: SocketAddress, identity: SigningKey, loop: EventLoop? = nil,
         expecting daemonKey: PublicKey = Devchain.wellKnownKey,
-        connectTimeout: Duration = DevchainClient.defaultConnectTimeout
+        connectTimeout: Duration = DevchainClient.defaultConnectTimeout,
+        requestTimeout: Duration = DevchainClient.defaultRequestTimeout
     ) async throws(DevchainError) -> DevchainClient {
         let runLoop: EventLoop
         do {
@@ -125,35 +177,42 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         }
         let client = DevchainClient(
             address: address, identity: identity, loop: runLoop, ownsLoop: loop == nil, daemonKey: daemonKey,
-            connectTimeout: connectTimeout, retry: defaultRetry)
-        guard await client.session() != nil else {
+            connectTimeout: connectTimeout, requestTimeout: requestTimeout, retry: defaultRetry)
+        if case let .failure(error) = await client.session() {
             await client.close()
-            throw .transport("no devchain answered at \(address) within \(connectTimeout)")
+            throw error
         }
         return client
     }
 
     /// Stops redialing, fails requests in flight, ends every event stream, and closes the session.
     public func close() async {
-        let (pending, waiters, streams) = state.withLock { state in
+        let (pending, waiters, streams, session) = state.withLock { state in
             state.isClosed = true
+            state.sweeper?.cancel()
             defer {
+                state.sweeper = nil
                 state.pending = [:]
                 state.sessionWaiters = [:]
                 state.streams = [:]
                 state.subscriptions = [:]
                 state.session = nil
             }
-            return (state.pending.values.map(\.continuation), Array(state.sessionWaiters.values), Array(state.streams.values))
+            return (
+                Array(state.pending.values), Array(state.sessionWaiters.values), Array(state.streams.values),
+                state.session
+            )
         }
         for request in pending { request.resume(returning: .transport("the client was closed")) }
-        for waiter in waiters { waiter.resume(returning: nil) }
+        for waiter in waiters { waiter.resume(returning: .failure(.transport("the client was closed"))) }
         for stream in streams { stream.continuation.finish() }
-        let peerLink = link.withLock { value -> PeerLink? in
+        let dialing = dialer.withLock { value -> Task<Void, Never>? in
             defer { value = nil }
             return value
         }
-        await peerLink?.stop()
+        dialing?.cancel()
+        session?.close(reason: "the client was closed")
+        await dialing?.value
         if ownsLoop { loop.shutdown() }
     }
 
@@ -199,6 +258,9 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         try await submit(.withdraw(channel: channel, participant: participant))
     }
 
+    /// Mints `amount` to `account`. Only the daemon's operator (a client whose `identity` is the
+    /// daemon's key) may, unless the daemon runs with `--allow-faucet` or on the well-known key;
+    /// anyone else gets `SettlementError.transport` naming `DevchainRefusal.faucetNotAllowed`.
     @discardableResult
     public func mint(_ amount: UInt64, to account: PublicKey) async throws(SettlementError) -> [ChainEvent] {
         try await submit(.mint(account: account, amount: amount))
@@ -224,7 +286,8 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         try Self.decode(try await request(.balance(account)).settlement(), SettlementError.self, DevchainPayload.decodeBalance)
     }
 
-    /// Applies `tx` as `identity`; see the type's comment for what a dropped connection means.
+    /// Applies `tx` as `identity`; see the type's comment for what a dropped connection or a
+    /// missing answer means.
     @discardableResult
     public func submit(_ tx: ChainTransaction) async throws(SettlementError) -> [ChainEvent] {
         try Self.decode(try await request(.submit(tx)).settlement(), SettlementError.self, DevchainPayload.decodeEvents)
@@ -233,13 +296,15 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
     // MARK: - Devchain-only
 
     /// Moves the daemon's clock `seconds` later and returns the new chain time.
-    /// Only a daemon started with `--manual-time` accepts it (`.refused(.clockNotManual)` otherwise).
+    /// Only a daemon started with `--manual-time` accepts it (`.refused(.clockNotManual)` otherwise),
+    /// and only from its operator unless it runs with `--allow-time-travel` or on the well-known
+    /// key (`.refused(.timeTravelNotAllowed)` otherwise).
     @discardableResult
     public func advance(by seconds: UInt64) async throws(DevchainError) -> ChainTime {
         try await time(.advance(seconds: seconds))
     }
 
-    /// The daemon's settings and position: challenge default, time mode, newest sequence, time.
+    /// The daemon's settings and position: challenge default, time mode, newest sequence, time, domain.
     public func info() async throws(DevchainError) -> DevchainInfo {
         try Self.decode(try await request(.info).devchain(), DevchainError.self) { bytes throws(WireError) in
             try DevchainInfo(wireBytes: bytes)
@@ -269,7 +334,10 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         case ok([UInt8])
         case refused(SettlementError)
         case failed(DevchainRefusal)
+        /// Sent, and then lost with its connection or not answered in time.
         case transport(String)
+        /// Never sent: the client closed, no daemon answered, or the daemon proved another key.
+        case unsent(DevchainError)
 
         /// For the `SettlementAdapter` methods: chain refusals as they are, everything else `.transport`.
         func settlement() throws(SettlementError) -> [UInt8] {
@@ -277,7 +345,8 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
             case let .ok(payload): return payload
             case let .refused(error): throw error
             case let .failed(refusal): throw .transport("the devchain refused the request: \(refusal)")
-            case let .transport(why): throw .transport(why)
+            case let .transport(why), let .unsent(.transport(why)): throw .transport(why)
+            case let .unsent(error): throw .transport(error.description)
             }
         }
 
@@ -288,6 +357,7 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
             case let .refused(error): throw .transport("unexpected chain refusal: \(error)")
             case let .failed(refusal): throw .refused(refusal)
             case let .transport(why): throw .transport(why)
+            case let .unsent(error): throw error
             }
         }
     }
@@ -309,9 +379,11 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         }
     }
 
-    /// Sends one request on the current session (waiting for one if needed) and waits for its answer.
+    /// Sends one request on the current session (waiting up to `connectTimeout` for one if
+    /// needed) and waits up to `requestTimeout` for its answer.
     /// Reads change nothing, so one lost with its connection is sent again on the next session
-    /// (within `connectTimeout`); transactions and clock moves are not (see the type's comment).
+    /// (within `connectTimeout`); transactions and clock moves are not, and nothing that went
+    /// unanswered is (see the type's comment).
     private func request(_ operation: DevchainRequest.Operation) async -> Outcome {
         let deadline = ContinuousClock.now + connectTimeout
         while true {
@@ -323,15 +395,19 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
     }
 
     private func requestOnce(_ operation: DevchainRequest.Operation) async -> Outcome {
-        guard let session = await session() else {
-            let closed = state.withLock { $0.isClosed }
-            return .transport(closed ? "the client was closed" : "no devchain answered at \(address) within \(connectTimeout)")
+        let session: Session
+        switch await self.session() {
+        case let .success(current): session = current
+        case let .failure(error): return .unsent(error)
         }
         return await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
             let id = state.withLock { state -> UInt64? in
                 guard state.session === session else { return nil }
                 let id = state.takeID()
-                state.pending[id] = (ObjectIdentifier(session), continuation)
+                state.pending[id] = Pending(
+                    session: ObjectIdentifier(session), continuation: continuation,
+                    deadline: .now + requestTimeout, isRead: operation.isRead)
+                if state.sweeper == nil { state.sweeper = Task { [weak self] in await self?.sweep() } }
                 return id
             }
             guard let id else { return continuation.resume(returning: .transport(Self.lostInFlight)) }
@@ -339,8 +415,43 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         }
     }
 
+    /// Fails each pending request whose deadline passed, sleeping until the next deadline;
+    /// ends (clearing `State.sweeper`) when nothing is pending or the client closed. Every
+    /// request gets the same timeout, so a request added later never has an earlier deadline
+    /// than the one slept towards.
+    private func sweep() async {
+        while true {
+            let (expired, next) = state.withLock { state -> ([Pending], ContinuousClock.Instant?) in
+                let now = ContinuousClock.now
+                var expired: [Pending] = []
+                var next: ContinuousClock.Instant?
+                for (id, request) in state.pending {
+                    if request.deadline <= now {
+                        expired.append(request)
+                        state.pending[id] = nil
+                    } else {
+                        next = min(next ?? request.deadline, request.deadline)
+                    }
+                }
+                if next == nil || Task.isCancelled { state.sweeper = nil }
+                return (expired, Task.isCancelled ? nil : next)
+            }
+            for request in expired { request.resume(returning: .transport(unansweredMessage(isRead: request.isRead))) }
+            guard let next else { return }
+            do { try await Task.sleep(until: next, clock: .continuous) } catch { return }
+        }
+    }
+
     static let lostInFlight =
         "the connection to the devchain dropped with the request in flight; it may or may not have been applied, re-read chain state before retrying"
+
+    /// Why a request failed whose answer did not come within `requestTimeout`.
+    private func unansweredMessage(isRead: Bool) -> String {
+        let head = "no answer from the devchain at \(address) within \(requestTimeout)"
+        return isRead
+            ? "\(head): the daemon is stopped, wedged or overloaded"
+            : "\(head); the request may or may not have been applied, re-read chain state before retrying"
+    }
 
     private func send(_ request: DevchainRequest, on session: Session) {
         let bytes = request.wireBytes
@@ -353,23 +464,34 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         }
     }
 
+    /// Ends request `id` with `outcome`, unless it already ended: then a late answer or a send
+    /// failure does nothing.
     private func fail(_ id: UInt64, _ outcome: Outcome) {
-        state.withLock { $0.pending.removeValue(forKey: id) }?.continuation.resume(returning: outcome)
+        state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: outcome)
     }
 
-    /// The current session, or the next one within `connectTimeout`; nil if none came or the client closed.
-    private func session() async -> Session? {
-        let waiterID = state.withLock { $0.takeID() }
+    /// The current session, or the next one within `connectTimeout`. Fails at once when the
+    /// client is closed or the address proved another key than `daemonKey` on the latest dial.
+    private func session() async -> Result<Session, DevchainError> {
+        let (ready, waiterID) = state.withLock { state -> (Result<Session, DevchainError>?, UInt64) in
+            (sessionNow(state), state.takeID())
+        }
+        // The usual case, connected: no timer to make.
+        if let ready { return ready }
         let timeout = connectTimeout
         let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            self?.state.withLock { $0.sessionWaiters.removeValue(forKey: waiterID) }?.resume(returning: nil)
+            do { try await Task.sleep(for: timeout) } catch { return }
+            guard let self else { return }
+            let (waiter, lastFailure) = state.withLock {
+                ($0.sessionWaiters.removeValue(forKey: waiterID), $0.lastDialFailure)
+            }
+            let why = "no devchain answered at \(address) within \(timeout)" + (lastFailure.map { " (last attempt: \($0))" } ?? "")
+            waiter?.resume(returning: .failure(.transport(why)))
         }
         defer { timer.cancel() }
-        return await withCheckedContinuation { (continuation: CheckedContinuation<Session?, Never>) in
-            let ready = state.withLock { state -> Session?? in
-                if state.isClosed { return .some(nil) }
-                if let session = state.session { return .some(session) }
+        return await withCheckedContinuation { (continuation: SessionWaiter) in
+            let ready = state.withLock { state -> Result<Session, DevchainError>? in
+                if let ready = sessionNow(state) { return ready }
                 state.sessionWaiters[waiterID] = continuation
                 return nil
             }
@@ -377,20 +499,77 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         }
     }
 
+    /// What `session()` returns without waiting: the session, or why there will be none; nil to wait.
+    private func sessionNow(_ state: State) -> Result<Session, DevchainError>? {
+        if state.isClosed { return .failure(.transport("the client was closed")) }
+        if let session = state.session { return .success(session) }
+        if let proved = state.wrongKey { return .failure(wrongKey(proved)) }
+        return nil
+    }
+
+    private func wrongKey(_ proved: PublicKey) -> DevchainError {
+        .wrongDaemonKey(address: address, pinned: daemonKey, proved: proved)
+    }
+
     // MARK: - Sessions
 
-    private func connected(_ session: Session) {
-        let (waiters, subscribes) = state.withLock { state -> ([CheckedContinuation<Session?, Never>], [(UInt64, UInt64)]) in
-            guard !state.isClosed else { return ([], []) }
+    /// Dials `address` expecting `daemonKey`, serves each session until it ends, and redials
+    /// with `retry`'s backoff (never giving up) until the task is cancelled by `close()`.
+    /// What `PeerLink` does, except that a failed dial keeps its typed error: a daemon that
+    /// proves another key must fail requests at once, not after `connectTimeout`.
+    private func dial(_ endpoint: SessionEndpoint) async {
+        var failures = 0
+        while !Task.isCancelled {
+            let wait: Duration
+            do {
+                let session = try await endpoint.connect(to: address, expecting: daemonKey)
+                guard connected(session) else {
+                    session.close(reason: "the client was closed")
+                    return
+                }
+                failures = 0
+                await read(session)
+                wait = retry.delay(afterAttempt: 1)
+            } catch {
+                failures += 1
+                dialFailed(error)
+                wait = retry.delay(afterAttempt: min(failures, 32))
+            }
+            do { try await Task.sleep(for: wait) } catch { return }
+        }
+    }
+
+    /// Notes why a dial failed. A daemon that proved another key fails every waiting request
+    /// at once: waiting for it to change its key would only delay the error.
+    private func dialFailed(_ error: any Error) {
+        var proved: PublicKey?
+        if case let .notEstablished(.handshakeFailed(.unexpectedPeer(_, got)))? = error as? SessionError { proved = got }
+        let waiters = state.withLock { state -> [SessionWaiter] in
+            state.lastDialFailure = "\(error)"
+            state.wrongKey = proved
+            guard proved != nil else { return [] }
+            defer { state.sessionWaiters = [:] }
+            return Array(state.sessionWaiters.values)
+        }
+        if let proved { for waiter in waiters { waiter.resume(returning: .failure(wrongKey(proved))) } }
+    }
+
+    /// Makes `session` the current one and resubscribes every stream on it; false if the client closed.
+    private func connected(_ session: Session) -> Bool {
+        let (open, waiters, subscribes) = state.withLock { state -> (Bool, [SessionWaiter], [(UInt64, UInt64)]) in
+            guard !state.isClosed else { return (false, [], []) }
             state.session = session
+            state.wrongKey = nil
+            state.lastDialFailure = nil
             let waiters = Array(state.sessionWaiters.values)
             state.sessionWaiters = [:]
             let subscribes = state.streams.keys.sorted().map { key in (Self.subscribe(key, on: session, in: &state), key) }
-            return (waiters, subscribes)
+            return (true, waiters, subscribes)
         }
-        for waiter in waiters { waiter.resume(returning: session) }
+        guard open else { return false }
+        for waiter in waiters { waiter.resume(returning: .success(session)) }
         for (id, key) in subscribes { send(subscribeRequest(id, key: key), on: session) }
-        Task { await read(session) }
+        return true
     }
 
     /// Records a new daemon subscription for stream `key`; returns its id.
@@ -406,6 +585,7 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         return DevchainRequest(id: id, operation: .subscribe(after: after))
     }
 
+    /// Handles `session`'s messages until it ends, then fails what was in flight on it.
     private func read(_ session: Session) async {
         for await event in session.events {
             guard case let .message(bytes) = event else { continue }
@@ -420,7 +600,7 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         }
         // The next session may already be up: clean up only what belonged to this one.
         let ended = ObjectIdentifier(session)
-        let pending = state.withLock { state -> [CheckedContinuation<Outcome, Never>] in
+        let pending = state.withLock { state -> [Pending] in
             if state.session === session {
                 state.session = nil
                 for key in state.streams.keys { state.streams[key]?.subscription = nil }
@@ -428,14 +608,15 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
             state.subscriptions = state.subscriptions.filter { $0.value.session != ended }
             let lost = state.pending.filter { $0.value.session == ended }
             for id in lost.keys { state.pending[id] = nil }
-            return lost.values.map(\.continuation)
+            return Array(lost.values)
         }
         for request in pending { request.resume(returning: .transport(Self.lostInFlight)) }
     }
 
+    /// An answer for a request that already ended (it timed out) finds nothing and is dropped.
     private func answered(_ id: UInt64, _ result: DevchainResult) {
         let (request, stream) = state.withLock { state in
-            (state.pending.removeValue(forKey: id)?.continuation, state.subscriptions[id].flatMap { state.streams[$0.key] })
+            (state.pending.removeValue(forKey: id), state.subscriptions[id].flatMap { state.streams[$0.key] })
         }
         if let request {
             switch result {

@@ -1,4 +1,6 @@
+import ParleyCrypto
 import ParleySettlement
+import ParleyTransport
 import ParleyWire
 
 /// Why the daemon refused a request for a reason that is not a chain rule.
@@ -12,6 +14,12 @@ public enum DevchainRefusal: Error, Equatable, Sendable, CustomStringConvertible
     case tooManySubscriptions(limit: UInt32)
     /// The daemon could not make the transaction or clock move durable; nothing was acknowledged.
     case storageFailed(String)
+    /// A `mint` from a key that is not the daemon's operator, on a daemon started without
+    /// `--allow-faucet`. Nothing changed.
+    case faucetNotAllowed
+    /// An `advance` from a key that is not the daemon's operator, on a daemon started without
+    /// `--allow-time-travel`. Nothing changed.
+    case timeTravelNotAllowed
 
     public var description: String {
         switch self {
@@ -20,12 +28,18 @@ public enum DevchainRefusal: Error, Equatable, Sendable, CustomStringConvertible
         case let .badRequest(why): return "bad request: \(why)"
         case let .tooManySubscriptions(limit): return "a client may hold at most \(limit) subscriptions"
         case let .storageFailed(why): return "the devchain could not persist the change: \(why)"
+        case .faucetNotAllowed:
+            return "only the devchain's operator (the holder of its --identity key) may mint; start the daemon with --allow-faucet to let every client mint"
+        case .timeTravelNotAllowed:
+            return "only the devchain's operator (the holder of its --identity key) may advance its clock; start the daemon with --allow-time-travel to let every client advance it"
         }
     }
 }
 
 extension DevchainRefusal: WireCodable {
-    private enum Tag: UInt8 { case clockNotManual = 1, badRequest, tooManySubscriptions, storageFailed }
+    private enum Tag: UInt8 {
+        case clockNotManual = 1, badRequest, tooManySubscriptions, storageFailed, faucetNotAllowed, timeTravelNotAllowed
+    }
 
     public func encode(to writer: inout WireWriter) {
         switch self {
@@ -33,6 +47,8 @@ extension DevchainRefusal: WireCodable {
         case let .badRequest(why): writer.write(Tag.badRequest.rawValue); writer.write(text: why)
         case let .tooManySubscriptions(limit): writer.write(Tag.tooManySubscriptions.rawValue); writer.write(limit)
         case let .storageFailed(why): writer.write(Tag.storageFailed.rawValue); writer.write(text: why)
+        case .faucetNotAllowed: writer.write(Tag.faucetNotAllowed.rawValue)
+        case .timeTravelNotAllowed: writer.write(Tag.timeTravelNotAllowed.rawValue)
         }
     }
 
@@ -44,25 +60,38 @@ extension DevchainRefusal: WireCodable {
         case .badRequest: self = .badRequest(try reader.readText("reason"))
         case .tooManySubscriptions: self = .tooManySubscriptions(limit: try reader.readUInt32("limit"))
         case .storageFailed: self = .storageFailed(try reader.readText("reason"))
+        case .faucetNotAllowed: self = .faucetNotAllowed
+        case .timeTravelNotAllowed: self = .timeTravelNotAllowed
         }
     }
 }
 
 /// Why a devchain-only client call (`advance(by:)`, `info()`, connecting) failed.
 public enum DevchainError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// The daemon could not be reached, or the connection dropped with the request in flight
-    /// (then the caller cannot know whether it was applied).
+    /// The daemon could not be reached, gave no answer within the client's `requestTimeout`,
+    /// or the connection dropped with the request in flight (in the last two cases the
+    /// caller cannot know whether a transaction or clock move was applied).
     case transport(String)
     /// The daemon refused the request.
     case refused(DevchainRefusal)
     /// Not a `devchain://HOST:PORT` address.
     case invalidAddress(String, String)
+    /// Whatever answers at `address` proved `proved` in the handshake, not the `pinned` key the
+    /// client dialled it with: a wrong address, a daemon started with another `--identity`, or
+    /// someone impersonating the chain. No request was sent to it.
+    case wrongDaemonKey(address: SocketAddress, pinned: PublicKey, proved: PublicKey)
 
     public var description: String {
         switch self {
         case let .transport(why): return "cannot reach the devchain: \(why)"
         case let .refused(refusal): return "the devchain refused: \(refusal)"
         case let .invalidAddress(text, why): return "\(text) is not a devchain address (devchain://HOST:PORT): \(why)"
+        case let .wrongDaemonKey(address, pinned, proved):
+            let hint =
+                pinned == Devchain.wellKnownKey
+                ? "a daemon started with --identity is dialled as devchain://pk1…@HOST:PORT, with the key it printed at start-up"
+                : "check the address and the key before @ against what the daemon printed at start-up"
+            return "the devchain at \(address) proved the key \(proved.humanForm), not the pinned \(pinned.humanForm): a wrong address, a daemon started with another --identity, or someone impersonating the chain; \(hint)"
         }
     }
 }

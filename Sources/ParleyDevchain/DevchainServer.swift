@@ -13,6 +13,14 @@ import ParleyLocks
 /// fsync'd before its response is sent, and published to subscribers only then. Requests
 /// from all clients are applied one at a time, in the order they take the lock.
 /// A client that misbehaves is disconnected with a logged reason; others are unaffected.
+///
+/// The **operator** is whoever holds the daemon's `identity` key: a client whose session
+/// proves that key. Only the operator may mint (`.mint` transactions) and move a manual
+/// clock (`advance`), unless `allowFaucet` / `allowTimeTravel` open them to every client;
+/// other callers get `DevchainRefusal.faucetNotAllowed` / `.timeTravelNotAllowed` and nothing
+/// changes. A daemon on `Devchain.wellKnownIdentity` has no operator to protect: that key is
+/// public, anyone can prove it, so every client counts as the operator. Such a daemon is
+/// for local development only.
 public final class DevchainServer: Sendable {
     public struct Configuration: Sendable {
         public var listen: SocketAddress
@@ -20,7 +28,13 @@ public final class DevchainServer: Sendable {
         /// Advertised by `info`; nodes use it when they open a channel without choosing one.
         public var challengeDefault: UInt64
         public var timeMode: DevchainTimeMode
+        /// The key the daemon proves in every handshake; its holder is the operator.
         public var identity: SigningKey
+        /// Every client may mint, not only the operator (`--allow-faucet`).
+        public var allowFaucet: Bool
+        /// Every client may advance a manual clock, not only the operator (`--allow-time-travel`).
+        /// Without `.manual` time nobody may (`clockNotManual`).
+        public var allowTimeTravel: Bool
         /// The chain's settlement domain (its chain id): channels bound to another are
         /// refused, and a ledger written under another domain does not replay.
         public var domain: SettlementDomain = .devchainDefault
@@ -38,16 +52,51 @@ public final class DevchainServer: Sendable {
             listen: SocketAddress, dataDirectory: String,
             challengeDefault: UInt64 = ChannelParams.defaultChallengeDuration,
             timeMode: DevchainTimeMode = .blocks(milliseconds: DevchainTimeMode.defaultBlockMilliseconds),
-            identity: SigningKey = Devchain.wellKnownIdentity, session: SessionConfig = SessionConfig(),
-            log: @escaping @Sendable (String) -> Void = { _ in }
+            identity: SigningKey = Devchain.wellKnownIdentity, allowFaucet: Bool = false, allowTimeTravel: Bool = false,
+            session: SessionConfig = SessionConfig(), log: @escaping @Sendable (String) -> Void = { _ in }
         ) {
             self.listen = listen
             self.dataDirectory = dataDirectory
             self.challengeDefault = challengeDefault
             self.timeMode = timeMode
             self.identity = identity
+            self.allowFaucet = allowFaucet
+            self.allowTimeTravel = allowTimeTravel
             self.session = session
             self.log = log
+        }
+
+        /// Who may make a privileged request.
+        public enum Access: String, Sendable, Equatable {
+            /// Only a client that proves the daemon's `identity` key.
+            case operatorOnly = "operator"
+            /// Every client.
+            case anyone
+        }
+
+        /// Whether the daemon proves `Devchain.wellKnownIdentity`, whose private key is public:
+        /// every client can prove it, so every client counts as the operator. Local development only.
+        public var hasWellKnownIdentity: Bool { identity.publicKey == Devchain.wellKnownKey }
+
+        /// Who may mint: everyone with `allowFaucet` or the well-known identity, else the operator.
+        public var faucetAccess: Access { allowFaucet || hasWellKnownIdentity ? .anyone : .operatorOnly }
+
+        /// Who may `advance` (a manual clock; a block clock refuses everyone with `clockNotManual`):
+        /// everyone with `allowTimeTravel` or the well-known identity, else the operator.
+        public var timeTravelAccess: Access { allowTimeTravel || hasWellKnownIdentity ? .anyone : .operatorOnly }
+
+        /// Why `caller` may not make `operation` (a mint without faucet access, an advance without
+        /// time-travel access), or nil if it may. Other operations are open to every client.
+        public func refusal(of operation: DevchainRequest.Operation, by caller: PublicKey) -> DevchainRefusal? {
+            switch operation {
+            case .submit(.mint): return admits(caller, faucetAccess) ? nil : .faucetNotAllowed
+            case .advance: return admits(caller, timeTravelAccess) ? nil : .timeTravelNotAllowed
+            default: return nil
+            }
+        }
+
+        private func admits(_ caller: PublicKey, _ access: Access) -> Bool {
+            access == .anyone || caller == identity.publicKey
         }
     }
 
@@ -171,7 +220,10 @@ public final class DevchainServer: Sendable {
     // MARK: - Requests
 
     /// Applies one non-subscription request as `caller`. Durable before it returns `ok`.
+    /// A mint or advance `caller` may not make (`Configuration.refusal(of:by:)`) is refused
+    /// before anything is read or changed.
     func handle(_ operation: DevchainRequest.Operation, caller: PublicKey) -> DevchainResult {
+        if let refusal = configuration.refusal(of: operation, by: caller) { return .failed(refusal) }
         let (result, wake, madeEvents) = core.withLock { core -> (DevchainResult, [CheckedContinuation<Void, Never>], Bool) in
             if let failure = core.failure { return (.failed(.storageFailed(failure)), [], false) }
             let before = core.adjudicator.lastSequence

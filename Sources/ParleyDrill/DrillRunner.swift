@@ -238,9 +238,11 @@ final class DrillRun: @unchecked Sendable {
             arguments: ["devchain", "--listen", "127.0.0.1:0", "--data", root + "/chain", "--manual-time", "--json", "--stop-on-eof"])
         devchain = daemon
         guard let (line, _) = await daemon.line(from: 0, within: .seconds(30), where: { $0.contains("listening") }),
-            let ready = NodeChild.object(line), let listening = ready["listening"] as? String
+            let ready = NodeChild.object(line), let listening = ready["listening"] as? String,
+            let daemonKey = ready["key"] as? String
         else { throw DrillAbort("the devchain did not start: \(daemon.standardError.suffix(600))") }
-        let address = "devchain://" + listening
+        // Pinned to the key the daemon announced: our client and every node refuse any other.
+        let address = "devchain://\(daemonKey)@\(listening)"
         let client: DevchainClient
         do { client = try await DevchainClient.connect(to: address, identity: try Self.key(&random)) } catch {
             throw DrillAbort("cannot reach the devchain: \(error)")

@@ -14,17 +14,17 @@ import Glibc
 
 /// What only the devchain daemon has: a process to kill, a file to damage, a network to abuse.
 @Suite struct DevchainTests {
-    /// Clients of `daemon` for alice, bob and mallory on the shared test loop.
+    /// Clients of `daemon` for alice, bob and mallory on the shared test loop, pinning its key.
     struct Clients {
         let alice: DevchainClient
         let bob: DevchainClient
         let mallory: DevchainClient
 
-        init(_ address: SocketAddress) throws {
+        init(_ daemon: DevchainDaemon) throws {
             let loop = try TestLoop.get()
-            alice = DevchainClient(address: address, identity: Keys.alice, loop: loop)
-            bob = DevchainClient(address: address, identity: Keys.bob, loop: loop)
-            mallory = DevchainClient(address: address, identity: Keys.mallory, loop: loop)
+            alice = DevchainClient(address: daemon.address, identity: Keys.alice, loop: loop, expecting: daemon.key)
+            bob = DevchainClient(address: daemon.address, identity: Keys.bob, loop: loop, expecting: daemon.key)
+            mallory = DevchainClient(address: daemon.address, identity: Keys.mallory, loop: loop, expecting: daemon.key)
         }
 
         func close() async {
@@ -66,7 +66,7 @@ import Glibc
         let directory = DevchainDaemon.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try DevchainDaemon.start(directory: directory)
-        let clients = try Clients(first.address)
+        let clients = try Clients(first)
         defer { Task { await clients.close() } }
         let s = try clients.scenario()
         let stream = s.alice.events(after: 0)
@@ -109,7 +109,9 @@ import Glibc
         let directory = DevchainDaemon.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try DevchainDaemon.start(directory: directory)
-        let client = DevchainClient(address: first.address, identity: Keys.alice, loop: try TestLoop.get())
+        let client = DevchainClient(
+            address: first.address, identity: Keys.alice, loop: try TestLoop.get(), expecting: first.key,
+            requestTimeout: .seconds(60))
         defer { Task { await client.close() } }
         try await client.mint(5, to: Keys.alice.publicKey)
         // Frozen, the daemon reads nothing and answers nothing; then it dies with the request unanswered.
@@ -150,7 +152,7 @@ import Glibc
         let directory = DevchainDaemon.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try DevchainDaemon.start(directory: directory)
-        let clients = try Clients(first.address)
+        let clients = try Clients(first)
         try await clients.alice.mint(5, to: Keys.alice.publicKey)
         try await clients.alice.mint(7, to: Keys.alice.publicKey)
         await clients.close()
@@ -167,7 +169,7 @@ import Glibc
 
         let second = try DevchainDaemon.start(directory: directory)
         #expect(second.replayed == 2)
-        let restarted = try Clients(second.address)
+        let restarted = try Clients(second)
         defer { Task { await restarted.close() } }
         #expect(try await restarted.alice.balance(of: Keys.alice.publicKey) == 12)
         #expect(try FileManager.default.attributesOfItem(atPath: log)[.size] as? Int == goodSize)
@@ -179,7 +181,7 @@ import Glibc
         let directory = DevchainDaemon.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try DevchainDaemon.start(directory: directory)
-        let clients = try Clients(first.address)
+        let clients = try Clients(first)
         for amount in 1...3 as ClosedRange<UInt64> { try await clients.alice.mint(amount, to: Keys.alice.publicKey) }
         await clients.close()
         first.stop(SIGKILL)
@@ -207,12 +209,15 @@ import Glibc
     }
 
     @Test func garbageBytesAndHostileClientsDoNotDisturbAnotherClient() async throws {
-        let fixture = try DevchainFixture.start()
+        // A chain others share: its own identity, an open faucet (the scenario mints from the
+        // participants' keys), and a clock only its operator moves.
+        let operatorKey = Keys.key(9)
+        let fixture = try DevchainFixture.start(identity: operatorKey, access: ["--allow-faucet"])
         let address = fixture.daemon.address
         let s = try Scenario(
             ChainUnderTest(
                 makeAdapter: { fixture.client(for: $0) },
-                advance: { try await fixture.client(for: Keys.mallory).advance(by: $0) }, domain: .devchainDefault,
+                advance: { try await fixture.client(for: operatorKey).advance(by: $0) }, domain: .devchainDefault,
                 resources: fixture))
         let stream = s.bob.events(after: 0)
         try await s.mintOpening()
@@ -224,23 +229,180 @@ import Glibc
         try await raw.send([UInt8](repeating: 0xFF, count: 4096))
         // A proper session that then sends an undecodable request, an oversize count, and an unknown op.
         let hostile = SessionEndpoint(identity: SigningKey(), loop: loop)
-        let session = try await hostile.connect(to: address, expecting: Devchain.wellKnownKey)
+        let session = try await hostile.connect(to: address, expecting: fixture.daemon.key)
         try await session.send([0, 0, 0, 0, 0, 0, 0, 1, 99])
         let reason = await session.waitUntilClosed()
         #expect("\(reason)".contains("undecodable request"), "\(reason)")
-        // A session that subscribes but never reads its events.
-        let lazy = try await hostile.connect(to: address, expecting: Devchain.wellKnownKey)
+        // A session that subscribes but never reads its events, and tries to end every
+        // dispute at once by moving the clock to the end of time.
+        let lazy = try await hostile.connect(to: address, expecting: fixture.daemon.key)
         try await lazy.send(DevchainRequest(id: 1, operation: .subscribe(after: 0)).wireBytes)
         try await lazy.send(DevchainRequest(id: 2, operation: .subscribe(after: .max)).wireBytes)
         try await lazy.send(DevchainRequest(id: 3, operation: .advance(seconds: .max)).wireBytes)
+        // The same time travel from a session that reads its answer: refused.
+        let traveller = try await hostile.connect(to: address, expecting: fixture.daemon.key)
+        #expect(try await Self.answer(to: .advance(seconds: .max), on: traveller) == .failed(.timeTravelNotAllowed))
 
         try await s.deposit(.second, 50)
         try await s.alice.register(s.signed(s.state(1)))
         #expect(try await EventStreamTests.collect(stream, count: 4).map(\.sequence) == [1, 2, 3, 4])
         #expect(try await s.onChain()?.registeredVersion == 1)
-        #expect(try await s.alice.now() == ChainTime(seconds: .max))  // saturated, not trapped
+        #expect(try await s.onChain()?.deadline == ChainTime(seconds: Scenario.challenge))
+        #expect(try await s.alice.now() == .zero)  // neither hostile advance moved the clock
+        // The operator may move it that far: saturated, not trapped.
+        try await s.chain.advance(.max)
+        #expect(try await s.alice.now() == ChainTime(seconds: .max))
         raw.close()
         lazy.close()
+        traveller.close()
+    }
+
+    /// Sends `operation` on a raw session, as any program speaking the protocol could, and
+    /// returns the daemon's answer (nil if the session ended first).
+    static func answer(
+        to operation: DevchainRequest.Operation, on session: Session, id: UInt64 = 1
+    ) async throws -> DevchainResult? {
+        try await session.send(DevchainRequest(id: id, operation: operation).wireBytes)
+        for await event in session.events {
+            guard case let .message(bytes) = event else { continue }
+            if case let .response(answered, result) = try DevchainServerMessage(wireBytes: bytes), answered == id {
+                return result
+            }
+        }
+        return nil
+    }
+
+    @Test(arguments: [[], ["--allow-faucet"], ["--allow-time-travel"], ["--allow-faucet", "--allow-time-travel"]])
+    func onAChainWithItsOwnIdentityOnlyTheOperatorMintsAndMovesTimeUnlessAFlagSaysSo(access: [String]) async throws {
+        let faucetOpen = access.contains("--allow-faucet")
+        let clockOpen = access.contains("--allow-time-travel")
+        let directory = DevchainDaemon.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let operatorKey = SigningKey()
+        let daemon = try DevchainDaemon.start(directory: directory, identity: operatorKey, access: access)
+        #expect(daemon.key == operatorKey.publicKey)
+        #expect(daemon.ready["faucet"] as? String == (faucetOpen ? "anyone" : "operator"))
+        #expect(daemon.ready["timeTravel"] as? String == (clockOpen ? "anyone" : "operator"))
+        let loop = try TestLoop.get()
+        let operatorClient = try await DevchainClient.connect(to: daemon.url, identity: operatorKey, loop: loop)
+        let mallory = try await DevchainClient.connect(to: daemon.url, identity: Keys.mallory, loop: loop)
+        defer { Task { for client in [operatorClient, mallory] { await client.close() } } }
+
+        // The operator may, whatever the flags.
+        try await operatorClient.mint(100, to: Keys.alice.publicKey)
+        #expect(try await operatorClient.advance(by: 10) == ChainTime(seconds: 10))
+
+        // Mallory, through the public client API.
+        if faucetOpen {
+            try await mallory.mint(1_000, to: Keys.mallory.publicKey)
+        } else {
+            let refused = await settlementError { () async throws(SettlementError) in
+                try await mallory.mint(1_000, to: Keys.mallory.publicKey)
+            }
+            #expect(refused == .transport("the devchain refused the request: \(DevchainRefusal.faucetNotAllowed)"))
+        }
+        if clockOpen {
+            #expect(try await mallory.advance(by: 3_600) == ChainTime(seconds: 3_610))
+        } else {
+            await #expect(throws: DevchainError.refused(.timeTravelNotAllowed)) { try await mallory.advance(by: 3_600) }
+        }
+        // And as a raw session sees it: typed refusals on the wire.
+        let raw = try await SessionEndpoint(identity: Keys.mallory, loop: loop).connect(to: daemon.address, expecting: daemon.key)
+        defer { raw.close() }
+        let rawMint = try await Self.answer(to: .submit(.mint(account: Keys.mallory.publicKey, amount: 5)), on: raw, id: 1)
+        let rawAdvance = try await Self.answer(to: .advance(seconds: 5), on: raw, id: 2)
+        #expect(rawMint == (faucetOpen ? .ok([0, 0, 0, 0]) : .failed(.faucetNotAllowed)))  // ok: no events
+        #expect(rawAdvance == (clockOpen ? .ok(ChainTime(seconds: 3_615).wireBytes) : .failed(.timeTravelNotAllowed)))
+
+        // A refusal changed nothing: balances and time are what the allowed requests made them.
+        #expect(try await mallory.balance(of: Keys.mallory.publicKey) == (faucetOpen ? 1_005 : 0))
+        #expect(try await mallory.balance(of: Keys.alice.publicKey) == 100)
+        #expect(try await mallory.now() == ChainTime(seconds: clockOpen ? 3_615 : 10))
+        // Nor was it persisted: a restart replays the accepted mints only.
+        await mallory.close()
+        await operatorClient.close()
+        daemon.stop(SIGTERM)
+        let again = try DevchainDaemon.start(directory: directory, identity: operatorKey, access: access)
+        #expect(again.replayed == (faucetOpen ? 3 : 1))
+        #expect(again.ready["time"] as? Int == (clockOpen ? 3_615 : 10))
+    }
+
+    @Test func aDaemonOnTheWellKnownKeySaysItIsForLocalDevelopmentAndLetsEveryClientMintAndAdvance() async throws {
+        let directory = DevchainDaemon.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let daemon = try DevchainDaemon.start(directory: directory, access: [])
+        #expect(daemon.key == Devchain.wellKnownKey)
+        #expect(daemon.ready["faucet"] as? String == "anyone")
+        #expect(daemon.ready["timeTravel"] as? String == "anyone")
+        let client = try await DevchainClient.connect(to: daemon.url, identity: Keys.mallory, loop: try TestLoop.get())
+        defer { Task { await client.close() } }
+        try await client.mint(7, to: Keys.mallory.publicKey)
+        #expect(try await client.advance(by: 5) == ChainTime(seconds: 5))
+        #expect(try await offPool { daemon.stderr.wait(until: Date(timeIntervalSinceNow: 5)) { $0.joined().contains("For local development only") } })
+    }
+
+    @Test func aRequestTheDaemonDoesNotAnswerFailsAfterTheRequestTimeoutAndTheClientRecovers() async throws {
+        let directory = DevchainDaemon.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let daemon = try DevchainDaemon.start(directory: directory)
+        let timeout = Duration.milliseconds(300)
+        // Generous: the bound is that a request fails at all, not how promptly on a loaded machine.
+        let bound = Duration.seconds(8)
+        let client = DevchainClient(
+            address: daemon.address, identity: Keys.alice, loop: try TestLoop.get(), expecting: daemon.key,
+            requestTimeout: timeout)
+        defer { Task { await client.close() } }
+        #expect(client.requestTimeout == timeout)
+        #expect(DevchainClient.defaultRequestTimeout == .seconds(10))
+        #expect(try await client.now() == .zero)
+
+        // Frozen, the daemon reads nothing and answers nothing, but the connection stays up.
+        try daemon.freeze()
+        let id = ChannelID(digest: Blake2b.hash256(domain: DigestDomain("test"), [1]))
+        let reads: [(String, () async throws(SettlementError) -> Void)] = [
+            ("now", { () async throws(SettlementError) in _ = try await client.now() }),
+            ("balance", { () async throws(SettlementError) in _ = try await client.balance(of: Keys.alice.publicKey) }),
+            ("channel", { () async throws(SettlementError) in _ = try await client.channel(id) }),
+            ("domain", { () async throws(SettlementError) in _ = try await client.domain() }),
+            ("mint", { () async throws(SettlementError) in try await client.mint(7, to: Keys.alice.publicKey) }),
+        ]
+        for (name, call) in reads {
+            let started = ContinuousClock.now
+            let error = await settlementError(call)
+            let took = ContinuousClock.now - started
+            guard case let .transport(why)? = error else {
+                Issue.record("\(name): expected .transport, got \(String(describing: error))")
+                continue
+            }
+            #expect(why.contains("no answer from the devchain at \(daemon.address) within"), "\(name): \(why)")
+            #expect(took >= timeout && took < bound, "\(name) took \(took)")
+        }
+        for (name, call) in [
+            ("info", { () async throws(DevchainError) in _ = try await client.info() }),
+            ("advance", { () async throws(DevchainError) in try await client.advance(by: 5) }),
+        ] as [(String, () async throws(DevchainError) -> Void)] {
+            let started = ContinuousClock.now
+            do {
+                try await call()
+                Issue.record("\(name): expected a DevchainError")
+            } catch {
+                guard case let .transport(why) = error else {
+                    Issue.record("\(name): expected .transport, got \(error)")
+                    continue
+                }
+                #expect(why.contains("no answer from the devchain"), "\(name): \(why)")
+                if name == "advance" { #expect(why.contains("may or may not have been applied"), "\(why)") }
+            }
+            #expect(ContinuousClock.now - started < bound)
+        }
+
+        // Resumed, the daemon answers every old request; those answers are dropped (each request
+        // already ended), and the next requests get their own. The mint and the clock move were
+        // applied after all, which is why the error said to re-read chain state.
+        daemon.thaw()
+        #expect(try await client.now() == ChainTime(seconds: 5))
+        #expect(try await client.balance(of: Keys.alice.publicKey) == 7)
+        #expect(try await client.domain() == .devchainDefault)
     }
 
     @Test func blockTimeMovesTheClockByItselfAndRefusesAdvance() async throws {
@@ -248,7 +410,7 @@ import Glibc
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let daemon = try DevchainDaemon.start(directory: directory, timeArguments: ["--block-time", "100"])
         #expect(daemon.ready["manualTime"] as? Bool == false)
-        let client = DevchainClient(address: daemon.address, identity: Keys.alice, loop: try TestLoop.get())
+        let client = DevchainClient(address: daemon.address, identity: Keys.alice, loop: try TestLoop.get(), expecting: daemon.key)
         defer { Task { await client.close() } }
         let start = try await client.now()
         try await Task.sleep(for: .milliseconds(1300))
@@ -267,7 +429,7 @@ import Glibc
         let directory = DevchainDaemon.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let daemon = try DevchainDaemon.start(directory: directory, extra: ["--challenge-default", "120", "--chain-id", "77"])
-        let client = try await DevchainClient.connect(to: "devchain://\(daemon.address)", identity: Keys.alice)
+        let client = try await DevchainClient.connect(to: daemon.url, identity: Keys.alice)
         try await client.advance(by: 30)
         let info = try await client.info()
         #expect(
@@ -278,23 +440,72 @@ import Glibc
         await client.close()
     }
 
-    @Test func daemonWithItsOwnIdentityIsReachedOnlyThroughItsPinnedKey() async throws {
+    @Test func aClientPinningAnotherKeyFailsAtOnceWithAClearErrorAndOnePinningTheDaemonsKeyWorks() async throws {
         let directory = DevchainDaemon.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let key = SigningKey()
-        try KeyFile.write(key, to: directory + "/chain.key")
-        let daemon = try DevchainDaemon.start(directory: directory + "/data", extra: ["--identity", directory + "/chain.key"])
+        let daemonKey = SigningKey()  // B
+        let otherKey = SigningKey()  // A
+        let daemon = try DevchainDaemon.start(directory: directory, identity: daemonKey)
+        #expect(daemon.url == "devchain://\(daemonKey.publicKey.humanForm)@\(daemon.address)")
+        #expect(try await offPool { daemon.stderr.wait(until: Date(timeIntervalSinceNow: 5)) { $0.joined().contains(daemon.url) } })
         let loop = try TestLoop.get()
-        let pinned = try await DevchainClient.connect(
-            to: "devchain://\(key.publicKey.humanForm)@\(daemon.address)", identity: Keys.alice, loop: loop)
+
+        // Pinning A (or, with a bare address, the well-known key): refused, well before connectTimeout.
+        for (address, pinned) in [
+            ("devchain://\(otherKey.publicKey.humanForm)@\(daemon.address)", otherKey.publicKey),
+            ("devchain://\(daemon.address)", Devchain.wellKnownKey),
+        ] {
+            let started = ContinuousClock.now
+            do {
+                let client = try await DevchainClient.connect(to: address, identity: Keys.alice, loop: loop)
+                await client.close()
+                Issue.record("connected to a daemon proving another key than \(pinned)")
+            } catch {
+                #expect(error == .wrongDaemonKey(address: daemon.address, pinned: pinned, proved: daemonKey.publicKey))
+                #expect(error.description.contains("proved the key \(daemonKey.publicKey.humanForm), not the pinned \(pinned.humanForm)"))
+            }
+            #expect(ContinuousClock.now - started < DevchainClient.defaultConnectTimeout / 2)
+        }
+        // A client made without waiting fails its requests the same way, through the adapter's error type.
+        let unwaited = DevchainClient(address: daemon.address, identity: Keys.bob, loop: loop, expecting: otherKey.publicKey)
+        let error = await settlementError { () async throws(SettlementError) in _ = try await unwaited.now() }
+        #expect(error == .transport(DevchainError.wrongDaemonKey(address: daemon.address, pinned: otherKey.publicKey, proved: daemonKey.publicKey).description))
+        await unwaited.close()
+
+        // Pinning B works.
+        let pinned = try await DevchainClient.connect(to: daemon.url, identity: Keys.alice, loop: loop)
+        #expect(pinned.daemonKey == daemonKey.publicKey)
         #expect(try await pinned.info().manualTime)
         await pinned.close()
-        await #expect(throws: DevchainError.self) {
-            try await DevchainClient.connect(
-                to: "devchain://\(daemon.address)", identity: Keys.alice, loop: loop, connectTimeout: .milliseconds(500))
-        }
         #expect(throws: DevchainError.self) { try Devchain.endpoint("devchain://pk1nope@127.0.0.1:1") }
+    }
+
+    /// `parley node --chain devchain://pk1…@HOST:PORT` pins the key before @ (as every command
+    /// taking `--chain` does, through `DevchainClient.connect(to:)`).
+    @Test func theNodeCommandPinsTheKeyInItsChainAddress() async throws {
+        let directory = DevchainDaemon.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let daemonKey = SigningKey()
+        let daemon = try DevchainDaemon.start(directory: directory + "/chain", identity: daemonKey)
+        let nodeKey = directory + "/node.key"
+        try KeyFile.write(SigningKey(), to: nodeKey)
+        let impostor = "devchain://\(SigningKey().publicKey.humanForm)@\(daemon.address)"
+        let run = try await DevchainDaemon.run([
+            "node", "--key", nodeKey, "--listen", "127.0.0.1:0", "--journal", directory + "/journal", "--chain", impostor,
+        ])
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("proved the key \(daemonKey.publicKey.humanForm)"), "\(run.stderr)")
+
+        // With the daemon's key it starts (and says it is ready on its first line).
+        let (node, stdout, stderr) = try DevchainDaemon.launch(
+            ["node", "--key", nodeKey, "--listen", "127.0.0.1:0", "--journal", directory + "/journal", "--chain", daemon.url],
+            standardInput: .pipe)
+        defer {
+            node.signal(SIGKILL)
+            node.waitUntilExit()
+        }
+        let first = try await offPool { stdout.firstLine(before: Date(timeIntervalSinceNow: 20)) }
+        #expect(first?.contains("\"ready\"") == true, "stdout: \(stdout.text) stderr: \(stderr.text)")
     }
 
     @Test func unreachableDaemonFailsWithATransportError() async throws {
@@ -319,7 +530,7 @@ import Glibc
         let directory = DevchainDaemon.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try DevchainDaemon.start(directory: directory)
-        let client = DevchainClient(address: first.address, identity: Keys.alice, loop: try TestLoop.get())
+        let client = DevchainClient(address: first.address, identity: Keys.alice, loop: try TestLoop.get(), expecting: first.key)
         // PARLEY_DEVCHAIN_BENCH_COUNT=10000 for a bigger replay.
         let count = ProcessInfo.processInfo.environment["PARLEY_DEVCHAIN_BENCH_COUNT"].flatMap { Int($0) }.map { max(100, $0) } ?? 1000
         var samples: [Duration] = []
@@ -365,7 +576,8 @@ import Glibc
         }
         let messages: [DevchainServerMessage] = [
             .response(id: 1, .ok([1, 2, 3])), .response(id: 2, .refused(.windowClosed(deadline: .zero, now: .zero))),
-            .response(id: 3, .failed(.clockNotManual(blockMilliseconds: 1000))),
+            .response(id: 3, .failed(.clockNotManual(blockMilliseconds: 1000))), .response(id: 4, .failed(.faucetNotAllowed)),
+            .response(id: 5, .failed(.timeTravelNotAllowed)), .response(id: 6, .failed(.tooManySubscriptions(limit: 64))),
         ]
         for message in messages { #expect(try DevchainServerMessage(wireBytes: message.wireBytes) == message) }
         #expect(throws: WireError.unknownTag(field: "request operation", tag: 99)) {

@@ -169,9 +169,17 @@ public final class PipeText: @unchecked Sendable {
 public final class DevchainDaemon: @unchecked Sendable {
     public static let readyTimeout: TimeInterval = 20
 
+    /// What test chains are started with unless a test says otherwise: every client may mint
+    /// and advance the clock, as the scenarios need (they mint and move time from
+    /// participants' keys). On a daemon without `--identity` every client may anyway; a test
+    /// of the operator rules passes `access: []` and an `identity`.
+    public static let openAccess = ["--allow-faucet", "--allow-time-travel"]
+
     public let directory: String
     public let process: SpawnedProcess
     public let address: SocketAddress
+    /// The key the daemon proves (from its listening line): clients pin it.
+    public let key: PublicKey
     /// The JSON object it printed once listening.
     public let ready: [String: Any]
     public let stdout: PipeText
@@ -181,13 +189,14 @@ public final class DevchainDaemon: @unchecked Sendable {
     private let lifeline: FileHandle?
 
     private init(
-        directory: String, process: SpawnedProcess, address: SocketAddress, ready: [String: Any], stdout: PipeText,
-        stderr: PipeText
+        directory: String, process: SpawnedProcess, address: SocketAddress, key: PublicKey, ready: [String: Any],
+        stdout: PipeText, stderr: PipeText
     ) {
         self.lifeline = process.standardInput
         self.directory = directory
         self.process = process
         self.address = address
+        self.key = key
         self.ready = ready
         self.stdout = stdout
         self.stderr = stderr
@@ -198,15 +207,28 @@ public final class DevchainDaemon: @unchecked Sendable {
         FileManager.default.temporaryDirectory.appendingPathComponent("parley-devchain-\(UUID().uuidString)").path
     }
 
-    /// Runs `parley devchain … --json` and waits for its listening line.
+    /// Runs `parley devchain … --json` and waits for its listening line. With `identity` the
+    /// key is written to `directory/operator.key` and the daemon started with `--identity`
+    /// (its holder is the operator); `access` are the access flags (`openAccess` by default).
     public static func start(
-        directory: String, port: UInt16 = 0, timeArguments: [String] = ["--manual-time"], extra: [String] = []
+        directory: String, port: UInt16 = 0, timeArguments: [String] = ["--manual-time"], identity: SigningKey? = nil,
+        access: [String] = openAccess, extra: [String] = []
     ) throws -> DevchainDaemon {
+        var identityArguments: [String] = []
+        if let identity {
+            let path = directory + "/operator.key"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try KeyFile.write(identity, to: path, overwrite: true)
+            identityArguments = ["--identity", path]
+        }
+        // Time travel needs a manual clock; the daemon refuses the flag otherwise.
+        let access = timeArguments.contains("--manual-time") ? access : access.filter { $0 != "--allow-time-travel" }
         // The daemon stops when its standard input ends. We hold the pipe's write end for
         // the daemon's life, so however this test process ends — a crash, a timeout's
         // SIGKILL — the kernel closes it and no daemon outlives the test run.
         let (process, out, err) = try launch(
-            ["devchain", "--listen", "127.0.0.1:\(port)", "--data", directory, "--json", "--stop-on-eof"] + timeArguments + extra,
+            ["devchain", "--listen", "127.0.0.1:\(port)", "--data", directory, "--json", "--stop-on-eof"] + timeArguments
+                + identityArguments + access + extra,
             standardInput: .pipe)
         guard let line = out.firstLine(before: Date(timeIntervalSinceNow: readyTimeout)) else {
             process.signal(SIGKILL)
@@ -215,14 +237,19 @@ public final class DevchainDaemon: @unchecked Sendable {
             throw DevchainTestFailure("parley devchain printed no listening line (\(ended)); stderr: \(err.text)")
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-            let listening = object["listening"] as? String, let address = try? SocketAddress(listening)
+            let listening = object["listening"] as? String, let address = try? SocketAddress(listening),
+            let key = (object["key"] as? String).flatMap({ try? PublicKey(humanForm: $0) })
         else {
             process.signal(SIGKILL)
             process.waitUntilExit()
             throw DevchainTestFailure("unexpected listening line: \(line)")
         }
-        return DevchainDaemon(directory: directory, process: process, address: address, ready: object, stdout: out, stderr: err)
+        return DevchainDaemon(
+            directory: directory, process: process, address: address, key: key, ready: object, stdout: out, stderr: err)
     }
+
+    /// The address clients dial, pinned to the daemon's key: `devchain://pk1…@HOST:PORT`.
+    public var url: String { "devchain://\(key.humanForm)@\(address)" }
 
     /// Runs `parley arguments…` to completion; returns its status, stdout and stderr. The
     /// wait happens off the cooperative pool (`offPool`).
@@ -281,6 +308,11 @@ public final class DevchainDaemon: @unchecked Sendable {
         throw DevchainTestFailure("the devchain (pid \(process.processIdentifier)) did not stop within 5 s of SIGSTOP")
     }
 
+    /// Lets a frozen daemon run again (SIGCONT).
+    public func thaw() {
+        process.signal(SIGCONT)
+    }
+
     /// Sends `signal` and waits for the process to end.
     public func stop(_ signal: Int32 = SIGKILL) {
         defer { try? lifeline?.close() }
@@ -292,7 +324,8 @@ public final class DevchainDaemon: @unchecked Sendable {
     deinit { stop() }
 }
 
-/// A daemon on a fresh data directory, with one client per key, torn down when released.
+/// A daemon on a fresh data directory, with one client per key (each pinning the daemon's
+/// key), torn down when released.
 public final class DevchainFixture: Sendable {
     public let daemon: DevchainDaemon
     private let clients = Mutex<[PublicKey: DevchainClient]>([:])
@@ -303,15 +336,20 @@ public final class DevchainFixture: Sendable {
         self.loop = loop
     }
 
-    public static func start() throws -> DevchainFixture {
+    /// A `--manual-time` daemon; `identity` and `access` as in `DevchainDaemon.start`.
+    public static func start(
+        identity: SigningKey? = nil, access: [String] = DevchainDaemon.openAccess
+    ) throws -> DevchainFixture {
         let loop = try TestLoop.get()
-        return DevchainFixture(daemon: try DevchainDaemon.start(directory: DevchainDaemon.temporaryDirectory()), loop: loop)
+        let daemon = try DevchainDaemon.start(
+            directory: DevchainDaemon.temporaryDirectory(), identity: identity, access: access)
+        return DevchainFixture(daemon: daemon, loop: loop)
     }
 
     public func client(for key: SigningKey) -> DevchainClient {
         clients.withLock { clients in
             if let client = clients[key.publicKey] { return client }
-            let client = DevchainClient(address: daemon.address, identity: key, loop: loop)
+            let client = DevchainClient(address: daemon.address, identity: key, loop: loop, expecting: daemon.key)
             clients[key.publicKey] = client
             return client
         }
