@@ -344,7 +344,11 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
             switch self {
             case let .ok(payload): return payload
             case let .refused(error): throw error
-            case let .failed(refusal): throw .transport("the devchain refused the request: \(refusal)")
+            case let .failed(refusal):
+                switch refusal {
+                case .faucetNotAllowed, .timeTravelNotAllowed: throw .notPermitted("\(refusal)")
+                default: throw .transport("the devchain refused the request: \(refusal)")
+                }
             case let .transport(why), let .unsent(.transport(why)): throw .transport(why)
             case let .unsent(error): throw .transport(error.description)
             }

@@ -62,6 +62,9 @@ public enum SettlementError: Error, Equatable, Sendable, CustomStringConvertible
     case transport(String)
     /// A deposit for a channel bound to another chain or adjudicator (`ChannelParams.domain`).
     case wrongDomain(expected: SettlementDomain, got: SettlementDomain)
+    /// The chain's operator does not allow this caller to do this (a devchain's faucet or
+    /// clock without `--allow-faucet` / `--allow-time-travel`). Nothing changed.
+    case notPermitted(String)
 
     public var description: String {
         switch self {
@@ -125,6 +128,8 @@ public enum SettlementError: Error, Equatable, Sendable, CustomStringConvertible
             return "cannot reach the chain: \(why)"
         case let .wrongDomain(expected, got):
             return "the channel is bound to \(got), but this chain is \(expected)"
+        case let .notPermitted(why):
+            return "the chain does not permit this: \(why)"
         }
     }
 }

@@ -15,7 +15,7 @@ extension SettlementError: WireCodable {
         case alreadyConcluded, notConcluded, alreadyWithdrawn, nothingToWithdraw, underfunded
         case overDeposit, openingMismatch, alreadyFunded, depositsClosed, nothingToReclaim
         case zeroAmount, insufficientBalance, notYourTurn, progressNotAllowed, invalidMove
-        case unknownApp, balanceNotConserved, balanceOverflow, transport, wrongDomain
+        case unknownApp, balanceNotConserved, balanceOverflow, transport, wrongDomain, notPermitted
     }
 
     public func encode(to writer: inout WireWriter) {
@@ -60,6 +60,7 @@ extension SettlementError: WireCodable {
         case let .transport(why): writer.write(Tag.transport.rawValue); Self.write(text: why, to: &writer)
         case let .wrongDomain(expected, got):
             writer.write(Tag.wrongDomain.rawValue); expected.encode(to: &writer); got.encode(to: &writer)
+        case let .notPermitted(why): writer.write(Tag.notPermitted.rawValue); Self.write(text: why, to: &writer)
         }
     }
 
@@ -104,6 +105,7 @@ extension SettlementError: WireCodable {
         case .transport: self = .transport(try Self.readText(&reader))
         case .wrongDomain:
             self = .wrongDomain(expected: try SettlementDomain(from: &reader), got: try SettlementDomain(from: &reader))
+        case .notPermitted: self = .notPermitted(try Self.readText(&reader))
         }
     }
 

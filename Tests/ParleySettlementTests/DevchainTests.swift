@@ -299,7 +299,7 @@ import Glibc
             let refused = await settlementError { () async throws(SettlementError) in
                 try await mallory.mint(1_000, to: Keys.mallory.publicKey)
             }
-            #expect(refused == .transport("the devchain refused the request: \(DevchainRefusal.faucetNotAllowed)"))
+            #expect(refused == .notPermitted("\(DevchainRefusal.faucetNotAllowed)"))
         }
         if clockOpen {
             #expect(try await mallory.advance(by: 3_600) == ChainTime(seconds: 3_610))

@@ -21,6 +21,25 @@ import Testing
         #expect(try await s.alice.balance(of: Keys.alice.publicKey) == 0)
     }
 
+    /// A channel bound to another chain (its settlement domain is in the channel id, so in
+    /// every signature) cannot be funded here: its states can never be registered here.
+    @Test(arguments: Backend.allCases)
+    func depositForAChannelBoundToAnotherChainIsRefused(_ backend: Backend) async throws {
+        let chain = try await backend.makeChain()
+        let s = try Scenario(chain)
+        try await s.mintOpening()
+        let elsewhere = try SettlementDomain(chainID: chain.domain.chainID &+ 1)
+        let foreign = try ChannelParams(
+            participants: s.params.participants, nonce: s.params.nonce, challengeDuration: s.params.challengeDuration,
+            domain: elsewhere)
+        await #expect(throws: SettlementError.wrongDomain(expected: chain.domain, got: elsewhere)) {
+            try await s.alice.deposit(params: foreign, opening: s.opening, participant: .first, amount: 100)
+        }
+        #expect(try await s.alice.channel(foreign.id) == nil)
+        #expect(try await s.alice.balance(of: Keys.alice.publicKey) == 100)
+        #expect(try await s.alice.domain() == chain.domain)
+    }
+
     @Test(arguments: Backend.allCases)
     func depositAboveTheOpeningAmountIsRefused(_ backend: Backend) async throws {
         let s = try Scenario(try await backend.makeChain())

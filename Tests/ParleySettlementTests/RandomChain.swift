@@ -168,7 +168,8 @@ struct RandomChain {
             .insufficientBalance(account: key, has: rng.next(), needs: rng.next()),
             .notYourTurn(expected: rng.seat(), got: rng.seat()), .progressNotAllowed(rng.pick(refusals)),
             .invalidMove(text), .unknownApp(CounterApp.id),
-            .balanceNotConserved(funded: rng.next(), proposed: rng.next()), .balanceOverflow, .transport(text),
+            .balanceNotConserved(funded: rng.next(), proposed: rng.next()), .balanceOverflow, .transport(text), .notPermitted(text),
+            .wrongDomain(expected: .embedded, got: .devchainDefault),
         ]
     }
 }
