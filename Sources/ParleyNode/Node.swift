@@ -82,6 +82,8 @@ public actor Node {
     private var recentOpens: [PublicKey: [ContinuousClock.Instant]] = [:]
     /// How long a proposal counts towards `OpenLimits.maxOpensPerMinute`.
     private static let openRateWindow: Duration = .seconds(60)
+    /// Past this many peers in `recentOpens`, the ones with no recent proposal are dropped.
+    private static let openRateTableSweep = 1_024
     private var stopped = false
 
     private final class Registry: Sendable {
@@ -760,10 +762,17 @@ public actor Node {
         let now = ContinuousClock.now
         let window = Self.openRateWindow
         var recent = (recentOpens[request.peer] ?? []).filter { now - $0 < window }
-        let open = registry.runners.withLock { $0.values.filter { $0.peer == request.peer && !$0.status.isClosed }.count }
-        let refusal = policy.opens.violation(request, openChannels: open, recentOpens: recent.count)
+        let limits = policy.opens
+        // Counting walks every channel: only when there is a limit to count against.
+        let open = limits.maxChannelsPerPeer == .max
+            ? 0 : registry.runners.withLock { $0.values.filter { $0.peer == request.peer && !$0.status.isClosed }.count }
+        let refusal = limits.violation(request, openChannels: open, recentOpens: recent.count)
         recent.append(now)
         recentOpens[request.peer] = recent
+        if recentOpens.count > Self.openRateTableSweep {
+            // Strangers come and go: forget the peers whose proposals have all aged out.
+            recentOpens = recentOpens.filter { _, times in times.contains { now - $0 < window } }
+        }
         return refusal
     }
 

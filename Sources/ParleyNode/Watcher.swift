@@ -163,12 +163,23 @@ public actor Watcher {
         case .usable:
             markFunded(params.id)
             return true
-        case .notFunded:
+        case .notFunded, .settling:
+            // Settling: a dispute is open, so the channel takes no updates anyway; the
+            // reconciliation of its dispute is what matters now, not funding.
             return false
         case let .mismatch(why):
             throw .fundingMismatch(params.id, why)
-        case .settling:
-            throw .fundingMismatch(params.id, "a dispute is already open on chain")
+        }
+    }
+
+    /// The chain says "funded": reports it only if it is funded as both journals agreed.
+    private func confirmFunding(_ id: ChannelID, _ record: ChannelRecord) async {
+        do {
+            if try judge(try await adapter.channel(id), record.params, record.funding) { emit(.funded(id)) }
+        } catch let error as WatcherError {
+            emit(.failed(id, "funding: \(error)"))
+        } catch {
+            emit(.failed(id, "funding: \(error)"))
         }
     }
 
@@ -285,13 +296,8 @@ public actor Watcher {
         guard let record = journal.channels[id], !record.isClosed else { return }
         switch event.kind {
         case .funded:
-            do {
-                if try judge(try await adapter.channel(id), record.params, record.funding) { emit(.funded(id)) }
-            } catch let error as WatcherError {
-                emit(.failed(id, "funding: \(error)"))
-            } catch {
-                emit(.failed(id, "funding: \(error)"))
-            }
+            // Judged on a task of its own (it reads the chain): this loop serves every channel.
+            Task { await self.confirmFunding(id, record) }
         case let .registered(version, deadline, by):
             // Our registration answering an earlier one is a refutation; the journal
             // entries all come from chain events, so a replay rebuilds the same history.
