@@ -63,9 +63,8 @@ final class ChannelRunner: Sendable {
         /// The wait that started as wait number `generation` (reestablish, or queued updates
         /// while the link is down) is over: the peer did not answer in time.
         case waitTimedOut(generation: UInt64)
-        /// Sign `state` (a move on chain, at a version above any we signed) through the
-        /// journal; answers with our signature. Or reuse the signature of the same state.
-        case signForChain(ChannelState, CheckedContinuation<Signature, any Error>)
+        /// Sign `state`, a move on chain from `base`, through the journal (see `signForChain`).
+        case signForChain(ChannelState, base: ChannelState, CheckedContinuation<(ChannelState, Signature), any Error>)
         case stop(CheckedContinuation<Void, Never>)
     }
 
@@ -170,7 +169,7 @@ final class ChannelRunner: Sendable {
         case let .stop(waiter): waiter.resume()
         case let .tamper(_, waiter): waiter.resume(throwing: NodeError.stopped)
         case let .funded(waiter?): waiter.resume()
-        case let .signForChain(_, waiter): waiter.resume(throwing: NodeError.stopped)
+        case let .signForChain(_, _, waiter): waiter.resume(throwing: NodeError.stopped)
         default: break
         }
     }
@@ -179,10 +178,13 @@ final class ChannelRunner: Sendable {
         try await withCheckedThrowingContinuation { post(.request(request, $0)) }
     }
 
-    /// Our signature on `state`, a move on chain: journaled first, at a version we never
-    /// signed before (or the signature we already gave this very state).
-    func signForChain(_ state: ChannelState) async throws -> Signature {
-        try await withCheckedThrowingContinuation { post(.signForChain(state, $0)) }
+    /// Our move on chain from `base` and our signature on it, journaled first at a version we
+    /// never signed before. If we already signed another state at that version (our
+    /// off-chain proposal of a move, still in flight), that state is the move when it is a
+    /// legal one from `base`: its signature is reused and nothing is signed twice. Throws
+    /// `UpdateRejection.versionAlreadySigned` otherwise.
+    func signForChain(_ state: ChannelState, from base: ChannelState) async throws -> (ChannelState, Signature) {
+        try await withCheckedThrowingContinuation { post(.signForChain(state, base: base, $0)) }
     }
 
     /// Sends a deliberately malformed proposal; returns the version it carries.
@@ -356,8 +358,20 @@ private final class RunnerLoop: @unchecked Sendable {
             do { waiter.resume(returning: try await tamper(kind)) } catch { waiter.resume(throwing: error) }
         case let .waitTimedOut(generation):
             await waitTimedOut(generation)
-        case let .signForChain(state, waiter):
-            do { waiter.resume(returning: try await engine.signForChain(state)) } catch { waiter.resume(throwing: error) }
+        case let .signForChain(state, base, waiter):
+            do { waiter.resume(returning: try await signForChain(state, from: base)) } catch { waiter.resume(throwing: error) }
+        }
+    }
+
+    private func signForChain(_ state: ChannelState, from base: ChannelState) async throws -> (ChannelState, Signature) {
+        do {
+            return (state, try await engine.signForChain(state))
+        } catch UpdateRejection.versionAlreadySigned(let version) {
+            let me = engine.engine.me
+            guard let pending = engine.engine.outstandingProposal?.state, pending.version == version, !pending.isFinal,
+                (try? rules.validateTransition(from: base, to: pending, mover: me)) != nil
+            else { throw UpdateRejection.versionAlreadySigned(version) }
+            return (pending, try await engine.signForChain(pending))
         }
     }
 

@@ -486,7 +486,9 @@ public actor Node {
         copy.version = registered.version + 1
         copy.isFinal = true
         let signature: Signature
-        do { signature = try await runner.signForChain(copy) } catch { throw .invalidParameters("\(error)") }
+        do { (_, signature) = try await runner.signForChain(copy, from: registered) } catch {
+            throw .invalidParameters("\(error)")
+        }
         do { _ = try await settlement.progress(id, to: copy, moverSignature: signature) } catch { throw .chain(error) }
     }
 
@@ -824,14 +826,17 @@ public actor Node {
             return
         }
         // Signed through the journal like every signature (invariant 1): never a second
-        // state at a version we already signed off chain.
+        // state at a version we already signed off chain. A move we already proposed off
+        // chain at that version is the move we make.
+        let move: ChannelState
         let signature: Signature
-        do { signature = try await runner.signForChain(next) } catch {
+        do { (move, signature) = try await runner.signForChain(next, from: registered) } catch {
             sink.yield(.error(id, "cannot sign the move on chain: \(error)"))
             return
         }
+        if move != next { sink.yield(.error(id, "moving on chain with the move we already proposed off chain, not the handler's")) }
         do {
-            _ = try await settlement.progress(id, to: next, moverSignature: signature)
+            _ = try await settlement.progress(id, to: move, moverSignature: signature)
         } catch {
             sink.yield(.error(id, "moving on chain: \(error)"))
         }

@@ -75,7 +75,8 @@ import Testing
     }
 
     /// The same attack through reestablish: the close is in flight when the session drops,
-    /// and Mallory claims she never committed it.
+    /// and Mallory claims she never committed it. Alice offers the close again; Mallory
+    /// declines that too, then "pays" Alice: refused by the final-state rule itself.
     @Test func aCloseMalloryClaimsNeverCommittedStillFreezesUpdates() throws {
         var duo = try Duo(alice: 100, bob: 100)
         duo.pay(0, 10, id: 1)
@@ -87,14 +88,24 @@ import Testing
         }
         duo.disconnect()
         duo.input(0, .connected)
-        duo.input(0, .received(.reestablish(channelID: duo.params.id, committedVersion: final.version - 1, highestSignedVersion: final.version - 1)))
-        #expect(duo.alice.engine.uncommittedFinal != nil)
+        duo.input(0, .received(.reestablish(
+            channelID: duo.params.id, committedVersion: final.version - 1, highestSignedVersion: final.version - 1)))
+        // Alice re-offers the close (journaled; the Duo's wire drops it while down); Mallory declines it too.
+        guard case let .signed(signed)? = duo.alice.journal.last, signed.state.isFinal, signed.version > final.version else {
+            Issue.record("alice did not offer the close again: \(duo.alice.journal)")
+            return
+        }
+        #expect(signed.state.allocation == final.allocation, "the close offered again pays what the first one did")
+        duo.input(0, .received(.reject(channelID: duo.params.id, version: signed.version, reason: .declined("no"))))
+        #expect(duo.alice.engine.phase == .idle)
+        let outstanding = try #require(duo.alice.engine.uncommittedFinal)
         var bribe = duo.alice.engine.latest.state
         bribe.version = duo.alice.engine.highestSeenVersion + 1
         bribe.allocation = Allocation(bribe.allocation[.first] + 50, bribe.allocation[.second] - 50)
         duo.input(0, .received(.propose(state: bribe, signature: bribe.signed(by: Fixtures.bob))))
         #expect(duo.alice.decisions.isEmpty)
         #expect(duo.alice.engine.latest.version == final.version - 1)
+        #expect(duo.alice.events.contains(.refusedIncoming(.finalStateOutstanding(version: outstanding.version))))
     }
 
     /// After a restart the rule still holds: the journal's record of the uncommitted final

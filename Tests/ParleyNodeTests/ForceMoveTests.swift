@@ -4,6 +4,7 @@ import ParleyChannel
 import ParleyCrypto
 import ParleyGames
 import ParleySettlement
+import ParleyTestSupport
 import ParleyTransport
 import Synchronization
 import Testing
@@ -136,6 +137,37 @@ struct ForceMoveTests {
             #expect(payout.1 == Allocation(2 * Self.stake, 0), "X won on chain: winner takes all")
             try await game.channel.waitUntilClosed()
             #expect(try await game.chain.adapter(for: game.aliceKey).balance(of: game.aliceKey.publicKey) == 2 * Self.stake)
+        } catch {
+            await game.shutDown()
+            throw error
+        }
+        await game.shutDown()
+    }
+
+    /// Issue 15: a move on chain is a signature like any other. Alice's off-chain move at
+    /// version 3 goes unanswered; on chain, her chain-move handler picks another cell for
+    /// version 3. Signing that would be two states of one version: she makes the move she
+    /// already signed instead.
+    @Test("a move on chain never re-signs a version already signed off chain")
+    func chainMoveReusesTheMoveAlreadyProposed() async throws {
+        let game = try await Self.start(.local)
+        do {
+            game.alice.setChainMoveHandler(Self.player([2]))
+            try await game.channel.update { try $0 = TicTacToe.move(4, in: $0) }  // v1: X centre
+            let bobChannel = try #require(await game.bob.channel(game.channel.id))
+            #expect(await eventually { (try? bobChannel.status.latest.version) == 1 })
+            try await bobChannel.update { try $0 = TicTacToe.move(0, in: $0) }  // v2: O corner, X to move
+            game.bob.setSilent(true)
+            // v3, X in cell 8: signed, sent, never answered; the proposal timeout makes Alice exit.
+            await #expect(throws: NodeError.self) { try await game.channel.update { try $0 = TicTacToe.move(8, in: $0) } }
+            let progressed = try await game.aliceLog.wait { event -> UInt64? in
+                if case let .progressed(_, version, _, .first) = event { return version }
+                return nil
+            }
+            #expect(progressed == 3)
+            let onChain = try #require(try await game.chain.adapter(for: game.aliceKey).channel(game.channel.id)?.registeredState)
+            let board = try TicTacToe.Board(appData: onChain.appData)
+            #expect(board.mark(at: 8) != nil && board.mark(at: 2) == nil, "Alice signed a second version-3 state: \(board)")
         } catch {
             await game.shutDown()
             throw error

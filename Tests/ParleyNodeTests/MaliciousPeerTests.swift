@@ -209,12 +209,18 @@ struct MaliciousPeerTests {
             journal.close()
 
             let alice = try await cluster.start("alice", key: key)
+            let asked = Mutex(0)
+            alice.node.setOpenHandler { _ in
+                asked.withLock { $0 += 1 }
+                return true
+            }
             #expect(await alice.node.channel(proposal.params.id) == nil, "closed channels are not loaded")
             let replay = try await RawPeer.dial(mallory, to: try await alice.address, expecting: key.publicKey)
             try await replay.send(.openProposal(proposal))
             #expect(await eventually { alice.events.contains { if case let .error(id?, why) = $0 { id == proposal.params.id && why.contains("used before") } else { false } } })
             #expect(replay.received.isEmpty, "Alice answered the replayed proposal: \(replay.received)")
             #expect(await alice.node.channel(proposal.params.id) == nil)
+            #expect(asked.withLock { $0 } == 0, "a used channel id is refused before the open handler is asked")
         }
     }
 
