@@ -57,9 +57,8 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
     public let requestTimeout: Duration
     private let loop: EventLoop
     private let ownsLoop: Bool
-    private let retry: RetryPolicy
-    /// Dials, serves and redials sessions until `close()` cancels it.
-    private let dialer = Locked<Task<Void, Never>?>(nil)
+    /// Dials the daemon and redials it whenever the session ends, until `close()`.
+    private let dialer = Locked<PeerLink?>(nil)
     private let state = Locked(State())
 
     private struct Stream {
@@ -138,10 +137,20 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         self.ownsLoop = ownsLoop
         self.connectTimeout = connectTimeout
         self.requestTimeout = requestTimeout
-        self.retry = retry
         let endpoint = SessionEndpoint(identity: identity, loop: loop)
-        let task = Task { [weak self] in _ = await self?.dial(endpoint) }
-        dialer.withLock { $0 = task }
+        let link = PeerLink(endpoint: endpoint, peer: daemonKey, address: address, retry: retry) { [weak self] event in
+            switch event {
+            case let .connected(session):
+                guard let self, self.connected(session) else { return session.close(reason: "the client was closed") }
+                Task { await self.read(session) }
+            case let .attemptFailed(error, _):
+                self?.dialFailed(error)
+            case .disconnected:
+                break  // `read` sees the session end and fails what was in flight on it
+            }
+        }
+        dialer.withLock { $0 = link }
+        link.start()
     }
 
     /// Connects to `address` (`devchain://HOST:PORT`, `devchain://pk1…@HOST:PORT` or `HOST:PORT`)
@@ -206,13 +215,12 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         for request in pending { request.resume(returning: .transport("the client was closed")) }
         for waiter in waiters { waiter.resume(returning: .failure(.transport("the client was closed"))) }
         for stream in streams { stream.continuation.finish() }
-        let dialing = dialer.withLock { value -> Task<Void, Never>? in
+        let link = dialer.withLock { value -> PeerLink? in
             defer { value = nil }
             return value
         }
-        dialing?.cancel()
+        await link?.stop()
         session?.close(reason: "the client was closed")
-        await dialing?.value
         if ownsLoop { loop.shutdown() }
     }
 
@@ -516,32 +524,6 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
     }
 
     // MARK: - Sessions
-
-    /// Dials `address` expecting `daemonKey`, serves each session until it ends, and redials
-    /// with `retry`'s backoff (never giving up) until the task is cancelled by `close()`.
-    /// What `PeerLink` does, except that a failed dial keeps its typed error: a daemon that
-    /// proves another key must fail requests at once, not after `connectTimeout`.
-    private func dial(_ endpoint: SessionEndpoint) async {
-        var failures = 0
-        while !Task.isCancelled {
-            let wait: Duration
-            do {
-                let session = try await endpoint.connect(to: address, expecting: daemonKey)
-                guard connected(session) else {
-                    session.close(reason: "the client was closed")
-                    return
-                }
-                failures = 0
-                await read(session)
-                wait = retry.delay(afterAttempt: 1)
-            } catch {
-                failures += 1
-                dialFailed(error)
-                wait = retry.delay(afterAttempt: min(failures, 32))
-            }
-            do { try await Task.sleep(for: wait) } catch { return }
-        }
-    }
 
     /// Notes why a dial failed. A daemon that proved another key fails every waiting request
     /// at once: waiting for it to change its key would only delay the error.

@@ -14,8 +14,9 @@ public final class PeerLink: @unchecked Sendable {
         case connected(Session)
         /// The session ended; a redial follows after `retryIn` unless the link was stopped.
         case disconnected(SessionCloseReason, retryIn: Duration)
-        /// A dial or handshake failed; the next attempt follows after `retryIn`.
-        case attemptFailed(String, retryIn: Duration)
+        /// A dial or handshake failed (a `TCPError` or `SessionError`, e.g. the peer proved
+        /// another key); the next attempt follows after `retryIn`.
+        case attemptFailed(any Error, retryIn: Duration)
     }
 
     public let peer: PublicKey
@@ -82,7 +83,7 @@ public final class PeerLink: @unchecked Sendable {
             } catch {
                 failures += 1
                 let wait = retry.delay(afterAttempt: min(failures, 32))
-                onEvent(.attemptFailed("\(error)", retryIn: wait))
+                onEvent(.attemptFailed(error, retryIn: wait))
                 do { try await Task.sleep(for: wait) } catch { return }
             }
         }
