@@ -54,6 +54,10 @@ public actor Watcher {
     private var closeWaiters: [ChannelID: [CheckedContinuation<Result<Void, WatcherError>, Never>]] = [:]
     private var silenceTimers: [ChannelID: Task<Void, Never>] = [:]
     private var notRefuting: Set<ChannelID> = []
+    /// Deposits per seat, from the chain's `deposited` events, for journal channels not yet
+    /// funded: at the `funded` event they tell, without a chain read, whether the channel
+    /// was funded on the terms we agreed (the chain funds when deposits equal its opening).
+    private var depositsSeen: [ChannelID: Allocation] = [:]
 
     public init(
         identity: PublicKey, adapter: any SettlementAdapter, journal: Journal,
@@ -296,8 +300,17 @@ public actor Watcher {
         guard let record = journal.channels[id], !record.isClosed else { return }
         switch event.kind {
         case .funded:
-            // Judged on a task of its own (it reads the chain): this loop serves every channel.
-            Task { await self.confirmFunding(id, record) }
+            if depositsSeen.removeValue(forKey: id) == record.funding {
+                // The deposits that made the chain call it funded are the ones we agreed, so
+                // its opening is ours too (and nothing can be registered before funding).
+                markFunded(id)
+                emit(.funded(id))
+            } else {
+                // We did not see every deposit (some came before the channel was in our
+                // journal), or they differ: judge the chain's snapshot, on a task of its own
+                // since it reads the chain and this loop serves every channel.
+                Task { await self.confirmFunding(id, record) }
+            }
         case let .registered(version, deadline, by):
             // Our registration answering an earlier one is a refutation; the journal
             // entries all come from chain events, so a replay rebuilds the same history.
@@ -330,8 +343,12 @@ public actor Watcher {
             {
                 emit(.withdrawn(id, amount: amount))
             }
-        case .deposited, .reclaimed:
-            break
+        case let .deposited(participant, _, total):
+            var seen = depositsSeen[id] ?? Allocation(0, 0)
+            seen[participant] = total
+            depositsSeen[id] = seen
+        case .reclaimed:
+            depositsSeen[id] = nil  // the chain takes no more deposits: it will never be funded
         }
         // On a task of its own: the events of every channel go through this one loop, and
         // one channel's slow chain calls must not hold up another channel's refutation.
