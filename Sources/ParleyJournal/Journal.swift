@@ -66,9 +66,9 @@ public final class Journal: @unchecked Sendable {
     /// (0: not waiting). `enqueue` signals only when that is reached, so appenders that
     /// arrive while the writer gathers do not wake it one by one.
     private var writerWaitsFor = 0
-    /// Ids of every channel opened in this journal, durable or queued: a second `opened`
-    /// for one of them is refused at `enqueue`, before anything is written.
-    private var openedIDs: Set<ChannelID> = []
+    /// Ids named by `opened` records queued but not yet written (then they are in `table`):
+    /// with `table`, what `enqueue` checks to refuse a second `opened` for one id.
+    private var queuedOpenIDs: Set<ChannelID> = []
     // Owned by the writer thread after `open`:
     private var fd: Int32
     private var segmentIndex: UInt64
@@ -133,7 +133,6 @@ public final class Journal: @unchecked Sendable {
             throw error
         }
         table = found.table
-        openedIDs = Set(found.table.channels.keys)
         currentSegmentPath = directory + "/" + SegmentFormat.fileName(index: segmentIndex)
         recovery = RecoveryReport(
             channels: found.table.channels, recordsReplayed: found.recordsRead, segments: max(found.segments.count, 1),
@@ -214,15 +213,16 @@ public final class Journal: @unchecked Sendable {
     }
 
     /// The first `opened` entry naming a channel already opened (in the journal, queued, or
-    /// earlier in `entries`); otherwise records every opened id as taken. Under `lock`.
+    /// earlier in `entries`); otherwise records every opened id as queued. Under `lock`.
     private func reusedChannelID(in entries: [JournalEntry]) -> ChannelID? {
         var fresh: [ChannelID] = []
         for entry in entries {
             guard case .engine(.opened) = entry.body else { continue }
-            if openedIDs.contains(entry.channelID) || fresh.contains(entry.channelID) { return entry.channelID }
-            fresh.append(entry.channelID)
+            let id = entry.channelID
+            if table.channels[id] != nil || queuedOpenIDs.contains(id) || fresh.contains(id) { return id }
+            fresh.append(id)
         }
-        openedIDs.formUnion(fresh)
+        queuedOpenIDs.formUnion(fresh)
         return nil
     }
 
@@ -301,7 +301,10 @@ public final class Journal: @unchecked Sendable {
         segmentBytes += bytes.count
         lock.withLock {
             for batch in batches {
-                for entry in batch.entries { table.apply(entry) }
+                for entry in batch.entries {
+                    table.apply(entry)
+                    if case .engine(.opened) = entry.body { queuedOpenIDs.remove(entry.channelID) }
+                }
                 stats.records += batch.entries.count
             }
             stats.batches += 1
