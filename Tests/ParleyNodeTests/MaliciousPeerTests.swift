@@ -138,6 +138,74 @@ final class GatedAdapter: SettlementAdapter, DevFaucet, Sendable {
     }
 }
 
+/// Bob as a bare listener: every session dialled to him is kept, and nothing is answered
+/// until the test speaks for him.
+final class RawListener: Sendable {
+    let key: SigningKey
+    let address: SocketAddress
+    private let listener: TCPListener
+    private let accepted: Accepted
+
+    /// The sessions the listener produced (a class: the listener's callback fills it).
+    private final class Accepted: Sendable {
+        let sessions = Mutex<[Session]>([])
+    }
+
+    private init(key: SigningKey, listener: TCPListener, accepted: Accepted) {
+        self.key = key
+        address = listener.localAddress
+        self.listener = listener
+        self.accepted = accepted
+    }
+
+    static func start(_ key: SigningKey) async throws -> RawListener {
+        let accepted = Accepted()
+        let listener = try await SessionEndpoint(identity: key, loop: try TestLoop.get()).listen(
+            on: .loopbackIPv4(port: 0), acceptPeer: { _ in true },
+            onSession: { session in accepted.sessions.withLock { $0.append(session) } })
+        return RawListener(key: key, listener: listener, accepted: accepted)
+    }
+
+    var sessions: [Session] { accepted.sessions.withLock { $0 } }
+
+    /// Closes every session so far and forgets them.
+    func dropSessions(_ reason: String) {
+        let dropped = accepted.sessions.withLock { sessions in
+            defer { sessions = [] }
+            return sessions
+        }
+        for session in dropped { session.close(reason: reason) }
+    }
+
+    func close() async { await listener.close() }
+
+    /// `node` opens a channel with us (it deposits 100, we 50) that we never accept: returns
+    /// its id once `open` has timed out.
+    func openThatTimesOut(from node: Node) async throws -> ChannelID {
+        let outcome = await within(.seconds(15)) { () -> NodeError? in
+            do {
+                _ = try await node.open(with: self.key.publicKey, at: self.address, deposit: 100, theirs: 50, timeout: .milliseconds(400))
+                return nil
+            } catch let error as NodeError { return error } catch { return .invalidParameters("\(error)") }
+        }
+        guard case .openTimedOut(let id)? = outcome ?? nil else {
+            throw HarnessError("the open did not time out: \(String(describing: outcome))")
+        }
+        return id
+    }
+
+    /// Reads the open proposal on `session`, accepts it (our signature on version 0) and
+    /// deposits our share.
+    func acceptOpen(on session: Session, id: ChannelID, chain: any SettlementAdapter) async throws {
+        let peer = await RawPeer.attach(key, session)
+        guard let proposal = await peer.first({ if case let .openProposal(p) = $0 { p } else { nil } }), proposal.params.id == id else {
+            throw HarnessError("no open proposal for \(id) arrived")
+        }
+        try await peer.send(.openAccept(channelID: id, signature: proposal.initial.signed(by: key)))
+        try await chain.deposit(params: proposal.params, opening: proposal.initial.allocation, participant: .second, amount: 50)
+    }
+}
+
 /// Starts a node the way `APICluster.start` does, on a given adapter.
 private func startNode(
     _ cluster: APICluster, _ name: String, key: SigningKey, adapter: any SettlementAdapter, policy: NodePolicy
@@ -384,39 +452,34 @@ struct MaliciousPeerTests {
         try await withCluster { cluster in
             let key = SigningKey()
             let before = try await cluster.start("alice", key: key)
-            let bob = SigningKey()
-            try await cluster.chain.adapter(for: bob).mint(50, to: bob.publicKey)
-            let loop = try TestLoop.get()
-            let sessions = Mutex<[Session]>([])
-            let listener = try await SessionEndpoint(identity: bob, loop: loop).listen(
-                on: .loopbackIPv4(port: 0), acceptPeer: { _ in true }, onSession: { session in sessions.withLock { $0.append(session) } })
-            defer { Task { await listener.close() } }
-            let bobAddress = try #require(listener.localAddress)
-            let quiet = await within(.seconds(15)) { () -> NodeError? in
-                do {
-                    _ = try await before.node.open(with: bob.publicKey, at: bobAddress, deposit: 100, theirs: 50, timeout: .milliseconds(500))
-                    return nil
-                } catch let error as NodeError { return error } catch { return .invalidParameters("\(error)") }
-            }
-            guard case .openTimedOut(let id)? = quiet ?? nil else {
-                Issue.record("the open did not time out: \(String(describing: quiet))")
-                return
-            }
+            let bob = try await RawListener.start(SigningKey())
+            try await cluster.chain.adapter(for: bob.key).mint(50, to: bob.key.publicKey)
+            let id = try await bob.openThatTimesOut(from: before.node)
             await before.node.shutDown()
-            for session in sessions.withLock({ $0 }) { session.close(reason: "Bob drops the first attempt") }
-            sessions.withLock { $0 = [] }
+            bob.dropSessions("Bob drops the first attempt")
 
             let alice = try await cluster.start("alice", key: key)
-            #expect(await eventually { !sessions.withLock { $0 }.isEmpty }, "Alice never redialled Bob")
-            let session = try #require(sessions.withLock { $0.first })
-            let peer = await RawPeer.attach(bob, session)
-            let proposal = try #require(await peer.first { if case let .openProposal(p) = $0 { p } else { nil } })
-            #expect(proposal.params.id == id)
-            try await peer.send(.openAccept(channelID: id, signature: proposal.initial.signed(by: bob)))
-            try await cluster.chain.adapter(for: bob).deposit(
-                params: proposal.params, opening: proposal.initial.allocation, participant: .second, amount: 50)
+            #expect(await eventually { !bob.sessions.isEmpty }, "Alice never redialled Bob")
+            let session = try #require(bob.sessions.first)
+            try await bob.acceptOpen(on: session, id: id, chain: cluster.chain.adapter(for: bob.key))
             #expect(await eventually { (try? alice.status(id))?.isFunded == true }, "the channel was never funded")
             #expect(try await cluster.onChain(id)?.deposits == Allocation(100, 50))
+            await bob.close()
+        }
+    }
+
+    /// Item 7 without a restart: `open` times out, then the accept arrives after all.
+    /// The channel is funded then, since funding follows from the state.
+    @Test func openThatTimedOutIsFundedWhenTheAcceptArrivesLater() async throws {
+        try await withCluster { cluster in
+            let alice = try await cluster.start("alice")
+            let bob = try await RawListener.start(SigningKey())
+            try await cluster.chain.adapter(for: bob.key).mint(50, to: bob.key.publicKey)
+            let id = try await bob.openThatTimesOut(from: alice.node)
+            let session = try #require(bob.sessions.first)
+            try await bob.acceptOpen(on: session, id: id, chain: cluster.chain.adapter(for: bob.key))
+            #expect(await eventually { (try? alice.status(id))?.isFunded == true }, "the channel was never funded")
+            await bob.close()
         }
     }
 
@@ -446,38 +509,6 @@ struct MaliciousPeerTests {
                 await eventually(within: .seconds(10)) { alice.events.contains { if case .refuted(other, 0, 1) = $0 { true } else { false } } },
                 "the second channel's refutation waited for the first channel's slow chain call")
             gated.slowChannel.withLock { $0 = nil }
-        }
-    }
-
-    /// Item 7 without a restart: `open` times out, then the accept arrives after all.
-    /// The channel is funded then, since funding follows from the state.
-    @Test func openThatTimedOutIsFundedWhenTheAcceptArrivesLater() async throws {
-        try await withCluster { cluster in
-            let alice = try await cluster.start("alice")
-            let bob = SigningKey()
-            try await cluster.chain.adapter(for: bob).mint(50, to: bob.publicKey)
-            let sessions = Mutex<[Session]>([])
-            let listener = try await SessionEndpoint(identity: bob, loop: try TestLoop.get()).listen(
-                on: .loopbackIPv4(port: 0), acceptPeer: { _ in true }, onSession: { session in sessions.withLock { $0.append(session) } })
-            defer { Task { await listener.close() } }
-            let bobAddress = try #require(listener.localAddress)
-            let outcome = await within(.seconds(15)) { () -> NodeError? in
-                do {
-                    _ = try await alice.node.open(with: bob.publicKey, at: bobAddress, deposit: 100, theirs: 50, timeout: .milliseconds(300))
-                    return nil
-                } catch let error as NodeError { return error } catch { return .invalidParameters("\(error)") }
-            }
-            guard case .openTimedOut(let id)? = outcome ?? nil else {
-                Issue.record("the open did not time out: \(String(describing: outcome))")
-                return
-            }
-            let session = try #require(sessions.withLock { $0.first })
-            let peer = await RawPeer.attach(bob, session)
-            let proposal = try #require(await peer.first { if case let .openProposal(p) = $0 { p } else { nil } })
-            try await peer.send(.openAccept(channelID: id, signature: proposal.initial.signed(by: bob)))
-            try await cluster.chain.adapter(for: bob).deposit(
-                params: proposal.params, opening: proposal.initial.allocation, participant: .second, amount: 50)
-            #expect(await eventually { (try? alice.status(id))?.isFunded == true }, "the channel was never funded")
         }
     }
 
