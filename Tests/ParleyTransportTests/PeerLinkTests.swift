@@ -25,13 +25,17 @@ private final class LinkEvents: @unchecked Sendable {
         lock.withLock { events.filter { if case .attemptFailed = $0 { true } else { false } }.count }
     }
 
-    /// Polls until `condition` holds, or fails the test after `deadline`.
+    /// Polls until `condition` holds, or fails the test after `deadline` worth of polls.
+    /// Counted in polls, not wall time: while other tests hold the cooperative pool for
+    /// seconds on a loaded machine, neither this loop nor the link it waits for runs, and a
+    /// wall-clock deadline expired during such a stall (a CI-like run failed that way).
     func wait(_ what: String, deadline: Duration = .seconds(20), until condition: () -> Bool) async throws {
-        let clock = ContinuousClock()
-        let start = clock.now
+        let interval = Duration.milliseconds(10)
+        var polls = Int((deadline / interval).rounded(.up))
         while !condition() {
-            guard clock.now - start < deadline else { throw TestDeadlineExceeded(deadline: deadline) }
-            try await Task.sleep(for: .milliseconds(10))
+            guard polls > 0 else { throw TestDeadlineExceeded(deadline: deadline) }
+            polls -= 1
+            try await Task.sleep(for: interval)
         }
     }
 }

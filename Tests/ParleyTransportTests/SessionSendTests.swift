@@ -123,7 +123,7 @@ import Testing
     @Test func sendWaitsAboveTheHighWaterMarkWhileThePeerDoesNotRead() async throws {
         try await withEventLoop { loop in
             let config = SessionConfig(
-                connectTimeout: .seconds(5), handshakeTimeout: .seconds(2),
+                connectTimeout: .seconds(20), handshakeTimeout: .seconds(20),
                 keepaliveInterval: .seconds(5), silenceInterval: .seconds(20),
                 receiveHighWater: 64 << 10, receiveLowWater: 16 << 10,
                 sendWatermarks: TCPConnection.Watermarks(high: 128 << 10, low: 32 << 10))
@@ -170,7 +170,7 @@ import Testing
     @Test func closingFailsSendsWaitingAboveTheHighWaterMark() async throws {
         try await withEventLoop { loop in
             let config = SessionConfig(
-                connectTimeout: .seconds(5), handshakeTimeout: .seconds(2),
+                connectTimeout: .seconds(20), handshakeTimeout: .seconds(20),
                 keepaliveInterval: .seconds(5), silenceInterval: .seconds(20),
                 receiveHighWater: 64 << 10, receiveLowWater: 16 << 10,
                 sendWatermarks: TCPConnection.Watermarks(high: 64 << 10, low: 16 << 10))
