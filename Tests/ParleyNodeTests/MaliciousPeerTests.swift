@@ -350,28 +350,31 @@ struct MaliciousPeerTests {
                     alice.events.contains { if case let .error(id?, why) = $0 { id == proposal.params.id && why.contains(text) } else { false } }
                 }
             }
+            /// Sends `proposal`; true once Alice has the channel (waiting while that may take).
             func opens(_ peer: RawPeer, _ proposal: OpenProposal) async throws -> Bool {
                 try await peer.send(.openProposal(proposal))
-                return await eventually(within: .seconds(2)) { await alice.node.channel(proposal.params.id) != nil }
+                return await eventually { await alice.node.channel(proposal.params.id) != nil }
+            }
+            /// Sends `proposal`; true once Alice reported refusing it for `reason`, without opening it.
+            func refuses(_ peer: RawPeer, _ proposal: OpenProposal, _ reason: String) async throws -> Bool {
+                try await peer.send(.openProposal(proposal))
+                guard await refusal(proposal, reason) else { return false }
+                return await alice.node.channel(proposal.params.id) == nil
             }
             // Peer A: too large a deposit, too long a window, one fair channel, then over the rate.
             let a = try await RawPeer.dial(SigningKey(), to: try await alice.address, expecting: alice.key.publicKey)
             let greedy = try a.proposeChannel(to: alice.key.publicKey, mine: 0, theirs: 51, domain: domain)
             let forever = try a.proposeChannel(to: alice.key.publicKey, mine: 1, theirs: 1, domain: domain, challenge: 366 * 24 * 3600)
-            #expect(try await !opens(a, greedy))
-            #expect(await refusal(greedy, "more than our limit of 50"))
-            #expect(try await !opens(a, forever))
-            #expect(await refusal(forever, "outside the 30...3600"))
+            #expect(try await refuses(a, greedy, "more than our limit of 50"))
+            #expect(try await refuses(a, forever, "outside the 30...3600"))
             #expect(try await opens(a, try a.proposeChannel(to: alice.key.publicKey, mine: 1, theirs: 1, domain: domain)))
             let tooFast = try a.proposeChannel(to: alice.key.publicKey, mine: 1, theirs: 1, domain: domain)
-            #expect(try await !opens(a, tooFast))
-            #expect(await refusal(tooFast, "in the last minute"))
+            #expect(try await refuses(a, tooFast, "in the last minute"))
             // Peer B: two channels, then over the per-peer limit.
             let b = try await RawPeer.dial(SigningKey(), to: try await alice.address, expecting: alice.key.publicKey)
             for _ in 0..<2 { #expect(try await opens(b, try b.proposeChannel(to: alice.key.publicKey, mine: 1, theirs: 1, domain: domain))) }
             let third = try b.proposeChannel(to: alice.key.publicKey, mine: 1, theirs: 1, domain: domain)
-            #expect(try await !opens(b, third))
-            #expect(await refusal(third, "channels with us, our limit"))
+            #expect(try await refuses(b, third, "channels with us, our limit"))
         }
     }
 
