@@ -141,6 +141,16 @@ private struct Reader {
             try allowOnly(["peer"], in: fields, what: "`\(name)`")
             return try peerName(need("peer", fields), "peer")
         }
+        /// A step that names a state a peer holds: `{peer, as: LABEL}`; the label becomes
+        /// usable by later `register` steps.
+        func labelledPeer() throws(DrillFileError) -> (peer: String, label: String) {
+            let fields = try mapping("{peer, as}")
+            try allowOnly(["peer", "as"], in: fields, what: "`\(name)`")
+            let label = try string(need("as", fields), "as")
+            guard label != "latest" else { throw fail(at, "`latest` is reserved; pick another label") }
+            labels.insert(label)
+            return (try peerName(need("peer", fields), "peer"), label)
+        }
         func noArguments() throws(DrillFileError) {
             guard isEmpty else { throw fail(at, "`\(name)` takes no arguments: write `- \(name)`") }
         }
@@ -158,12 +168,8 @@ private struct Reader {
             }
             return .pay(from: from, amount: amount, count: Int(count))
         case "keep":
-            let fields = try mapping("{peer, as}")
-            try allowOnly(["peer", "as"], in: fields, what: "`keep`")
-            let label = try string(need("as", fields), "as")
-            guard label != "latest" else { throw fail(at, "`latest` is reserved; pick another label") }
-            labels.insert(label)
-            return .keep(peer: try peerName(need("peer", fields), "peer"), label: label)
+            let (peer, label) = try labelledPeer()
+            return .keep(peer: peer, label: label)
         case "register":
             let fields = try mapping("{peer, state: LABEL|latest}")
             try allowOnly(["peer", "state"], in: fields, what: "`register`")
@@ -205,12 +211,8 @@ private struct Reader {
             }
             return .tamper(from: from, kind: kind)
         case "hold-final":
-            let fields = try mapping("{peer, as}")
-            try allowOnly(["peer", "as"], in: fields, what: "`hold-final`")
-            let label = try string(need("as", fields), "as")
-            guard label != "latest" else { throw fail(at, "`latest` is reserved; pick another label") }
-            labels.insert(label)
-            return .holdFinal(peer: try peerName(need("peer", fields), "peer"), label: label)
+            let (peer, label) = try labelledPeer()
+            return .holdFinal(peer: peer, label: label)
         case "move":
             guard drill.game else { throw fail(at, "`move` needs a game: add `app: tictactoe` at the top") }
             let fields = try mapping("{peer, cell}")
