@@ -206,6 +206,15 @@ final class RawListener: Sendable {
     }
 }
 
+extension NodeEventLog {
+    /// Waits until the node reports an error about `channel` whose text contains `text`.
+    func reportsError(on channel: ChannelID, containing text: String) async -> Bool {
+        await eventually {
+            self.contains { if case let .error(id?, why) = $0 { id == channel && why.contains(text) } else { false } }
+        }
+    }
+}
+
 /// Starts a node the way `APICluster.start` does, on a given adapter.
 private func startNode(
     _ cluster: APICluster, _ name: String, key: SigningKey, adapter: any SettlementAdapter, policy: NodePolicy
@@ -251,7 +260,7 @@ struct MaliciousPeerTests {
             #expect(try await peer.open(proposal) != nil)
             try await chain.deposit(params: proposal.params, opening: Allocation(1, 0), participant: .first, amount: 1)
             #expect(try await cluster.onChain(proposal.params.id)?.isFunded == true, "the chain's own flag says funded")
-            #expect(await eventually { alice.events.contains { if case let .error(id?, why) = $0 { id == proposal.params.id && why.contains("cannot be used") } else { false } } })
+            #expect(await alice.events.reportsError(on: proposal.params.id, containing: "cannot be used"))
             #expect(try alice.status(proposal.params.id).isFunded == false)
             // A "payment" of 100 to Alice on a channel that holds 1.
             try await peer.proposePayment(on: proposal.initial, version: 1, amount: 100)
@@ -285,7 +294,7 @@ struct MaliciousPeerTests {
             #expect(await alice.node.channel(proposal.params.id) == nil, "closed channels are not loaded")
             let replay = try await RawPeer.dial(mallory, to: try await alice.address, expecting: key.publicKey)
             try await replay.send(.openProposal(proposal))
-            #expect(await eventually { alice.events.contains { if case let .error(id?, why) = $0 { id == proposal.params.id && why.contains("used before") } else { false } } })
+            #expect(await alice.events.reportsError(on: proposal.params.id, containing: "used before"))
             #expect(replay.received.isEmpty, "Alice answered the replayed proposal: \(replay.received)")
             #expect(await alice.node.channel(proposal.params.id) == nil)
             #expect(asked.withLock { $0 } == 0, "a used channel id is refused before the open handler is asked")
@@ -319,7 +328,7 @@ struct MaliciousPeerTests {
             let proposal = try peer.proposeChannel(to: alice.key.publicKey, mine: 5, theirs: 0, domain: cluster.chain.domain)
             try await chain.deposit(params: proposal.params, opening: Allocation(5, 0), participant: .first, amount: 5)
             try await peer.send(.openProposal(proposal))
-            #expect(await eventually { alice.events.contains { if case let .error(id?, why) = $0 { id == proposal.params.id && why.contains("chain already has") } else { false } } })
+            #expect(await alice.events.reportsError(on: proposal.params.id, containing: "chain already has"))
             #expect(await alice.node.channel(proposal.params.id) == nil)
         }
     }
@@ -332,7 +341,7 @@ struct MaliciousPeerTests {
             let proposal = try peer.proposeChannel(
                 to: alice.key.publicKey, mine: 5, theirs: 0, domain: try SettlementDomain(chainID: 1))
             try await peer.send(.openProposal(proposal))
-            #expect(await eventually { alice.events.contains { if case let .error(id?, why) = $0 { id == proposal.params.id && why.contains("bound to chain 1") } else { false } } })
+            #expect(await alice.events.reportsError(on: proposal.params.id, containing: "bound to chain 1"))
             #expect(await alice.node.channel(proposal.params.id) == nil)
         }
     }
@@ -346,9 +355,7 @@ struct MaliciousPeerTests {
             let alice = try await cluster.start("alice", policy: policy)
             let domain = cluster.chain.domain
             func refusal(_ proposal: OpenProposal, _ text: String) async -> Bool {
-                await eventually {
-                    alice.events.contains { if case let .error(id?, why) = $0 { id == proposal.params.id && why.contains(text) } else { false } }
-                }
+                await alice.events.reportsError(on: proposal.params.id, containing: text)
             }
             /// Sends `proposal`; true once Alice has the channel (waiting while that may take).
             func opens(_ peer: RawPeer, _ proposal: OpenProposal) async throws -> Bool {
