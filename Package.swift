@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -55,6 +56,17 @@ let package = Package(
                 "ParleyWire", .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The whole-node simulator (Docs/Simulation.md): the real node against an adversary,
+        // on an in-memory network, a simulated disk and virtual time, from one seed.
+        .target(
+            name: "ParleySim",
+            dependencies: [
+                "ParleyNode", "ParleyJournal", "ParleySettlement", "ParleyTransport", "ParleyChannel", "ParleyCrypto",
+                "ParleyWire", "ParleyLocks", "ParleyGames", .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
+        ),
         // posix_spawn with closefrom, which Swift's Glibc module does not declare (SpawnedProcess).
         .target(name: "CParleySpawn"),
         .target(name: "ParleySubprocess", dependencies: ["CParleySpawn", "ParleyLocks"]),
@@ -71,7 +83,7 @@ let package = Package(
             dependencies: [
                 "ParleyCrypto", "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyTransport",
                 "ParleySettlement", "ParleyDevchain", "ParleyNode", "ParleyDrill", "ParleySubprocess", "ParleyLocks",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ParleySim", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
@@ -156,6 +168,13 @@ let package = Package(
         .testTarget(
             name: "ParleyDrillTests",
             dependencies: ["ParleyDrill", "ParleyNode", "ParleyTestSupport", "parley"]
+        ),
+        .testTarget(
+            name: "ParleySimTests",
+            dependencies: [
+                "ParleySim", "ParleyNode", "ParleyJournal", "ParleySettlement", "ParleyChannel", "ParleyCrypto",
+                "ParleyTestSupport", "ParleySubprocess", "parley",
+            ]
         ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CLibUV", "CSodium"]),
         .testTarget(name: "ParleySubprocessTests", dependencies: ["ParleySubprocess"]),

@@ -1,0 +1,1 @@
+// The whole-node simulator: see Docs/Simulation.md.
