@@ -50,7 +50,8 @@ public struct Drill: Sendable {
         case crash(String)
         case restart(String)
         case advance(UInt64)
-        case tamper(from: String, kind: Tampering)
+        /// `kind` is a `Tampering` raw value (checked by the parser).
+        case tamper(from: String, kind: String)
         /// `peer` countersigns the next final state it is offered in secret, answers
         /// "declined", and the runner remembers the held state as `label`.
         case holdFinal(peer: String, label: String)

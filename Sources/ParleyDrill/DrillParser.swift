@@ -1,5 +1,5 @@
 import ParleyChannel
-import enum ParleyNode.Tampering
+@_spi(Drills) import enum ParleyNode.Tampering
 import Yams
 
 /// Reads the drill format (Docs/Drills.md). Every problem is a `DrillFileError` naming the
@@ -209,7 +209,7 @@ private struct Reader {
             guard let kind = Tampering(rawValue: kindText) else {
                 throw fail(at, "unknown tamper kind `\(kindText)`; kinds are \(Tampering.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            return .tamper(from: from, kind: kind)
+            return .tamper(from: from, kind: kind.rawValue)
         case "hold-final":
             let (peer, label) = try labelledPeer()
             return .holdFinal(peer: peer, label: label)

@@ -3,7 +3,7 @@ import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
 import ParleyLocks
-import ParleyNode
+@_spi(Drills) import ParleyNode
 import ParleySettlement
 
 /// Runs drills with real processes: a `parley devchain` with manual time and one
@@ -493,16 +493,16 @@ final class DrillRun: @unchecked Sendable {
     /// Sends the tampered update, then waits for the receiver to say no (an `error` or
     /// `rejected` event). Refused = the receiver reacted; `changedState` is judged after.
     private func tamper(
-        from: String, kind: Tampering, outcome: inout Outcome,
+        from: String, kind: String, outcome: inout Outcome,
         answer: (NodeChild, String, Duration) async throws -> [String: Any]?
     ) async throws {
         let receiverName = drill.other(than: from) ?? ""
         let receiver = try node(receiverName)
         receiver.collectEvents()
         let seen = receiver.events.count
-        let reply = try await answer(try node(from), "tamper \(channel) \(kind.rawValue)", .seconds(30))
+        let reply = try await answer(try node(from), "tamper \(channel) \(kind)", .seconds(30))
         note(.message, from: from, to: receiverName,
-             "tampered update (\(kind.rawValue))" + ((reply?["version"]).map { ", version \($0)" } ?? ""), emphasis: true)
+             "tampered update (\(kind))" + ((reply?["version"]).map { ", version \($0)" } ?? ""), emphasis: true)
         guard outcome.error == nil else { return }
         let end = ContinuousClock.now + .seconds(5)
         var reaction: String?
@@ -661,7 +661,7 @@ final class DrillRun: @unchecked Sendable {
         case let .crash(peer): "crash \(peer)"
         case let .restart(peer): "restart \(peer)"
         case let .advance(seconds): "advance \(seconds)"
-        case let .tamper(from, kind): "tamper {from: \(from), kind: \(kind.rawValue)}"
+        case let .tamper(from, kind): "tamper {from: \(from), kind: \(kind)}"
         case let .holdFinal(peer, label): "hold-final {peer: \(peer), as: \(label)}"
         case let .move(peer, cell): "move {peer: \(peer), cell: \(cell)}"
         case let .progressFinal(peer): "progress-final \(peer)"

@@ -22,6 +22,9 @@ struct RunnerContext: Sendable {
     let sign: @Sendable (ChannelState) -> Signature
     /// The node's proposal and turn timers.
     let deadlines: Deadlines<TimerFire>
+    /// The node's clock and randomness (retry delays and their jitter).
+    let clock: any NodeClock
+    let random: any NodeRandom
     /// Drill switch: true when this final proposal was countersigned in secret and must be
     /// answered "declined" (`Node.setHoldingDeclinedFinals`).
     let holdFinal: @Sendable (IncomingProposal, ChannelID) -> Bool
@@ -47,7 +50,7 @@ final class ChannelRunner: Sendable {
         case engine(EngineInput)
         /// A message from the peer on the session identified by `via`.
         case received(ChannelMessage, via: ObjectIdentifier)
-        case attach(Session)
+        case attach(any MessageLink)
         case detach(ObjectIdentifier)
         case request(Request, CheckedContinuation<SignedState, any Error>)
         case perform([Effect])
@@ -90,7 +93,7 @@ final class ChannelRunner: Sendable {
     }
 
     init(
-        engine: JournaledEngine, rules: any AppRules, funding: Allocation, session: Session?, funded: Bool,
+        engine: JournaledEngine, rules: any AppRules, funding: Allocation, session: (any MessageLink)?, funded: Bool,
         closing: ClosingReason?, closed: Bool, context: RunnerContext
     ) {
         let core = engine.engine
@@ -226,7 +229,7 @@ private final class RunnerLoop: @unchecked Sendable {
     /// The wait on the peer a deadline is armed for (`armWaitTimer`), by generation.
     var waitTimer: (generation: UInt64, kind: WaitKind)?
     var nextWaitGeneration: UInt64 = 0
-    var session: Session?
+    var session: (any MessageLink)?
     /// The version the turn timer is armed for, while it is the peer's turn in a game
     /// (see `NodePolicy.turnTimeout`).
     var turnTimer: UInt64?
@@ -250,7 +253,7 @@ private final class RunnerLoop: @unchecked Sendable {
     var id: ChannelID { status.id }
 
     init(
-        engine: JournaledEngine, rules: any AppRules, funding: Allocation, session: Session?, status: ChannelStatus,
+        engine: JournaledEngine, rules: any AppRules, funding: Allocation, session: (any MessageLink)?, status: ChannelStatus,
         published: StatusBox, context: RunnerContext, inputs: RunnerHandle
     ) {
         self.engine = engine
@@ -515,8 +518,10 @@ private final class RunnerLoop: @unchecked Sendable {
             case .scheduleRetry:
                 retry?.cancel()
                 let inputs = self.inputs
+                let clock = context.clock
+                let delay = Duration.milliseconds(context.random.integer(in: 2...20))
                 retry = Task {
-                    do { try await Task.sleep(for: .milliseconds(Int.random(in: 2...20))) } catch { return }
+                    do { try await clock.sleep(for: delay) } catch { return }
                     inputs.post(.engine(.retryDue))
                 }
             case let .disconnect(reason):
@@ -584,8 +589,9 @@ private final class RunnerLoop: @unchecked Sendable {
         try await session.send(message.wireBytes)
         context.logger.notice("channel \(id.shortID): sent a tampered proposal (\(kind.rawValue)) at version \(next.version)")
         if reserve != nil {
+            let clock = context.clock
             Task {
-                try? await Task.sleep(for: .milliseconds(200))
+                try? await clock.sleep(for: .milliseconds(200))
                 session.close(reason: "resynchronising versions after a tampered proposal")
             }
         }

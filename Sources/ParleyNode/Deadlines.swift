@@ -36,12 +36,15 @@ final class Deadlines<Fire: Sendable>: Sendable {
     }
 
     let resolution: Duration
-    private let origin = ContinuousClock.now
+    private let clock: any NodeClock
     private let state = Locked(State())
     private let deliver: @Sendable (Fire) -> Void
 
-    /// `deliver` gets each timer's `fire` value when it falls due, on the sweeper task.
-    init(resolution: Duration = .milliseconds(10), deliver: @escaping @Sendable (Fire) -> Void) {
+    /// `deliver` gets each timer's `fire` value when it falls due on `clock`, on the sweeper task.
+    init(
+        clock: any NodeClock, resolution: Duration = .milliseconds(10), deliver: @escaping @Sendable (Fire) -> Void
+    ) {
+        self.clock = clock
         self.resolution = resolution
         self.deliver = deliver
     }
@@ -49,7 +52,7 @@ final class Deadlines<Fire: Sendable>: Sendable {
     /// Delivers `fire` once `delay` has passed (never earlier; at most `resolution` later),
     /// unless `key` is disarmed or armed again first.
     func arm(_ key: Key, after delay: Duration, fire: Fire) {
-        let now = ContinuousClock.now
+        let now = clock.now
         let due = now + delay
         let bucket = tick(of: due)
         let startSweeper = state.withLock { state -> Bool in
@@ -80,16 +83,15 @@ final class Deadlines<Fire: Sendable>: Sendable {
     /// Armed timers, for tests.
     var armedCount: Int { state.withLock { $0.entries.count } }
 
-    private func tick(of instant: ContinuousClock.Instant) -> Int64 {
-        let elapsed = instant - origin
-        let ticks = elapsed / resolution
+    private func tick(of instant: Duration) -> Int64 {
+        let ticks = instant / resolution
         return Int64(ticks.rounded(.up))
     }
 
     private func sweep() async {
         while true {
-            do { try await Task.sleep(for: resolution) } catch { break }
-            let now = ContinuousClock.now
+            do { try await clock.sleep(for: resolution) } catch { break }
+            let now = clock.now
             // A bucket is due once the tick after it has begun: its instants are all past.
             let last = tick(of: now) - 1
             let due: [Fire]? = state.withLock { state in

@@ -49,21 +49,22 @@ public actor Node {
     private let identity: SigningKey
     private let watcher: Watcher
     private let logger: Logger
-    private let loop: EventLoop
-    private let ownsLoop: Bool
-    private let endpoint: SessionEndpoint
+    /// How peers are reached (libuv TCP sessions, or the simulator's in-memory links).
+    private let network: any LinkNetwork
+    private let clock: any NodeClock
+    private let random: any NodeRandom
     private let sink: AsyncStream<NodeEvent>.Continuation
     private let apps: [AppID: any AppRules]
-    private let book: PeerBook
+    private let book: any PeerAddressStore
     private let registry = Registry()
     private let switches = Switches()
     private let notices: AsyncStream<SessionNotice>.Continuation
     /// Channel proposals from peers, handled one at a time by one task.
-    private let incomingOpens: AsyncStream<(OpenProposal, Session)>.Continuation
-    private var listener: TCPListener?
+    private let incomingOpens: AsyncStream<(OpenProposal, any MessageLink)>.Continuation
+    private var listener: (any LinkListener)?
     private var peers: [PublicKey: PeerState] = [:]
     private var addresses: [PublicKey: SocketAddress] = [:]
-    private var sessionWaiters: [PublicKey: [CheckedContinuation<Session?, Never>]] = [:]
+    private var sessionWaiters: [PublicKey: [CheckedContinuation<(any MessageLink)?, Never>]] = [:]
     /// Tasks that run for the node's life (session notices, watcher events).
     private var tasks: [Task<Void, Never>] = []
     /// Short tasks (funding, on-chain moves), each removed when it ends: keeping finished
@@ -71,7 +72,7 @@ public actor Node {
     private var transient: [Int: Task<Void, Never>] = [:]
     private var nextTransient = 0
     /// Every channel's proposal and turn timers.
-    private let deadlines = Deadlines<TimerFire> { $0.runner.post($0.input) }
+    private let deadlines: Deadlines<TimerFire>
     /// The registered version we last considered moving on, per game channel.
     private var chainMoves: [ChannelID: UInt64] = [:]
     /// The settlement adapter's domain, once asked (`settlementDomain()`).
@@ -79,7 +80,7 @@ public actor Node {
     /// Channels whose funding this node started (see `ensureFunding`).
     private var fundingStarted: Set<ChannelID> = []
     /// When each peer proposed channels within the last minute (`OpenLimits.maxOpensPerMinute`).
-    private var recentOpens: [PublicKey: [ContinuousClock.Instant]] = [:]
+    private var recentOpens: [PublicKey: [Duration]] = [:]
     /// How long a proposal counts towards `OpenLimits.maxOpensPerMinute`.
     private static let openRateWindow: Duration = .seconds(60)
     /// Past this many peers in `recentOpens`, the ones with no recent proposal are dropped.
@@ -108,14 +109,14 @@ public actor Node {
     }
 
     private struct PeerState {
-        var session: Session?
-        var link: PeerLink?
+        var session: (any MessageLink)?
+        var link: (any LinkKeeper)?
         var readers = 0
     }
 
     private enum SessionNotice: Sendable {
-        case up(Session, dialed: Bool)
-        case down(Session, SessionCloseReason)
+        case up(any MessageLink, dialed: Bool)
+        case down(any MessageLink, SessionCloseReason)
     }
 
     /// Opens the journal, recovers its channels, listens, starts the watcher and redials
@@ -125,6 +126,7 @@ public actor Node {
     ///   - identity: our signing key.
     ///   - listen: where to accept peers (`nil`: dial only; port 0 picks a free port).
     ///   - journal: the journal directory (created if missing; locked while the node runs).
+    ///     The peers we dial are remembered next to it (file `peers`).
     ///   - settlement: the chain adapter, acting as `identity`.
     ///   - apps: rules for app channels besides payments, by app id.
     ///   - loop: the libuv loop to use; by default the node runs its own.
@@ -139,6 +141,32 @@ public actor Node {
         do { journal = try Journal(directory: directory, durability: policy.durability) } catch {
             throw NodeError.journal(error)
         }
+        let network: TCPLinkNetwork
+        do { network = try TCPLinkNetwork(identity: identity, config: policy.session, loop: loop) } catch {
+            journal.close()
+            throw error
+        }
+        try await self.init(
+            identity: identity, listen: listen, journal: journal, peerAddresses: PeerBook(directory: directory),
+            settlement: settlement, policy: policy, logger: logger, apps: apps,
+            environment: NodeEnvironment(network: network))
+    }
+
+    /// A node on an open `journal`, in `environment` (how it reaches peers, its clock, its
+    /// randomness): the simulator's entry, and the one for callers that open journals
+    /// themselves. The node owns `journal` from here on and closes it at ``shutDown()``
+    /// (also when this initializer throws).
+    ///
+    /// - Parameters:
+    ///   - peerAddresses: where the addresses of peers we dial are kept across restarts.
+    ///   - environment: nil network means encrypted libuv TCP sessions on a loop of the
+    ///     node's own, configured by `policy.session`.
+    public init(
+        identity: SigningKey, listen: SocketAddress?, journal: Journal, peerAddresses: any PeerAddressStore,
+        settlement: any SettlementAdapter, policy: NodePolicy = NodePolicy(),
+        logger: Logger = Logger(label: "parley.node"), apps: [any AppRules] = [],
+        environment: NodeEnvironment = .production
+    ) async throws {
         self.identity = identity
         publicKey = identity.publicKey
         self.policy = policy
@@ -148,25 +176,25 @@ public actor Node {
         var rules: [AppID: any AppRules] = [AppID.payment: PaymentApp()]
         for app in apps { rules[app.appID] = app }
         self.apps = rules
-        book = PeerBook(directory: directory)
+        book = peerAddresses
+        clock = environment.clock
+        random = environment.random
+        deadlines = Deadlines(clock: environment.clock) { $0.runner.post($0.input) }
         (events, sink) = AsyncStream<NodeEvent>.makeStream(bufferingPolicy: .bufferingNewest(policy.eventBuffer))
-        if let loop {
-            self.loop = loop
-            ownsLoop = false
+        if let network = environment.network {
+            self.network = network
         } else {
-            do { self.loop = try EventLoop(name: "parley-node") } catch {
+            do { network = try TCPLinkNetwork(identity: identity, config: policy.session) } catch {
                 journal.close()
                 throw error
             }
-            ownsLoop = true
         }
-        endpoint = SessionEndpoint(identity: identity, loop: self.loop, config: policy.session)
         watcher = Watcher(
             identity: identity.publicKey, adapter: settlement, journal: journal, policy: policy.watcher,
-            logger: logger)
+            logger: logger, clock: environment.clock)
         let (noticeStream, notices) = AsyncStream<SessionNotice>.makeStream()
         self.notices = notices
-        let (openStream, incomingOpens) = AsyncStream<(OpenProposal, Session)>.makeStream()
+        let (openStream, incomingOpens) = AsyncStream<(OpenProposal, any MessageLink)>.makeStream()
         self.incomingOpens = incomingOpens
         do {
             try await start(noticeStream, opens: openStream, listen: listen)
@@ -177,7 +205,7 @@ public actor Node {
     }
 
     private func start(
-        _ noticeStream: AsyncStream<SessionNotice>, opens: AsyncStream<(OpenProposal, Session)>, listen: SocketAddress?
+        _ noticeStream: AsyncStream<SessionNotice>, opens: AsyncStream<(OpenProposal, any MessageLink)>, listen: SocketAddress?
     ) async throws {
         tasks.append(Task { for await notice in noticeStream { await self.handle(notice) } })
         tasks.append(Task { for await (proposal, session) in opens { await self.incomingOpen(proposal, on: session) } })
@@ -193,12 +221,12 @@ public actor Node {
             let notices = self.notices
             let me = publicKey
             let switches = self.switches
-            listener = try await endpoint.listen(
-                on: listen, acceptPeer: { $0 != me && !switches.offline.load(ordering: .relaxed) },
-                onHandshakeFailure: { [logger] address, reason in
+            listener = try await network.listen(
+                on: listen, accept: { $0 != me && !switches.offline.load(ordering: .relaxed) },
+                onRefused: { [logger] address, reason in
                     logger.info("handshake from \(address) failed: \(reason)")
                 },
-                onSession: { session in notices.yield(.up(session, dialed: false)) })
+                onLink: { session in notices.yield(.up(session, dialed: false)) })
             listeningAddress = listener?.localAddress
         }
         for peer in Set(registry.runners.withLock { $0.values.filter { !$0.status.isClosed }.map(\.peer) }) {
@@ -265,7 +293,7 @@ public actor Node {
             updateHandler: { switches.update.withLock { $0 } },
             isSilent: { switches.silent.load(ordering: .relaxed) },
             sign: { $0.signed(by: identity) },
-            deadlines: deadlines,
+            deadlines: deadlines, clock: clock, random: random,
             holdFinal: { proposal, id in
                 guard switches.holdFinals.load(ordering: .relaxed), proposal.proposed.isFinal else { return false }
                 var held = SignedState(state: proposal.proposed)
@@ -337,9 +365,9 @@ public actor Node {
         do { domain = try await settlementDomain() } catch { throw .chain(error) }
         let params: ChannelParams
         do {
-            params = try ChannelParams.random(
-                proposer: publicKey, responder: peer, challengeDuration: challengeDuration ?? policy.challengeDuration,
-                appID: app, domain: domain)
+            params = try ChannelParams(
+                participants: [publicKey, peer], nonce: random.bytes(ChannelParams.nonceBytes),
+                challengeDuration: challengeDuration ?? policy.challengeDuration, appID: app, domain: domain)
         } catch { throw .invalidParameters("\(error)") }
         if addresses[peer] != address {
             addresses[peer] = address
@@ -375,7 +403,7 @@ public actor Node {
         // signed) is then a no-op. After a restart the runner's request is what funds it.
         fundingStarted.insert(params.id)
         runner.post(.perform(effects))
-        let opened = await Self.waitUntilOpened(runner, within: timeout)
+        let opened = await Self.waitUntilOpened(runner, within: timeout, clock: clock)
         guard opened, runner.status.phase != .opening else {
             // The peer may still accept later (the proposal is offered again on every new
             // session): then the runner's own request funds the channel. Had it asked
@@ -394,12 +422,12 @@ public actor Node {
     /// Whether `runner` reports the channel open within `timeout`; returns by the deadline.
     /// Not a task group: the runner's wait ignores cancellation (it ends when the runner
     /// stops), and a group would wait for it, so an open the peer never accepts would hang.
-    private static func waitUntilOpened(_ runner: ChannelRunner, within timeout: Duration) async -> Bool {
+    private static func waitUntilOpened(_ runner: ChannelRunner, within timeout: Duration, clock: any NodeClock) async -> Bool {
         let outcome = OneShot()
         return await withCheckedContinuation { continuation in
             outcome.arm(continuation)
             let timer = Task {
-                try? await Task.sleep(for: timeout)
+                try? await clock.sleep(for: timeout)
                 outcome.resume(returning: false)
             }
             Task {
@@ -437,14 +465,14 @@ public actor Node {
     /// Drill and demo switch: while silent, this node drops every channel message it
     /// receives and sends none (its sessions stay up, its watcher keeps following the
     /// chain). This is how a peer that "stops answering" is simulated.
-    public nonisolated func setSilent(_ isSilent: Bool) {
+    @_spi(Drills) public nonisolated func setSilent(_ isSilent: Bool) {
         switches.silent.store(isSilent, ordering: .relaxed)
     }
 
     /// Drill switch: while offline the node has no peer sessions at all — links stopped,
     /// sessions closed, inbound handshakes refused — as if the network were cut. Back
     /// online, it redials the peers it dialled before. Channels and the watcher carry on.
-    public func setOffline(_ offline: Bool) async {
+    @_spi(Drills) public func setOffline(_ offline: Bool) async {
         switches.offline.store(offline, ordering: .relaxed)
         if offline {
             for (peer, state) in peers {
@@ -462,12 +490,12 @@ public actor Node {
     /// state the peer proposes with "declined", but first countersigns it in secret (outside
     /// its journal) and keeps it (``heldFinalState(_:)``), to register it later. An honest
     /// peer must then take no more updates on that channel.
-    public nonisolated func setHoldingDeclinedFinals(_ on: Bool) {
+    @_spi(Drills) public nonisolated func setHoldingDeclinedFinals(_ on: Bool) {
         switches.holdFinals.store(on, ordering: .relaxed)
     }
 
     /// The final state this node countersigned in secret on channel `id` (drills).
-    public nonisolated func heldFinalState(_ id: ChannelID) -> SignedState? {
+    @_spi(Drills) public nonisolated func heldFinalState(_ id: ChannelID) -> SignedState? {
         switches.heldFinals.withLock { $0[id] }
     }
 
@@ -475,7 +503,7 @@ public actor Node {
     /// chain by "moving" to a final copy of the registered state, signed by itself alone.
     /// The chain must refuse it (`progressNotAllowed(.finalStateNeedsBothSignatures)`).
     /// The copy is signed through the journal like any signature of ours.
-    public func progressToFinalCopy(_ id: ChannelID) async throws(NodeError) {
+    @_spi(Drills) public func progressToFinalCopy(_ id: ChannelID) async throws(NodeError) {
         let runner = try runner(id)
         let chain: ChannelOnChain?
         do { chain = try await settlement.channel(id) } catch { throw .chain(error) }
@@ -496,7 +524,7 @@ public actor Node {
     /// Returns the version it carried. The peer must reject it; our own state is untouched,
     /// and any version the bad state used is burned first (never signed twice).
     @discardableResult
-    public func sendTampered(_ id: ChannelID, _ kind: Tampering) async throws(NodeError) -> UInt64 {
+    @_spi(Drills) public func sendTampered(_ id: ChannelID, _ kind: Tampering) async throws(NodeError) -> UInt64 {
         do { return try await runner(id).tamper(kind) } catch let error as NodeError {
             throw error
         } catch {
@@ -515,7 +543,7 @@ public actor Node {
     /// Drill tool: registers `state` as a cheater would, and switches off our own
     /// watcher's refutation on this channel for good, so that the *other* side's watcher is
     /// the one tested. Never use it on a channel that holds money you care about.
-    public func registerAsCheater(_ state: SignedState) async throws(NodeError) {
+    @_spi(Drills) public func registerAsCheater(_ state: SignedState) async throws(NodeError) {
         let id = state.state.channelID
         _ = try runner(id)
         await watcher.stopRefuting(id)
@@ -544,7 +572,7 @@ public actor Node {
         deadlines.stop()
         journal.close()
         sink.finish()
-        if ownsLoop { loop.shutdown() }
+        await network.shutDown()
     }
 
     // MARK: - Channel operations (through `Channel`)
@@ -568,11 +596,14 @@ public actor Node {
     // MARK: - Sessions
 
     /// The current session with `peer`, dialling `address` if there is none.
-    private func session(with peer: PublicKey, at address: SocketAddress, within timeout: Duration) async -> Session? {
+    private func session(
+        with peer: PublicKey, at address: SocketAddress, within timeout: Duration
+    ) async -> (any MessageLink)? {
         if let session = peers[peer]?.session { return session }
         startLink(to: peer, at: address)
+        let clock = self.clock
         let timer = Task {
-            try? await Task.sleep(for: timeout)
+            do { try await clock.sleep(for: timeout) } catch { return }
             self.expireSessionWaiters(for: peer)
         }
         defer { timer.cancel() }
@@ -599,7 +630,7 @@ public actor Node {
         guard !stopped, !switches.offline.load(ordering: .relaxed), peers[peer]?.link == nil else { return }
         let notices = self.notices
         let logger = self.logger
-        let link = PeerLink(endpoint: endpoint, peer: peer, address: address, retry: policy.redial) { event in
+        let link = network.keepLink(to: peer, at: address, retry: policy.redial) { event in
             switch event {
             case let .connected(session): notices.yield(.up(session, dialed: true))
             case let .attemptFailed(why, retryIn):
@@ -621,7 +652,7 @@ public actor Node {
     /// Newest session wins. An inbound session from a peer we also dial pauses our link
     /// (otherwise both sides would keep replacing each other's session); the link comes
     /// back when that inbound session ends.
-    private func sessionUp(_ session: Session, dialed: Bool) async {
+    private func sessionUp(_ session: any MessageLink, dialed: Bool) async {
         guard !stopped else { return session.close(reason: "node shut down") }
         let peer = session.peer
         if !dialed, let link = peers[peer]?.link {
@@ -633,19 +664,20 @@ public actor Node {
         let id = ObjectIdentifier(session)
         for runner in registry.runners.withLock({ $0.values.filter { $0.peer == peer } }) { runner.post(.attach(session)) }
         sink.yield(.peerConnected(peer))
-        logger.info("session with \(peer.shortID) up (\(dialed ? "dialled" : "accepted"), \(session.remoteAddress))")
+        logger.info("session with \(peer.shortID) up (\(dialed ? "dialled" : "accepted"), \(session.remoteDescription))")
         sessionWaiters.removeValue(forKey: peer)?.forEach { $0.resume(returning: session) }
         if let old, old !== session { old.close(reason: "replaced by a newer session") }
-        // Messages go from the loop thread straight to their channel's mailbox (no hop
-        // through a reader task); the reader only watches for silence and the end.
-        // Not kept in `tasks`: a reader ends by itself when its session closes (shutDown closes them all).
+        // Messages go from the transport straight to their channel's mailbox (no hop
+        // through a reader task). Not kept in `tasks`: the task ends by itself when its
+        // session closes (shutDown closes them all).
+        let notices = self.notices
         Task {
-            await session.deliverMessages { [weak self] bytes in self?.route(bytes, from: session, id: id) }
-            await self.read(session, id: id)
+            let reason = await session.run { [weak self] bytes in self?.route(bytes, from: session, id: id) }
+            notices.yield(.down(session, reason))
         }
     }
 
-    private func sessionDown(_ session: Session, reason: SessionCloseReason) {
+    private func sessionDown(_ session: any MessageLink, reason: SessionCloseReason) {
         let peer = session.peer
         guard let current = peers[peer]?.session, current === session else { return }
         peers[peer]?.session = nil
@@ -660,25 +692,9 @@ public actor Node {
         }
     }
 
-    /// Reads one session's events until it ends (messages arrive through `route`, called
-    /// on the loop thread).
-    private nonisolated func read(_ session: Session, id: ObjectIdentifier) async {
-        for await event in session.events {
-            switch event {
-            case let .message(bytes):
-                route(bytes, from: session, id: id)
-            case .peerSilent:
-                logger.info("session with \(session.peer.shortID) silent")
-            case let .closed(reason):
-                notices.yield(.down(session, reason))
-                return
-            }
-        }
-    }
-
     /// Decodes one message and posts it to its channel's runner. Runs on the loop thread:
     /// it never waits (channel proposals go to the node's open queue).
-    private nonisolated func route(_ bytes: [UInt8], from session: Session, id: ObjectIdentifier) {
+    private nonisolated func route(_ bytes: [UInt8], from session: any MessageLink, id: ObjectIdentifier) {
         guard !switches.silent.load(ordering: .relaxed) else { return }
         let message: ChannelMessage
         do { message = try ChannelMessage(wireBytes: bytes) } catch {
@@ -703,7 +719,7 @@ public actor Node {
     }
 
     /// A peer proposes a channel: ask the open handler, accept (journal first), fund.
-    private func incomingOpen(_ proposal: OpenProposal, on session: Session) async {
+    private func incomingOpen(_ proposal: OpenProposal, on session: any MessageLink) async {
         let params = proposal.params
         guard !stopped, registry.runners.withLock({ $0[params.id] }) == nil else { return }
         guard params.index(of: publicKey) == .second, params[.first] == session.peer else {
@@ -761,7 +777,7 @@ public actor Node {
         } catch {
             return "the chain cannot be read to check it (\(error))"
         }
-        let now = ContinuousClock.now
+        let now = clock.now
         let window = Self.openRateWindow
         var recent = (recentOpens[request.peer] ?? []).filter { now - $0 < window }
         let limits = policy.opens
@@ -781,15 +797,15 @@ public actor Node {
     /// Makes sure our deposit is in. The channel is marked funded when the chain says so
     /// (the watcher's `.funded` event, see `forward`); nothing waits for it here.
     private func fund(_ params: ChannelParams, opening: Allocation) async {
-        let giveUp = ContinuousClock.now + policy.watcher.fundingTimeout
+        let giveUp = clock.now + policy.watcher.fundingTimeout
         while !stopped {
             do {
                 try await watcher.fundInBackground(params, opening: opening)
                 if await watcher.isFunded(params.id) { registry.runners.withLock { $0[params.id] }?.post(.funded(nil)) }
                 return
-            } catch .chain(.transport(let why)) where ContinuousClock.now < giveUp {
+            } catch .chain(.transport(let why)) where clock.now < giveUp {
                 logger.info("funding channel \(params.id.shortID): the chain is unreachable (\(why)); retrying")
-                do { try await Task.sleep(for: policy.watcher.retryDelay) } catch { return }
+                do { try await clock.sleep(for: policy.watcher.retryDelay) } catch { return }
             } catch {
                 logger.warning("funding channel \(params.id.shortID): \(error)")
                 sink.yield(.error(params.id, "funding: \(error)"))

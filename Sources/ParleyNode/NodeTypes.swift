@@ -342,7 +342,7 @@ public enum ClosingReason: Sendable, Equatable, CustomStringConvertible {
 
 /// A deliberately malformed update, for drills (`Node.sendTampered`). The receiving node
 /// must reject each one and keep its state (DESIGN.md invariant 6).
-public enum Tampering: String, Sendable, CaseIterable {
+@_spi(Drills) public enum Tampering: String, Sendable, CaseIterable {
     /// A one-unit payment whose signature is random bytes.
     case badSignature = "bad-signature"
     /// A properly signed state in which we take more than the channel holds.

@@ -4,7 +4,30 @@ import Glibc
 import Darwin
 #endif
 import ParleyCrypto
+import ParleyLocks
 import ParleyTransport
+
+/// Where a node keeps the addresses of the peers it dialled, so a restarted node can
+/// redial the channels it opened. A convenience, not part of a channel's safety: a lost
+/// entry only means waiting for the peer to dial us.
+public protocol PeerAddressStore: Sendable {
+    /// The addresses kept, and a description of each entry that could not be read.
+    func load() -> (addresses: [PublicKey: SocketAddress], problems: [String])
+    /// Replaces what is kept with `addresses`, durably.
+    func save(_ addresses: [PublicKey: SocketAddress]) throws(NodeError)
+}
+
+/// Addresses kept in memory only: for a node whose store lives as long as the process (the
+/// simulator keeps one across the restarts of a simulated node).
+public final class MemoryPeerAddressStore: PeerAddressStore {
+    private let kept = Locked<[PublicKey: SocketAddress]>([:])
+
+    public init() {}
+
+    public func load() -> (addresses: [PublicKey: SocketAddress], problems: [String]) { (kept.withLock { $0 }, []) }
+
+    public func save(_ addresses: [PublicKey: SocketAddress]) throws(NodeError) { kept.withLock { $0 = addresses } }
+}
 
 /// Where each peer we dialled listens, kept next to the journal (file `peers`) so a
 /// restarted node can redial the channels it opened.
@@ -13,17 +36,17 @@ import ParleyTransport
 /// temporary file, fsync and rename. The book is a convenience, not part of the channel's
 /// safety: a lost entry only means we wait for the peer to dial us. Lines that do not
 /// parse are skipped (and reported by `load`), never fatal.
-struct PeerBook: Sendable {
+public struct PeerBook: PeerAddressStore {
     static let fileName = "peers"
 
     let path: String
 
-    init(directory: String) {
+    public init(directory: String) {
         path = directory + "/" + Self.fileName
     }
 
     /// The addresses on file, and a description of each line that could not be read.
-    func load() -> (addresses: [PublicKey: SocketAddress], problems: [String]) {
+    public func load() -> (addresses: [PublicKey: SocketAddress], problems: [String]) {
         guard let text = Self.readFile(path) else { return ([:], []) }
         var addresses: [PublicKey: SocketAddress] = [:]
         var problems: [String] = []
@@ -41,7 +64,7 @@ struct PeerBook: Sendable {
     }
 
     /// Writes the whole book durably. Throws a readable message on failure.
-    func save(_ addresses: [PublicKey: SocketAddress]) throws(NodeError) {
+    public func save(_ addresses: [PublicKey: SocketAddress]) throws(NodeError) {
         let text = addresses.sorted { $0.key < $1.key }.map { "\($0.key.hex) \($0.value)\n" }.joined()
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)

@@ -31,6 +31,8 @@ public actor Watcher {
 
     private let adapter: any SettlementAdapter
     private let journal: Journal
+    /// Polling, retries and funding timeouts (``NodeClock``; virtual under the simulator).
+    private let time: any NodeClock
     private let logger: Logger
     private let sink: AsyncStream<WatcherEvent>.Continuation
 
@@ -50,7 +52,7 @@ public actor Watcher {
     private var funded: Set<ChannelID> = []
     private var fundingWaiters: [ChannelID: [CheckedContinuation<Bool, Never>]] = [:]
     /// `fundInBackground` channels not funded yet, with when to give up on them.
-    private var fundingDeadlines: [ChannelID: ContinuousClock.Instant] = [:]
+    private var fundingDeadlines: [ChannelID: Duration] = [:]
     private var closeWaiters: [ChannelID: [CheckedContinuation<Result<Void, WatcherError>, Never>]] = [:]
     private var silenceTimers: [ChannelID: Task<Void, Never>] = [:]
     private var notRefuting: Set<ChannelID> = []
@@ -61,9 +63,11 @@ public actor Watcher {
 
     public init(
         identity: PublicKey, adapter: any SettlementAdapter, journal: Journal,
-        policy: WatcherPolicy = WatcherPolicy(), logger: Logger = Logger(label: "parley.watcher")
+        policy: WatcherPolicy = WatcherPolicy(), logger: Logger = Logger(label: "parley.watcher"),
+        clock: any NodeClock = SystemClock()
     ) {
         self.identity = identity
+        time = clock
         self.adapter = adapter
         self.journal = journal
         self.policy = policy
@@ -129,7 +133,7 @@ public actor Watcher {
         let id = params.id
         if try await depositShare(params, opening: opening) { return }
         guard !funded.contains(id), !stopped else { return }
-        fundingDeadlines[id] = .now + policy.fundingTimeout
+        fundingDeadlines[id] = time.now + policy.fundingTimeout
     }
 
     /// Whether the watcher has seen the channel funded on chain.
@@ -242,7 +246,7 @@ public actor Watcher {
         else { return }
         let grace = policy.disconnectGrace
         silenceTimers[id] = Task {
-            do { try await Task.sleep(for: grace) } catch { return }
+            do { try await time.sleep(for: grace) } catch { return }
             self.disconnectGraceExpired(id)
         }
     }
@@ -289,7 +293,7 @@ public actor Watcher {
                 return  // the adapter ended the stream: it is shutting down
             } catch {
                 logger.warning("chain event stream failed: \(error); resubscribing after event \(lastSequence)")
-                do { try await Task.sleep(for: policy.retryDelay) } catch { return }
+                do { try await time.sleep(for: policy.retryDelay) } catch { return }
             }
         }
     }
@@ -358,9 +362,9 @@ public actor Watcher {
     /// Reads chain time while windows we wait on are open, and looks again once one closes.
     private func watchClock() async {
         while !stopped, !Task.isCancelled {
-            do { try await Task.sleep(for: policy.clockPollInterval) } catch { return }
+            do { try await time.sleep(for: policy.clockPollInterval) } catch { return }
             if !fundingDeadlines.isEmpty {
-                let now = ContinuousClock.now
+                let now = time.now
                 for (id, deadline) in fundingDeadlines where now >= deadline {
                     fundingDeadlines[id] = nil
                     Task { await self.backgroundFundingTimedOut(id) }
@@ -490,7 +494,7 @@ public actor Watcher {
         logger.warning("channel \(id.shortID): \(failure); retrying")
         let delay = policy.retryDelay
         Task {
-            do { try await Task.sleep(for: delay) } catch { return }
+            do { try await time.sleep(for: delay) } catch { return }
             await self.reconcile(id)
         }
         return false
@@ -513,7 +517,7 @@ public actor Watcher {
         guard !stopped else { return false }
         let timeout = policy.fundingTimeout
         let timer = Task {
-            do { try await Task.sleep(for: timeout) } catch { return }
+            do { try await time.sleep(for: timeout) } catch { return }
             self.fundingTimedOut(id)
         }
         defer { timer.cancel() }

@@ -6,7 +6,7 @@ import ParleyCrypto
 import ParleyDevchain
 import ParleyJournal
 import ParleyLocks
-import ParleyNode
+@_spi(Drills) import ParleyNode
 import ParleySettlement
 import ParleySubprocess
 import ParleyTransport

@@ -3,7 +3,7 @@ import ParleyChannel
 import ParleyCrypto
 import ParleyGames
 import ParleyLocks
-import ParleyNode
+@_spi(Drills) import ParleyNode
 import ParleySettlement
 import ParleySubprocess
 import ParleyTransport

@@ -68,7 +68,7 @@ struct DrillParserTests {
             """, path: "forms.yaml")
         #expect(drill.steps.map(\.action) == [
             .close(by: nil), .close(by: nil), .close(by: "b"), .silence("b"), .wake("b"), .crash("a"), .restart("a"),
-            .disconnect, .reconnect, .advance(5), .dispute(peer: "a"), .tamper(from: "a", kind: .versionSkip),
+            .disconnect, .reconnect, .advance(5), .dispute(peer: "a"), .tamper(from: "a", kind: "version-skip"),
             .expect(Drill.Expectation(rejected: true)),
             .expect(Drill.Expectation(
                 peer: Drill.PeerExpectation(name: "a", version: 3, balances: ["a": 1, "b": 2]), error: "boom")),

@@ -25,7 +25,7 @@ import Testing
     @Test("a timer fires once, never before its delay")
     func firesOnceNotEarly() async throws {
         let fired = Fired()
-        let deadlines = Deadlines<String> { fired.record($0) }
+        let deadlines = Deadlines<String>(clock: SystemClock()) { fired.record($0) }
         let a = try Self.channel()
         let b = try Self.channel()
         let armedAt = ContinuousClock.now
@@ -45,7 +45,7 @@ import Testing
     @Test("a disarmed timer never fires; arming a key again replaces its timer")
     func disarmAndRearm() async throws {
         let fired = Fired()
-        let deadlines = Deadlines<String> { fired.record($0) }
+        let deadlines = Deadlines<String>(clock: SystemClock()) { fired.record($0) }
         let a = try Self.channel()
         let b = try Self.channel()
         deadlines.arm(.init(channel: a, kind: .proposal), after: .milliseconds(30), fire: "a v1")
@@ -64,7 +64,7 @@ import Testing
     @Test("many timers across many ticks all fire, each once, none early")
     func manyTimers() async throws {
         let fired = Fired()
-        let deadlines = Deadlines<String>(resolution: .milliseconds(5)) { fired.record($0) }
+        let deadlines = Deadlines<String>(clock: SystemClock(), resolution: .milliseconds(5)) { fired.record($0) }
         var armed: [String: ContinuousClock.Instant] = [:]
         for index in 0..<300 {
             let name = "t\(index)"
@@ -84,7 +84,7 @@ import Testing
     @Test("after stop nothing fires and arming does nothing")
     func stopSilencesEverything() async throws {
         let fired = Fired()
-        let deadlines = Deadlines<String> { fired.record($0) }
+        let deadlines = Deadlines<String>(clock: SystemClock()) { fired.record($0) }
         deadlines.arm(.init(channel: try Self.channel(), kind: .proposal), after: .milliseconds(20), fire: "before")
         deadlines.stop()
         deadlines.arm(.init(channel: try Self.channel(), kind: .proposal), after: .milliseconds(20), fire: "after")

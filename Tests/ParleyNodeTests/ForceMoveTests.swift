@@ -9,7 +9,7 @@ import ParleyTransport
 import Synchronization
 import Testing
 
-@testable import ParleyNode
+@_spi(Drills) @testable import ParleyNode
 
 /// Force-move end to end: two nodes play tic-tac-toe over loopback TCP; one stops moving
 /// off-chain; the other registers after the turn timeout. The silent player either forfeits

@@ -9,7 +9,7 @@ import ParleyTransport
 import Synchronization
 import Testing
 
-@testable import ParleyNode
+@_spi(Drills) @testable import ParleyNode
 
 // Issue 15: what a malicious peer tried against a real node, and the rule that stops it.
 // Alice is a real `Node` (loopback TCP, fsync'd journal, LocalChain); Mallory speaks the
