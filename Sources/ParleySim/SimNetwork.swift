@@ -57,6 +57,8 @@ public final class SimNetwork: @unchecked Sendable {
     private let toMallory: @Sendable (MalloryEvent) -> Void
     /// Virtual now (the simulator's clock).
     let now: @Sendable () -> Duration
+    /// Sees every message as sent, before any fault (true: from the honest node).
+    private let tap: @Sendable ([UInt8], Bool) -> Void
 
     private struct Delivery {
         let at: Duration
@@ -109,7 +111,8 @@ public final class SimNetwork: @unchecked Sendable {
 
     public init(
         honestKey: PublicKey, malloryKey: PublicKey, seed: UInt64, conditions: Conditions = Conditions(),
-        now: @escaping @Sendable () -> Duration, toMallory: @escaping @Sendable (MalloryEvent) -> Void
+        now: @escaping @Sendable () -> Duration, toMallory: @escaping @Sendable (MalloryEvent) -> Void,
+        tap: @escaping @Sendable ([UInt8], Bool) -> Void = { _, _ in }
     ) throws {
         self.honestKey = honestKey
         self.malloryKey = malloryKey
@@ -118,6 +121,7 @@ public final class SimNetwork: @unchecked Sendable {
         state = Locked(State(random: SeededRandom(seed: seed), conditions: conditions))
         self.now = now
         self.toMallory = toMallory
+        self.tap = tap
     }
 
     public var statistics: Statistics { state.withLock { $0.stats } }
@@ -200,6 +204,7 @@ public final class SimNetwork: @unchecked Sendable {
 
     /// Mallory sends `bytes` on `link` (subject to the network's faults).
     public func mallorySend(_ bytes: [UInt8], on link: Int, now: Duration) {
+        tap(bytes, false)
         transmit(bytes, on: link, toHonest: true, now: now)
     }
 
@@ -274,6 +279,12 @@ public final class SimNetwork: @unchecked Sendable {
 
     /// Schedules `bytes` on `link`; false when the sender must wait (Mallory's unread bytes
     /// are past the high-water mark). Throws when the link is closed.
+    /// A message from the honest node (through its link's `send`).
+    fileprivate func honestSend(_ bytes: [UInt8], on id: Int) {
+        tap(bytes, true)
+        transmit(bytes, on: id, toHonest: false, now: now())
+    }
+
     fileprivate func transmit(_ bytes: [UInt8], on id: Int, toHonest: Bool, now: Duration) {
         state.withLock { state in
             guard var link = state.links[id] else { return }
@@ -452,7 +463,7 @@ final class SimLink: MessageLink, @unchecked Sendable {
 
     func send(_ message: [UInt8]) async throws {
         if state.withLock({ $0.closed }) != nil { throw SessionError.closed(.localClose("link closed")) }
-        network.transmit(message, on: id, toHonest: false, now: network.now())
+        network.honestSend(message, on: id)
         guard network.mustWait(id) else { return }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let closed = state.withLock { end -> Bool in

@@ -1,0 +1,202 @@
+import ParleyChannel
+import ParleyCrypto
+import ParleyJournal
+import ParleySettlement
+import ParleyWire
+
+/// What must hold whatever Mallory does (Docs/Simulation.md, "The oracle"). It watches
+/// the honest node from outside: every message it sends, every chain call it makes,
+/// every commitment it reports, and the chain itself.
+struct Oracle {
+    /// Which rule broke.
+    enum Rule: String, Sendable, CaseIterable {
+        case oneStatePerVersion = "one-state-per-version"
+        case committedSurvivesCrash = "committed-survives-crash"
+        case payoutAtLeastCommitted = "payout-at-least-committed"
+        case liveness
+        case conservation
+        case journalReadable = "journal-readable"
+        case determinism
+    }
+
+    struct Violation: Error, Sendable, CustomStringConvertible {
+        let rule: Rule
+        let detail: String
+        var description: String { "\(rule.rawValue): \(detail)" }
+    }
+
+    let honest: PublicKey
+    /// Every state the honest node signed, by channel and version (rule 1).
+    private(set) var signed: [ChannelID: [UInt64: ChannelState]] = [:]
+    /// States Mallory proposed, by channel and version: what an `accept` may have signed.
+    private var proposedToHonest: [ChannelID: [UInt64: [ChannelState]]] = [:]
+    /// The newest state the honest node reported committed, per channel (rule 2, 3).
+    private(set) var committed: [ChannelID: SignedState] = [:]
+    /// Channels the honest node reported opened (in its journal from then on).
+    private(set) var opened: Set<ChannelID> = []
+    private(set) var violation: Violation?
+
+    init(honest: PublicKey) {
+        self.honest = honest
+    }
+
+    private mutating func fail(_ rule: Rule, _ detail: String) {
+        if violation == nil { violation = Violation(rule: rule, detail: detail) }
+    }
+
+    mutating func report(_ violation: Violation) {
+        if self.violation == nil { self.violation = violation }
+    }
+
+    // MARK: - Rule 1: never two states at one version
+
+    /// A state carrying the honest node's signature left it (message or chain call).
+    mutating func honestSigned(_ state: ChannelState, via: String) {
+        let id = state.channelID
+        if let earlier = signed[id]?[state.version], earlier != state {
+            fail(
+                .oneStatePerVersion,
+                "the honest node signed two different states at version \(state.version) of channel \(id.shortID) "
+                    + "(the second via \(via)): \(Self.describe(earlier)) and \(Self.describe(state))")
+            return
+        }
+        signed[id, default: [:]][state.version] = state
+    }
+
+    /// Every message the honest node sends, before the network touches it.
+    mutating func honestSent(_ bytes: [UInt8]) {
+        guard let message = try? ChannelMessage(wireBytes: bytes) else { return }
+        switch message {
+        case let .openProposal(proposal):
+            if proposal.initial.isSigned(by: honest, with: proposal.signature) {
+                honestSigned(proposal.initial, via: "open proposal")
+            }
+        case let .propose(state, signature):
+            if state.isSigned(by: honest, with: signature) { honestSigned(state, via: "proposal") }
+        case let .accept(id, version, signature):
+            let candidates = proposedToHonest[id]?[version] ?? []
+            if let state = candidates.first(where: { $0.isSigned(by: honest, with: signature) }) {
+                honestSigned(state, via: "accept")
+            }
+        case let .openAccept(id, signature):
+            let candidates = proposedToHonest[id]?[0] ?? []
+            if let state = candidates.first(where: { $0.isSigned(by: honest, with: signature) }) {
+                honestSigned(state, via: "open accept")
+            }
+        case let .commitProof(proof):
+            for signature in proof.signatures.compactMap({ $0 }) where proof.state.isSigned(by: honest, with: signature) {
+                honestSigned(proof.state, via: "commit proof")
+            }
+        case .reject, .reestablish:
+            break
+        }
+    }
+
+    /// Every message Mallory sends: the states an honest `accept` may refer to.
+    mutating func malloryProposed(_ bytes: [UInt8]) {
+        guard let message = try? ChannelMessage(wireBytes: bytes) else { return }
+        switch message {
+        case let .propose(state, _):
+            proposedToHonest[state.channelID, default: [:]][state.version, default: []].append(state)
+        case let .openProposal(proposal):
+            proposedToHonest[proposal.params.id, default: [:]][0, default: []].append(proposal.initial)
+        default:
+            break
+        }
+    }
+
+    /// A chain call by the honest node.
+    mutating func honestSubmitted(_ submission: SimChainPort.Submission) {
+        switch submission {
+        case let .register(state):
+            if state.signatures.compactMap({ $0 }).contains(where: { state.state.isSigned(by: honest, with: $0) }) {
+                honestSigned(state.state, via: "register on chain")
+            }
+        case let .progress(state, signature):
+            if state.isSigned(by: honest, with: signature) { honestSigned(state, via: "progress on chain") }
+        }
+    }
+
+    // MARK: - Rule 2: what was reported committed survives every crash
+
+    mutating func honestOpened(_ id: ChannelID) { opened.insert(id) }
+
+    mutating func honestCommitted(_ state: SignedState) {
+        let id = state.state.channelID
+        if let known = committed[id], known.version >= state.version { return }
+        committed[id] = state
+    }
+
+    /// After a restart: the journal the node recovered from holds everything reported before.
+    mutating func checkRecovered(_ channels: [ChannelID: ChannelRecord]) {
+        for id in opened.sorted(by: { $0.description < $1.description }) where channels[id] == nil {
+            fail(.committedSurvivesCrash, "channel \(id.shortID) was reported open, but the journal lost it in a crash")
+        }
+        for (id, state) in committed.sorted(by: { $0.key.description < $1.key.description }) {
+            guard let record = channels[id] else {
+                fail(.committedSurvivesCrash, "channel \(id.shortID) committed version \(state.version), but the journal lost it")
+                continue
+            }
+            let latest = record.latest
+            if latest.version < state.version || (latest.version == state.version && latest.state != state.state) {
+                fail(
+                    .committedSurvivesCrash,
+                    "channel \(id.shortID) reported version \(state.version) committed, the journal recovered "
+                        + "version \(latest.version)\(latest.isFullySigned ? "" : " (not fully signed)")")
+            }
+        }
+    }
+
+    // MARK: - Rules 3 and 5: payouts
+
+    /// The least the honest node must get from channel `id`: its balance in the newest state
+    /// it reported committed, or in any newer state it signed (the peer holds that signature,
+    /// so a payment the node proposed may count as made), whichever is smaller.
+    func entitlement(_ id: ChannelID, seat: ParticipantIndex, opening: Allocation) -> UInt64 {
+        let base = committed[id]?.version ?? 0
+        var least = committed[id]?.state.allocation[seat] ?? opening[seat]
+        for (version, state) in signed[id] ?? [:] where version >= base {
+            least = min(least, state.allocation[seat])
+        }
+        return least
+    }
+
+    /// Total payouts never exceed deposits: every unit minted is in an account or a channel.
+    mutating func checkConservation(_ ledger: Ledger) {
+        let accounts = ledger.accounts.values.reduce(UInt64(0)) { $0 &+ $1 }
+        let held = ledger.channels.values.reduce(UInt64(0)) { $0 &+ $1.holdings }
+        if accounts &+ held != ledger.totalMinted {
+            fail(.conservation, "accounts hold \(accounts) and channels \(held), but \(ledger.totalMinted) was minted")
+        }
+        for channel in ledger.channels.values {
+            if let payout = channel.concludedAllocation, (payout.total ?? .max) > channel.fundedTotal {
+                fail(.conservation, "channel \(channel.id.shortID) pays out \(payout) from \(channel.fundedTotal) deposited")
+            }
+        }
+    }
+
+    /// At the end: every channel of the honest node is settled, and it got its due.
+    mutating func checkSettled(_ ledger: Ledger, bound: Duration) {
+        for channel in ledger.channels.values.sorted(by: { $0.id.description < $1.id.description }) {
+            guard let seat = channel.params.index(of: honest) else { continue }
+            if !channel.isFunded {
+                if channel.deposits[seat] > 0 {
+                    fail(.liveness, "channel \(channel.id.shortID) never funded, and the honest deposit of \(channel.deposits[seat]) is still in it \(bound) after Mallory stopped")
+                }
+                continue
+            }
+            guard let payout = channel.concludedAllocation, channel.withdrawn.contains(seat) || payout[seat] == 0 else {
+                fail(.liveness, "channel \(channel.id.shortID) still holds the honest node's money \(bound) after Mallory stopped (phase \(channel.phase))")
+                continue
+            }
+            let due = entitlement(channel.id, seat: seat, opening: channel.opening)
+            if payout[seat] < due {
+                fail(.payoutAtLeastCommitted, "channel \(channel.id.shortID) paid the honest node \(payout[seat]), but it had committed to no less than \(due)")
+            }
+        }
+    }
+
+    static func describe(_ state: ChannelState) -> String {
+        "v\(state.version) \(state.allocation)\(state.isFinal ? " final" : "")"
+    }
+}

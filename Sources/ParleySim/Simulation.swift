@@ -1,0 +1,574 @@
+import Logging
+import ParleyChannel
+import ParleyCrypto
+import ParleyJournal
+@_spi(Drills) import ParleyNode
+import ParleySettlement
+import ParleyTransport
+import ParleyLocks
+import ParleyWire
+
+/// How a simulated run is shaped. Everything else comes from the seed.
+public struct SimulationConfig: Sendable {
+    /// Adversarial steps before Mallory goes quiet and the liveness phase starts.
+    public var steps = 120
+    /// Fault kinds on the honest side.
+    public var crashes = true
+    public var chainOutages = true
+    public var partitions = true
+    /// Seeded delay, loss, duplication and reordering on the link.
+    public var networkFaults = true
+    /// Challenge window of every channel, in chain seconds.
+    public var challengeDuration: UInt64 = 20
+    /// Largest jump of virtual time between two steps.
+    public var maxStepTime: Duration = .seconds(3)
+
+    public init() {}
+}
+
+/// What one seed did.
+public struct SimulationResult: Sendable {
+    public let seed: UInt64
+    /// The first oracle rule that broke, if any.
+    public var failure: String?
+    public var steps = 0
+    public var virtualTime: Duration = .zero
+    public var jobs = 0
+    /// Moves and faults, by kind: Mallory's, the honest user's and the simulator's.
+    public var moves: [String: Int] = [:]
+    /// What the honest node reported, by event kind: which node paths the run reached.
+    public var nodePaths: [String: Int] = [:]
+    public var trace = SimTrace()
+}
+
+/// One seeded run: the real `Node` (engine, journal over ``SimulatedDisk``, watcher,
+/// deadlines) against ``Mallory`` on a ``SimNetwork`` and a `LocalChain`, all in virtual
+/// time on one thread under ``SimScheduler``. The same seed replays the same run.
+public final class Simulation {
+    public let seed: UInt64
+    public let config: SimulationConfig
+    private let scheduler: SimScheduler
+    private let clock: VirtualClock
+    private let chain: LocalChain
+    /// The simulator's own choices (which move, which fault, how much time passes).
+    private let choices: SimRandom
+    private let honestKey: SigningKey
+    private let malloryKey: SigningKey
+    private let disk = SimulatedDisk()
+    private let book = MemoryPeerAddressStore()
+    private let chainFaults = ChainFaults()
+    private let box = Box()
+    private var network: SimNetwork?
+    private var mallory: Mallory?
+    private var node: Node?
+    private var port: SimChainPort?
+    private var incarnation = 0
+    private var crashed = false
+    private var outageUntil: Duration?
+    private var nextUpdate: UpdateID = 1
+    private var step = 0
+    private let policy: NodePolicy
+    private static let journalDirectory = "/sim/honest"
+    private static let startingBalance: UInt64 = 1_000_000
+
+    /// State the node's tasks write from within jobs (on the simulation thread).
+    private final class Box: @unchecked Sendable {
+        var oracle: Oracle?
+        var result: SimulationResult?
+        var trace = SimTrace()
+        var now: () -> Duration = { .zero }
+        var step = 0
+        var incarnation = 0
+
+        func note(_ lane: SimTrace.Lane, _ text: String) { trace.add(lane, text, at: now(), step: step) }
+        func count(_ key: String) { result?.moves[key, default: 0] += 1 }
+    }
+
+    public init(seed: UInt64, config: SimulationConfig = SimulationConfig(), scheduler: SimScheduler) throws {
+        self.seed = seed
+        self.config = config
+        self.scheduler = scheduler
+        choices = SimRandom(seed: seed)
+        chain = LocalChain()
+        clock = VirtualClock(chain: chain)
+        let keys = choices.fork(label: "keys")
+        honestKey = try SigningKey(seed: keys.bytes(SigningKey.seedByteCount))
+        malloryKey = try SigningKey(seed: keys.bytes(SigningKey.seedByteCount))
+        policy = NodePolicy(
+            watcher: WatcherPolicy(
+                disputeOnSilence: true, disconnectGrace: .seconds(8), fundingTimeout: .seconds(40),
+                clockPollInterval: .seconds(1), retryDelay: .seconds(1)),
+            proposalTimeout: .seconds(4), challengeDuration: config.challengeDuration,
+            redial: RetryPolicy(initialDelay: .milliseconds(200), maxDelay: .seconds(3)),
+            turnTimeout: nil,
+            opens: OpenLimits(maxDeposit: 10_000, minChallengeDuration: 5, maxChallengeDuration: 600))
+    }
+
+    /// Runs the seed to the end and judges it.
+    public func run() -> SimulationResult {
+        box.result = SimulationResult(seed: seed)
+        box.oracle = Oracle(honest: honestKey.publicKey)
+        let clock = self.clock
+        box.now = { clock.now }
+        do {
+            try setUp()
+            while step < config.steps, box.oracle?.violation == nil {
+                step += 1
+                box.step = step
+                act()
+                settle(upTo: clock.now + randomDuration(upTo: config.maxStepTime))
+                box.oracle?.checkConservation(chain.adjudicator.ledger)
+            }
+            if box.oracle?.violation == nil { endGame() }
+        } catch {
+            box.oracle?.report(Oracle.Violation(rule: .journalReadable, detail: "\(error)"))
+        }
+        if scheduler.determinismBroken {
+            box.oracle?.report(Oracle.Violation(
+                rule: .determinism,
+                detail: "\(scheduler.foreignEnqueues) jobs were enqueued from another thread (Task.sleep, Task.yield or a real thread under simulation)"))
+        }
+        var result = box.result ?? SimulationResult(seed: seed)
+        result.failure = box.oracle?.violation?.description
+        result.steps = step
+        result.virtualTime = clock.now
+        result.trace = box.trace
+        if let mallory {
+            for (move, count) in mallory.moves { result.moves["mallory." + move.rawValue, default: 0] += count }
+        }
+        if let network {
+            let stats = network.statistics
+            result.moves["network.dropped", default: 0] += stats.dropped
+            result.moves["network.duplicated", default: 0] += stats.duplicated
+        }
+        tearDown()
+        return result
+    }
+
+    // MARK: - Setting up
+
+    private func setUp() throws {
+        let box = self.box
+        let clock = self.clock
+        let network = try SimNetwork(
+            honestKey: honestKey.publicKey, malloryKey: malloryKey.publicKey, seed: choices.fork(label: "network").next(),
+            conditions: config.networkFaults
+                ? SimNetwork.Conditions(
+                    maxDelay: .milliseconds(choices.integer(in: 1...400)), dropRate: choices.chance(0.3) ? 0.02 : 0,
+                    duplicateRate: choices.chance(0.3) ? 0.02 : 0, reorder: choices.chance(0.2))
+                : SimNetwork.Conditions(),
+            now: { clock.now },
+            toMallory: { [weak self] event in self?.mallory?.hear(event) },
+            tap: { bytes, fromHonest in
+                if fromHonest { box.oracle?.honestSent(bytes) } else { box.oracle?.malloryProposed(bytes) }
+            })
+        self.network = network
+        mallory = Mallory(
+            key: malloryKey, chain: chain.adapter(for: malloryKey.publicKey), honest: honestKey.publicKey,
+            rules: PaymentApp(), seed: choices.fork(label: "mallory").next()
+        ) { [box] text in box.note(.mallory, text) }
+        let faucet = chain.adapter(for: honestKey.publicKey)
+        let malloryFaucet = chain.adapter(for: malloryKey.publicKey)
+        let balance = Self.startingBalance
+        Task {
+            _ = try? await faucet.mint(balance, to: faucet.identity)
+            _ = try? await malloryFaucet.mint(balance, to: malloryFaucet.identity)
+        }
+        _ = scheduler.runUntilIdle()
+        try startHonest()
+    }
+
+    /// Starts (or restarts) the honest node on what its disk durably holds.
+    private func startHonest() throws {
+        incarnation += 1
+        box.incarnation = incarnation
+        let life = incarnation
+        let journal: Journal
+        do {
+            journal = try Journal(
+                directory: Self.journalDirectory, durability: .fsync, fileSystem: disk.fileSystem(), writer: .inline)
+        } catch {
+            throw Oracle.Violation(rule: .journalReadable, detail: "the journal cannot be opened after a crash: \(error)")
+        }
+        box.oracle?.checkRecovered(journal.recovery.channels)
+        if life > 1 {
+            box.note(.honest, "restarts: \(journal.recovery.channels.count) channels, torn tail: \(journal.recovery.truncatedTail)")
+        }
+        guard let network else { return }
+        let box = self.box
+        let port = SimChainPort(chain: chain, identity: honestKey.publicKey, faults: chainFaults) { submission in
+            box.oracle?.honestSubmitted(submission)
+            if case let .register(state) = submission { box.note(.chain, "honest registers v\(state.version)") }
+        }
+        self.port = port
+        let time = clock.view(incarnation: life)
+        let random = choices.fork(label: "honest-\(life)")
+        let environment = NodeEnvironment(network: network.view(clock: time, random: random), clock: time, random: random)
+        var logger = Logger(label: "parley.sim")
+        logger.logLevel = .critical
+        let (key, address, book, policy) = (honestKey, network.honestAddress, self.book, self.policy)
+        let started = Locked<Node?>(nil)
+        Task {
+            do {
+                let node = try await Node(
+                    identity: key, listen: address, journal: journal, peerAddresses: book, settlement: port,
+                    policy: policy, logger: logger, environment: environment)
+                started.withLock { $0 = node }
+                for await event in node.events {
+                    guard box.incarnation == life else { return }
+                    box.record(event)
+                }
+            } catch {
+                box.oracle?.report(Oracle.Violation(rule: .journalReadable, detail: "the node did not start: \(error)"))
+            }
+        }
+        _ = scheduler.runUntilIdle()
+        node = started.withLock { $0 }
+        crashed = node == nil
+    }
+
+    /// The honest process dies: unsynced writes are lost (maybe a torn tail), links drop,
+    /// its timers and chain access end. Nothing of it runs again.
+    private func crashHonest() {
+        box.note(.fault, "crash (life \(incarnation))")
+        box.count("fault.crash")
+        port?.kill()
+        network?.crashHonest()
+        _ = clock.kill(incarnation: incarnation)
+        var tearing = SeededRandom(seed: choices.next())
+        disk.crash(tearing: &tearing)
+        node = nil
+        crashed = true
+        box.incarnation = -1
+        _ = scheduler.runUntilIdle()
+    }
+
+    private func tearDown() {
+        port?.kill()
+        network?.crashHonest()
+        _ = clock.cancelAll()
+        node = nil
+        _ = scheduler.runUntilIdle()
+    }
+
+    // MARK: - Steps
+
+    /// One move by someone: Mallory (most often), the honest user, or a fault.
+    private func act() {
+        let roll = choices.integer(in: 0...99)
+        if roll < 55 {
+            malloryActs()
+        } else if roll < 85 {
+            honestUserActs()
+        } else {
+            injectFault()
+        }
+        flushMallory()
+    }
+
+    private func honestUserActs() {
+        guard let node, !crashed else { return }
+        let channels = node.statuses.filter { !$0.isClosed }
+        let kind = choices.integer(in: 0...9)
+        let box = self.box
+        if kind < 3 || channels.isEmpty {
+            guard let network else { return }
+            let deposit = UInt64(choices.integer(in: 1...500))
+            let theirs = UInt64(choices.integer(in: 0...500))
+            box.count("honest.open")
+            box.note(.honest, "opens: deposits \(deposit), Mallory \(theirs)")
+            let (peer, address, challenge) = (malloryKey.publicKey, network.malloryAddress, config.challengeDuration)
+            Task {
+                do {
+                    let channel = try await node.open(
+                        with: peer, at: address, deposit: deposit, theirs: theirs, challengeDuration: challenge,
+                        timeout: .seconds(10))
+                    box.note(.honest, "opened \(channel.id.shortID)")
+                } catch {
+                    box.note(.honest, "open failed: \(error)")
+                }
+            }
+            return
+        }
+        let status = channels[choices.integer(in: 0...(channels.count - 1))]
+        guard let channel = node.channel(status.id) else { return }
+        switch kind {
+        case 3...6:
+            let mine = status.latest.state.allocation[status.me]
+            guard mine > 0 else { return }
+            let amount = UInt64(choices.integer(in: 1...Int(min(mine, 50))))
+            box.count("honest.pay")
+            box.note(.honest, "pays \(amount) on \(status.id.shortID)")
+            Task {
+                do { _ = try await channel.pay(amount) } catch { box.note(.honest, "pay failed: \(error)") }
+            }
+        case 7, 8:
+            box.count("honest.close")
+            box.note(.honest, "closes \(status.id.shortID)")
+            Task {
+                do { _ = try await channel.close() } catch { box.note(.honest, "close failed: \(error)") }
+            }
+        default:
+            box.count("honest.dispute")
+            box.note(.honest, "disputes \(status.id.shortID)")
+            Task {
+                do { try await channel.dispute() } catch { box.note(.honest, "dispute failed: \(error)") }
+            }
+        }
+    }
+
+    private func injectFault() {
+        let kind = choices.integer(in: 0...9)
+        switch kind {
+        case 0...3 where config.crashes:
+            if crashed {
+                restart()
+            } else {
+                crashHonest()
+                if choices.chance(0.7) { restart() }
+            }
+        case 4...5 where config.chainOutages:
+            if chainFaults.isDown {
+                chainFaults.set(down: false)
+                box.note(.fault, "chain endpoint back")
+            } else {
+                chainFaults.set(down: true)
+                outageUntil = clock.now + randomDuration(upTo: .seconds(20))
+                box.count("fault.chain-outage")
+                box.note(.fault, "chain endpoint unreachable")
+            }
+        case 6...7 where config.partitions:
+            let until = clock.now + randomDuration(upTo: .seconds(25))
+            network?.partition(until: until)
+            box.count("fault.partition")
+            box.note(.fault, "partition until \(until)")
+        default:
+            if crashed { restart() }
+        }
+    }
+
+    private func restart() {
+        box.count("fault.restart")
+        do { try startHonest() } catch let violation as Oracle.Violation {
+            box.oracle?.report(violation)
+        } catch {
+            box.oracle?.report(Oracle.Violation(rule: .journalReadable, detail: "\(error)"))
+        }
+    }
+
+    private func malloryActs() {
+        guard let mallory, let network else { return }
+        let channels = mallory.order
+        let pick = { [choices] () -> ChannelID? in
+            channels.isEmpty ? nil : channels[choices.integer(in: 0...(channels.count - 1))]
+        }
+        let kind = choices.integer(in: 0...29)
+        switch kind {
+        case 0...7:
+            mallory.follow(limit: choices.integer(in: 1...8))
+        case 8:
+            mallory.count(.withhold)
+        case 9:
+            if let id = pick(), let held = mallory.channels[id], let engine = held.engine,
+                engine.latest.isFullySigned
+            {
+                let mine = engine.latest.state.allocation[held.me]
+                if mine > 0 {
+                    mallory.pay(id, amount: UInt64(choices.integer(in: 1...Int(min(mine, 20)))), update: nextUpdate)
+                    nextUpdate += 1
+                }
+            }
+        case 10:
+            if let id = pick() {
+                mallory.finalize(id, update: nextUpdate)
+                nextUpdate += 1
+            }
+        case 11...15:
+            let forgeries: [Mallory.Move] = [.forgeOlder, .forgeSteal, .forgeFinal, .forgeSkip, .replayOtherChannel]
+            if let id = pick() { mallory.forge(forgeries[kind - 11], on: id) }
+        case 16:
+            if let id = pick() { mallory.forgeCommitProof(on: id) }
+        case 17:
+            if let id = pick() { mallory.lieAtReestablish(on: id) }
+        case 18:
+            mallory.garbage()
+        case 19:
+            mallory.declineFinals.toggle()
+            mallory.count(.declineAfterCountersign)
+        case 20:
+            mallory.refusingReestablish.toggle()
+            mallory.count(.refuseReestablish)
+        case 21:
+            if let link = mallory.link {
+                mallory.count(.disconnect)
+                network.malloryClose(link)
+            } else {
+                mallory.count(.dial)
+                _ = network.malloryDial(now: clock.now)
+            }
+        case 22:
+            let reading = choices.chance(0.5)
+            mallory.count(reading ? .resumeReading : .stopReading)
+            network.setMalloryReading(reading, now: clock.now)
+        case 23:
+            let listening = choices.chance(0.6)
+            mallory.count(listening ? .acceptDials : .refuseDials)
+            network.setMalloryListening(listening)
+        case 24...26:
+            let moves: [Mallory.Move] = [.registerStale, .registerLatest, .conclude, .withdraw, .reclaim, .deposit, .depositMismatched]
+            if let id = pick() { mallory.chainMove(moves[choices.integer(in: 0...(moves.count - 1))], on: id) }
+        case 27:
+            let domain = choices.chance(0.8) ? chain.domain : SettlementDomain.devchainDefault
+            mallory.count(domain == chain.domain ? .open : .openWrongDomain)
+            mallory.open(
+                mine: UInt64(choices.integer(in: 0...500)), theirs: UInt64(choices.integer(in: 0...500)), domain: domain,
+                challenge: config.challengeDuration)
+            if mallory.link == nil { _ = network.malloryDial(now: clock.now) }
+        case 28:
+            mallory.replayOpen()
+        default:
+            if let id = pick() {
+                mallory.count(.skipDeposit)
+                mallory.chainMove(choices.chance(0.5) ? .deposit : .depositMismatched, on: id)
+            }
+        }
+    }
+
+    /// Sends what Mallory wrote and runs the chain calls she queued.
+    private func flushMallory() {
+        guard let mallory, let network else { return }
+        for (link, bytes) in mallory.outbox { network.mallorySend(bytes, on: link, now: clock.now) }
+        mallory.outbox = []
+        if mallory.wantsDisconnect, let link = mallory.link {
+            mallory.wantsDisconnect = false
+            network.malloryClose(link)
+        }
+        let calls = mallory.chainCalls
+        mallory.chainCalls = []
+        let box = self.box
+        for (move, call) in calls {
+            mallory.count(move)
+            Task {
+                do {
+                    try await call()
+                    box.note(.chain, "Mallory \(move.rawValue): done")
+                } catch {
+                    box.note(.chain, "Mallory \(move.rawValue): refused (\(error))")
+                }
+            }
+        }
+    }
+
+    /// Lets virtual time run to `target`: messages delivered and timers fired in time order,
+    /// every job run after each.
+    private func settle(upTo target: Duration) {
+        while true {
+            _ = scheduler.runUntilIdle()
+            flushMallory()
+            if let until = outageUntil, clock.now >= until {
+                chainFaults.set(down: false)
+                outageUntil = nil
+            }
+            let nextMessage = network?.nextDelivery
+            let nextTimer = clock.nextDeadline
+            guard let next = [nextMessage, nextTimer, outageUntil].compactMap({ $0 }).min(), next <= target else { break }
+            if next > clock.now { clock.advance(to: next) }
+            network?.deliverDue(now: clock.now)
+            _ = clock.fireDue()
+        }
+        if target > clock.now { clock.advance(to: target) }
+        _ = scheduler.runUntilIdle()
+    }
+
+    // MARK: - The end
+
+    /// Mallory stops cooperating (she may still act on chain); the honest node is healed
+    /// and asked to close everything. Within the bound every channel must be settled.
+    private func endGame() {
+        guard let mallory else { return }
+        box.note(.fault, "heal: Mallory goes quiet; the honest node closes every channel")
+        mallory.quiet = true
+        mallory.count(.goQuiet)
+        chainFaults.set(down: false)
+        outageUntil = nil
+        network?.setMalloryReading(true, now: clock.now)
+        if crashed { restart() }
+        if let link = mallory.link { network?.malloryClose(link) }
+        network?.setMalloryListening(false)
+        let box = self.box
+        if let node {
+            for status in node.statuses where !status.isClosed {
+                guard let channel = node.channel(status.id) else { continue }
+                Task {
+                    do { _ = try await channel.close() } catch {
+                        box.note(.honest, "close failed (\(error)); disputes")
+                        try? await channel.dispute()
+                    }
+                }
+            }
+        }
+        let challenge = Duration.seconds(Int64(config.challengeDuration))
+        let bound = policy.proposalTimeout + policy.watcher.disconnectGrace + policy.watcher.fundingTimeout
+            + challenge * 2 + .seconds(30)
+        let deadline = clock.now + bound
+        while clock.now < deadline {
+            // Mallory may still do anything on chain while the honest node leaves.
+            if choices.chance(0.2), let id = mallory.order.randomElement(using: &mallory.random) {
+                let moves: [Mallory.Move] = [.registerStale, .conclude, .withdraw, .reclaim]
+                mallory.chainMove(moves[choices.integer(in: 0...(moves.count - 1))], on: id)
+            }
+            settle(upTo: min(deadline, clock.now + .seconds(2)))
+        }
+        box.oracle?.checkConservation(chain.adjudicator.ledger)
+        box.oracle?.checkSettled(chain.adjudicator.ledger, bound: bound)
+    }
+
+    private func randomDuration(upTo limit: Duration) -> Duration {
+        .milliseconds(choices.integer(in: 0...max(0, Int(limit / .milliseconds(1)))))
+    }
+}
+
+extension Simulation.Box {
+    /// What the honest node reported, for the oracle and the coverage count.
+    func record(_ event: NodeEvent) {
+        let kind: String
+        switch event {
+        case let .opened(id, _):
+            kind = "opened"
+            oracle?.honestOpened(id)
+            note(.honest, "channel \(id.shortID) open")
+        case .funded: kind = "funded"
+        case .proposed: kind = "proposed"
+        case let .committed(_, state, mine):
+            kind = mine ? "committed-mine" : "committed-theirs"
+            oracle?.honestCommitted(state)
+            note(.honest, "commits v\(state.version) \(state.state.allocation)\(state.state.isFinal ? " final" : "")")
+        case let .rejected(_, _, reason, byPeer):
+            kind = byPeer ? "rejected-by-peer" : "rejected-peer's"
+            note(.honest, "rejected: \(reason)")
+        case .peerConnected: kind = "peer-connected"
+        case .peerDisconnected: kind = "peer-disconnected"
+        case .peerSilent: kind = "peer-silent"
+        case let .registered(_, version, _, by):
+            kind = "registered"
+            note(.chain, "registered v\(version) by \(by)")
+        case .progressed: kind = "progressed"
+        case .yourTurnOnChain: kind = "your-turn-on-chain"
+        case let .refuted(_, stale, with):
+            kind = "refuted"
+            note(.chain, "honest refutes v\(stale) with v\(with)")
+        case let .exitStarted(_, version, reason):
+            kind = "exit-started"
+            note(.chain, "honest exits with v\(version) (\(reason))")
+        case let .concluded(_, version, allocation):
+            kind = "concluded"
+            note(.chain, "concluded v\(version) \(allocation)")
+        case .withdrawn: kind = "withdrawn"
+        case .closed: kind = "closed"
+        case let .error(_, text):
+            kind = "error"
+            note(.honest, "error: \(text)")
+        }
+        result?.nodePaths[kind, default: 0] += 1
+    }
+}
