@@ -10,6 +10,19 @@ public enum Durability: String, Sendable, CaseIterable {
     case none
 }
 
+/// Who writes and syncs the journal's records.
+public enum JournalWriter: String, Sendable, CaseIterable {
+    /// The journal's own thread, with group commit: appends from many callers share a sync,
+    /// and the caller's event loop never blocks on the disk. The default.
+    case thread
+    /// The caller, synchronously, one batch at a time: for the simulator. No thread, so the
+    /// caller's scheduling decides the order in which records reach the disk, and a run
+    /// replays exactly from its seed. No group commit: every append writes (and, with
+    /// `.fsync`, syncs) its own batch before it returns, and `append` blocks its caller for
+    /// that long (harmless on the simulator's in-memory disk, wrong on a real one).
+    case inline
+}
+
 /// What opening a journal found on disk.
 public struct RecoveryReport: Sendable {
     public var channels: [ChannelID: ChannelRecord]
@@ -32,6 +45,10 @@ public struct RecoveryReport: Sendable {
 ///   waits up to `groupCommitWindow` for as many appenders to gather; a lone
 ///   appender never waits. The writing and syncing happen on the journal's
 ///   own thread, never on the caller's event loop.
+/// - With `writer: .inline` (for the simulator: no thread, so the caller's
+///   scheduling decides the order) each append is written, synced and applied
+///   on the caller, one batch at a time, before it returns. Everything else in
+///   this contract holds unchanged; only group commit is gone.
 /// - If a write or sync fails (ENOSPC, EIO), the records of that batch are
 ///   reported as failed, and every later `append` fails with `.stopped`: the
 ///   journal never reports success for a record that is not durable.
@@ -52,6 +69,8 @@ public final class Journal: @unchecked Sendable {
     /// appender, whose commits carry one batch, never waits; after a shared commit the
     /// next one waits at most once more before it is alone again. Zero turns gathering off.
     public let groupCommitWindow: Duration
+    /// Who writes: the journal's thread or, in the simulator, each appender inline.
+    public let writer: JournalWriter
     /// What `open` recovered. Channels as they were before this process appended anything.
     public let recovery: RecoveryReport
 
@@ -61,7 +80,10 @@ public final class Journal: @unchecked Sendable {
     private var queue: [PendingBatch] = []
     private var failure: JournalError?
     private var closing = false
-    private var writerDone = false
+    /// Someone holds the writer's role: the writer thread from `init` until it has drained
+    /// the queue after `close()`; with `.inline`, an appender while it commits its batch.
+    /// `close()` waits for it to be released before closing the files.
+    private var writerActive = false
     /// The writer is blocked in `nextBatches` until the queue holds this many batches
     /// (0: not waiting). `enqueue` signals only when that is reached, so appenders that
     /// arrive while the writer gathers do not wake it one by one.
@@ -69,7 +91,7 @@ public final class Journal: @unchecked Sendable {
     /// Ids named by `opened` records queued but not yet written (then they are in `table`):
     /// with `table`, what `enqueue` checks to refuse a second `opened` for one id.
     private var queuedOpenIDs: Set<ChannelID> = []
-    // Owned by the writer thread after `open`:
+    // Owned by whoever holds the writer's role (`writerActive`) after `open`:
     private var fd: Int32
     private var segmentIndex: UInt64
     /// The path of segment `segmentIndex`, built once per segment rather than on every write.
@@ -112,13 +134,14 @@ public final class Journal: @unchecked Sendable {
     public init(
         directory: String, durability: Durability = .fsync, maxSegmentBytes: Int = Journal.defaultMaxSegmentBytes,
         groupCommitWindow: Duration = Journal.defaultGroupCommitWindow,
-        fileSystem: any JournalFileSystem = POSIXJournalFileSystem()
+        fileSystem: any JournalFileSystem = POSIXJournalFileSystem(), writer: JournalWriter = .thread
     ) throws(JournalError) {
         self.directory = directory
         self.durability = durability
         self.maxSegmentBytes = maxSegmentBytes
         self.groupCommitWindow = max(groupCommitWindow, .zero)
         self.fileSystem = fileSystem
+        self.writer = writer
         try fileSystem.createDirectory(directory)
         lockFD = try fileSystem.lockExclusively(directory + "/LOCK")
         var found: JournalContents
@@ -137,14 +160,19 @@ public final class Journal: @unchecked Sendable {
         recovery = RecoveryReport(
             channels: found.table.channels, recordsReplayed: found.recordsRead, segments: max(found.segments.count, 1),
             truncatedTail: found.tornBytes > 0, truncatedBytes: found.tornBytes)
+        guard writer == .thread else { return }
         // The writer thread keeps the journal alive until `close()`.
+        writerActive = true
         let thread = Thread { self.writerLoop() }
         thread.name = "parley-journal"
         thread.start()
     }
 
     /// Appends `entries` in order and returns once they are durable.
+    ///
+    /// With `writer: .inline`, the write and sync run on the calling task before it returns.
     public func append(_ entries: [JournalEntry]) async throws(JournalError) {
+        if writer == .inline { return try appendBlocking(entries) }
         let frames = try Self.frames(entries)
         // Unchecked: a checked continuation is one more allocation per append, and every
         // batch is resumed exactly once — by `enqueue` when refused, else by the writer,
@@ -183,7 +211,8 @@ public final class Journal: @unchecked Sendable {
     }
 
     /// Finishes pending appends, stops the writer thread and releases the directory.
-    /// Call it when done: the writer thread holds the journal until then.
+    /// Call it when done: the writer thread holds the journal until then. With `.inline`,
+    /// waits for an append being committed on another thread, if any.
     public func close() {
         let alreadyClosing = lock.withLock {
             defer { closing = true }
@@ -192,24 +221,42 @@ public final class Journal: @unchecked Sendable {
         }
         guard !alreadyClosing else { return }
         lock.withLock {
-            while !writerDone { lock.wait() }
+            while writerActive { lock.wait() }
         }
         fileSystem.close(fd)
         fileSystem.close(lockFD)
     }
 
-    // MARK: - Writer thread
+    // MARK: - Writing (the writer thread, or the appender with `.inline`)
 
+    /// Hands `batch` to the writer thread or, with `.inline`, commits it here and now, after
+    /// the same checks. Either way its waiter has been or will be resumed exactly once.
     private func enqueue(_ batch: PendingBatch) {
         let refusal: JournalError? = lock.withLock {
+            // Inline appenders take the writer's role in turn (only contended off the simulator).
+            if writer == .inline { while writerActive { lock.wait() } }
             if closing { return .closed }
             if let failure { return .stopped(after: failure.description) }
             if let reused = reusedChannelID(in: batch.entries) { return .channelExists(reused) }
-            queue.append(batch)
-            if writerWaitsFor > 0 && queue.count >= writerWaitsFor { lock.broadcast() }
+            switch writer {
+            case .thread:
+                queue.append(batch)
+                if writerWaitsFor > 0 && queue.count >= writerWaitsFor { lock.broadcast() }
+            case .inline:
+                writerActive = true
+            }
             return nil
         }
-        if let refusal { batch.waiter.resume(.failure(refusal)) }
+        if let refusal {
+            batch.waiter.resume(.failure(refusal))
+            return
+        }
+        guard writer == .inline else { return }
+        commit([batch])
+        lock.withLock {
+            writerActive = false
+            lock.broadcast()
+        }
     }
 
     /// The first `opened` entry naming a channel already opened (in the journal, queued, or
@@ -229,17 +276,23 @@ public final class Journal: @unchecked Sendable {
     private func writerLoop() {
         while var batches = nextBatches() {
             previousCommitBatches = batches.count
-            let result = write(batches)
-            for batch in batches { batch.waiter.resume(result) }
-            if case .success = result, segmentBytes >= maxSegmentBytes {
-                do { try compact() } catch { stop(error) }
-            }
+            commit(batches)
             batches.removeAll(keepingCapacity: true)
             recycledQueue = batches
         }
         lock.withLock {
-            writerDone = true
+            writerActive = false
             lock.broadcast()
+        }
+    }
+
+    /// Writes `batches` (one group commit), tells their waiters, and compacts once the
+    /// segment is full. Called by whoever holds the writer's role, without `lock`.
+    private func commit(_ batches: [PendingBatch]) {
+        let result = write(batches)
+        for batch in batches { batch.waiter.resume(result) }
+        if case .success = result, segmentBytes >= maxSegmentBytes {
+            do { try compact() } catch { stop(error) }
         }
     }
 
