@@ -129,6 +129,11 @@ extension SegmentFormat {
         let length = Int(readUInt32(bytes, offset))
         let checksum = readUInt32(bytes, offset + 4)
         guard length <= maxRecordBytes else { return .invalid("record length \(length) exceeds \(maxRecordBytes)") }
+        // No entry encodes to zero bytes. Without this, eight zero bytes (common in a torn
+        // tail: amounts and padding) read as an empty record whose CRC-32C (of nothing) is 0,
+        // and a crash mid-append made the journal report corruption instead of truncating
+        // the tail, so the node refused to start (found by the simulator's disk, issue 16).
+        guard length > 0 else { return .invalid("empty record") }
         let start = offset + recordHeaderBytes
         guard bytes.count - start >= length else { return .invalid("record payload cut short") }
         let payload = Array(bytes[start..<start + length])

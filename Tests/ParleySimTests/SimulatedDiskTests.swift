@@ -13,37 +13,6 @@ import Testing
     static let directory = "/node/journal"
     static let firstSegment = directory + "/" + SegmentFormat.fileName(index: 1)
 
-    /// Known issue (see `eightZeroBytesInATornTailAreNotARecord`): whether `error` is recovery
-    /// refusing the last segment's torn tail because eight zero bytes after the tear read as
-    /// an empty record.
-    static func isZeroRunMisread(_ error: JournalError, on disk: SimulatedDisk) -> Bool {
-        guard case let .corrupted(segment, offset, _) = error,
-            segment == disk.fileNames(in: directory).filter({ SegmentFormat.index(ofFileName: $0) != nil }).max(),
-            let file = disk.contents(of: directory + "/" + segment)
-        else { return false }
-        let bytes = file.durable + file.pending
-        return (offset + 1..<max(offset + 1, bytes.count - 7)).contains { bytes[$0..<$0 + 8].allSatisfy { $0 == 0 } }
-    }
-
-    /// Reopens the journal after a crash; nil (the seed added to `misreads`) when the known
-    /// issue above stops it.
-    static func reopen(
-        _ disk: SimulatedDisk, maxSegmentBytes: Int, misreads: inout [UInt64], seed: UInt64
-    ) throws(JournalError) -> Journal? {
-        do { return try journal(on: disk, maxSegmentBytes: maxSegmentBytes) } catch where isZeroRunMisread(error, on: disk) {
-            misreads.append(seed)
-            return nil
-        }
-    }
-
-    /// Records the seeds the known issue cut short, as one known issue.
-    static func reportKnownIssue(_ misreads: [UInt64], of seeds: Int) {
-        guard !misreads.isEmpty else { return }
-        withKnownIssue("SegmentFormat takes eight zero bytes for a valid empty record") {
-            Issue.record("\(misreads.count) of \(seeds) seeds could not reopen: \(misreads.prefix(10))…")
-        }
-    }
-
     /// An inline journal on `disk`'s current incarnation.
     static func journal(
         on disk: SimulatedDisk, durability: Durability = .fsync, maxSegmentBytes: Int = Journal.defaultMaxSegmentBytes
@@ -93,7 +62,6 @@ import Testing
         let entries = try DiskFixtures.openings(41)  // up to 40 appended, one more after the crash
         var tornTails = 0
         var truncations = 0
-        var misreads: [UInt64] = []
         for seed in UInt64(0)..<500 {
             var random = SeededRandom(seed: seed)
             let disk = SimulatedDisk()
@@ -104,8 +72,7 @@ import Testing
             disk.crash(tearing: &random)
             tornTails += disk.statistics.tornTails
 
-            guard let reopened = try Self.reopen(disk, maxSegmentBytes: maxSegmentBytes, misreads: &misreads, seed: seed)
-            else { continue }
+            let reopened = try Self.journal(on: disk, maxSegmentBytes: maxSegmentBytes)
             let recovered = reopened.recovery.channels
             #expect(
                 Set(recovered.keys) == Set(entries.prefix(recovered.count).map(\.channelID)) && recovered.count <= appended,
@@ -120,9 +87,8 @@ import Testing
         }
         #expect(tornTails > 50, "the seeds tore only \(tornTails) tails")
         #expect(
-            truncations + misreads.count > 50,
-            "only \(truncations) reopenings (and \(misreads.count) refused) found a torn record to truncate")
-        Self.reportKnownIssue(misreads, of: 500)
+            truncations > 50,
+            "only \(truncations) reopenings found a torn record to truncate")
     }
 
     /// A crash at any operation — mid-append, mid-compaction, while opening — with the
@@ -131,7 +97,6 @@ import Testing
         let entries = try DiskFixtures.openings(30)
         var crashedWhileOpening = 0
         var truncations = 0
-        var misreads: [UInt64] = []
         for seed in UInt64(0)..<500 {
             var random = SeededRandom(seed: seed)
             let disk = SimulatedDisk()
@@ -152,8 +117,7 @@ import Testing
             }
             if disk.incarnation == 1 { disk.crash(tearing: &random) }  // every append made it: crash now
 
-            guard let reopened = try Self.reopen(disk, maxSegmentBytes: maxSegmentBytes, misreads: &misreads, seed: seed)
-            else { continue }
+            let reopened = try Self.journal(on: disk, maxSegmentBytes: maxSegmentBytes)
             defer { reopened.close() }
             let recovered = reopened.recovery.channels
             #expect(
@@ -165,7 +129,6 @@ import Testing
             if reopened.recovery.truncatedTail { truncations += 1 }
         }
         #expect(crashedWhileOpening > 0 && truncations > 0, "opening crashes \(crashedWhileOpening), truncations \(truncations)")
-        Self.reportKnownIssue(misreads, of: 500)
     }
 
     /// A torn record cut just after eight zero bytes (here the opener-only funding's second
@@ -173,7 +136,7 @@ import Testing
     /// `SegmentFormat.record(in:at:)` reads eight zero bytes as a valid empty record (length 0,
     /// and CRC-32C of nothing is 0), so `scan` believes a valid record follows the tear and
     /// throws `.corrupted`, and the node would refuse to start. No entry encodes to zero
-    /// bytes, so refusing length 0 there fixes it; then remove `withKnownIssue` here.
+    /// bytes, so `record(in:at:)` now refuses length 0 (found by this disk, issue 16).
     @Test func eightZeroBytesInATornTailAreNotARecord() throws {
         let disk = SimulatedDisk()
         let kept = try DiskFixtures.openings(1)[0]
@@ -189,12 +152,10 @@ import Testing
             (tornStart + SegmentFormat.recordHeaderBytes..<bytes.count - 8).first { bytes[$0..<$0 + 8].allSatisfy { $0 == 0 } })
         try disk.fileSystem().truncate(Self.firstSegment, to: zeros + 8)  // the write torn just after them
 
-        withKnownIssue("SegmentFormat takes eight zero bytes for a valid empty record") {
-            let reopened = try Self.journal(on: disk)
-            defer { reopened.close() }
-            #expect(reopened.recovery.truncatedTail)
-            #expect(Set(reopened.recovery.channels.keys) == [kept.channelID])
-        }
+        let reopened = try Self.journal(on: disk)
+        defer { reopened.close() }
+        #expect(reopened.recovery.truncatedTail)
+        #expect(Set(reopened.recovery.channels.keys) == [kept.channelID])
     }
 
     @Test func aStaleHandleCannotWriteIntoTheNextLife() throws {
