@@ -49,7 +49,7 @@ public enum Campaign {
     /// a seed fails (a failure stops the campaign: its seed and trace are the result).
     public static func run(
         first: UInt64, count: Int?, minutes: Double?, config: SimulationConfig = SimulationConfig(),
-        progress: (Progress) -> Void = { _ in }
+        keepLastTrace: Bool = false, progress: (Progress) -> Void = { _ in }
     ) throws -> Report {
         let scheduler = try SimScheduler.install()
         defer { _ = scheduler.uninstall() }
@@ -80,6 +80,7 @@ public enum Campaign {
                 report.trace = result.trace.rendered()
                 break
             }
+            if keepLastTrace { report.trace = result.trace.rendered() }
             seed &+= 1
         }
         report.jobs = scheduler.jobsRun
