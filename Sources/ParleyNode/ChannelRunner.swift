@@ -94,7 +94,7 @@ final class ChannelRunner: Sendable {
 
     init(
         engine: JournaledEngine, rules: any AppRules, funding: Allocation, session: (any MessageLink)?, funded: Bool,
-        closing: ClosingReason?, closed: Bool, context: RunnerContext
+        closing: ClosingReason?, closed: Bool, settlingOnChain: Bool = false, context: RunnerContext
     ) {
         let core = engine.engine
         id = core.channelID
@@ -110,6 +110,7 @@ final class ChannelRunner: Sendable {
         let loop = RunnerLoop(
             engine: engine, rules: rules, funding: funding, session: session, status: initial, published: snapshot,
             context: context, inputs: RunnerHandle(runner: self))
+        loop.settlingOnChain = settlingOnChain
         mailbox.withLock { $0.resting = loop }
     }
 
@@ -249,6 +250,11 @@ private final class RunnerLoop: @unchecked Sendable {
     var stopWaiters: [CheckedContinuation<Void, Never>] = []
     /// The two newest fully-signed states we have seen (a `replay` tampering resends the older).
     var recentCommitted: [SignedState] = []
+    /// A state is registered on chain (or the journal holds a dispute): the chain settles the
+    /// channel now, and nothing more is signed, final states included. A state committed
+    /// from here on might never reach the chain before the window closes, and the node
+    /// would have reported a commitment it cannot honour (found by the simulator, issue 16).
+    var settlingOnChain = false
 
     var id: ChannelID { status.id }
 
@@ -338,6 +344,10 @@ private final class RunnerLoop: @unchecked Sendable {
             waiter?.resume()
         case let .closing(reason):
             status = status.with(closing: reason)
+            switch reason {
+            case .registeredOnChain, .progressedOnChain, .disputeInJournal: settlingOnChain = true
+            default: break
+            }
         case .closed:
             status = status.with(closing: .closed, closed: true)
             // Our cooperative close can be reported closed before its accept arrives: the
@@ -633,6 +643,8 @@ private final class RunnerLoop: @unchecked Sendable {
         let decision: Decision
         if context.holdFinal(proposal, id) {
             decision = .reject("declined")
+        } else if settlingOnChain {
+            decision = .reject("the channel is being settled on chain")
         } else if status.isClosing, !proposal.proposed.isFinal {
             decision = .reject("the channel is closing")
         } else if !status.isFunded, await !chainShowsUsable() {

@@ -252,7 +252,7 @@ public actor Node {
                 record.exit.map { .exiting($0) } ?? (record.dispute != nil ? .disputeInJournal : nil)
             let runner = ChannelRunner(
                 engine: engine, rules: rules, funding: record.funding, session: nil, funded: false,
-                closing: closing, closed: false, context: context())
+                closing: closing, closed: false, settlingOnChain: record.dispute != nil, context: context())
             registry.runners.withLock { $0[id] = runner }
             logger.info("recovered channel \(id.shortID) at version \(record.latest.version)")
             // One empty input: the runner then does what its state calls for (funding a fully

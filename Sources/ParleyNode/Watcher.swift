@@ -449,6 +449,16 @@ public actor Watcher {
             }
             // The chain's `withdrawn` event journals it and closes the channel.
             return false
+        case .reclaim:
+            do {
+                _ = try await reclaimUnfunded(id)
+                return true
+            } catch let .chain(error) where isTransport(error) {
+                return retryLater(id, after: "\(error)")
+            } catch {
+                emit(.failed(id, "reclaiming the deposit of an unfunded channel: \(error)"))
+                return false
+            }
         case .markClosed:
             do {
                 try await journal.append([JournalEntry(channelID: id, body: .closed)])

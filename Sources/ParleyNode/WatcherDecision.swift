@@ -16,6 +16,8 @@ enum WatcherStep: Equatable, Sendable {
     case conclude
     /// Take our concluded payout.
     case withdraw(amount: UInt64)
+    /// The channel was never funded and we want out: take our deposit back.
+    case reclaim
     /// Nothing is left for us on chain; record the channel as closed.
     case markClosed
     /// A window is open and we hold nothing newer: look again once chain time reaches this.
@@ -44,7 +46,23 @@ enum WatcherStep: Equatable, Sendable {
         chain: ChannelOnChain?, record: ChannelRecord, me: ParticipantIndex, now: ChainTime, exitRequested: Bool,
         refutes: Bool = true
     ) -> WatcherStep {
-        guard let chain, chain.isFunded else { return .idle }
+        guard let chain, chain.isFunded else {
+            // Never funded and we want out (the peer went silent while opening): our deposit
+            // comes back now, whatever happened to the funding timer. That timer lives in
+            // memory only; without this a restart left the deposit locked for good (found
+            // by the simulator, issue 16).
+            guard let chain, exitRequested, !record.isClosed else { return .idle }
+            if chain.deposits[me] > 0 { return .reclaim }
+            return chain.depositsClosed ? .markClosed : .idle
+        }
+        guard chain.opening == record.funding, chain.params == record.params else {
+            // Funded on other terms than we agreed (the peer's deposit fixed another opening):
+            // none of our states can ever be registered, and asking again and again only
+            // hammers the chain (found by the simulator, issue 16). We never deposit into
+            // such a channel, so leaving it costs nothing.
+            guard exitRequested, !record.isClosed, chain.deposits[me] == 0 else { return .idle }
+            return .markClosed
+        }
         let latest = record.latest.isFullySigned ? record.latest : nil
         if let payout = chain.concludedAllocation {
             guard !record.isClosed else { return .idle }

@@ -29,6 +29,10 @@ public enum Campaign {
         public var failure: String?
         /// The failing run's story, lane by lane (only with a failure).
         public var trace: String?
+
+        public init(firstSeed: UInt64) {
+            self.firstSeed = firstSeed
+        }
     }
 
     /// Progress after each schedule.

@@ -39,7 +39,8 @@ final class Mallory: @unchecked Sendable {
         var engine: ChannelEngine?
         /// Every state with at least one signature she has seen or made, newest last.
         var states: [SignedState] = []
-        var depositMade = false
+        /// She decided what to deposit (once version 0 was fully signed).
+        var depositDecided = false
     }
 
     let key: SigningKey
@@ -149,7 +150,10 @@ final class Mallory: @unchecked Sendable {
             guard let held = channels[id], let mine = held.states.first(where: { $0.version == 0 }) else { return }
             var full = mine
             full[held.me.peer] = signature
-            if full.state.isSigned(by: honest, with: signature) { keep(full) }
+            if full.state.isSigned(by: honest, with: signature) {
+                keep(full)
+                decideDeposit(id)
+            }
         case .reject, .reestablish:
             break
         }
@@ -243,6 +247,20 @@ final class Mallory: @unchecked Sendable {
             case let .send(message): send(message)
             default: break
             }
+        }
+        decideDeposit(id)
+    }
+
+    /// Once version 0 is fully signed: deposit her share as agreed (mostly), a different
+    /// opening, or nothing at all.
+    private func decideDeposit(_ id: ChannelID) {
+        guard var held = channels[id], !held.depositDecided else { return }
+        held.depositDecided = true
+        channels[id] = held
+        switch random.next() % 10 {
+        case 0: count(.skipDeposit)
+        case 1: chainMove(.depositMismatched, on: id)
+        default: chainMove(.deposit, on: id)
         }
     }
 
@@ -377,6 +395,7 @@ final class Mallory: @unchecked Sendable {
         switch move {
         case .registerStale:
             guard let stale = anyFull(id) else { return }
+            note("registers v\(stale.version) on \(id.shortID)")
             chainCalls.append((move, { _ = try await chain.register(stale) }))
         case .registerLatest:
             guard let latest = newestFull(id) else { return }

@@ -34,6 +34,8 @@ struct Oracle {
     private(set) var committed: [ChannelID: SignedState] = [:]
     /// Channels the honest node reported opened (in its journal from then on).
     private(set) var opened: Set<ChannelID> = []
+    /// The opening allocation the honest node signed (version 0), per channel.
+    private(set) var openings: [ChannelID: Allocation] = [:]
     private(set) var violation: Violation?
 
     init(honest: PublicKey) {
@@ -61,6 +63,7 @@ struct Oracle {
             return
         }
         signed[id, default: [:]][state.version] = state
+        if state.version == 0 { openings[id] = state.allocation }
     }
 
     /// Every message the honest node sends, before the network touches it.
@@ -185,11 +188,18 @@ struct Oracle {
                 }
                 continue
             }
+            let due = entitlement(channel.id, seat: seat, opening: openings[channel.id] ?? channel.opening)
+            // A channel funded on other terms than agreed holds nothing of ours (we never
+            // deposit into one) and none of our states can settle it.
+            if channel.deposits[seat] == 0 && channel.concludedAllocation == nil
+                && (due == 0 || channel.opening != openings[channel.id])
+            {
+                continue
+            }
             guard let payout = channel.concludedAllocation, channel.withdrawn.contains(seat) || payout[seat] == 0 else {
                 fail(.liveness, "channel \(channel.id.shortID) still holds the honest node's money \(bound) after Mallory stopped (phase \(channel.phase))")
                 continue
             }
-            let due = entitlement(channel.id, seat: seat, opening: channel.opening)
             if payout[seat] < due {
                 fail(.payoutAtLeastCommitted, "channel \(channel.id.shortID) paid the honest node \(payout[seat]), but it had committed to no less than \(due)")
             }

@@ -18,8 +18,13 @@ public struct SimulationConfig: Sendable {
     public var partitions = true
     /// Seeded delay, loss, duplication and reordering on the link.
     public var networkFaults = true
-    /// Challenge window of every channel, in chain seconds.
-    public var challengeDuration: UInt64 = 20
+    /// Challenge window of every channel, in chain seconds. The honest node is never away
+    /// from the chain (crashed, or its endpoint down) for more than ``maxDowntime`` at a
+    /// time, well inside a window: the synchrony every state-channel protocol assumes (a
+    /// node away for a whole window needs a watchtower).
+    public var challengeDuration: UInt64 = 60
+    /// Longest a crash keeps the honest node down, and longest a chain outage lasts.
+    public var maxDowntime: Duration = .seconds(15)
     /// Largest jump of virtual time between two steps.
     public var maxStepTime: Duration = .seconds(3)
 
@@ -65,6 +70,11 @@ public final class Simulation {
     private var incarnation = 0
     private var crashed = false
     private var outageUntil: Duration?
+    /// When the crashed honest node comes back.
+    private var restartAt: Duration?
+    /// When Mallory reads again, and answers dials again, after she stopped.
+    private var readingResumes: Duration?
+    private var dialsResume: Duration?
     private var nextUpdate: UpdateID = 1
     private var step = 0
     private let policy: NodePolicy
@@ -72,13 +82,14 @@ public final class Simulation {
     private static let startingBalance: UInt64 = 1_000_000
 
     /// State the node's tasks write from within jobs (on the simulation thread).
-    private final class Box: @unchecked Sendable {
+    fileprivate final class Box: @unchecked Sendable {
         var oracle: Oracle?
         var result: SimulationResult?
         var trace = SimTrace()
         var now: () -> Duration = { .zero }
         var step = 0
         var incarnation = 0
+        var mallory: Mallory?
 
         func note(_ lane: SimTrace.Lane, _ text: String) { trace.add(lane, text, at: now(), step: step) }
         func count(_ key: String) { result?.moves[key, default: 0] += 1 }
@@ -101,7 +112,7 @@ public final class Simulation {
             proposalTimeout: .seconds(4), challengeDuration: config.challengeDuration,
             redial: RetryPolicy(initialDelay: .milliseconds(200), maxDelay: .seconds(3)),
             turnTimeout: nil,
-            opens: OpenLimits(maxDeposit: 10_000, minChallengeDuration: 5, maxChallengeDuration: 600))
+            opens: OpenLimits(maxDeposit: 10_000, challengeDurations: 5...600))
     }
 
     /// Runs the seed to the end and judges it.
@@ -158,15 +169,18 @@ public final class Simulation {
                     duplicateRate: choices.chance(0.3) ? 0.02 : 0, reorder: choices.chance(0.2))
                 : SimNetwork.Conditions(),
             now: { clock.now },
-            toMallory: { [weak self] event in self?.mallory?.hear(event) },
+            toMallory: { event in box.mallory?.hear(event) },
             tap: { bytes, fromHonest in
                 if fromHonest { box.oracle?.honestSent(bytes) } else { box.oracle?.malloryProposed(bytes) }
+                box.note(.wire, (fromHonest ? "H → M " : "M → H ") + Self.summary(bytes))
             })
         self.network = network
-        mallory = Mallory(
+        let mallory = Mallory(
             key: malloryKey, chain: chain.adapter(for: malloryKey.publicKey), honest: honestKey.publicKey,
             rules: PaymentApp(), seed: choices.fork(label: "mallory").next()
         ) { [box] text in box.note(.mallory, text) }
+        self.mallory = mallory
+        box.mallory = mallory
         let faucet = chain.adapter(for: honestKey.publicKey)
         let malloryFaucet = chain.adapter(for: malloryKey.publicKey)
         let balance = Self.startingBalance
@@ -198,7 +212,9 @@ public final class Simulation {
         let box = self.box
         let port = SimChainPort(chain: chain, identity: honestKey.publicKey, faults: chainFaults) { submission in
             box.oracle?.honestSubmitted(submission)
-            if case let .register(state) = submission { box.note(.chain, "honest registers v\(state.version)") }
+            if case let .register(state) = submission {
+                box.note(.chain, "\(state.state.channelID.shortID) honest registers v\(state.version)")
+            }
         }
         self.port = port
         let time = clock.view(incarnation: life)
@@ -291,7 +307,7 @@ public final class Simulation {
             return
         }
         let status = channels[choices.integer(in: 0...(channels.count - 1))]
-        guard let channel = node.channel(status.id) else { return }
+        guard let channel = node.channels.first(where: { $0.id == status.id }) else { return }
         switch kind {
         case 3...6:
             let mine = status.latest.state.allocation[status.me]
@@ -320,30 +336,25 @@ public final class Simulation {
     private func injectFault() {
         let kind = choices.integer(in: 0...9)
         switch kind {
-        case 0...3 where config.crashes:
-            if crashed {
+        case 0...3 where config.crashes && !crashed:
+            crashHonest()
+            if choices.chance(0.5) {
                 restart()
             } else {
-                crashHonest()
-                if choices.chance(0.7) { restart() }
+                restartAt = clock.now + randomDuration(upTo: config.maxDowntime)
             }
-        case 4...5 where config.chainOutages:
-            if chainFaults.isDown {
-                chainFaults.set(down: false)
-                box.note(.fault, "chain endpoint back")
-            } else {
-                chainFaults.set(down: true)
-                outageUntil = clock.now + randomDuration(upTo: .seconds(20))
-                box.count("fault.chain-outage")
-                box.note(.fault, "chain endpoint unreachable")
-            }
+        case 4...5 where config.chainOutages && !chainFaults.isDown:
+            chainFaults.set(down: true)
+            outageUntil = clock.now + randomDuration(upTo: config.maxDowntime)
+            box.count("fault.chain-outage")
+            box.note(.fault, "chain endpoint unreachable")
         case 6...7 where config.partitions:
             let until = clock.now + randomDuration(upTo: .seconds(25))
             network?.partition(until: until)
             box.count("fault.partition")
             box.note(.fault, "partition until \(until)")
         default:
-            if crashed { restart() }
+            break
         }
     }
 
@@ -399,7 +410,7 @@ public final class Simulation {
             mallory.refusingReestablish.toggle()
             mallory.count(.refuseReestablish)
         case 21:
-            if let link = mallory.link {
+            if let link = mallory.link, choices.chance(0.5) {
                 mallory.count(.disconnect)
                 network.malloryClose(link)
             } else {
@@ -407,13 +418,14 @@ public final class Simulation {
                 _ = network.malloryDial(now: clock.now)
             }
         case 22:
-            let reading = choices.chance(0.5)
-            mallory.count(reading ? .resumeReading : .stopReading)
-            network.setMalloryReading(reading, now: clock.now)
+            // She stops reading for a while: the honest sender's budget fills, then it waits.
+            mallory.count(.stopReading)
+            network.setMalloryReading(false, now: clock.now)
+            readingResumes = clock.now + randomDuration(upTo: .seconds(12))
         case 23:
-            let listening = choices.chance(0.6)
-            mallory.count(listening ? .acceptDials : .refuseDials)
-            network.setMalloryListening(listening)
+            mallory.count(.refuseDials)
+            network.setMalloryListening(false)
+            dialsResume = clock.now + randomDuration(upTo: .seconds(15))
         case 24...26:
             let moves: [Mallory.Move] = [.registerStale, .registerLatest, .conclude, .withdraw, .reclaim, .deposit, .depositMismatched]
             if let id = pick() { mallory.chainMove(moves[choices.integer(in: 0...(moves.count - 1))], on: id) }
@@ -425,7 +437,17 @@ public final class Simulation {
                 challenge: config.challengeDuration)
             if mallory.link == nil { _ = network.malloryDial(now: clock.now) }
         case 28:
-            mallory.replayOpen()
+            if choices.chance(0.5) {
+                mallory.replayOpen()
+            } else {
+                // A channel whose chain record she opens with other amounts than agreed.
+                mallory.count(.openMismatched)
+                mallory.open(
+                    mine: UInt64(choices.integer(in: 0...500)), theirs: UInt64(choices.integer(in: 0...500)),
+                    domain: chain.domain, challenge: config.challengeDuration)
+                if let id = mallory.order.last { mallory.chainMove(.depositMismatched, on: id) }
+                if mallory.link == nil { _ = network.malloryDial(now: clock.now) }
+            }
         default:
             if let id = pick() {
                 mallory.count(.skipDeposit)
@@ -468,10 +490,26 @@ public final class Simulation {
             if let until = outageUntil, clock.now >= until {
                 chainFaults.set(down: false)
                 outageUntil = nil
+                box.note(.fault, "chain endpoint back")
+            }
+            if let at = restartAt, clock.now >= at {
+                restartAt = nil
+                restart()
+            }
+            if let until = readingResumes, clock.now >= until {
+                readingResumes = nil
+                mallory?.count(.resumeReading)
+                network?.setMalloryReading(true, now: clock.now)
+            }
+            if let until = dialsResume, clock.now >= until {
+                dialsResume = nil
+                mallory?.count(.acceptDials)
+                network?.setMalloryListening(true)
             }
             let nextMessage = network?.nextDelivery
             let nextTimer = clock.nextDeadline
-            guard let next = [nextMessage, nextTimer, outageUntil].compactMap({ $0 }).min(), next <= target else { break }
+            let wakeUps = [nextMessage, nextTimer, outageUntil, readingResumes, dialsResume, restartAt]
+            guard let next = wakeUps.compactMap({ $0 }).min(), next <= target else { break }
             if next > clock.now { clock.advance(to: next) }
             network?.deliverDue(now: clock.now)
             _ = clock.fireDue()
@@ -492,13 +530,16 @@ public final class Simulation {
         chainFaults.set(down: false)
         outageUntil = nil
         network?.setMalloryReading(true, now: clock.now)
+        readingResumes = nil
+        dialsResume = nil
+        restartAt = nil
         if crashed { restart() }
         if let link = mallory.link { network?.malloryClose(link) }
         network?.setMalloryListening(false)
         let box = self.box
         if let node {
             for status in node.statuses where !status.isClosed {
-                guard let channel = node.channel(status.id) else { continue }
+                guard let channel = node.channels.first(where: { $0.id == status.id }) else { continue }
                 Task {
                     do { _ = try await channel.close() } catch {
                         box.note(.honest, "close failed (\(error)); disputes")
@@ -523,6 +564,21 @@ public final class Simulation {
         box.oracle?.checkSettled(chain.adjudicator.ledger, bound: bound)
     }
 
+    /// One line for a message on the wire.
+    static func summary(_ bytes: [UInt8]) -> String {
+        guard let message = try? ChannelMessage(wireBytes: bytes) else { return "\(bytes.count) undecodable bytes" }
+        let id = message.channelID.shortID
+        switch message {
+        case .openProposal: return "open \(id)"
+        case .openAccept: return "open-accept \(id)"
+        case let .propose(state, _): return "propose \(id) \(Oracle.describe(state))"
+        case let .accept(_, version, _): return "accept \(id) v\(version)"
+        case let .reject(_, version, reason): return "reject \(id) v\(version): \(reason)"
+        case let .reestablish(_, committed, signed): return "reestablish \(id) c\(committed) s\(signed)"
+        case let .commitProof(proof): return "commit-proof \(id) \(Oracle.describe(proof.state))"
+        }
+    }
+
     private func randomDuration(upTo limit: Duration) -> Duration {
         .milliseconds(choices.integer(in: 0...max(0, Int(limit / .milliseconds(1)))))
     }
@@ -539,30 +595,30 @@ extension Simulation.Box {
             note(.honest, "channel \(id.shortID) open")
         case .funded: kind = "funded"
         case .proposed: kind = "proposed"
-        case let .committed(_, state, mine):
+        case let .committed(id, state, mine):
             kind = mine ? "committed-mine" : "committed-theirs"
             oracle?.honestCommitted(state)
-            note(.honest, "commits v\(state.version) \(state.state.allocation)\(state.state.isFinal ? " final" : "")")
+            note(.honest, "\(id.shortID) commits v\(state.version) \(state.state.allocation)\(state.state.isFinal ? " final" : "")")
         case let .rejected(_, _, reason, byPeer):
             kind = byPeer ? "rejected-by-peer" : "rejected-peer's"
             note(.honest, "rejected: \(reason)")
         case .peerConnected: kind = "peer-connected"
         case .peerDisconnected: kind = "peer-disconnected"
         case .peerSilent: kind = "peer-silent"
-        case let .registered(_, version, _, by):
+        case let .registered(id, version, _, by):
             kind = "registered"
-            note(.chain, "registered v\(version) by \(by)")
+            note(.chain, "\(id.shortID) registered v\(version) by \(by)")
         case .progressed: kind = "progressed"
         case .yourTurnOnChain: kind = "your-turn-on-chain"
-        case let .refuted(_, stale, with):
+        case let .refuted(id, stale, with):
             kind = "refuted"
-            note(.chain, "honest refutes v\(stale) with v\(with)")
-        case let .exitStarted(_, version, reason):
+            note(.chain, "\(id.shortID) honest refutes v\(stale) with v\(with)")
+        case let .exitStarted(id, version, reason):
             kind = "exit-started"
-            note(.chain, "honest exits with v\(version) (\(reason))")
-        case let .concluded(_, version, allocation):
+            note(.chain, "\(id.shortID) honest exits with v\(version) (\(reason))")
+        case let .concluded(id, version, allocation):
             kind = "concluded"
-            note(.chain, "concluded v\(version) \(allocation)")
+            note(.chain, "\(id.shortID) concluded v\(version) \(allocation)")
         case .withdrawn: kind = "withdrawn"
         case .closed: kind = "closed"
         case let .error(_, text):

@@ -64,8 +64,9 @@ struct SimCommand: AsyncParsableCommand {
             execv("/proc/self/exe", arguments)
             throw failure("sim", "cannot restart with deterministic hashing: \(String(cString: strerror(errno)))")
         }
-        var config = SimulationConfig()
-        config.steps = steps
+        var shape = SimulationConfig()
+        shape.steps = steps
+        let config = shape
         let count = seeds ?? (minutes == nil ? 100 : nil)
         let (first, minutes, json, printTrace, selfTest) = (seed, self.minutes, self.json, trace, self.selfTest)
         let interactive = isatty(STDERR_FILENO) == 1
