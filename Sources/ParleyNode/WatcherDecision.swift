@@ -55,14 +55,6 @@ enum WatcherStep: Equatable, Sendable {
             if chain.deposits[me] > 0 { return .reclaim }
             return chain.depositsClosed ? .markClosed : .idle
         }
-        guard chain.opening == record.funding, chain.params == record.params else {
-            // Funded on other terms than we agreed (the peer's deposit fixed another opening):
-            // none of our states can ever be registered, and asking again and again only
-            // hammers the chain (found by the simulator, issue 16). We never deposit into
-            // such a channel, so leaving it costs nothing.
-            guard exitRequested, !record.isClosed, chain.deposits[me] == 0 else { return .idle }
-            return .markClosed
-        }
         let latest = record.latest.isFullySigned ? record.latest : nil
         if let payout = chain.concludedAllocation {
             guard !record.isClosed else { return .idle }
@@ -71,6 +63,14 @@ enum WatcherStep: Equatable, Sendable {
             // Close only once the withdrawal is in the journal (the chain event writes it).
             if case .withdrawn? = record.dispute { return .markClosed }
             return .idle
+        }
+        guard chain.opening == record.funding, chain.params == record.params else {
+            // Funded on other terms than we agreed (the peer's deposit fixed another opening):
+            // none of our states can ever be registered, and asking again and again only
+            // hammers the chain (found by the simulator, issue 16). We never deposit into
+            // such a channel, so leaving it costs nothing.
+            guard exitRequested, !record.isClosed, chain.deposits[me] == 0 else { return .idle }
+            return .markClosed
         }
         guard let registered = chain.registeredVersion, let deadline = chain.deadline else {
             guard let latest else { return .idle }

@@ -39,8 +39,17 @@ import Testing
             participants: keys.map(\.publicKey), nonce: [UInt8](repeating: 7, count: ChannelParams.nonceBytes),
             challengeDuration: 10)
         let opening = Allocation(50, 50)
-        var chain: ChannelOnChain? = ChannelOnChain(params: params, opening: opening, fundedTotal: 100)
-        if Bool.random(using: &random) { chain?.isFunded = true }
+        // Now and then the peer's deposit fixed other terms than we agreed.
+        let onChain = Int.random(in: 0..<8, using: &random) == 0 ? Allocation(60, 40) : opening
+        var chain: ChannelOnChain? = ChannelOnChain(params: params, opening: onChain, fundedTotal: 100)
+        if Bool.random(using: &random) {
+            chain?.isFunded = true
+            chain?.deposits = onChain
+        } else {
+            // Not funded: our deposit may be in, and the peer may have taken its own back.
+            for seat in ParticipantIndex.allCases where Bool.random(using: &random) { chain?.deposits[seat] = onChain[seat] }
+            chain?.depositsClosed = Bool.random(using: &random)
+        }
         if chain?.isFunded == true, Bool.random(using: &random) {
             let registered = UInt64.random(in: 0...8, using: &random)
             chain?.registeredState = ChannelState(channelID: params.id, version: registered, allocation: opening)
@@ -91,7 +100,7 @@ import Testing
             let windowOpen = chain?.isWindowOpen(at: s.now) ?? false
             let latest = s.record.latest
             let registeredVersion = chain?.registeredVersion ?? .max
-            let canRefute = latest.isFullySigned && concluded == nil && windowOpen
+            let canRefute = chain?.opening == s.record.funding && latest.isFullySigned && concluded == nil && windowOpen
                 && (latest.version > registeredVersion
                     || (latest.version == registeredVersion && chain?.isProgressed == true
                         && chain?.registeredState != latest.state))
@@ -110,8 +119,16 @@ import Testing
             case let .withdraw(amount):
                 #expect(concluded.map { $0[s.me] } == amount && amount > 0, context)
                 #expect(chain?.withdrawn.contains(s.me) == false, context)
+            case .reclaim:
+                // Only our own money, only from a channel never funded, only when we want out.
+                #expect(chain?.isFunded == false && s.exitRequested && !s.record.isClosed, context)
+                #expect((chain?.deposits[s.me] ?? 0) > 0, context)
             case .markClosed:
-                #expect(concluded != nil && !s.record.isClosed, context)
+                let matches = chain?.opening == s.record.funding
+                let nothingOfOursLeft = s.exitRequested && chain?.deposits[s.me] == 0
+                    && (chain?.isFunded == false ? chain?.depositsClosed == true : !matches)
+                #expect(concluded != nil || nothingOfOursLeft, context)
+                #expect(!s.record.isClosed, context)
                 if let concluded, concluded[s.me] > 0 {
                     #expect(chain?.withdrawn.contains(s.me) == true, "closed before the payout arrived: \(context)")
                 }
@@ -121,13 +138,19 @@ import Testing
                 if let concluded, concluded[s.me] > 0, !s.record.isClosed {
                     #expect(chain?.withdrawn.contains(s.me) == true, "our payout was left behind: \(context)")
                 }
-                // Invariant 5: an exit we asked for starts as soon as the channel is funded.
-                if s.exitRequested, chain?.isFunded == true, chain?.registeredVersion == nil, latest.isFullySigned {
+                // An unfunded channel we leave gives our deposit back, whatever the funding timer did.
+                if s.exitRequested, chain?.isFunded == false, (chain?.deposits[s.me] ?? 0) > 0, !s.record.isClosed {
+                    Issue.record("we want out of an unfunded channel and left our deposit in it: \(context)")
+                }
+                // Invariant 5: an exit we asked for starts as soon as the channel is funded (as agreed).
+                if s.exitRequested, chain?.isFunded == true, chain?.opening == s.record.funding,
+                    chain?.registeredVersion == nil, latest.isFullySigned
+                {
                     Issue.record("an exit was requested but nothing was registered: \(context)")
                 }
             }
         }
-        #expect(stepsSeen == ["register", "conclude", "withdraw", "markClosed", "waitUntil", "idle"], "\(stepsSeen)")
+        #expect(stepsSeen == ["register", "conclude", "withdraw", "reclaim", "markClosed", "waitUntil", "idle"], "\(stepsSeen)")
     }
 
     @Test func anOlderRegistrationIsAnsweredWithOurLatestInTheWindowsLastSecond() throws {
