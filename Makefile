@@ -6,7 +6,7 @@ APT_PACKAGES := libsodium-dev libuv1-dev
 SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_ARGS    ?=
 
-.PHONY: all deps build release test demo clean
+.PHONY: all deps build release test demo sim clean
 
 all: build
 
@@ -32,15 +32,24 @@ release: deps
 
 # Also builds the release `parley` that `make demo` runs: the optimizer has crashed on
 # code the debug build accepts, and that must fail here, not on a user's first command.
+# Then the whole-node simulator runs a batch of seeds from that build (Docs/Simulation.md);
+# a failure prints the seed and its trace.
+SIM_SEEDS ?= 2000
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	$(SWIFT) build -c release --product parley
+	$$($(SWIFT) build -c release --show-bin-path)/parley sim --seeds $(SIM_SEEDS)
 
 # The payment demo: two nodes over loopback TCP, 10,000 payments, cooperative close on the
 # embedded chain. Pass options through DEMO_ARGS, e.g. make demo DEMO_ARGS="--dispute cheat".
 demo: release
 	$$($(SWIFT) build -c release --show-bin-path)/parley demo $(DEMO_ARGS)
+
+# A longer simulator campaign: make sim MINUTES=30
+MINUTES ?= 10
+sim: release
+	$$($(SWIFT) build -c release --show-bin-path)/parley sim --minutes $(MINUTES)
 
 clean:
 	rm -rf .build
