@@ -121,7 +121,8 @@ extension ChannelEngine {
     /// The connection starts down: deliver `.connected` to reestablish.
     public static func restore(
         params: ChannelParams, latest: SignedState, highestSignedVersion: UInt64,
-        signedFinal: SignedState? = nil, key: SigningKey, rules: any AppRules = PaymentApp()
+        signedFinal: SignedState? = nil, signedNext: SignedState? = nil, key: SigningKey,
+        rules: any AppRules = PaymentApp()
     ) throws(OpenRejection) -> ChannelEngine {
         guard let me = params.index(of: key.publicKey) else { throw .notAParticipant(role: "participant") }
         guard rules.appID == params.appID else { throw .wrongApp(channel: params.appID, rules: rules.appID) }
@@ -139,6 +140,11 @@ extension ChannelEngine {
             engine.uncommittedFinal = signedFinal
             engine.highestSignedVersion = max(engine.highestSignedVersion, signedFinal.version)
             engine.highestSeenVersion = engine.highestSignedVersion
+        }
+        if let signedNext, signedNext.version == latest.version + 1, signedNext[me] != nil,
+            signedNext.state.channelID == params.id
+        {
+            engine.signedNext = signedNext
         }
         engine.link = .down
         return engine

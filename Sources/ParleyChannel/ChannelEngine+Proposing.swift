@@ -25,6 +25,7 @@ extension ChannelEngine {
             highestSignedVersion = next.version
             highestSeenVersion = next.version
             if next.isFinal { uncommittedFinal = signed }
+            noteSigned(signed)
             outgoing = Outgoing(id: request.id, intent: request.intent, signed: signed, digest: digest)
             effects.append(.journal(.signed(signed)))
             effects.append(.send(.propose(state: next, signature: signature)))
@@ -50,6 +51,7 @@ extension ChannelEngine {
         case .finalize:
             next.isFinal = true
         }
+        if next.isFinal, rules.mover(in: latest.state) == me { throw .closeOnOwnTurn(version: latest.version) }
         try validateSuccessor(next, mover: me)
         return next
     }
@@ -123,9 +125,10 @@ extension ChannelEngine {
     /// For a node that sends a deliberately malformed proposal (drills' `tamper`): the
     /// version it signed must never be signed again (invariant 1). The caller journals
     /// `.aborted(version:)` first, which recovery counts as signed.
-    package mutating func reserveVersions(through version: UInt64) {
+    package mutating func reserveVersions(through version: UInt64, signed: SignedState? = nil) {
         highestSignedVersion = max(highestSignedVersion, version)
         highestSeenVersion = max(highestSeenVersion, version)
+        if let signed { noteSigned(signed) }
     }
 
     /// Our signature on `state`, a move we make on chain (`progress`), as a signed state to
@@ -137,8 +140,12 @@ extension ChannelEngine {
     /// the very state we signed then (say, our off-chain proposal of the same move).
     package mutating func signForChain(_ state: ChannelState) throws(UpdateRejection) -> (Signature, journal: SignedState?) {
         guard state.channelID == params.id else { throw .wrongChannel(expected: params.id, got: state.channelID) }
-        if state.version <= highestSignedVersion {
-            for candidate in [outgoing?.signed, latest, uncommittedFinal] {
+        // The version after `latest` is the only one a move on chain takes. We know whether we
+        // signed there (`signedNext`: every state we sign is journaled and noted), so a version
+        // the peer burned (its proposal we rejected) does not stop our move.
+        let neverSignedThere = state.version == latest.version + 1 && signedNext == nil
+        if state.version <= highestSignedVersion && !neverSignedThere {
+            for candidate in [outgoing?.signed, latest, uncommittedFinal, signedNext] {
                 if let candidate, candidate.state == state, let mine = candidate[me] { return (mine, nil) }
             }
             throw .versionAlreadySigned(state.version)
@@ -146,8 +153,9 @@ extension ChannelEngine {
         let signature = key.sign(state.signingDigest.bytes)
         var signed = SignedState(unsigned: state)
         signed[me] = signature
-        highestSignedVersion = state.version
+        highestSignedVersion = max(highestSignedVersion, state.version)
         highestSeenVersion = max(highestSeenVersion, state.version)
-        return (signature, signed)
+        noteSigned(signed)
+        return (signed[me] ?? signature, signed)
     }
 }

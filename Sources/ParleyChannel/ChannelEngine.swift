@@ -36,6 +36,12 @@ public struct ChannelEngine: Sendable {
     /// channel takes only a final state with the same balances and app data (a cooperative
     /// close); nothing that could be worth more to us, and be wiped out by it, is signed.
     public internal(set) var uncommittedFinal: SignedState?
+    /// The state we signed at the version right after `latest`, while nothing newer is
+    /// committed (our proposal there, even when it was burned). A move on chain from
+    /// `latest` is made at exactly that version, so it must be this state: signing another
+    /// would put two states of ours at one version (invariant 1), and refusing to sign
+    /// would forfeit the game (found by the simulator, issue 16).
+    public internal(set) var signedNext: SignedState?
 
     let key: SigningKey
     let rules: any AppRules
@@ -195,6 +201,12 @@ public struct ChannelEngine: Sendable {
         highestSignedVersion = max(highestSignedVersion, signed.version)
         incoming = nil
         if let final = uncommittedFinal, final.version <= signed.version { uncommittedFinal = nil }
+        if let next = signedNext, next.version <= signed.version { signedNext = nil }
+    }
+
+    /// Remembers `signed`, which we just signed, when it is at the version after `latest`.
+    mutating func noteSigned(_ signed: SignedState) {
+        if signed.version == latest.version + 1, signedNext == nil { signedNext = signed }
     }
 }
 

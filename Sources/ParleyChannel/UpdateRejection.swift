@@ -31,6 +31,11 @@ public enum UpdateRejection: Error, Equatable, Sendable, CustomStringConvertible
     case finalStateOutstanding(version: UInt64)
     /// We already signed a different state at this version; signing another would equivocate.
     case versionAlreadySigned(UInt64)
+    /// A game where it is our move: a final state now would be signed at the version of our
+    /// next move. A peer that ignored it and registered the current state would leave us
+    /// unable to move on chain without signing two states at one version, so we would
+    /// forfeit. Move first, or dispute (found by the simulator, issue 16).
+    case closeOnOwnTurn(version: UInt64)
 
     public var description: String {
         switch self {
@@ -64,6 +69,9 @@ public enum UpdateRejection: Error, Equatable, Sendable, CustomStringConvertible
             return "every version number has been used; settle the channel"
         case let .versionAlreadySigned(version):
             return "we already signed a different state at version \(version); signing another would equivocate"
+        case let .closeOnOwnTurn(version):
+            return "it is our move at version \(version): a close now would sign the version of our next move, "
+                + "which a peer could use to make us forfeit on chain; move first, or dispute"
         case let .finalStateOutstanding(version):
             return "we signed a final state at version \(version) that did not commit and the peer may hold it; "
                 + "the channel only closes now (cooperatively with that state's balances, or on chain)"

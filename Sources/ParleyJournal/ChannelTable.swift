@@ -41,18 +41,20 @@ extension ChannelRecord {
             if signed.version == 0 && !latest.isFullySigned {
                 latest = signed  // the opener's own signature on version 0
             } else if signed.version > latest.version {
-                pending = signed
+                // The first state we signed after `latest` (see `pending`): later ones at
+                // higher versions never replace it.
+                if signed.version == latest.version + 1, pending == nil { pending = signed }
                 if signed.state.isFinal { signedFinal = signed }
             }
         case let .engine(.committed(signed)):
             highestSignedVersion = max(highestSignedVersion, signed.version)
             if signed.version > latest.version || !latest.isFullySigned { latest = signed }
-            if let pending, pending.version <= signed.version { self.pending = nil }
+            if let pending, pending.version <= signed.version || pending.version != latest.version + 1 { self.pending = nil }
             if let signedFinal, signedFinal.version <= signed.version { self.signedFinal = nil }
         case let .engine(.aborted(version)):
             // We only ever abort versions we signed, so the version stays burned after a restart.
             highestSignedVersion = max(highestSignedVersion, version)
-            if pending?.version == version { pending = nil }
+            // `pending` stays: a burned version is still one we signed (a move on chain reuses it).
         case let .dispute(event):
             dispute = event
         case .closed:

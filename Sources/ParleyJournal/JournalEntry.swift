@@ -19,7 +19,9 @@ public struct ChannelRecord: Hashable, Sendable {
     public var latest: SignedState
     /// The highest version we ever signed. A restarted node signs only above it.
     public var highestSignedVersion: UInt64
-    /// Our signed proposal above `latest` that neither committed nor was aborted.
+    /// The state we signed at the version right after `latest` (our first proposal there,
+    /// even if it was later aborted), until something newer commits. A move on chain from
+    /// `latest` is made at that version and reuses it (`ChannelEngine.signedNext`).
     public var pending: SignedState?
     /// The newest final state we signed above `latest` (our signature only) that has not
     /// committed. The peer may hold it countersigned and register it at any time, so once

@@ -44,7 +44,7 @@ public struct JournaledEngine: Sendable {
         let engine = try ChannelEngine.restore(
             params: record.params, latest: record.latest,
             highestSignedVersion: max(record.highestSignedVersion, record.pending?.version ?? 0),
-            signedFinal: record.signedFinal, key: key, rules: rules)
+            signedFinal: record.signedFinal, signedNext: record.pending, key: key, rules: rules)
         return JournaledEngine(engine: engine, journal: journal)
     }
 
@@ -59,10 +59,11 @@ public struct JournaledEngine: Sendable {
     /// `.aborted(version:)` (recovery counts it as signed), then tells the engine. For a
     /// node that sends a deliberately malformed, signed proposal (drills' `tamper`), which
     /// must never share a version with a state it signs later (invariant 1).
-    public mutating func reserveVersions(through version: UInt64) async throws(JournalError) {
+    public mutating func reserveVersions(through version: UInt64, signed: SignedState? = nil) async throws(JournalError) {
         try Self.refuseIfStopped(journal)
-        try await journal.append([JournalEntry(.aborted(version: version), channelID: engine.channelID)])
-        engine.reserveVersions(through: version)
+        let record = signed.map { [JournalEntry(.signed($0), channelID: engine.channelID)] } ?? []
+        try await journal.append(record + [JournalEntry(.aborted(version: version), channelID: engine.channelID)])
+        engine.reserveVersions(through: version, signed: signed)
     }
 
     /// Our signature on `state`, a move on chain: journaled (as `.signed`) before it is

@@ -345,7 +345,11 @@ private final class RunnerLoop: @unchecked Sendable {
         case let .closing(reason):
             status = status.with(closing: reason)
             switch reason {
-            case .registeredOnChain, .progressedOnChain, .disputeInJournal: settlingOnChain = true
+            case .registeredOnChain, .progressedOnChain, .disputeInJournal:
+                guard !settlingOnChain else { break }
+                settlingOnChain = true
+                // Updates not proposed yet never will be: the chain settles the channel now.
+                await feed(.dropQueued)
             default: break
             }
         case .closed:
@@ -380,10 +384,13 @@ private final class RunnerLoop: @unchecked Sendable {
         do {
             return (state, try await engine.signForChain(state))
         } catch UpdateRejection.versionAlreadySigned(let version) {
+            // We signed another state at that version: our proposal there (in flight, or
+            // burned since). When it is a legal move from `base`, it is the move we make.
             let me = engine.engine.me
-            guard let pending = engine.engine.outstandingProposal?.state, pending.version == version, !pending.isFinal,
-                (try? rules.validateTransition(from: base, to: pending, mover: me)) != nil
-            else { throw UpdateRejection.versionAlreadySigned(version) }
+            let signed = [engine.engine.outstandingProposal?.state, engine.engine.signedNext?.state].compactMap { $0 }
+            guard let pending = signed.first(where: {
+                $0.version == version && !$0.isFinal && (try? rules.validateTransition(from: base, to: $0, mover: me)) != nil
+            }) else { throw UpdateRejection.versionAlreadySigned(version) }
             return (pending, try await engine.signForChain(pending))
         }
     }
@@ -594,7 +601,11 @@ private final class RunnerLoop: @unchecked Sendable {
             message = .propose(state: older.state, signature: mine)
         }
         if let reserve {
-            try await engine.reserveVersions(through: reserve)
+            // Journaled as signed, like everything we sign: a move on chain at that version
+            // must then reuse it or refuse, never sign a second state there.
+            var signed = SignedState(state: next)
+            if case let .propose(_, signature) = message { signed[core.me] = signature }
+            try await engine.reserveVersions(through: reserve, signed: signed)
         }
         try await session.send(message.wireBytes)
         context.logger.notice("channel \(id.shortID): sent a tampered proposal (\(kind.rawValue)) at version \(next.version)")
@@ -677,6 +688,11 @@ private final class RunnerLoop: @unchecked Sendable {
             context.emit(.committed(id, signed, mine: update != nil))
             if signed.state.isFinal {
                 status = status.with(closing: .finalState)
+                await context.watcher.settle(id)
+            } else if status.isClosing {
+                // A proposal of ours the peer accepted while the channel is being settled:
+                // the watcher puts it on chain if the window is still open (found by the
+                // simulator, issue 16: it used to wait for the deadline and conclude older).
                 await context.watcher.settle(id)
             }
         case let .updateFailed(update, failure):

@@ -1,5 +1,6 @@
 import ParleyChannel
 import ParleyCrypto
+import ParleyGames
 import ParleySettlement
 import ParleyWire
 
@@ -29,6 +30,8 @@ final class Mallory: @unchecked Sendable {
         case open, openWrongDomain = "open-wrong-domain", openMismatched = "open-mismatched"
         case replayOpen = "replay-open", acceptOpen = "accept-open", ignoreOpen = "ignore-open"
         case goQuiet = "go-quiet"
+        case openGame = "open-game", move, moveOnChain = "move-on-chain"
+        case progressFinalCopy = "progress-final-copy", stopMoving = "stop-moving"
     }
 
     struct Held {
@@ -46,7 +49,8 @@ final class Mallory: @unchecked Sendable {
     let key: SigningKey
     let chain: LocalChainAdapter
     let honest: PublicKey
-    let rules: any AppRules
+    /// The rules of every app she plays, by id: payments and tic-tac-toe.
+    let apps: [AppID: any AppRules]
     var channels: [ChannelID: Held] = [:]
     /// Channel ids in the order she learned them (dictionary order is not stable).
     var order: [ChannelID] = []
@@ -68,14 +72,14 @@ final class Mallory: @unchecked Sendable {
     private let note: (String) -> Void
 
     init(
-        key: SigningKey, chain: LocalChainAdapter, honest: PublicKey, rules: any AppRules, seed: UInt64,
+        key: SigningKey, chain: LocalChainAdapter, honest: PublicKey, apps: [any AppRules], seed: UInt64,
         note: @escaping (String) -> Void
     ) {
         random = SeededRandom(seed: seed)
         self.key = key
         self.chain = chain
         self.honest = honest
-        self.rules = rules
+        self.apps = Dictionary(apps.map { ($0.appID, $0) }, uniquingKeysWith: { first, _ in first })
         self.note = note
     }
 
@@ -238,7 +242,9 @@ final class Mallory: @unchecked Sendable {
             count(.ignoreOpen)
             return
         }
-        guard let (engine, effects) = try? ChannelEngine.accept(proposal, key: key, rules: rules) else { return }
+        guard let rules = apps[proposal.params.appID],
+            let (engine, effects) = try? ChannelEngine.accept(proposal, key: key, rules: rules)
+        else { return }
         count(.acceptOpen)
         learn(Held(params: proposal.params, funding: proposal.initial.allocation, me: .second, engine: engine))
         for effect in effects {
@@ -270,14 +276,16 @@ final class Mallory: @unchecked Sendable {
     }
 
     /// Proposes a channel to the honest side: she deposits `mine`, it deposits `theirs`.
-    func open(mine: UInt64, theirs: UInt64, domain: SettlementDomain, challenge: UInt64) {
+    func open(mine: UInt64, theirs: UInt64, domain: SettlementDomain, challenge: UInt64, app: AppID = .payment) {
+        guard let rules = apps[app] else { return }
+        let appData = app == TicTacToe.id ? TicTacToe.initialAppData : []
         var nonce: [UInt8] = []
         for _ in 0..<ChannelParams.nonceBytes { nonce.append(UInt8(truncatingIfNeeded: random.next())) }
         guard let params = try? ChannelParams(
-            participants: [key.publicKey, honest], nonce: nonce, challengeDuration: challenge, appID: rules.appID,
+            participants: [key.publicKey, honest], nonce: nonce, challengeDuration: challenge, appID: app,
             domain: domain),
             let (engine, effects) = try? ChannelEngine.propose(
-                params: params, allocation: Allocation(mine, theirs), key: key, rules: rules)
+                params: params, allocation: Allocation(mine, theirs), appData: appData, key: key, rules: rules)
         else { return }
         learn(Held(params: params, funding: Allocation(mine, theirs), me: .first, engine: engine))
         for effect in effects {
@@ -306,6 +314,50 @@ final class Mallory: @unchecked Sendable {
     func finalize(_ id: ChannelID, update: UpdateID) {
         count(.finalize)
         feed(id, .update(update, .finalize))
+    }
+
+    // MARK: - Games
+
+    /// Her move in a game whose latest state is hers to move: a random empty cell.
+    func move(_ id: ChannelID, update: UpdateID) {
+        guard let held = channels[id], let engine = held.engine, let rules = apps[held.params.appID],
+            engine.latest.isFullySigned, rules.mover(in: engine.latest.state) == held.me,
+            let board = try? TicTacToe.Board(appData: engine.latest.state.appData), !board.emptyCells.isEmpty,
+            let next = try? TicTacToe.move(
+                board.emptyCells[Int(random.next() % UInt64(board.emptyCells.count))], in: engine.latest.state)
+        else { return }
+        count(.move)
+        feed(id, .update(update, .replace(
+            base: engine.latest.version, allocation: next.allocation, appData: next.appData, isFinal: false)))
+    }
+
+    /// On chain, when the registered game is hers to move: a legal move signed by her alone,
+    /// or (the attack of issue 15, item 4) a final copy of the registered state, which would
+    /// end the game as it stands instead of forfeiting.
+    func moveOnChain(_ id: ChannelID, registered: ChannelState, finalCopy: Bool) {
+        guard let held = channels[id], let rules = apps[held.params.appID], rules.mover(in: registered) == held.me else {
+            return
+        }
+        var next = registered
+        if finalCopy {
+            next.isFinal = true
+        } else {
+            guard let board = try? TicTacToe.Board(appData: registered.appData), !board.emptyCells.isEmpty,
+                let moved = try? TicTacToe.move(
+                    board.emptyCells[Int(random.next() % UInt64(board.emptyCells.count))], in: registered)
+            else { return }
+            next = moved
+        }
+        next.version = registered.version + 1
+        let state = next
+        let signature = state.signed(by: key)
+        var mine = SignedState(state: state)
+        mine[held.me] = signature
+        keep(mine)
+        let move: Move = finalCopy ? .progressFinalCopy : .moveOnChain
+        let chain = self.chain
+        note("\(finalCopy ? "progresses to a final copy" : "moves on chain") v\(next.version) on \(id.shortID)")
+        chainCalls.append((move, { _ = try await chain.progress(id, to: state, moverSignature: signature) }))
     }
 
     // MARK: - Deviations

@@ -1,5 +1,6 @@
 import ParleyChannel
 import ParleyCrypto
+import ParleyGames
 import ParleyJournal
 import ParleySettlement
 import ParleyWire
@@ -30,8 +31,14 @@ struct Oracle {
     private(set) var signed: [ChannelID: [UInt64: ChannelState]] = [:]
     /// States Mallory proposed, by channel and version: what an `accept` may have signed.
     private var proposedToHonest: [ChannelID: [UInt64: [ChannelState]]] = [:]
-    /// The newest state the honest node reported committed, per channel (rule 2, 3).
+    /// The newest state the honest node reported committed, per channel (rule 2).
     private(set) var committed: [ChannelID: SignedState] = [:]
+    /// The newest it reported committed while the chain could still take it (rule 3): not
+    /// concluded, and no registration whose window closes too soon for the node to act
+    /// (within its longest time away from the chain). A commitment the peer completes only
+    /// after that (an accept withheld until the window closed) cannot be honoured by any
+    /// protocol.
+    private(set) var honourable: [ChannelID: SignedState] = [:]
     /// Channels the honest node reported opened (in its journal from then on).
     private(set) var opened: Set<ChannelID> = []
     /// The opening allocation the honest node signed (version 0), per channel.
@@ -124,8 +131,9 @@ struct Oracle {
 
     mutating func honestOpened(_ id: ChannelID) { opened.insert(id) }
 
-    mutating func honestCommitted(_ state: SignedState) {
+    mutating func honestCommitted(_ state: SignedState, honourable canHonour: Bool) {
         let id = state.state.channelID
+        if canHonour, (honourable[id]?.version ?? 0) < state.version || honourable[id] == nil { honourable[id] = state }
         if let known = committed[id], known.version >= state.version { return }
         committed[id] = state
     }
@@ -156,8 +164,8 @@ struct Oracle {
     /// it reported committed, or in any newer state it signed (the peer holds that signature,
     /// so a payment the node proposed may count as made), whichever is smaller.
     func entitlement(_ id: ChannelID, seat: ParticipantIndex, opening: Allocation) -> UInt64 {
-        let base = committed[id]?.version ?? 0
-        var least = committed[id]?.state.allocation[seat] ?? opening[seat]
+        let base = honourable[id]?.version ?? 0
+        var least = honourable[id]?.state.allocation[seat] ?? opening[seat]
         for (version, state) in signed[id] ?? [:] where version >= base {
             least = min(least, state.allocation[seat])
         }
@@ -200,9 +208,43 @@ struct Oracle {
                 fail(.liveness, "channel \(channel.id.shortID) still holds the honest node's money \(bound) after Mallory stopped (phase \(channel.phase))")
                 continue
             }
+            if channel.params.appID == TicTacToe.id {
+                checkGame(channel, seat: seat, payout: payout)
+                continue
+            }
             if payout[seat] < due {
                 fail(.payoutAtLeastCommitted, "channel \(channel.id.shortID) paid the honest node \(payout[seat]), but it had committed to no less than \(due)")
             }
+        }
+    }
+
+    /// A game ends as its rules say: from a state at least as new as the newest the honest
+    /// player committed; final only if the honest player signed it; never by the honest
+    /// player's forfeit (it always moves on chain in time); paid as the rules' outcome.
+    private mutating func checkGame(_ channel: ChannelOnChain, seat: ParticipantIndex, payout: Allocation) {
+        let id = channel.id
+        guard let settled = channel.registeredState else {
+            fail(.payoutAtLeastCommitted, "game \(id.shortID) concluded with no state registered")
+            return
+        }
+        let rules = TicTacToe()
+        if let newest = honourable[id], settled.version < newest.version {
+            fail(.payoutAtLeastCommitted, "game \(id.shortID) settled at v\(settled.version), older than v\(newest.version) the honest player committed")
+        }
+        if settled.isFinal {
+            if signed[id]?[settled.version] != settled {
+                fail(.payoutAtLeastCommitted, "game \(id.shortID) settled with a final state the honest player never signed: \(Self.describe(settled))")
+            }
+            if payout != settled.allocation {
+                fail(.conservation, "game \(id.shortID) paid \(payout), not the final state's \(settled.allocation)")
+            }
+            return
+        }
+        if rules.mover(in: settled) == seat {
+            fail(.liveness, "game \(id.shortID): the honest player forfeited at v\(settled.version), though it moves on chain whenever it is its turn")
+        }
+        if payout != rules.outcome(of: settled) {
+            fail(.conservation, "game \(id.shortID) paid \(payout), not the rules' outcome \(rules.outcome(of: settled)) of v\(settled.version)")
         }
     }
 

@@ -1,6 +1,7 @@
 import Logging
 import ParleyChannel
 import ParleyCrypto
+import ParleyGames
 import ParleyJournal
 @_spi(Drills) import ParleyNode
 import ParleySettlement
@@ -90,6 +91,10 @@ public final class Simulation {
         var step = 0
         var incarnation = 0
         var mallory: Mallory?
+        var chain: LocalChain?
+        /// How long before a window closes a commitment still counts as one the node can
+        /// put on chain (its longest time away from the chain, plus its retry pace).
+        var actionMargin: UInt64 = 20
 
         func note(_ lane: SimTrace.Lane, _ text: String) { trace.add(lane, text, at: now(), step: step) }
         func count(_ key: String) { result?.moves[key, default: 0] += 1 }
@@ -100,7 +105,7 @@ public final class Simulation {
         self.config = config
         self.scheduler = scheduler
         choices = SimRandom(seed: seed)
-        chain = LocalChain()
+        chain = LocalChain(apps: [TicTacToe()])
         clock = VirtualClock(chain: chain)
         let keys = choices.fork(label: "keys")
         honestKey = try SigningKey(seed: keys.bytes(SigningKey.seedByteCount))
@@ -111,7 +116,7 @@ public final class Simulation {
                 clockPollInterval: .seconds(1), retryDelay: .seconds(1)),
             proposalTimeout: .seconds(4), challengeDuration: config.challengeDuration,
             redial: RetryPolicy(initialDelay: .milliseconds(200), maxDelay: .seconds(3)),
-            turnTimeout: nil,
+            turnTimeout: .seconds(10),
             opens: OpenLimits(maxDeposit: 10_000, challengeDurations: 5...600))
     }
 
@@ -177,10 +182,12 @@ public final class Simulation {
         self.network = network
         let mallory = Mallory(
             key: malloryKey, chain: chain.adapter(for: malloryKey.publicKey), honest: honestKey.publicKey,
-            rules: PaymentApp(), seed: choices.fork(label: "mallory").next()
+            apps: [PaymentApp(), TicTacToe()], seed: choices.fork(label: "mallory").next()
         ) { [box] text in box.note(.mallory, text) }
         self.mallory = mallory
         box.mallory = mallory
+        box.chain = chain
+        box.actionMargin = UInt64(config.maxDowntime.components.seconds) + 5
         let faucet = chain.adapter(for: honestKey.publicKey)
         let malloryFaucet = chain.adapter(for: malloryKey.publicKey)
         let balance = Self.startingBalance
@@ -224,11 +231,13 @@ public final class Simulation {
         logger.logLevel = .critical
         let (key, address, book, policy) = (honestKey, network.honestAddress, self.book, self.policy)
         let started = Locked<Node?>(nil)
+        let player = choices.fork(label: "player-\(life)")
         Task {
             do {
                 let node = try await Node(
                     identity: key, listen: address, journal: journal, peerAddresses: book, settlement: port,
-                    policy: policy, logger: logger, environment: environment)
+                    policy: policy, logger: logger, apps: [TicTacToe()], environment: environment)
+                playFair(node, random: player)
                 started.withLock { $0 = node }
                 for await event in node.events {
                     guard box.incarnation == life else { return }
@@ -289,16 +298,18 @@ public final class Simulation {
         let box = self.box
         if kind < 3 || channels.isEmpty {
             guard let network else { return }
+            let game = choices.chance(0.35)
             let deposit = UInt64(choices.integer(in: 1...500))
-            let theirs = UInt64(choices.integer(in: 0...500))
-            box.count("honest.open")
-            box.note(.honest, "opens: deposits \(deposit), Mallory \(theirs)")
+            let theirs = UInt64(choices.integer(in: game ? 1...500 : 0...500))
+            box.count(game ? "honest.open-game" : "honest.open")
+            box.note(.honest, "opens \(game ? "a game" : "a channel"): deposits \(deposit), Mallory \(theirs)")
             let (peer, address, challenge) = (malloryKey.publicKey, network.malloryAddress, config.challengeDuration)
             Task {
                 do {
                     let channel = try await node.open(
-                        with: peer, at: address, deposit: deposit, theirs: theirs, challengeDuration: challenge,
-                        timeout: .seconds(10))
+                        with: peer, at: address, deposit: deposit, theirs: theirs,
+                        app: game ? TicTacToe.id : .payment, appData: game ? TicTacToe.initialAppData : [],
+                        challengeDuration: challenge, timeout: .seconds(10))
                     box.note(.honest, "opened \(channel.id.shortID)")
                 } catch {
                     box.note(.honest, "open failed: \(error)")
@@ -308,6 +319,21 @@ public final class Simulation {
         }
         let status = channels[choices.integer(in: 0...(channels.count - 1))]
         guard let channel = node.channels.first(where: { $0.id == status.id }) else { return }
+        if status.latest.state.appData.count == TicTacToe.Board.appDataByteCount, (3...6).contains(kind) {
+            // A game: our move when it is our turn.
+            guard let board = try? TicTacToe.Board(appData: status.latest.state.appData), !board.emptyCells.isEmpty,
+                TicTacToe().mover(in: status.latest.state) == status.me
+            else { return }
+            let cell = board.emptyCells[choices.integer(in: 0...(board.emptyCells.count - 1))]
+            box.count("honest.move")
+            box.note(.honest, "marks cell \(cell) on \(status.id.shortID)")
+            Task {
+                do { _ = try await channel.update { state in state = try TicTacToe.move(cell, in: state) } } catch {
+                    box.note(.honest, "move failed: \(error)")
+                }
+            }
+            return
+        }
         switch kind {
         case 3...6:
             let mine = status.latest.state.allocation[status.me]
@@ -431,11 +457,27 @@ public final class Simulation {
             if let id = pick() { mallory.chainMove(moves[choices.integer(in: 0...(moves.count - 1))], on: id) }
         case 27:
             let domain = choices.chance(0.8) ? chain.domain : SettlementDomain.devchainDefault
-            mallory.count(domain == chain.domain ? .open : .openWrongDomain)
+            let game = choices.chance(0.35)
+            mallory.count(domain != chain.domain ? .openWrongDomain : game ? .openGame : .open)
             mallory.open(
-                mine: UInt64(choices.integer(in: 0...500)), theirs: UInt64(choices.integer(in: 0...500)), domain: domain,
-                challenge: config.challengeDuration)
+                mine: UInt64(choices.integer(in: game ? 1...500 : 0...500)), theirs: UInt64(choices.integer(in: game ? 1...500 : 0...500)),
+                domain: domain, challenge: config.challengeDuration, app: game ? TicTacToe.id : .payment)
             if mallory.link == nil { _ = network.malloryDial(now: clock.now) }
+        case 28 where choices.chance(0.5):
+            // Games: her move off chain, or on chain when the registered game is hers to move.
+            guard let id = pick(), let held = mallory.channels[id], held.params.appID == TicTacToe.id else { return }
+            if let registered = chain.channel(id)?.registeredState, chain.channel(id)?.isConcluded == false {
+                switch choices.integer(in: 0...9) {
+                case 0...5: mallory.moveOnChain(id, registered: registered, finalCopy: false)
+                case 6...7: mallory.moveOnChain(id, registered: registered, finalCopy: true)
+                default: mallory.count(.stopMoving)
+                }
+            } else if choices.chance(0.8) {
+                mallory.move(id, update: nextUpdate)
+                nextUpdate += 1
+            } else {
+                mallory.count(.stopMoving)
+            }
         case 28:
             if choices.chance(0.5) {
                 mallory.replayOpen()
@@ -597,7 +639,12 @@ extension Simulation.Box {
         case .proposed: kind = "proposed"
         case let .committed(id, state, mine):
             kind = mine ? "committed-mine" : "committed-theirs"
-            oracle?.honestCommitted(state)
+            let onChain = chain?.channel(id)
+            let now = chain?.now.seconds ?? 0
+            let honourable = onChain.map { channel in
+                !channel.isConcluded && (channel.deadline.map { now + actionMargin < $0.seconds } ?? true)
+            } ?? true
+            oracle?.honestCommitted(state, honourable: honourable)
             note(.honest, "\(id.shortID) commits v\(state.version) \(state.state.allocation)\(state.state.isFinal ? " final" : "")")
         case let .rejected(_, _, reason, byPeer):
             kind = byPeer ? "rejected-by-peer" : "rejected-peer's"
@@ -626,5 +673,18 @@ extension Simulation.Box {
             note(.honest, "error: \(text)")
         }
         result?.nodePaths[kind, default: 0] += 1
+    }
+}
+
+/// The honest player: payment channels as the defaults say, games with any legal move
+/// (the rules have checked it), and on chain it always makes a move when it is its turn.
+private func playFair(_ node: Node, random: SimRandom) {
+    node.setOpenHandler { request in request.appID == .payment || request.appID == TicTacToe.id }
+    node.setUpdateHandler { update in
+        update.current.appData.isEmpty ? await Node.acceptPaymentsToMe(update) : .accept
+    }
+    node.setChainMoveHandler { _, registered in
+        guard let board = try? TicTacToe.Board(appData: registered.appData), !board.emptyCells.isEmpty else { return nil }
+        return try? TicTacToe.move(board.emptyCells[random.integer(in: 0...(board.emptyCells.count - 1))], in: registered)
     }
 }
