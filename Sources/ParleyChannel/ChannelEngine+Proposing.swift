@@ -51,7 +51,12 @@ extension ChannelEngine {
         case .finalize:
             next.isFinal = true
         }
-        if next.isFinal, rules.mover(in: latest.state) == me { throw .closeOnOwnTurn(version: latest.version) }
+        if rules.mover(in: latest.state) == me {
+            // On chain, our moves from `latest` are made at versions after it; a version we
+            // sign off chain must never be one of them with another state (invariant 1).
+            if next.isFinal { throw .closeOnOwnTurn(version: latest.version) }
+            if next.version != latest.version + 1 { throw .moveMustGoOnChain(version: latest.version + 1) }
+        }
         try validateSuccessor(next, mover: me)
         return next
     }

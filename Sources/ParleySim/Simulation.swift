@@ -330,6 +330,10 @@ public final class Simulation {
             Task {
                 do { _ = try await channel.update { state in state = try TicTacToe.move(cell, in: state) } } catch {
                     box.note(.honest, "move failed: \(error)")
+                    // The node says the game must continue on chain: so be it.
+                    if case .updateFailed(_, .refused(.moveMustGoOnChain))? = error as? NodeError {
+                        try? await channel.dispute()
+                    }
                 }
             }
             return
@@ -465,7 +469,9 @@ public final class Simulation {
             if mallory.link == nil { _ = network.malloryDial(now: clock.now) }
         case 28 where choices.chance(0.5):
             // Games: her move off chain, or on chain when the registered game is hers to move.
-            guard let id = pick(), let held = mallory.channels[id], held.params.appID == TicTacToe.id else { return }
+            let games = channels.filter { mallory.channels[$0]?.params.appID == TicTacToe.id }
+            guard !games.isEmpty else { return }
+            let id = games[choices.integer(in: 0...(games.count - 1))]
             if let registered = chain.channel(id)?.registeredState, chain.channel(id)?.isConcluded == false {
                 switch choices.integer(in: 0...9) {
                 case 0...5: mallory.moveOnChain(id, registered: registered, finalCopy: false)

@@ -297,7 +297,7 @@ struct DisputeScenarioTests {
         #expect((try await nodes.onChain())?.isFunded == true)
         // Nothing about funding failed (a slow chain call under load may report a retry;
         // that is not what this test is about).
-        let fundingFailures = nodes.alice.seen.filter { if case .failed(_, let why) = $0 { why.contains("funding") } else { false } }
+        let fundingFailures = nodes.alice.seen.all.filter { if case .failed(_, let why) = $0 { why.contains("funding") } else { false } }
         #expect(fundingFailures.isEmpty, "\(fundingFailures)")
         await nodes.shutDown()
     }
