@@ -269,6 +269,27 @@ struct MaliciousPeerTests {
         }
     }
 
+    /// Found by the simulator (issue 16): once a state is registered on chain, the chain
+    /// settles the channel, and a final state signed now might never reach it before the
+    /// window closes; the node reported such states committed. Mallory registers the
+    /// opening and then offers Alice everything in a final state: Alice must not sign it.
+    @Test func nothingIsSignedOnceAStateIsRegisteredOnChain() async throws {
+        try await withCluster { cluster in
+            let alice = try await cluster.start("alice")
+            let (peer, opening) = try await malloryOpensFundedChannel(cluster, to: alice)
+            let id = opening.state.channelID
+            _ = try await cluster.chain.adapter(for: peer.key).register(opening)
+            #expect(await eventually { (try? alice.status(id))?.isClosing == true })
+            var final = opening.state
+            final.version = 1
+            final.isFinal = true
+            final.allocation = Allocation(0, opening.state.allocation.total ?? 0)
+            try await peer.send(.propose(state: final, signature: final.signed(by: peer.key)))
+            #expect(await peer.answer(to: 1) == false, "Alice signed a final state while the chain settles the channel")
+            #expect(try alice.status(id).latest.version == 0)
+        }
+    }
+
     /// Item 3: a closed channel's id stays used. After Alice restarts (closed channels are
     /// not loaded), Mallory replays her old open proposal; Alice must not open it again.
     @Test func replayedOpenProposalOfAClosedChannelIsRefusedAfterARestart() async throws {
