@@ -179,7 +179,9 @@ public actor Node {
         book = peerAddresses
         clock = environment.clock
         random = environment.random
-        deadlines = Deadlines(clock: environment.clock) { $0.runner.post($0.input) }
+        deadlines = Deadlines(clock: environment.clock, resolution: max(policy.timerResolution, .milliseconds(1))) {
+            $0.runner.post($0.input)
+        }
         (events, sink) = AsyncStream<NodeEvent>.makeStream(bufferingPolicy: .bufferingNewest(policy.eventBuffer))
         if let network = environment.network {
             self.network = network

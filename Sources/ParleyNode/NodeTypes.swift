@@ -32,6 +32,11 @@ public struct NodePolicy: Sendable {
     /// handler is asked and before anything is journaled or deposited.
     public var opens: OpenLimits
 
+    /// How late a channel timer (proposal, turn and wait deadlines) may fire: the node's one
+    /// timer task wakes this often while any timer is armed. Timeouts are seconds, so the
+    /// default 10 ms is invisible; the simulator uses a coarser one to run fewer wake-ups.
+    public var timerResolution: Duration = .milliseconds(10)
+
     public static let defaultProposalTimeout: Duration = .seconds(10)
     public static let defaultEventBuffer = 65_536
     public static let defaultTurnTimeout: Duration = .seconds(30)

@@ -110,7 +110,7 @@ public final class Simulation {
         let keys = choices.fork(label: "keys")
         honestKey = try SigningKey(seed: keys.bytes(SigningKey.seedByteCount))
         malloryKey = try SigningKey(seed: keys.bytes(SigningKey.seedByteCount))
-        policy = NodePolicy(
+        var policy = NodePolicy(
             watcher: WatcherPolicy(
                 disputeOnSilence: true, disconnectGrace: .seconds(8), fundingTimeout: .seconds(40),
                 clockPollInterval: .seconds(1), retryDelay: .seconds(1)),
@@ -118,6 +118,9 @@ public final class Simulation {
             redial: RetryPolicy(initialDelay: .milliseconds(200), maxDelay: .seconds(3)),
             turnTimeout: .seconds(10),
             opens: OpenLimits(maxDeposit: 10_000, challengeDurations: 5...600))
+        // Timeouts here are seconds: a quarter-second timer tick keeps the wake-ups few.
+        policy.timerResolution = .milliseconds(250)
+        self.policy = policy
     }
 
     /// Runs the seed to the end and judges it.
