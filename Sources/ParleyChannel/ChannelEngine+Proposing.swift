@@ -51,10 +51,13 @@ extension ChannelEngine {
         case .finalize:
             next.isFinal = true
         }
-        if rules.mover(in: latest.state) == me {
-            // On chain, our moves from `latest` are made at versions after it; a version we
-            // sign off chain must never be one of them with another state (invariant 1).
-            if next.isFinal { throw .closeOnOwnTurn(version: latest.version) }
+        if let mover = rules.mover(in: latest.state) {
+            // A game: if it continues on chain from `latest`, our moves there are made at the
+            // versions after it, and a version we sign off chain must never be one of them
+            // with another state (invariant 1). The version right after `latest` is safe for
+            // a move of ours (it is that move, reused on chain) or for a close on the peer's
+            // turn (the peer moves there); any later one could be ours to move on chain.
+            if next.isFinal && mover == me { throw .closeOnOwnTurn(version: latest.version) }
             if next.version != latest.version + 1 { throw .moveMustGoOnChain(version: latest.version + 1) }
         }
         try validateSuccessor(next, mover: me)

@@ -36,11 +36,11 @@ public enum UpdateRejection: Error, Equatable, Sendable, CustomStringConvertible
     /// unable to move on chain without signing two states at one version, so we would
     /// forfeit. Move first, or dispute (found by the simulator, issue 16).
     case closeOnOwnTurn(version: UInt64)
-    /// A game where it is our move, and the version after our latest state is used up (a
-    /// proposal there was refused): a move at a later version could collide with one of our
-    /// own moves if the game continues on chain, which we could then not make without
-    /// signing two states at one version. The game continues on chain: dispute (found by
-    /// the simulator, issue 16).
+    /// A game whose version after our latest state is used up (a proposal there was refused):
+    /// a move or close of ours at a later version could take the version of one of our own
+    /// moves if the game continues on chain, which we could then not make without signing
+    /// two states at one version. The game continues on chain: dispute (found by the
+    /// simulator, issue 16).
     case moveMustGoOnChain(version: UInt64)
 
     public var description: String {
@@ -76,8 +76,8 @@ public enum UpdateRejection: Error, Equatable, Sendable, CustomStringConvertible
         case let .versionAlreadySigned(version):
             return "we already signed a different state at version \(version); signing another would equivocate"
         case let .moveMustGoOnChain(version):
-            return "version \(version) is used up, and a move of ours at a later version could collide with our own moves "
-                + "on chain; the game continues on chain: dispute"
+            return "version \(version) is used up, and an update of ours at a later version could take the version "
+                + "of one of our own moves on chain; the game continues on chain: dispute"
         case let .closeOnOwnTurn(version):
             return "it is our move at version \(version): a close now would sign the version of our next move, "
                 + "which a peer could use to make us forfeit on chain; move first, or dispute"

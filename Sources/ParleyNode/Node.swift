@@ -75,6 +75,8 @@ public actor Node {
     private let deadlines: Deadlines<TimerFire>
     /// The registered version we last considered moving on, per game channel.
     private var chainMoves: [ChannelID: UInt64] = [:]
+    /// The registered version we last reported `yourTurnOnChain` for, per game channel.
+    private var announcedTurns: [ChannelID: UInt64] = [:]
     /// The settlement adapter's domain, once asked (`settlementDomain()`).
     private var knownDomain: SettlementDomain?
     /// Channels whose funding this node started (see `ensureFunding`).
@@ -335,6 +337,18 @@ public actor Node {
     /// chain, so we forfeit once the window closes.
     public nonisolated func setChainMoveHandler(_ handler: @escaping ChainMoveHandler) {
         switches.chainMove.withLock { $0 = ChainMoveHandlerBox(handler) }
+        // A game registered before the handler was set (a restarted node replays the chain
+        // before its caller can set one) is looked at again now: else we would forfeit it
+        // (found by the simulator, issue 16).
+        Task { await self.reconsiderChainMoves() }
+    }
+
+    private func reconsiderChainMoves() {
+        for id in registry.runners.withLock({ $0.values.filter { !$0.status.isClosed }.map(\.id) }).sorted(by: {
+            $0.digest.bytes.lexicographicallyPrecedes($1.digest.bytes)
+        }) {
+            spawn { await self.considerChainMove(id) }
+        }
     }
 
     /// Decides on the peers' channel proposals from now on (default ``Node/acceptPaymentChannels``).
@@ -830,9 +844,15 @@ public actor Node {
         guard let chain, !chain.isConcluded, let registered = chain.registeredState, let deadline = chain.deadline,
             !registered.isFinal, rules.mover(in: registered) == runner.me, chainMoves[id] != registered.version
         else { return }
-        chainMoves[id] = registered.version
-        sink.yield(.yourTurnOnChain(id, state: registered, deadline: deadline))
+        if announcedTurns[id] != registered.version {
+            announcedTurns[id] = registered.version
+            sink.yield(.yourTurnOnChain(id, state: registered, deadline: deadline))
+        }
+        // Recorded as done only once a handler made the move (or the chain refused it for
+        // good): without a handler yet, or with the chain out of reach, we look again.
         guard let handler = switches.chainMove.withLock({ $0 }), var next = await handler.move(id, registered) else { return }
+        guard chainMoves[id] != registered.version else { return }  // another look got here first
+        chainMoves[id] = registered.version
         next.channelID = id
         next.version = registered.version + 1
         guard !next.isFinal else {
@@ -855,6 +875,16 @@ public actor Node {
         if move != next { sink.yield(.error(id, "moving on chain with the move we already proposed off chain, not the handler's")) }
         do {
             _ = try await settlement.progress(id, to: move, moverSignature: signature)
+        } catch .transport(let why) {
+            // The move is journaled and signed; it goes again once the chain answers.
+            chainMoves[id] = nil
+            sink.yield(.error(id, "moving on chain: the chain is unreachable (\(why)); retrying"))
+            let delay = policy.watcher.retryDelay
+            let clock = self.clock
+            spawn {
+                do { try await clock.sleep(for: delay) } catch { return }
+                await self.considerChainMove(id)
+            }
         } catch {
             sink.yield(.error(id, "moving on chain: \(error)"))
         }

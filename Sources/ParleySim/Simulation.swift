@@ -355,7 +355,12 @@ public final class Simulation {
             box.count("honest.close")
             box.note(.honest, "closes \(status.id.shortID)")
             Task {
-                do { _ = try await channel.close() } catch { box.note(.honest, "close failed: \(error)") }
+                do { _ = try await channel.close() } catch {
+                    box.note(.honest, "close failed: \(error)")
+                    if case .updateFailed(_, .refused(.moveMustGoOnChain))? = error as? NodeError {
+                        try? await channel.dispute()
+                    }
+                }
             }
         default:
             box.count("honest.dispute")
