@@ -19,6 +19,8 @@ final class Mallory: @unchecked Sendable {
     enum Move: String, CaseIterable, Sendable {
         case follow, withhold, pay, finalize, decide = "decide-accept", rejectProposal = "decide-reject"
         case declineAfterCountersign = "decline-after-countersign"
+        /// Switches between declining every final she is offered and a quarter of them.
+        case declineMode = "decline-mode"
         case forgeOlder = "forge-older-version", forgeSteal = "forge-steal", forgeFinal = "forge-final"
         case forgeSkip = "forge-version-skip", replayOtherChannel = "replay-other-channel"
         case forgeCommitProof = "forge-commit-proof", lieReestablish = "lie-at-reestablish"
@@ -26,6 +28,11 @@ final class Mallory: @unchecked Sendable {
         case disconnect, dial, stopReading = "stop-reading", resumeReading = "resume-reading"
         case refuseDials = "refuse-dials", acceptDials = "accept-dials"
         case registerStale = "register-stale", registerLatest = "register-latest", conclude, withdraw, reclaim
+        /// Registers a final state she countersigned in secret (it concludes at once).
+        case registerHeldFinal = "register-held-final"
+        /// Pays the honest node on a channel where she holds a secret final: the bribe that
+        /// a declined close must not let through (issue 15, item 1).
+        case bribe
         case deposit, depositMismatched = "deposit-mismatched", skipDeposit = "skip-deposit"
         case open, openWrongDomain = "open-wrong-domain", openMismatched = "open-mismatched"
         case replayOpen = "replay-open", acceptOpen = "accept-open", ignoreOpen = "ignore-open"
@@ -58,6 +65,8 @@ final class Mallory: @unchecked Sendable {
     var inbox: [[UInt8]] = []
     var openProposals: [OpenProposal] = []
     var declineFinals = false
+    /// Final states she countersigned in secret and answered "declined".
+    var declinedFinals: Set<ChannelState> = []
     var refusingReestablish = false
     /// After the adversarial phase: she follows nothing and answers nothing.
     var quiet = false
@@ -178,17 +187,17 @@ final class Mallory: @unchecked Sendable {
 
     /// Runs her engine on `input` and performs its effects.
     private func feed(_ id: ChannelID, _ input: EngineInput) {
-        guard var held = channels[id], var engine = held.engine else { return }
+        guard var engine = channels[id]?.engine else { return }
         var pending: [EngineInput] = [input]
         while !pending.isEmpty {
             let effects = engine.handle(pending.removeFirst())
+            // The engine is hers alone; the states she keeps are written straight into
+            // `channels` (by `keep`), so no stale copy of the channel is written back.
+            channels[id]?.engine = engine
             for effect in effects {
                 switch effect {
                 case let .journal(.signed(signed)), let .journal(.committed(signed)):
-                    held.engine = engine
-                    channels[id] = held
                     keep(signed)
-                    held = channels[id] ?? held
                 case .journal:
                     break
                 case let .send(message):
@@ -204,8 +213,6 @@ final class Mallory: @unchecked Sendable {
                 }
             }
         }
-        held.engine = engine
-        channels[id] = held
     }
 
     /// Her answer to the honest side's proposal.
@@ -218,6 +225,7 @@ final class Mallory: @unchecked Sendable {
                 held[seat.peer] = proposal.signature
                 held[seat] = proposal.proposed.signed(by: key)
                 keep(held)
+                declinedFinals.insert(proposal.proposed)
             }
             return .reject("declined (countersigned in secret)")
         }
@@ -362,6 +370,11 @@ final class Mallory: @unchecked Sendable {
 
     // MARK: - Deviations
 
+    /// A fully-signed final state on `id` that she declined after countersigning it.
+    func heldFinal(_ id: ChannelID) -> SignedState? {
+        channels[id]?.states.last { $0.isFullySigned && $0.state.isFinal && declinedFinals.contains($0.state) }
+    }
+
     /// Her newest state on `id` with both signatures.
     func newestFull(_ id: ChannelID) -> SignedState? {
         channels[id]?.states.filter(\.isFullySigned).max { $0.version < $1.version }
@@ -452,6 +465,10 @@ final class Mallory: @unchecked Sendable {
         case .registerLatest:
             guard let latest = newestFull(id) else { return }
             chainCalls.append((move, { _ = try await chain.register(latest) }))
+        case .registerHeldFinal:
+            guard let final = heldFinal(id) else { return }
+            note("registers the final v\(final.version) she holds on \(id.shortID)")
+            chainCalls.append((move, { _ = try await chain.register(final) }))
         case .conclude:
             chainCalls.append((move, { _ = try await chain.conclude(id) }))
         case .withdraw:

@@ -418,7 +418,11 @@ public final class Simulation {
         case 8:
             mallory.count(.withhold)
         case 9:
-            if let id = pick(), let held = mallory.channels[id], let engine = held.engine,
+            // A bribe where she holds a secret final, else a payment anywhere.
+            let bribable = channels.filter { mallory.heldFinal($0) != nil }
+            if !bribable.isEmpty, choices.chance(0.7) { mallory.count(.bribe) }
+            if let id = bribable.isEmpty || !choices.chance(0.7) ? pick() : bribable[choices.integer(in: 0...(bribable.count - 1))],
+                let held = mallory.channels[id], let engine = held.engine,
                 engine.latest.isFullySigned
             {
                 let mine = engine.latest.state.allocation[held.me]
@@ -443,7 +447,7 @@ public final class Simulation {
             mallory.garbage()
         case 19:
             mallory.declineFinals.toggle()
-            mallory.count(.declineAfterCountersign)
+            mallory.count(.declineMode)
         case 20:
             mallory.refusingReestablish.toggle()
             mallory.count(.refuseReestablish)
@@ -465,7 +469,9 @@ public final class Simulation {
             network.setMalloryListening(false)
             dialsResume = clock.now + randomDuration(upTo: .seconds(15))
         case 24...26:
-            let moves: [Mallory.Move] = [.registerStale, .registerLatest, .conclude, .withdraw, .reclaim, .deposit, .depositMismatched]
+            let moves: [Mallory.Move] = [
+                .registerStale, .registerLatest, .registerHeldFinal, .conclude, .withdraw, .reclaim, .deposit, .depositMismatched,
+            ]
             if let id = pick() { mallory.chainMove(moves[choices.integer(in: 0...(moves.count - 1))], on: id) }
         case 27:
             let domain = choices.chance(0.8) ? chain.domain : SettlementDomain.devchainDefault
