@@ -39,7 +39,7 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	$(SWIFT) build -c release --product parley
-	$$($(SWIFT) build -c release --show-bin-path)/parley sim --seeds $(SIM_SEEDS)
+	$$($(SWIFT) build -c release --show-bin-path)/parley sim --seeds $(SIM_SEEDS) --require-coverage
 
 # The payment demo: two nodes over loopback TCP, 10,000 payments, cooperative close on the
 # embedded chain. Pass options through DEMO_ARGS, e.g. make demo DEMO_ARGS="--dispute cheat".

@@ -46,6 +46,9 @@ struct SimCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the report as one JSON object instead of text.")
     var json = false
 
+    @Flag(name: .long, help: "Also fail when some move of Mallory's or some node event kind was reached by no schedule.")
+    var requireCoverage = false
+
     @Flag(name: .long, help: .hidden)
     var selfTest = false
 
@@ -107,6 +110,11 @@ struct SimCommand: AsyncParsableCommand {
             print(Self.text(report, trace: printTrace))
         }
         if report.failure != nil { throw ExitCode.failure }
+        if requireCoverage, !report.unreachedMoves.isEmpty || !report.unreachedNodePaths.isEmpty {
+            throw failure(
+                "sim",
+                "coverage: no schedule reached \((report.unreachedMoves + report.unreachedNodePaths).joined(separator: ", "))")
+        }
     }
 
     /// The scheduler's own check: a workload replayed many times gives one trace.
