@@ -77,6 +77,10 @@ public actor Node {
     private var chainMoves: [ChannelID: UInt64] = [:]
     /// The registered version we last reported `yourTurnOnChain` for, per game channel.
     private var announcedTurns: [ChannelID: UInt64] = [:]
+    /// A move on chain we signed that the chain has not taken yet (its endpoint was down),
+    /// by channel, with the registered version it moves from: submitted again as it is,
+    /// never replaced by another (that would be a second state at one version).
+    private var unsentChainMoves: [ChannelID: (base: UInt64, move: ChannelState, signature: Signature)] = [:]
     /// The settlement adapter's domain, once asked (`settlementDomain()`).
     private var knownDomain: SettlementDomain?
     /// Channels whose funding this node started (see `ensureFunding`).
@@ -848,6 +852,10 @@ public actor Node {
             announcedTurns[id] = registered.version
             sink.yield(.yourTurnOnChain(id, state: registered, deadline: deadline))
         }
+        if let unsent = unsentChainMoves[id], unsent.base == registered.version {
+            chainMoves[id] = registered.version
+            return await submitChainMove(id, unsent.move, unsent.signature, base: registered.version)
+        }
         // Recorded as done only once a handler made the move (or the chain refused it for
         // good): without a handler yet, or with the chain out of reach, we look again.
         guard let handler = switches.chainMove.withLock({ $0 }), var next = await handler.move(id, registered) else { return }
@@ -873,10 +881,17 @@ public actor Node {
             return
         }
         if move != next { sink.yield(.error(id, "moving on chain with the move we already proposed off chain, not the handler's")) }
+        await submitChainMove(id, move, signature, base: registered.version)
+    }
+
+    /// Submits our signed move; when the chain cannot be reached, keeps it and tries again.
+    private func submitChainMove(_ id: ChannelID, _ move: ChannelState, _ signature: Signature, base: UInt64) async {
         do {
             _ = try await settlement.progress(id, to: move, moverSignature: signature)
+            unsentChainMoves[id] = nil
         } catch .transport(let why) {
-            // The move is journaled and signed; it goes again once the chain answers.
+            // The move is journaled and signed; the same move goes again once the chain answers.
+            unsentChainMoves[id] = (base, move, signature)
             chainMoves[id] = nil
             sink.yield(.error(id, "moving on chain: the chain is unreachable (\(why)); retrying"))
             let delay = policy.watcher.retryDelay
@@ -886,6 +901,7 @@ public actor Node {
                 await self.considerChainMove(id)
             }
         } catch {
+            unsentChainMoves[id] = nil
             sink.yield(.error(id, "moving on chain: \(error)"))
         }
     }
