@@ -89,9 +89,30 @@ public enum Campaign {
         }
         report.jobs = scheduler.jobsRun
         report.wallSeconds = Date().timeIntervalSince(start)
+        noteCoverageGaps(in: &report)
+        return report
+    }
+
+    /// Fills `unreachedMoves` and `unreachedNodePaths` from the counts.
+    public static func noteCoverageGaps(in report: inout Report) {
         report.unreachedMoves = Mallory.Move.allCases.map { "mallory." + $0.rawValue }
             .filter { report.moves[$0, default: 0] == 0 }
         report.unreachedNodePaths = nodePathKinds.filter { report.nodePaths[$0, default: 0] == 0 }
-        return report
+    }
+
+    /// Adds `part` (a campaign over later seeds) to `total`; its failure, if `total` has none yet.
+    public static func merge(_ part: Report, into total: inout Report) {
+        total.schedules += part.schedules
+        total.steps += part.steps
+        total.jobs += part.jobs
+        total.virtualSeconds += part.virtualSeconds
+        for (key, value) in part.faults { total.faults[key, default: 0] += value }
+        for (key, value) in part.moves { total.moves[key, default: 0] += value }
+        for (key, value) in part.nodePaths { total.nodePaths[key, default: 0] += value }
+        if total.failure == nil, let failure = part.failure {
+            total.failure = failure
+            total.failingSeed = part.failingSeed
+            total.trace = part.trace
+        }
     }
 }

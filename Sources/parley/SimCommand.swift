@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ParleySim
+import ParleyLocks
 import ParleySubprocess
 
 struct SimCommand: AsyncParsableCommand {
@@ -49,12 +50,21 @@ struct SimCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Also fail when some move of Mallory's or some node event kind was reached by no schedule.")
     var requireCoverage = false
 
+    @Option(name: .long, help: "Worker processes for campaigns longer than one chunk of \(SimCommand.chunk) seeds.")
+    var jobs: Int = 1
+
     @Flag(name: .long, help: .hidden)
     var selfTest = false
+
+    /// Seeds one process runs. Longer campaigns run as a series of child processes (`--jobs`
+    /// at a time): a process that ran thousands of schedules holds memory the finished ones
+    /// left behind, and a crash then costs one chunk, not the campaign.
+    static let chunk = 2_000
 
     func validate() throws {
         if let seeds, seeds < 1 { throw ValidationError("--seeds must be at least 1") }
         if let minutes, !(minutes > 0) { throw ValidationError("--minutes must be positive") }
+        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
         if steps < 1 { throw ValidationError("--steps must be at least 1") }
     }
 
@@ -67,10 +77,15 @@ struct SimCommand: AsyncParsableCommand {
             execv("/proc/self/exe", arguments)
             throw failure("sim", "cannot restart with deterministic hashing: \(String(cString: strerror(errno)))")
         }
+        let count = seeds ?? (minutes == nil ? 100 : nil)
+        if !selfTest, (count ?? Int.max) > Self.chunk || jobs > 1 {
+            let report = try await coordinate(count: count)
+            try finish(report)
+            return
+        }
         var shape = SimulationConfig()
         shape.steps = steps
         let config = shape
-        let count = seeds ?? (minutes == nil ? 100 : nil)
         let (first, minutes, json, printTrace, selfTest) = (seed, self.minutes, self.json, trace, self.selfTest)
         let interactive = isatty(STDERR_FILENO) == 1
         // The simulation owns a thread of its own: its scheduler runs every job of the
@@ -104,10 +119,15 @@ struct SimCommand: AsyncParsableCommand {
         case let .success(value): report = value
         case let .failure(error): throw failure("sim", "\(error)")
         }
+        try finish(report)
+    }
+
+    /// Prints the report and sets the exit status.
+    private func finish(_ report: Campaign.Report) throws {
         if json {
             try printJSON(report)
         } else {
-            print(Self.text(report, trace: printTrace))
+            print(Self.text(report, trace: trace))
         }
         if report.failure != nil { throw ExitCode.failure }
         if requireCoverage, !report.unreachedMoves.isEmpty || !report.unreachedNodePaths.isEmpty {
@@ -115,6 +135,51 @@ struct SimCommand: AsyncParsableCommand {
                 "sim",
                 "coverage: no schedule reached \((report.unreachedMoves + report.unreachedNodePaths).joined(separator: ", "))")
         }
+    }
+
+    /// Runs the campaign as child `parley sim` processes over consecutive chunks of seeds,
+    /// `jobs` at a time, and merges their reports. Stops at the first failing chunk.
+    private func coordinate(count: Int?) async throws -> Campaign.Report {
+        let start = Date()
+        var total = Campaign.Report(firstSeed: seed)
+        var next = seed
+        var left = count
+        var running: [(first: UInt64, seeds: Int, child: ChunkChild)] = []
+        var lastShown = Date.distantPast
+        let interactive = isatty(STDERR_FILENO) == 1
+        func timeIsUp() -> Bool { minutes.map { Date().timeIntervalSince(start) >= $0 * 60 } ?? false }
+        while true {
+            while running.count < jobs, total.failure == nil, !timeIsUp(), left.map({ $0 > 0 }) ?? true {
+                let seeds = min(left ?? Self.chunk, Self.chunk)
+                let arguments = ["sim", "--seed", "\(next)", "--seeds", "\(seeds)", "--steps", "\(steps)", "--json"]
+                running.append((next, seeds, try ChunkChild(arguments: arguments)))
+                next &+= UInt64(seeds)
+                left = left.map { $0 - seeds }
+            }
+            guard !running.isEmpty else { break }
+            try await Task.sleep(for: .milliseconds(200))
+            for (index, chunk) in running.enumerated().reversed() {
+                guard let (termination, output) = chunk.child.result else { continue }
+                running.remove(at: index)
+                if let part = try? JSONDecoder().decode(Campaign.Report.self, from: output) {
+                    Campaign.merge(part, into: &total)
+                } else {
+                    // A chunk that died without a report: the seeds it ran are unknown.
+                    total.failure = total.failure
+                        ?? "the simulator process for seeds \(chunk.first)…\(chunk.first &+ UInt64(chunk.seeds) - 1) ended with "
+                        + "\(termination) and no report; replay: parley sim --seed \(chunk.first) --seeds \(chunk.seeds)"
+                }
+            }
+            if Date().timeIntervalSince(lastShown) >= 1 {
+                lastShown = Date()
+                let line = "\(plural(total.schedules, "schedule")) in \(Int(Date().timeIntervalSince(start))) s, \(running.count) running"
+                writeToStandardError(interactive ? "\r\u{1B}[K" + line : line + "\n")
+            }
+        }
+        if interactive { writeToStandardError("\r\u{1B}[K") }
+        total.wallSeconds = Date().timeIntervalSince(start)
+        Campaign.noteCoverageGaps(in: &total)
+        return total
     }
 
     /// The scheduler's own check: a workload replayed many times gives one trace.
@@ -156,5 +221,28 @@ struct SimCommand: AsyncParsableCommand {
         }
         if trace, report.failure == nil, let story = report.trace { out += "\n" + story }
         return out
+    }
+}
+
+/// One `parley sim` child of a long campaign: its standard output read to the end on a
+/// thread of its own (a failing chunk's trace is larger than a pipe holds).
+private final class ChunkChild: @unchecked Sendable {
+    private let process: SpawnedProcess
+    private let output = Locked<Data?>(nil)
+
+    init(arguments: [String]) throws {
+        process = try SpawnedProcess(
+            executable: "/proc/self/exe", arguments: arguments, standardOutput: .pipe, standardError: .null)
+        guard let handle = process.standardOutput else { throw ExitCode.failure }
+        let output = self.output
+        let reader = Thread { output.withLock { $0 = handle.readDataToEndOfFile() } }
+        reader.name = "parley-sim-chunk"
+        reader.start()
+    }
+
+    /// How it ended and what it printed, once it has ended and its output is read.
+    var result: (SpawnedProcess.Termination, Data)? {
+        guard let data = output.withLock({ $0 }), let termination = process.termination else { return nil }
+        return (termination, data)
     }
 }
