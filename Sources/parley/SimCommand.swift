@@ -56,6 +56,10 @@ struct SimCommand: AsyncParsableCommand {
     @Flag(name: .long, help: .hidden)
     var selfTest = false
 
+    /// Seeds per child process (tests use small chunks).
+    @Option(name: .long, help: .hidden)
+    var chunk: Int = SimCommand.chunk
+
     /// Seeds one process runs. Longer campaigns run as a series of child processes (`--jobs`
     /// at a time): a process that ran thousands of schedules holds memory the finished ones
     /// left behind, and a crash then costs one chunk, not the campaign.
@@ -65,6 +69,7 @@ struct SimCommand: AsyncParsableCommand {
         if let seeds, seeds < 1 { throw ValidationError("--seeds must be at least 1") }
         if let minutes, !(minutes > 0) { throw ValidationError("--minutes must be positive") }
         if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        if chunk < 1 { throw ValidationError("--chunk must be at least 1") }
         if steps < 1 { throw ValidationError("--steps must be at least 1") }
     }
 
@@ -78,7 +83,7 @@ struct SimCommand: AsyncParsableCommand {
             throw failure("sim", "cannot restart with deterministic hashing: \(String(cString: strerror(errno)))")
         }
         let count = seeds ?? (minutes == nil ? 100 : nil)
-        if !selfTest, (count ?? Int.max) > Self.chunk || jobs > 1 {
+        if !selfTest, (count ?? Int.max) > chunk || jobs > 1 {
             let report = try await coordinate(count: count)
             try finish(report)
             return
@@ -150,7 +155,7 @@ struct SimCommand: AsyncParsableCommand {
         func timeIsUp() -> Bool { minutes.map { Date().timeIntervalSince(start) >= $0 * 60 } ?? false }
         while true {
             while running.count < jobs, total.failure == nil, !timeIsUp(), left.map({ $0 > 0 }) ?? true {
-                let seeds = min(left ?? Self.chunk, Self.chunk)
+                let seeds = min(left ?? chunk, chunk)
                 let arguments = ["sim", "--seed", "\(next)", "--seeds", "\(seeds)", "--steps", "\(steps)", "--json"]
                 running.append((next, seeds, try ChunkChild(arguments: arguments)))
                 next &+= UInt64(seeds)

@@ -54,6 +54,17 @@ import Testing
         #expect(a.trace == b.trace, "the same seeds told two different stories")
     }
 
+    /// A campaign split over child processes tells the same story as one process: every
+    /// count adds up to the same figures (the seed fixes each schedule, wherever it runs).
+    @Test func aCampaignSplitOverProcessesAddsUpToTheSameReport() async throws {
+        let (_, whole, wholeOutput) = try await Self.sim(["--seeds", "12", "--seed", "500"])
+        let (status, split, splitOutput) = try await Self.sim(["--seeds", "12", "--seed", "500", "--chunk", "5", "--jobs", "2"])
+        let a = try #require(whole, "no report: \(wholeOutput)")
+        let b = try #require(split, "no report: \(splitOutput)")
+        #expect(status == 0 && b.failure == nil)
+        #expect(b.schedules == 12 && a.steps == b.steps && a.moves == b.moves && a.faults == b.faults && a.nodePaths == b.nodePaths)
+    }
+
     @Test func theSchedulerIsDeterministic() async throws {
         let (status, report, output) = try await Self.sim(["--self-test"])
         #expect(status == 0 && report?.failure == nil, "\(output)")
