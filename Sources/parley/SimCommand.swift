@@ -240,7 +240,10 @@ private final class ChunkChild: @unchecked Sendable {
             executable: "/proc/self/exe", arguments: arguments, standardOutput: .pipe, standardError: .null)
         guard let handle = process.standardOutput else { throw ExitCode.failure }
         let output = self.output
-        let reader = Thread { output.withLock { $0 = handle.readDataToEndOfFile() } }
+        let reader = Thread {
+            let data = handle.readDataToEndOfFile()  // outside the lock: `result` polls it
+            output.withLock { $0 = data }
+        }
         reader.name = "parley-sim-chunk"
         reader.start()
     }
