@@ -599,7 +599,7 @@ public final class Simulation {
     /// and asked to close everything. Within the bound every channel must be settled.
     private func endGame() {
         guard let mallory else { return }
-        box.note(.fault, "heal: Mallory goes quiet; the honest node closes every channel")
+        box.note(.fault, "heal: Mallory goes quiet")
         mallory.quiet = true
         mallory.count(.goQuiet)
         chainFaults.set(down: false)
@@ -612,7 +612,11 @@ public final class Simulation {
         if let link = mallory.link { network?.malloryClose(link) }
         network?.setMalloryListening(false)
         let box = self.box
-        if let node {
+        // Half the time the user closes everything; the other half nobody asks, and the node
+        // must get out by itself (its peer is gone: disconnect grace, funding timeout).
+        let userCloses = choices.chance(0.5)
+        box.note(.honest, userCloses ? "closes every channel" : "does nothing: the node is on its own")
+        if let node, userCloses {
             for status in node.statuses where !status.isClosed {
                 guard let channel = node.channels.first(where: { $0.id == status.id }) else { continue }
                 Task {
