@@ -156,7 +156,11 @@ struct SimCommand: AsyncParsableCommand {
         while true {
             while running.count < jobs, total.failure == nil, !timeIsUp(), left.map({ $0 > 0 }) ?? true {
                 let seeds = min(left ?? chunk, chunk)
-                let arguments = ["sim", "--seed", "\(next)", "--seeds", "\(seeds)", "--steps", "\(steps)", "--json"]
+                var arguments = ["sim", "--seed", "\(next)", "--seeds", "\(seeds)", "--steps", "\(steps)", "--json"]
+                if let minutes {
+                    // A chunk started near the end stops with the campaign, not 2,000 seeds later.
+                    arguments += ["--minutes", "\(max(minutes - Date().timeIntervalSince(start) / 60, 0.01))"]
+                }
                 running.append((next, seeds, try ChunkChild(arguments: arguments)))
                 next &+= UInt64(seeds)
                 left = left.map { $0 - seeds }
