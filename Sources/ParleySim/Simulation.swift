@@ -290,6 +290,12 @@ public final class Simulation {
         node = nil
         _ = clock.cancelAll()
         _ = scheduler.runUntilIdle()
+        // Mallory's `note` closure holds the box, and the box holds her: without this every
+        // schedule's Mallory (and her key, in libsodium's guarded memory: a few mappings
+        // each) stayed alive until the process ran out of mappings.
+        box.mallory = nil
+        box.chain = nil
+        mallory = nil
     }
 
     // MARK: - Steps
