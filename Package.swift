@@ -37,7 +37,7 @@ let package = Package(
             providers: [.apt(["libuv1-dev"])]
         ),
         .target(name: "ParleyLocks"),
-        .target(name: "ParleyCrypto", dependencies: ["CSodium"]),
+        .target(name: "ParleyCrypto", dependencies: ["CSodium", "ParleyLocks"]),
         .target(name: "ParleyWire", dependencies: ["ParleyCrypto"]),
         .target(name: "ParleyChannel", dependencies: ["ParleyCrypto", "ParleyWire"]),
         .target(name: "ParleyJournal", dependencies: ["ParleyChannel", "ParleyWire", "ParleyCrypto"]),

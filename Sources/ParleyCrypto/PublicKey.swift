@@ -42,9 +42,11 @@ public struct PublicKey: Hashable, Sendable, Comparable, CustomStringConvertible
 
     /// Whether `signature` is a valid Ed25519 signature of `message` by this key.
     public func isValidSignature(_ signature: Signature, for message: [UInt8]) -> Bool {
-        Sodium.ensureInitialized()
-        return withNonNullPointer(to: message) { messagePointer, messageCount in
-            crypto_sign_verify_detached(signature.bytes, messagePointer, UInt64(messageCount), bytes) == 0
+        VerificationMemo.verify(key: bytes, signature: signature.bytes, message: message) {
+            Sodium.ensureInitialized()
+            return withNonNullPointer(to: message) { messagePointer, messageCount in
+                crypto_sign_verify_detached(signature.bytes, messagePointer, UInt64(messageCount), bytes) == 0
+            }
         }
     }
 

@@ -49,6 +49,7 @@ public final class SigningKey: Sendable {
                 _ = crypto_sign_detached(&signature, nil, messagePointer, UInt64(messageCount), secret)
             }
         }
+        VerificationMemo.remember(key: publicKey.bytes, signature: signature, message: message)
         return Signature(checkedBytes: signature)
     }
 

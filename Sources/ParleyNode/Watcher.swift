@@ -50,6 +50,8 @@ public actor Watcher {
     private var reconciling: Set<ChannelID> = []
     private var dirty: Set<ChannelID> = []
     private var funded: Set<ChannelID> = []
+    /// Channels with a deposit of ours submitted and not answered yet.
+    private var depositing: Set<ChannelID> = []
     private var fundingWaiters: [ChannelID: [CheckedContinuation<Bool, Never>]] = [:]
     /// `fundInBackground` channels not funded yet, with when to give up on them.
     private var fundingDeadlines: [ChannelID: Duration] = [:]
@@ -150,6 +152,16 @@ public actor Watcher {
             if try judge(chain, params, opening) { return true }
             let deposited = chain?.deposits[me] ?? 0
             if opening[me] > deposited {
+                // Never into a channel we are leaving or have left: the exit would not wait
+                // for it (`WatcherStep.decide` closes an unfunded channel holding nothing of
+                // ours). Checked and marked in one turn of the actor, so no exit decision
+                // falls between them.
+                guard exitRequested[id] == nil, journal.channels[id]?.isClosed != true else { return false }
+                depositing.insert(id)
+                defer {
+                    depositing.remove(id)
+                    if exitRequested[id] != nil { Task { await self.reconcile(id) } }
+                }
                 try await adapter.deposit(params: params, opening: opening, participant: me, amount: opening[me] - deposited)
             }
             return try judge(try await adapter.channel(id), params, opening)
@@ -405,7 +417,7 @@ public actor Watcher {
                 let record = journal.channels[id] ?? known
                 step = WatcherStep.decide(
                     chain: chain, record: record, me: me, now: now, exitRequested: exitRequested[id] != nil,
-                    refutes: !notRefuting.contains(id))
+                    refutes: !notRefuting.contains(id), depositInFlight: depositing.contains(id))
             } catch {
                 retryLater(id, after: "\(error)")
                 return

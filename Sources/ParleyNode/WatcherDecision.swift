@@ -42,18 +42,24 @@ enum WatcherStep: Equatable, Sendable {
     ///   - exitRequested: we want to leave the channel through the chain.
     ///   - refutes: false for a channel whose stale registration is our own doing (a drill's
     ///     cheater): we then wait out the window instead of answering it.
+    ///   - depositInFlight: a deposit of ours into the channel was submitted and has not
+    ///     answered yet (it may still land).
     static func decide(
         chain: ChannelOnChain?, record: ChannelRecord, me: ParticipantIndex, now: ChainTime, exitRequested: Bool,
-        refutes: Bool = true
+        refutes: Bool = true, depositInFlight: Bool = false
     ) -> WatcherStep {
         guard let chain, chain.isFunded else {
-            // Never funded and we want out (the peer went silent while opening): our deposit
-            // comes back now, whatever happened to the funding timer. That timer lives in
-            // memory only; without this a restart left the deposit locked for good (found
-            // by the simulator, issue 16).
-            guard let chain, exitRequested, !record.isClosed else { return .idle }
-            if chain.deposits[me] > 0 { return .reclaim }
-            return chain.depositsClosed ? .markClosed : .idle
+            // Never funded and we want out (the peer went silent while opening, or the app
+            // disputed before the opening completed): our deposit comes back now, whatever
+            // happened to the funding timer. That timer lives in memory only; without this a
+            // restart left the deposit locked for good (found by the simulator, issue 16).
+            guard exitRequested, !record.isClosed else { return .idle }
+            if let chain, chain.deposits[me] > 0 { return .reclaim }
+            // Nothing of ours is in it, and nothing is on its way (no deposit starts once an
+            // exit is requested): the channel is over for us. Waiting instead left it open
+            // for ever at version 0 whenever the peer's deposit alone sat in it (found by
+            // the simulator, issue 16).
+            return depositInFlight ? .idle : .markClosed
         }
         let latest = record.latest.isFullySigned ? record.latest : nil
         if let payout = chain.concludedAllocation {

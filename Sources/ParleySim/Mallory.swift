@@ -37,6 +37,9 @@ final class Mallory: @unchecked Sendable {
         case open, openWrongDomain = "open-wrong-domain", openMismatched = "open-mismatched"
         case replayOpen = "replay-open", acceptOpen = "accept-open", ignoreOpen = "ignore-open"
         case goQuiet = "go-quiet"
+        /// The end as "go-quiet", but she keeps the session open and redials at once: the
+        /// node reconnects, asks to reestablish, and hears nothing (issue 15, item 6).
+        case goQuietConnected = "go-quiet-connected"
         case openGame = "open-game", move, moveOnChain = "move-on-chain"
         case progressFinalCopy = "progress-final-copy", stopMoving = "stop-moving"
     }
@@ -101,7 +104,12 @@ final class Mallory: @unchecked Sendable {
         case let .connected(id, _):
             link = id
             inbox = []
-            guard !quiet, !refusingReestablish else { return }
+            guard !quiet else { return }
+            if let finished = replayOnConnect {
+                replayOnConnect = nil
+                replayOpen(preferring: finished)
+            }
+            guard !refusingReestablish else { return }
             for channel in order { feed(channel, .connected) }
         case let .message(id, bytes):
             guard id == link else { return }
@@ -307,11 +315,23 @@ final class Mallory: @unchecked Sendable {
         }
     }
 
-    /// Sends again an open proposal she made or saw before.
-    func replayOpen() {
+    /// Replays an open as soon as she is next connected (set after the honest node
+    /// restarts: a node that forgets its closed channels would take the old open again).
+    var replayOnConnect: ((ChannelID) -> Bool)?
+
+    /// Sends again an open proposal she made or saw before: mostly one of a channel that
+    /// `finished` says is over (concluded, given up, never funded), if there is one.
+    func replayOpen(preferring finished: ((ChannelID) -> Bool)? = nil) {
         guard !openProposals.isEmpty else { return }
         count(.replayOpen)
-        send(.openProposal(openProposals[Int(random.next() % UInt64(openProposals.count))]))
+        var candidates = openProposals
+        if let finished, random.next() % 4 != 0 {
+            let over = openProposals.filter { finished($0.params.id) }
+            if !over.isEmpty { candidates = over }
+        }
+        let proposal = candidates[Int(random.next() % UInt64(candidates.count))]
+        note("replays the open of \(proposal.params.id.shortID)")
+        send(.openProposal(proposal))
     }
 
     func pay(_ id: ChannelID, amount: UInt64, update: UpdateID) {
@@ -483,8 +503,15 @@ final class Mallory: @unchecked Sendable {
             }))
         case .depositMismatched:
             let (params, seat) = (held.params, held.me)
+            // More than agreed, or (the attack of issue 15, item 2) less: 1 under an opening
+            // that says her share is 1, which would fund the channel if "funded" were all
+            // that counted.
             var other = held.funding
-            other[seat] = other[seat] &+ 1 + random.next() % 50
+            if other[seat] > 1, random.next() % 2 == 0 {
+                other[seat] = 1 + random.next() % (other[seat] - 1)
+            } else {
+                other[seat] = other[seat] &+ 1 + random.next() % 50
+            }
             let opening = other
             chainCalls.append((move, {
                 _ = try await chain.deposit(params: params, opening: opening, participant: seat, amount: opening[seat])

@@ -18,6 +18,12 @@ struct Oracle {
         case conservation
         case journalReadable = "journal-readable"
         case determinism
+        /// An update commits only on a channel the chain holds funded exactly as both sides
+        /// agreed at version 0 (issue 15, item 2).
+        case fundedAsAgreed = "funded-as-agreed"
+        /// A channel id is opened once: a replayed open proposal is refused, even after the
+        /// channel closed and the node restarted (issue 15, item 3).
+        case openedOnce = "opened-once"
     }
 
     struct Violation: Error, Sendable, CustomStringConvertible {
@@ -43,6 +49,10 @@ struct Oracle {
     private(set) var opened: Set<ChannelID> = []
     /// The opening allocation the honest node signed (version 0), per channel.
     private(set) var openings: [ChannelID: Allocation] = [:]
+    /// The honest node's seat, per channel, from the open proposal (whoever sent it).
+    private(set) var seats: [ChannelID: ParticipantIndex] = [:]
+    /// Channels the honest node reported closed (nothing of its own left in them).
+    private(set) var closed: Set<ChannelID> = []
     private(set) var violation: Violation?
 
     init(honest: PublicKey) {
@@ -78,6 +88,7 @@ struct Oracle {
         guard let message = try? ChannelMessage(wireBytes: bytes) else { return }
         switch message {
         case let .openProposal(proposal):
+            if let seat = proposal.params.index(of: honest) { seats[proposal.params.id] = seat }
             if proposal.initial.isSigned(by: honest, with: proposal.signature) {
                 honestSigned(proposal.initial, via: "open proposal")
             }
@@ -110,6 +121,7 @@ struct Oracle {
             proposedToHonest[state.channelID, default: [:]][state.version, default: []].append(state)
         case let .openProposal(proposal):
             proposedToHonest[proposal.params.id, default: [:]][0, default: []].append(proposal.initial)
+            if let seat = proposal.params.index(of: honest) { seats[proposal.params.id] = seat }
         default:
             break
         }
@@ -129,7 +141,35 @@ struct Oracle {
 
     // MARK: - Rule 2: what was reported committed survives every crash
 
-    mutating func honestOpened(_ id: ChannelID) { opened.insert(id) }
+    /// The node reported the channel open (version 0 signed by both). A second report for
+    /// one id, in any life, means it accepted an open it had seen before.
+    mutating func honestOpened(_ id: ChannelID) {
+        if opened.contains(id) {
+            fail(.openedOnce, "channel \(id.shortID) was opened a second time\(closed.contains(id) ? ", after the node reported it closed" : "") (a replayed open proposal was accepted)")
+        }
+        opened.insert(id)
+    }
+
+    mutating func honestClosed(_ id: ChannelID) { closed.insert(id) }
+
+    /// The node reported `state` committed while the chain held `onChain` for its channel.
+    /// Past version 0 the channel must be funded on the terms the node signed at version 0:
+    /// else the update moves money that no state of the node's can ever pay out.
+    mutating func honestCommitted(_ state: SignedState, onChain: ChannelOnChain?) {
+        let id = state.state.channelID
+        guard state.version > 0, let agreed = openings[id] else { return }
+        guard let onChain else {
+            fail(.fundedAsAgreed, "channel \(id.shortID) committed v\(state.version), but the chain has never heard of it")
+            return
+        }
+        if onChain.opening != agreed || !onChain.isFunded {
+            fail(
+                .fundedAsAgreed,
+                "channel \(id.shortID) committed v\(state.version) \(state.state.allocation), but the chain holds it "
+                    + (onChain.isFunded ? "funded on an opening of \(onChain.opening)" : "unfunded (deposits \(onChain.deposits))")
+                    + ", not the \(agreed) both sides signed at version 0")
+        }
+    }
 
     mutating func honestCommitted(_ state: SignedState, honourable canHonour: Bool) {
         let id = state.state.channelID
@@ -188,6 +228,19 @@ struct Oracle {
 
     /// At the end: every channel of the honest node is settled, and it got its due.
     mutating func checkSettled(_ ledger: Ledger, bound: Duration) {
+        // A channel open in the journal (version 0 signed by both) is funded with the
+        // honest share, or given up: never left at version 0 with the peer's deposit locked
+        // in it and the node waiting for nothing (issue 15, item 7).
+        for id in opened.sorted(by: { $0.description < $1.description }) where !closed.contains(id) {
+            guard let seat = seats[id], let agreed = openings[id], agreed[seat] > 0 else { continue }
+            let onChain = ledger.channels[id]
+            if onChain?.isFunded == true || (onChain?.deposits[seat] ?? 0) >= agreed[seat] { continue }
+            fail(
+                .liveness,
+                "channel \(id.shortID) has been open since version 0, but \(bound) after Mallory stopped the honest node "
+                    + "has neither deposited its \(agreed[seat]) nor given the channel up "
+                    + "(the chain holds \(onChain.map { "deposits \($0.deposits)" } ?? "no record"))")
+        }
         for channel in ledger.channels.values.sorted(by: { $0.id.description < $1.id.description }) {
             guard let seat = channel.params.index(of: honest) else { continue }
             if !channel.isFunded {

@@ -1,6 +1,6 @@
 import Logging
 import ParleyChannel
-import ParleyCrypto
+@_spi(Simulation) import ParleyCrypto
 import ParleyGames
 import ParleyJournal
 @_spi(Drills) import ParleyNode
@@ -125,6 +125,10 @@ public final class Simulation {
 
     /// Runs the seed to the end and judges it.
     public func run() -> SimulationResult {
+        // Verification answers are remembered within a schedule (pure, so nothing changes
+        // but the time) and forgotten between schedules.
+        VerificationMemo.setEnabledOnce()
+        VerificationMemo.reset()
         box.result = SimulationResult(seed: seed)
         box.oracle = Oracle(honest: honestKey.publicKey)
         let clock = self.clock
@@ -417,11 +421,18 @@ public final class Simulation {
 
     private func restart() {
         box.count("fault.restart")
+        if let mallory, choices.chance(0.3) { mallory.replayOnConnect = finishedOnChain() }
         do { try startHonest() } catch let violation as Oracle.Violation {
             box.oracle?.report(violation)
         } catch {
             box.oracle?.report(Oracle.Violation(rule: .journalReadable, detail: "\(error)"))
         }
+    }
+
+    /// Which channels are over as the chain sees them: concluded, given up, or never funded.
+    private func finishedOnChain() -> (ChannelID) -> Bool {
+        let chain = self.chain
+        return { id in chain.channel(id).map { $0.isConcluded || $0.depositsClosed || !$0.isFunded } ?? true }
     }
 
     private func malloryActs() {
@@ -519,7 +530,7 @@ public final class Simulation {
             }
         case 28:
             if choices.chance(0.5) {
-                mallory.replayOpen()
+                mallory.replayOpen(preferring: finishedOnChain())
             } else {
                 // A channel whose chain record she opens with other amounts than agreed.
                 mallory.count(.openMismatched)
@@ -605,9 +616,13 @@ public final class Simulation {
     /// and asked to close everything. Within the bound every channel must be settled.
     private func endGame() {
         guard let mallory else { return }
-        box.note(.fault, "heal: Mallory goes quiet")
+        // A third of the time she stays connected: she dials the node again at once and
+        // accepts its dials, but answers nothing, so the node's waits for her `reestablish`
+        // must end by themselves. Otherwise she is gone: link closed, dials refused.
+        let staysConnected = choices.integer(in: 0...2) == 0
+        box.note(.fault, staysConnected ? "heal: Mallory goes quiet, but stays connected" : "heal: Mallory goes quiet")
         mallory.quiet = true
-        mallory.count(.goQuiet)
+        mallory.count(staysConnected ? .goQuietConnected : .goQuiet)
         chainFaults.set(down: false)
         outageUntil = nil
         network?.setMalloryReading(true, now: clock.now)
@@ -616,7 +631,12 @@ public final class Simulation {
         restartAt = nil
         if crashed { restart() }
         if let link = mallory.link { network?.malloryClose(link) }
-        network?.setMalloryListening(false)
+        if staysConnected {
+            network?.setMalloryListening(true)
+            _ = network?.malloryDial(now: clock.now)
+        } else {
+            network?.setMalloryListening(false)
+        }
         let box = self.box
         // Half the time the user closes everything; the other half nobody asks, and the node
         // must get out by itself (its peer is gone: disconnect grace, funding timeout).
@@ -688,6 +708,7 @@ extension Simulation.Box {
                 !channel.isConcluded && (channel.deadline.map { now + actionMargin < $0.seconds } ?? true)
             } ?? true
             oracle?.honestCommitted(state, honourable: honourable)
+            oracle?.honestCommitted(state, onChain: onChain)
             note(.honest, "\(id.shortID) commits v\(state.version) \(state.state.allocation)\(state.state.isFinal ? " final" : "")")
         case let .rejected(_, _, reason, byPeer):
             kind = byPeer ? "rejected-by-peer" : "rejected-peer's"
@@ -710,7 +731,9 @@ extension Simulation.Box {
             kind = "concluded"
             note(.chain, "\(id.shortID) concluded v\(version) \(allocation)")
         case .withdrawn: kind = "withdrawn"
-        case .closed: kind = "closed"
+        case let .closed(id):
+            kind = "closed"
+            oracle?.honestClosed(id)
         case let .error(_, text):
             kind = "error"
             note(.honest, "error: \(text)")

@@ -514,6 +514,28 @@ struct MaliciousPeerTests {
         }
     }
 
+    /// The app disputes a channel whose opening has not completed; the peer's accept and its
+    /// deposit arrive afterwards. Nothing of ours goes in (we are leaving), and the channel
+    /// is closed, not left open for ever at version 0 with the peer's deposit in it (found
+    /// by the simulator, issue 16: seed 3 of the campaign that added the rule).
+    @Test func channelDisputedWhileOpeningIsClosedWithoutOurDeposit() async throws {
+        try await withCluster { cluster in
+            let alice = try await cluster.start("alice")
+            let bob = try await RawListener.start(SigningKey())
+            try await cluster.chain.adapter(for: bob.key).mint(50, to: bob.key.publicKey)
+            let id = try await bob.openThatTimesOut(from: alice.node)
+            let channel = try #require(await alice.node.channel(id))
+            try await channel.dispute()
+            let session = try #require(bob.sessions.first)
+            try await bob.acceptOpen(on: session, id: id, chain: cluster.chain.adapter(for: bob.key))
+            #expect(await eventually { (try? alice.status(id))?.isClosed == true }, "the channel was left open")
+            let onChain = try await cluster.onChain(id)
+            #expect(onChain?.deposits == Allocation(0, 50), "\(String(describing: onChain))")
+            #expect(onChain?.isFunded == false)
+            await bob.close()
+        }
+    }
+
     /// One channel's slow chain call must not delay another channel's refutation: Bob
     /// cheats on two channels at once, and every read of the first hangs for a minute.
     @Test func aSlowChainCallOnOneChannelDoesNotDelayAnotherChannelsRefutation() async throws {

@@ -23,6 +23,8 @@ import Testing
         var me: ParticipantIndex
         var now: ChainTime
         var exitRequested: Bool
+        /// A deposit of ours was submitted and has not answered.
+        var depositInFlight = false
 
         var description: String {
             let registered = chain?.registeredVersion.map(String.init) ?? "none"
@@ -30,7 +32,7 @@ import Testing
                 + "now=\(now.seconds) concluded=\(String(describing: chain?.concludedAllocation)) "
                 + "withdrawn=\(chain?.withdrawn ?? []) latest=v\(record.latest.version) signed=\(record.latest.isFullySigned) "
                 + "final=\(record.latest.state.isFinal) closed=\(record.isClosed) dispute=\(String(describing: record.dispute)) "
-                + "me=\(me) exit=\(exitRequested)"
+                + "me=\(me) exit=\(exitRequested) depositing=\(depositInFlight)"
         }
     }
 
@@ -82,7 +84,8 @@ import Testing
             signedFinal: nil, exit: nil, dispute: disputes.randomElement(using: &random) ?? nil, isClosed: Int.random(in: 0..<6, using: &random) == 0)
         return Situation(
             chain: chain, record: record, me: Bool.random(using: &random) ? .first : .second,
-            now: ChainTime(seconds: UInt64.random(in: 97...103, using: &random)), exitRequested: Bool.random(using: &random))
+            now: ChainTime(seconds: UInt64.random(in: 97...103, using: &random)), exitRequested: Bool.random(using: &random),
+            depositInFlight: Int.random(in: 0..<4, using: &random) == 0)
     }
 
     @Test func everyStepIsAllowedByTheRulesAndNoDutyIsSkipped() throws {
@@ -92,7 +95,8 @@ import Testing
         for index in 0..<Self.cases {
             let s = try Self.situation(&random)
             let step = WatcherStep.decide(
-                chain: s.chain, record: s.record, me: s.me, now: s.now, exitRequested: s.exitRequested)
+                chain: s.chain, record: s.record, me: s.me, now: s.now, exitRequested: s.exitRequested,
+                depositInFlight: s.depositInFlight)
             stepsSeen.insert("\(step)".prefix { $0 != "(" }.description)
             let context = Comment(rawValue: "case \(index), seed \(Self.seed): \(s) → \(step)")
             let chain = s.chain
@@ -125,9 +129,11 @@ import Testing
                 #expect((chain?.deposits[s.me] ?? 0) > 0, context)
             case .markClosed:
                 let matches = chain?.opening == s.record.funding
-                let nothingOfOursLeft = s.exitRequested && chain?.deposits[s.me] == 0
-                    && (chain?.isFunded == false ? chain?.depositsClosed == true : !matches)
+                let nothingOfOursLeft = s.exitRequested && (chain?.deposits[s.me] ?? 0) == 0
+                    && (chain?.isFunded != true || !matches)
                 #expect(concluded != nil || nothingOfOursLeft, context)
+                // Never while a deposit of ours may still land in an unfunded channel.
+                if chain?.isFunded != true { #expect(!s.depositInFlight, context) }
                 #expect(!s.record.isClosed, context)
                 if let concluded, concluded[s.me] > 0 {
                     #expect(chain?.withdrawn.contains(s.me) == true, "closed before the payout arrived: \(context)")
@@ -141,6 +147,13 @@ import Testing
                 // An unfunded channel we leave gives our deposit back, whatever the funding timer did.
                 if s.exitRequested, chain?.isFunded == false, (chain?.deposits[s.me] ?? 0) > 0, !s.record.isClosed {
                     Issue.record("we want out of an unfunded channel and left our deposit in it: \(context)")
+                }
+                // An unfunded channel we leave with nothing of ours in it (and none on its
+                // way) is closed, not left open for ever at version 0.
+                if s.exitRequested, chain?.isFunded != true, (chain?.deposits[s.me] ?? 0) == 0, !s.record.isClosed,
+                    !s.depositInFlight
+                {
+                    Issue.record("we want out of an unfunded channel holding nothing of ours and did not close it: \(context)")
                 }
                 // Invariant 5: an exit we asked for starts as soon as the channel is funded (as agreed).
                 if s.exitRequested, chain?.isFunded == true, chain?.opening == s.record.funding,
