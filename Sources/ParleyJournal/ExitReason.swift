@@ -6,6 +6,9 @@ public enum ExitReason: String, Sendable, Equatable, CaseIterable {
     case peerDisconnected
     /// The application asked for it (`dispute`).
     case requested
+    /// The channel was not funded within the funding timeout: the node gives it up (our
+    /// deposit back if it is in, then closed), instead of leaving it open at version 0.
+    case fundingTimedOut
 
     /// In words, for messages.
     public var explanation: String {
@@ -13,6 +16,7 @@ public enum ExitReason: String, Sendable, Equatable, CaseIterable {
         case .peerUnresponsive: "the peer did not answer in time"
         case .peerDisconnected: "the peer stayed disconnected past the grace period"
         case .requested: "a dispute was requested"
+        case .fundingTimedOut: "the channel was not funded in time"
         }
     }
 }
@@ -24,6 +28,7 @@ extension ExitReason {
         case .peerUnresponsive: 1
         case .peerDisconnected: 2
         case .requested: 3
+        case .fundingTimedOut: 4
         }
     }
 

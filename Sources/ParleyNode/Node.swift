@@ -433,6 +433,17 @@ public actor Node {
             throw .openTimedOut(params.id)
         }
         do { try await watcher.fund(params, opening: opening) } catch {
+            // The channel is open in both journals: its funding must not end with this call.
+            // Unreachable chain: the node goes on trying in the background (and gives the
+            // channel up if that fails too); anything else gives it up now. Either way it is
+            // never left open at version 0 for good (found by the simulator, issue 16).
+            if case .chain(.transport) = error {
+                fundingStarted.remove(params.id)
+                ensureFunding(params, opening: opening)
+            } else if case .stopped = error {
+            } else {
+                await watcher.abandonFunding(params.id)
+            }
             throw .watcher(error)
         }
         await runner.markFunded()
@@ -829,6 +840,10 @@ public actor Node {
             } catch {
                 logger.warning("funding channel \(params.id.shortID): \(error)")
                 sink.yield(.error(params.id, "funding: \(error)"))
+                // The deposit could not be made in time (or at all): the channel is given
+                // up, not left open at version 0.
+                if case .stopped = error { return }
+                await watcher.abandonFunding(params.id)
                 return
             }
         }

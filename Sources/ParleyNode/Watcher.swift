@@ -120,7 +120,14 @@ public actor Watcher {
         if try await depositShare(params, opening: opening) { return }
         if await waitForFunding(id) { return }
         guard !stopped else { throw .stopped }
-        if try await reclaimUnfunded(id) { return }
+        // Not funded in time: the channel is given up (`abandonFunding`), whatever the reclaim did.
+        let fundedAfterAll: Bool
+        do { fundedAfterAll = try await reclaimUnfunded(id) } catch {
+            abandonFunding(id)
+            throw error
+        }
+        if fundedAfterAll { return }
+        abandonFunding(id)
         throw .fundingTimedOut(id, after: policy.fundingTimeout)
     }
 
@@ -225,7 +232,8 @@ public actor Watcher {
         return false
     }
 
-    /// A `fundInBackground` deadline passed.
+    /// A `fundInBackground` deadline passed: unless the channel got funded after all, the
+    /// channel is given up (`abandonFunding`).
     private func backgroundFundingTimedOut(_ id: ChannelID) async {
         do {
             if try await reclaimUnfunded(id) { return }
@@ -233,6 +241,17 @@ public actor Watcher {
         } catch {
             emit(.failed(id, "funding: \(error)"))
         }
+        abandonFunding(id)
+    }
+
+    /// Gives up a channel whose funding failed (timed out, or could not be made): it leaves
+    /// through the chain like any exit, which for a channel never funded means our deposit
+    /// back (if it is in) and then closed. Without this a channel whose funding failed stayed
+    /// open at version 0 for ever, taking no updates (found by the simulator, issue 16).
+    public func abandonFunding(_ id: ChannelID) {
+        guard journal.channels[id]?.isClosed == false, !funded.contains(id) else { return }
+        fundingDeadlines[id] = nil
+        requestExit(id, reason: .fundingTimedOut)
     }
 
     /// Leave the channel through the chain: register our newest fully-signed state, wait

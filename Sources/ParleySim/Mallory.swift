@@ -54,6 +54,8 @@ final class Mallory: @unchecked Sendable {
         var states: [SignedState] = []
         /// She decided what to deposit (once version 0 was fully signed).
         var depositDecided = false
+        /// What she will deposit once version 0 is fully signed, if planned at the open.
+        var depositPlan: Move?
     }
 
     let key: SigningKey
@@ -279,6 +281,10 @@ final class Mallory: @unchecked Sendable {
         guard var held = channels[id], !held.depositDecided else { return }
         held.depositDecided = true
         channels[id] = held
+        if let plan = held.depositPlan {
+            chainMove(plan, on: id)
+            return
+        }
         switch random.next() % 10 {
         case 0: count(.skipDeposit)
         case 1: chainMove(.depositMismatched, on: id)
@@ -291,8 +297,12 @@ final class Mallory: @unchecked Sendable {
         channels[held.params.id] = held
     }
 
-    /// Proposes a channel to the honest side: she deposits `mine`, it deposits `theirs`.
-    func open(mine: UInt64, theirs: UInt64, domain: SettlementDomain, challenge: UInt64, app: AppID = .payment) {
+    /// Proposes a channel to the honest side: she deposits `mine`, it deposits `theirs`;
+    /// `deposit` says how, once the node has signed version 0 (else she decides then).
+    func open(
+        mine: UInt64, theirs: UInt64, domain: SettlementDomain, challenge: UInt64, app: AppID = .payment,
+        deposit: Move? = nil
+    ) {
         guard let rules = apps[app] else { return }
         let appData = app == TicTacToe.id ? TicTacToe.initialAppData : []
         var nonce: [UInt8] = []
@@ -303,7 +313,7 @@ final class Mallory: @unchecked Sendable {
             let (engine, effects) = try? ChannelEngine.propose(
                 params: params, allocation: Allocation(mine, theirs), appData: appData, key: key, rules: rules)
         else { return }
-        learn(Held(params: params, funding: Allocation(mine, theirs), me: .first, engine: engine))
+        learn(Held(params: params, funding: Allocation(mine, theirs), me: .first, engine: engine, depositPlan: deposit))
         for effect in effects {
             switch effect {
             case let .journal(.signed(signed)): keep(signed)

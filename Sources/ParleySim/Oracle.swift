@@ -53,6 +53,10 @@ struct Oracle {
     private(set) var seats: [ChannelID: ParticipantIndex] = [:]
     /// Channels the honest node reported closed (nothing of its own left in them).
     private(set) var closed: Set<ChannelID> = []
+    /// Since when (and in which life of the node) each opened channel has been unfunded
+    /// with the node up and the chain reachable (a restart or an outage starts the count
+    /// again).
+    private var unfundedSince: [ChannelID: (since: Duration, life: Int)] = [:]
     private(set) var violation: Violation?
 
     init(honest: PublicKey) {
@@ -194,6 +198,28 @@ struct Oracle {
                     .committedSurvivesCrash,
                     "channel \(id.shortID) reported version \(state.version) committed, the journal recovered "
                         + "version \(latest.version)\(latest.isFullySigned ? "" : " (not fully signed)")")
+            }
+        }
+    }
+
+    /// After every step: a channel open in the journal is funded, or given up (closed),
+    /// within `limit` of the node and the chain being there to do it (issue 15, item 7: a
+    /// channel whose funding never started, or failed, must not sit open at version 0).
+    mutating func checkFunding(_ ledger: Ledger, now: Duration, life: Int, watching: Bool, limit: Duration) {
+        for id in opened.sorted(by: { $0.description < $1.description }) where !closed.contains(id) {
+            guard watching, ledger.channels[id]?.isFunded != true else {
+                unfundedSince[id] = nil
+                continue
+            }
+            let since = unfundedSince[id].flatMap { $0.life == life ? $0.since : nil } ?? now
+            unfundedSince[id] = (since, life)
+            if now - since > limit {
+                let deposits = ledger.channels[id].map { "deposits \($0.deposits)" } ?? "no deposit"
+                fail(
+                    .liveness,
+                    "channel \(id.shortID) has been open at version 0 and unfunded (\(deposits)) for \(now - since) "
+                        + "with the node up and the chain reachable: it is neither funded nor given up")
+                return
             }
         }
     }

@@ -141,6 +141,12 @@ public final class Simulation {
                 act()
                 settle(upTo: clock.now + randomDuration(upTo: config.maxStepTime))
                 box.oracle?.checkConservation(chain.adjudicator.ledger)
+                // A restart starts the node's funding timeout again; an outage may hold up
+                // a deposit or a reclaim by its length.
+                box.oracle?.checkFunding(
+                    chain.adjudicator.ledger, now: clock.now, life: incarnation,
+                    watching: node != nil && !crashed && !chainFaults.isDown,
+                    limit: policy.watcher.fundingTimeout + config.maxDowntime + .seconds(20))
             }
             if box.oracle?.violation == nil { endGame() }
         } catch {
@@ -532,12 +538,16 @@ public final class Simulation {
             if choices.chance(0.5) {
                 mallory.replayOpen(preferring: finishedOnChain())
             } else {
-                // A channel whose chain record she opens with other amounts than agreed.
+                // A channel whose chain record she opens with other amounts than agreed, once
+                // the node has signed version 0 (before that, the node would see the chain's
+                // record and refuse the proposal: a used id). Half
+                // of them she alone funds (the node's share is 0): her short deposit then makes
+                // the chain say "funded", and she pays the node with money that is not there.
                 mallory.count(.openMismatched)
                 mallory.open(
-                    mine: UInt64(choices.integer(in: 0...500)), theirs: UInt64(choices.integer(in: 0...500)),
-                    domain: chain.domain, challenge: config.challengeDuration)
-                if let id = mallory.order.last { mallory.chainMove(.depositMismatched, on: id) }
+                    mine: UInt64(choices.integer(in: 1...500)),
+                    theirs: choices.chance(0.5) ? 0 : UInt64(choices.integer(in: 0...500)),
+                    domain: chain.domain, challenge: config.challengeDuration, deposit: .depositMismatched)
                 if mallory.link == nil { _ = network.malloryDial(now: clock.now) }
             }
         default:
