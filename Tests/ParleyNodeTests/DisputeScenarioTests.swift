@@ -261,6 +261,9 @@ struct DisputeScenarioTests {
         }
         #expect((try await nodes.alice.account()) == TwoNodes.startingBalance)
         #expect((try await nodes.onChain())?.depositsClosed == true)
+        // Given up, not left open at version 0 (issue 16).
+        #expect(await eventually { nodes.alice.journal.channels[nodes.id]?.isClosed == true }, "the channel was left open")
+        #expect(nodes.alice.journal.channels[nodes.id]?.exit == .fundingTimedOut)
         await nodes.shutDown()
     }
 
@@ -279,6 +282,7 @@ struct DisputeScenarioTests {
         })
         #expect(try await eventually { try await nodes.alice.account() == TwoNodes.startingBalance })
         #expect((try await nodes.onChain())?.depositsClosed == true)
+        #expect(await eventually { nodes.alice.journal.channels[nodes.id]?.isClosed == true }, "the channel was left open")
         await nodes.shutDown()
     }
 

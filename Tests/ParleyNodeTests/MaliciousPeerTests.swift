@@ -103,6 +103,8 @@ final class RawPeer: Sendable {
 final class GatedAdapter: SettlementAdapter, DevFaucet, Sendable {
     let inner: any SettlementAdapter & DevFaucet
     let registerBlocked = Atomic<Bool>(false)
+    /// Deposits fail as if the chain were down.
+    let depositBlocked = Atomic<Bool>(false)
     /// Reads of this channel take `slowness` before they answer.
     let slowChannel = Mutex<ChannelID?>(nil)
     static let slowness: Duration = .seconds(60)
@@ -114,7 +116,10 @@ final class GatedAdapter: SettlementAdapter, DevFaucet, Sendable {
     func now() async throws(SettlementError) -> ChainTime { try await inner.now() }
     func deposit(params: ChannelParams, opening: Allocation, participant: ParticipantIndex, amount: UInt64)
         async throws(SettlementError) -> [ChainEvent]
-    { try await inner.deposit(params: params, opening: opening, participant: participant, amount: amount) }
+    {
+        if depositBlocked.load(ordering: .relaxed) { throw .transport("the chain is down (test gate)") }
+        return try await inner.deposit(params: params, opening: opening, participant: participant, amount: amount)
+    }
     func reclaim(_ channel: ChannelID) async throws(SettlementError) -> [ChainEvent] { try await inner.reclaim(channel) }
     func register(_ state: SignedState) async throws(SettlementError) -> [ChainEvent] {
         if registerBlocked.load(ordering: .relaxed) { throw .transport("the chain is down (test gate)") }
@@ -532,6 +537,42 @@ struct MaliciousPeerTests {
             let onChain = try await cluster.onChain(id)
             #expect(onChain?.deposits == Allocation(0, 50), "\(String(describing: onChain))")
             #expect(onChain?.isFunded == false)
+            await bob.close()
+        }
+    }
+
+    /// `open` gets the peer's signature, but the chain cannot take our deposit: `open`
+    /// fails, and the node goes on trying in the background. Before, nothing ever funded
+    /// the channel: it sat open at version 0 with the peer's deposit locked in it (found by
+    /// the simulator, issue 16).
+    @Test func openWhoseDepositTheChainRefusesIsFundedOnceTheChainIsBack() async throws {
+        try await withCluster { cluster in
+            let key = SigningKey()
+            try await cluster.chain.adapter(for: key).mint(startingBalance, to: key.publicKey)
+            let gated = GatedAdapter(cluster.chain.adapter(for: key))
+            let policy = apiPolicy()
+            let alice = try await startNode(cluster, "alice", key: key, adapter: gated, policy: policy)
+            let bob = try await RawListener.start(SigningKey())
+            try await cluster.chain.adapter(for: bob.key).mint(50, to: bob.key.publicKey)
+            gated.depositBlocked.store(true, ordering: .relaxed)
+            let opening = Task { () -> NodeError? in
+                do {
+                    _ = try await alice.node.open(with: bob.key.publicKey, at: bob.address, deposit: 100, theirs: 50, timeout: .seconds(10))
+                    return nil
+                } catch let error as NodeError { return error } catch { return .invalidParameters("\(error)") }
+            }
+            #expect(await eventually { !bob.sessions.isEmpty }, "Alice never dialled Bob")
+            let session = try #require(bob.sessions.first)
+            let id = try #require(await eventually { alice.node.channels.first != nil } ? alice.node.channels.first?.id : nil)
+            try await bob.acceptOpen(on: session, id: id, chain: cluster.chain.adapter(for: bob.key))
+            let failure = await opening.value
+            guard case .watcher(.chain(.transport))? = failure else {
+                Issue.record("open should fail on the unreachable chain, not \(String(describing: failure))")
+                return
+            }
+            gated.depositBlocked.store(false, ordering: .relaxed)
+            #expect(await eventually { (try? alice.status(id))?.isFunded == true }, "the channel was never funded")
+            #expect(try await cluster.onChain(id)?.deposits == Allocation(100, 50))
             await bob.close()
         }
     }
