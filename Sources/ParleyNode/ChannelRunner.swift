@@ -654,6 +654,12 @@ private final class RunnerLoop: @unchecked Sendable {
         let decision: Decision
         if context.holdFinal(proposal, id) {
             decision = .reject("declined")
+        } else if status.isClosed {
+            // Closed means nothing of ours is in it and we take nothing more: a channel
+            // given up before it was funded may still be funded by the peer alone later, and
+            // a state committed then is one we would never withdraw from (found by the
+            // simulator, issue 16).
+            decision = .reject("the channel is closed")
         } else if settlingOnChain {
             decision = .reject("the channel is being settled on chain")
         } else if status.isClosing, !proposal.proposed.isFinal {

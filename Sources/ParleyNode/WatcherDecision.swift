@@ -63,9 +63,12 @@ enum WatcherStep: Equatable, Sendable {
         }
         let latest = record.latest.isFullySigned ? record.latest : nil
         if let payout = chain.concludedAllocation {
+            // A payout of ours is taken whatever the journal believes: a channel we closed
+            // (nothing of ours in it, as far as we knew) may still conclude with something
+            // for us, and the chain is what counts.
+            if payout[me] > 0, !chain.withdrawn.contains(me) { return .withdraw(amount: payout[me]) }
             guard !record.isClosed else { return .idle }
             guard payout[me] > 0 else { return .markClosed }
-            guard chain.withdrawn.contains(me) else { return .withdraw(amount: payout[me]) }
             // Close only once the withdrawal is in the journal (the chain event writes it).
             if case .withdrawn? = record.dispute { return .markClosed }
             return .idle

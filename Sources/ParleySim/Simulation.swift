@@ -81,6 +81,13 @@ public final class Simulation {
     private let policy: NodePolicy
     private static let journalDirectory = "/sim/honest"
     private static let startingBalance: UInt64 = 1_000_000
+    /// How long a user's `pay`, `update` or `close` may take: each wait on the peer (for the
+    /// link to come back, for an answer, for its `reestablish`) ends after the proposal
+    /// timeout, and a call meets at most a few of them; the rest is slack.
+    private static let updateCallBound: Duration = .seconds(30)
+    /// `open`: its own timeout for the peer's signature (10 s here), then the funding
+    /// timeout, a chain outage and slack.
+    private static let openCallBound: Duration = .seconds(90)
 
     /// State the node's tasks write from within jobs (on the simulation thread).
     fileprivate final class Box: @unchecked Sendable {
@@ -95,6 +102,36 @@ public final class Simulation {
         /// How long before a window closes a commitment still counts as one the node can
         /// put on chain (its longest time away from the chain, plus its retry pace).
         var actionMargin: UInt64 = 20
+
+        /// The user's calls not returned yet: what, on which life of the node, since when,
+        /// and how long it may take.
+        var calls: [Int: (what: String, life: Int, since: Duration, bound: Duration)] = [:]
+        private var nextCall = 0
+
+        /// Starts tracking a user call; `finish(_:)` it when it returns or throws.
+        func begin(_ what: String, bound: Duration) -> Int {
+            nextCall += 1
+            calls[nextCall] = (what, incarnation, now(), bound)
+            return nextCall
+        }
+
+        func finish(_ call: Int) { calls[call] = nil }
+
+        /// Every wait on the peer has a deadline (issue 15, item 6): a call of the user's
+        /// returns (or throws) within its bound while the node that took it lives.
+        func checkCalls() {
+            let now = now()
+            for (id, call) in calls.sorted(by: { $0.key < $1.key }) {
+                if call.life != incarnation {
+                    calls[id] = nil  // that life crashed: the call died with it
+                } else if now - call.since > call.bound {
+                    oracle?.report(Oracle.Violation(
+                        rule: .liveness,
+                        detail: "the user's \(call.what) has not returned after \(now - call.since): every wait on the peer needs a deadline"))
+                    return
+                }
+            }
+        }
 
         func note(_ lane: SimTrace.Lane, _ text: String) { trace.add(lane, text, at: now(), step: step) }
         func count(_ key: String) { result?.moves[key, default: 0] += 1 }
@@ -141,6 +178,7 @@ public final class Simulation {
                 act()
                 settle(upTo: clock.now + randomDuration(upTo: config.maxStepTime))
                 box.oracle?.checkConservation(chain.adjudicator.ledger)
+                box.checkCalls()
                 // A restart starts the node's funding timeout again; an outage may hold up
                 // a deposit or a reclaim by its length.
                 box.oracle?.checkFunding(
@@ -336,7 +374,9 @@ public final class Simulation {
             box.count(game ? "honest.open-game" : "honest.open")
             box.note(.honest, "opens \(game ? "a game" : "a channel"): deposits \(deposit), Mallory \(theirs)")
             let (peer, address, challenge) = (malloryKey.publicKey, network.malloryAddress, config.challengeDuration)
+            let call = box.begin("open", bound: Self.openCallBound)
             Task {
+                defer { box.finish(call) }
                 do {
                     let channel = try await node.open(
                         with: peer, at: address, deposit: deposit, theirs: theirs,
@@ -359,7 +399,9 @@ public final class Simulation {
             let cell = board.emptyCells[choices.integer(in: 0...(board.emptyCells.count - 1))]
             box.count("honest.move")
             box.note(.honest, "marks cell \(cell) on \(status.id.shortID)")
+            let call = box.begin("move on \(status.id.shortID)", bound: Self.updateCallBound)
             Task {
+                defer { box.finish(call) }
                 do { _ = try await channel.update { state in state = try TicTacToe.move(cell, in: state) } } catch {
                     box.note(.honest, "move failed: \(error)")
                     // The node says the game must continue on chain: so be it.
@@ -377,13 +419,17 @@ public final class Simulation {
             let amount = UInt64(choices.integer(in: 1...Int(min(mine, 50))))
             box.count("honest.pay")
             box.note(.honest, "pays \(amount) on \(status.id.shortID)")
+            let call = box.begin("pay on \(status.id.shortID)", bound: Self.updateCallBound)
             Task {
+                defer { box.finish(call) }
                 do { _ = try await channel.pay(amount) } catch { box.note(.honest, "pay failed: \(error)") }
             }
         case 7, 8:
             box.count("honest.close")
             box.note(.honest, "closes \(status.id.shortID)")
+            let call = box.begin("close of \(status.id.shortID)", bound: Self.updateCallBound)
             Task {
+                defer { box.finish(call) }
                 do { _ = try await channel.close() } catch {
                     box.note(.honest, "close failed: \(error)")
                     if case .updateFailed(_, .refused(.moveMustGoOnChain))? = error as? NodeError {
@@ -655,7 +701,9 @@ public final class Simulation {
         if let node, userCloses {
             for status in node.statuses where !status.isClosed {
                 guard let channel = node.channels.first(where: { $0.id == status.id }) else { continue }
+                let call = box.begin("close of \(status.id.shortID)", bound: Self.updateCallBound)
                 Task {
+                    defer { box.finish(call) }
                     do { _ = try await channel.close() } catch {
                         box.note(.honest, "close failed (\(error)); disputes")
                         try? await channel.dispute()
@@ -674,6 +722,7 @@ public final class Simulation {
                 mallory.chainMove(moves[choices.integer(in: 0...(moves.count - 1))], on: id)
             }
             settle(upTo: min(deadline, clock.now + .seconds(2)))
+            box.checkCalls()
         }
         box.oracle?.checkConservation(chain.adjudicator.ledger)
         box.oracle?.checkSettled(chain.adjudicator.ledger, bound: bound)

@@ -274,6 +274,33 @@ struct MaliciousPeerTests {
         }
     }
 
+    /// Found by the simulator (issue 16, seed 87,599 of the campaign on a8f1ac0): Alice
+    /// gives up a channel Mallory opened with Alice's share 0 before it is funded (nothing
+    /// of Alice's is in it, so it is closed at once). Mallory then funds it alone and offers
+    /// Alice money, even a final state. A closed channel takes nothing: a state committed
+    /// there would be one Alice never withdraws from.
+    @Test func closedChannelTakesNoUpdateEvenOnceThePeerFundsIt() async throws {
+        try await withCluster { cluster in
+            let alice = try await cluster.start("alice")
+            let mallory = SigningKey()
+            let chain = cluster.chain.adapter(for: mallory)
+            try await chain.mint(100, to: mallory.publicKey)
+            let peer = try await RawPeer.dial(mallory, to: try await alice.address, expecting: alice.key.publicKey)
+            let proposal = try peer.proposeChannel(to: alice.key.publicKey, mine: 100, theirs: 0, domain: cluster.chain.domain)
+            let id = proposal.params.id
+            #expect(try await peer.open(proposal) != nil)
+            try await #require(await alice.node.channel(id)).dispute()
+            #expect(await eventually { (try? alice.status(id))?.isClosed == true }, "nothing of Alice's was in it")
+            try await chain.deposit(params: proposal.params, opening: proposal.initial.allocation, participant: .first, amount: 100)
+            #expect(try await cluster.onChain(id)?.isFunded == true)
+            var final = proposal.initial
+            final.isFinal = true
+            try await peer.proposePayment(on: final, version: 1, amount: 30)
+            #expect(await peer.answer(to: 1) == false, "Alice took an update on a closed channel")
+            #expect(try alice.status(id).latest.version == 0)
+        }
+    }
+
     /// Found by the simulator (issue 16): once a state is registered on chain, the chain
     /// settles the channel, and a final state signed now might never reach it before the
     /// window closes; the node reported such states committed. Mallory registers the
