@@ -586,9 +586,9 @@ public final class Simulation {
             } else {
                 // A channel whose chain record she opens with other amounts than agreed, once
                 // the node has signed version 0 (before that, the node would see the chain's
-                // record and refuse the proposal: a used id). Half
-                // of them she alone funds (the node's share is 0): her short deposit then makes
-                // the chain say "funded", and she pays the node with money that is not there.
+                // record and refuse the proposal: a used id). Half of them she alone funds
+                // (the node's share is 0): her short deposit then makes the chain say
+                // "funded", and she pays the node with money that is not there.
                 mallory.count(.openMismatched)
                 mallory.open(
                     mine: UInt64(choices.integer(in: 1...500)),
