@@ -66,6 +66,9 @@ final class ChannelRunner: Sendable {
         /// The wait that started as wait number `generation` (reestablish, or queued updates
         /// while the link is down) is over: the peer did not answer in time.
         case waitTimedOut(generation: UInt64)
+        /// The progress deadline armed as number `generation` passed: our updates waited that
+        /// long without one of them committing.
+        case progressTimedOut(generation: UInt64)
         /// Sign `state`, a move on chain from `base`, through the journal (see `signForChain`).
         case signForChain(ChannelState, base: ChannelState, CheckedContinuation<(ChannelState, Signature), any Error>)
         case stop(CheckedContinuation<Void, Never>)
@@ -150,6 +153,7 @@ final class ChannelRunner: Sendable {
                 loop.refreshStatus()
                 loop.armTurnTimer()
                 loop.armWaitTimer()
+                loop.armProgressTimer()
                 loop.fundIfNeeded()
                 if loop.isStopping {
                     let late = mailbox.withLock { box -> [Input] in
@@ -230,6 +234,9 @@ private final class RunnerLoop: @unchecked Sendable {
     /// The wait on the peer a deadline is armed for (`armWaitTimer`), by generation.
     var waitTimer: (generation: UInt64, kind: WaitKind)?
     var nextWaitGeneration: UInt64 = 0
+    /// The progress deadline armed (`armProgressTimer`), by generation.
+    var progressTimer: UInt64?
+    var nextProgressGeneration: UInt64 = 0
     var session: (any MessageLink)?
     /// The version the turn timer is armed for, while it is the peer's turn in a game
     /// (see `NodePolicy.turnTimeout`).
@@ -280,9 +287,11 @@ private final class RunnerLoop: @unchecked Sendable {
         context.deadlines.disarm(.init(channel: id, kind: .proposal))
         context.deadlines.disarm(.init(channel: id, kind: .turn))
         context.deadlines.disarm(.init(channel: id, kind: .wait))
+        context.deadlines.disarm(.init(channel: id, kind: .progress))
         timer = nil
         turnTimer = nil
         waitTimer = nil
+        progressTimer = nil
         retry?.cancel()
         for waiter in waiters.values { waiter.resume(throwing: NodeError.stopped) }
         waiters = [:]
@@ -375,6 +384,8 @@ private final class RunnerLoop: @unchecked Sendable {
             do { waiter.resume(returning: try await tamper(kind)) } catch { waiter.resume(throwing: error) }
         case let .waitTimedOut(generation):
             await waitTimedOut(generation)
+        case let .progressTimedOut(generation):
+            await progressTimedOut(generation)
         case let .signForChain(state, base, waiter):
             do { waiter.resume(returning: try await signForChain(state, from: base)) } catch { waiter.resume(throwing: error) }
         }
@@ -458,6 +469,54 @@ private final class RunnerLoop: @unchecked Sendable {
         case .reconnect:
             context.logger.info("channel \(id.shortID): the peer did not come back within \(timeout); waiting updates failed")
         }
+    }
+
+    /// How long our updates may wait without one of them committing: three proposal
+    /// timeouts, whatever the link does meanwhile.
+    var progressTimeout: Duration { context.policy.proposalTimeout * 3 }
+
+    /// Keeps one deadline armed while updates of ours wait: it is set when they start
+    /// waiting and again whenever one of them commits, and disarmed when none waits. The
+    /// other deadlines restart with each phase of the link; this one does not, so a peer
+    /// that answers `reestablish` but drops the link just before every proposal times out
+    /// cannot keep `pay` waiting for ever (found by the simulator, issue 16).
+    func armProgressTimer() {
+        let key = Deadlines<TimerFire>.Key(channel: id, kind: .progress)
+        guard !status.isClosed, !waiters.isEmpty || engine.engine.queuedUpdates > 0 else {
+            if progressTimer != nil { context.deadlines.disarm(key) }
+            progressTimer = nil
+            return
+        }
+        guard progressTimer == nil else { return }
+        nextProgressGeneration += 1
+        progressTimer = nextProgressGeneration
+        context.deadlines.arm(
+            key, after: progressTimeout,
+            fire: TimerFire(input: .progressTimedOut(generation: nextProgressGeneration), runner: inputs))
+    }
+
+    /// One of our updates committed: the progress deadline starts again (`armProgressTimer`
+    /// re-arms it after this input if updates still wait).
+    func progressMade() {
+        guard progressTimer != nil else { return }
+        context.deadlines.disarm(.init(channel: id, kind: .progress))
+        progressTimer = nil
+    }
+
+    /// Our updates waited `progressTimeout` and none committed: they fail, and the peer is
+    /// treated as unresponsive (the session is dropped; with `disputeOnSilence` we exit on
+    /// chain), as when a proposal goes unanswered.
+    private func progressTimedOut(_ generation: UInt64) async {
+        guard progressTimer == generation else { return }
+        progressTimer = nil
+        let timeout = progressTimeout
+        context.logger.warning("channel \(id.shortID): no update committed within \(timeout)")
+        for waiter in waiters.values { waiter.resume(throwing: NodeError.peerUnresponsive(id, after: timeout)) }
+        waiters = [:]
+        await feed(.dropQueued)
+        session?.close(reason: "no update committed within \(timeout)")
+        if context.policy.watcher.disputeOnSilence { status = status.with(closing: .peerUnresponsive) }
+        await context.watcher.peerUnresponsive(id)
     }
 
     /// Whether the chain shows the channel funded exactly as both journals agreed, with no
@@ -690,6 +749,7 @@ private final class RunnerLoop: @unchecked Sendable {
             if let update {
                 if timer == signed.version { disarmTimer() }
                 waiters.removeValue(forKey: update)?.resume(returning: signed)
+                progressMade()
             }
             context.emit(.committed(id, signed, mine: update != nil))
             if signed.state.isFinal {

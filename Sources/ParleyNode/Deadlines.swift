@@ -124,6 +124,8 @@ enum DeadlineKind: UInt8, Sendable {
     case turn
     /// Waiting on the peer to resynchronise, or to come back while updates wait.
     case wait
+    /// Our updates wait, and none has committed for a while (`ChannelRunner.armProgressTimer`).
+    case progress
 }
 
 /// What a channel timer does when it fires: post `input` to the runner, if it still exists.

@@ -509,6 +509,53 @@ struct MaliciousPeerTests {
         }
     }
 
+    /// Found by the simulator (issue 16, seed 29,704 of the campaign on c1c9c20): Mallory
+    /// answers `reestablish` truthfully, but drops the link just before each of Alice's
+    /// proposals would time out, and dials again. Every deadline that restarts with the
+    /// link's phase was met, so the payment was proposed again and again for ever. No update
+    /// may wait longer than three proposal timeouts without one committing.
+    @Test func peerThatDropsTheLinkBeforeEveryProposalTimesOutCannotKeepAPaymentWaiting() async throws {
+        try await withCluster { cluster in
+            let quick = NodePolicy(watcher: apiWatcherPolicy, proposalTimeout: .seconds(2), challengeDuration: apiChallenge)
+            let alice = try await cluster.start("alice", policy: quick)
+            let (first, _) = try await malloryOpensFundedChannel(cluster, to: alice)
+            let id = try #require(alice.node.channels.first?.id)
+            let channel = try #require(await alice.node.channel(id))
+            let done = Atomic<Bool>(false)
+            let started = ContinuousClock.now
+            let payment = Task { () -> NodeError? in
+                defer { done.store(true, ordering: .relaxed) }
+                do {
+                    _ = try await channel.pay(1)
+                    return nil
+                } catch let error as NodeError { return error } catch { return .invalidParameters("\(error)") }
+            }
+            var peer = first
+            var rounds = 0
+            while !done.load(ordering: .relaxed), rounds < 12 {
+                rounds += 1
+                guard await peer.first({ if case .propose = $0 { true } else { nil } }) == true else { break }
+                try await Task.sleep(for: .seconds(1))
+                peer.session.close(reason: "Mallory drops the link before the proposal times out")
+                guard !done.load(ordering: .relaxed),
+                    let again = try? await RawPeer.dial(peer.key, to: try await alice.address, expecting: alice.key.publicKey)
+                else { break }
+                peer = again
+                try? await peer.send(.reestablish(channelID: id, committedVersion: 0, highestSignedVersion: 0))
+            }
+            let outcome = await within(.seconds(10)) { await payment.value }
+            guard case .peerUnresponsive? = outcome ?? nil else {
+                Issue.record("pay did not fail with peerUnresponsive in time (after \(rounds) rounds): \(String(describing: outcome))")
+                return
+            }
+            #expect(rounds >= 2, "Mallory's game was not played: the payment failed after \(rounds) round(s)")
+            // While she was still playing (12 rounds take about 15 s): the progress deadline
+            // (3 × 2 s) ended it, not a proposal timeout after she stopped.
+            #expect(rounds < 12 && ContinuousClock.now - started < .seconds(11), "the payment waited \(ContinuousClock.now - started), \(rounds) rounds")
+            #expect(await eventually { alice.events.contains { if case .exitStarted(id, _, .peerUnresponsive) = $0 { true } else { false } } })
+        }
+    }
+
     /// Item 7: Alice opens a channel, gets no accept, and stops; after her restart the
     /// accept arrives (on her resent proposal). She must fund the channel and use it.
     @Test func openerRestartedBeforeTheAcceptFundsTheChannelWhenItArrives() async throws {
