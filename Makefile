@@ -1,8 +1,8 @@
 # Two entry points for a fresh Debian machine: `make demo` and `make test`.
-# Both install the two C libraries Parley links against when they are missing.
+# Both install the C libraries Parley links against when they are missing.
 
 SWIFT        ?= swift
-APT_PACKAGES := libsodium-dev libuv1-dev
+APT_PACKAGES := libsodium-dev libuv1-dev libsecp256k1-dev nettle-dev
 SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_ARGS    ?=
 

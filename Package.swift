@@ -36,8 +36,19 @@ let package = Package(
             pkgConfig: "libuv",
             providers: [.apt(["libuv1-dev"])]
         ),
+        // Ethereum's curve (with the recovery module) and the Keccak-f permutation under keccak-256.
+        .systemLibrary(
+            name: "CSecp256k1",
+            pkgConfig: "libsecp256k1",
+            providers: [.apt(["libsecp256k1-dev"])]
+        ),
+        .systemLibrary(
+            name: "CNettle",
+            pkgConfig: "nettle",
+            providers: [.apt(["nettle-dev"])]
+        ),
         .target(name: "ParleyLocks"),
-        .target(name: "ParleyCrypto", dependencies: ["CSodium", "ParleyLocks"]),
+        .target(name: "ParleyCrypto", dependencies: ["CSodium", "CSecp256k1", "CNettle", "ParleyLocks"]),
         .target(name: "ParleyWire", dependencies: ["ParleyCrypto"]),
         .target(name: "ParleyChannel", dependencies: ["ParleyCrypto", "ParleyWire"]),
         .target(name: "ParleyJournal", dependencies: ["ParleyChannel", "ParleyWire", "ParleyCrypto"]),
@@ -94,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "payment-demo",
             dependencies: [
-                "ParleyNode", "ParleySettlement", "ParleyTransport", "ParleyChannel", "ParleyCrypto",
+                "ParleyNode", "ParleySettlement", "ParleyTransport", "ParleyChannel", "ParleyCrypto", "ParleyWire",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Examples/PaymentDemo"
@@ -103,7 +114,7 @@ let package = Package(
             name: "game-server",
             dependencies: [
                 "ParleyNode", "ParleyGames", "ParleyDevchain", "ParleySettlement", "ParleyTransport", "ParleyChannel",
-                "ParleyCrypto", "ParleySubprocess", "ParleyLocks",
+                "ParleyCrypto", "ParleySubprocess", "ParleyLocks", "ParleyWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -176,7 +187,7 @@ let package = Package(
                 "ParleyTestSupport", "ParleySubprocess", "parley",
             ]
         ),
-        .testTarget(name: "SystemLibraryTests", dependencies: ["CLibUV", "CSodium"]),
+        .testTarget(name: "SystemLibraryTests", dependencies: ["CLibUV", "CSodium", "CSecp256k1", "CNettle"]),
         .testTarget(name: "ParleySubprocessTests", dependencies: ["ParleySubprocess"]),
     ],
     swiftLanguageModes: [.v6]

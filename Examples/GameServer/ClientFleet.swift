@@ -9,6 +9,7 @@ import ParleyNode
 import ParleySettlement
 import ParleySubprocess
 import ParleyTransport
+import ParleyWire
 
 /// The load generator's players: K client nodes in one process, N matches spread across
 /// them, each match one channel to the server in which the client plays X.
@@ -24,7 +25,7 @@ final class ClientFleet: Sendable {
         var matches: Int
         var clients: Int
         var vanish: Int
-        var stake: UInt64
+        var stake: Amount
         var seed: UInt64
         var concurrency: Int
         var challenge: UInt64
@@ -97,7 +98,7 @@ final class ClientFleet: Sendable {
             let key = SigningKey()
             let matches = Array(stride(from: index, to: settings.matches, by: clients))
             let chain = try await DevchainClient.connect(to: settings.chain, identity: key, loop: loop)
-            try await chain.mint(settings.stake * UInt64(matches.count), to: key.publicKey)
+            try await chain.mint(settings.stake * Amount(matches.count), to: key.publicKey)
             let node = try await Node(
                 identity: key, listen: nil, journal: "\(settings.journalRoot)/client-\(index)", settlement: chain,
                 policy: policy, logger: quiet, apps: [TicTacToe()], loop: loop)

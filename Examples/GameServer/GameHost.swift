@@ -7,6 +7,7 @@ import ParleyNode
 import ParleySettlement
 import ParleySubprocess
 import ParleyTransport
+import ParleyWire
 
 /// The game server: one node that accepts tic-tac-toe channels from anyone and plays O in
 /// each of them.
@@ -50,7 +51,7 @@ final class GameHost: Sendable {
     /// Starts the node and begins serving. `settlement` must act as `identity`.
     static func start(
         identity: SigningKey, listen: SocketAddress, journal: String, settlement: any SettlementAdapter,
-        policy: NodePolicy, maxStake: UInt64, logger: Logger, loop: EventLoop?
+        policy: NodePolicy, maxStake: Amount, logger: Logger, loop: EventLoop?
     ) async throws -> GameHost {
         let node = try await Node(
             identity: identity, listen: listen, journal: journal, settlement: settlement, policy: policy, logger: logger,

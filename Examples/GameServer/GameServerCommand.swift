@@ -9,6 +9,7 @@ import ParleyGames
 import ParleyNode
 import ParleySettlement
 import ParleyTransport
+import ParleyWire
 
 struct GameServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -96,7 +97,7 @@ struct GameServerCommand: AsyncParsableCommand {
     var idle = false
 
     @Option(name: .long, help: "What each side stakes per match.")
-    var stake: UInt64 = 10
+    var stake: Amount = 10
 
     @Option(name: .long, help: "Seed for the clients' moves (random by default; printed in the results).")
     var seed: UInt64?
@@ -225,10 +226,10 @@ struct ServeCommand: AsyncParsableCommand {
     var key: String?
 
     @Option(name: .long, help: "Mint this much to the server's account from the devchain faucet at startup.")
-    var mint: UInt64 = 1_000_000
+    var mint: Amount = 1_000_000
 
     @Option(name: .long, help: "The largest stake the server matches per game.")
-    var maxStake: UInt64 = 1_000
+    var maxStake: Amount = 1_000
 
     @Option(name: .long, help: "Seconds a client may take to move before the game goes to the chain.")
     var turnTimeout = 5.0
@@ -281,7 +282,7 @@ struct ClientCommand: AsyncParsableCommand {
     var vanish = 0
 
     @Option(name: .long, help: "What each side stakes per match (minted from the faucet).")
-    var stake: UInt64 = 10
+    var stake: Amount = 10
 
     @Option(name: .long, help: "Seed for the moves.")
     var seed: UInt64 = 1
@@ -345,3 +346,6 @@ struct ClientCommand: AsyncParsableCommand {
         writeLine(ClientLine.done(report).json)
     }
 }
+
+/// Stakes and mints are amounts in the smallest unit of the chain's asset.
+extension Amount: ExpressibleByArgument {}

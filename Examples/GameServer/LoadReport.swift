@@ -1,4 +1,5 @@
 import Foundation
+import ParleyWire
 
 /// What the client process prints on stdout, one JSON object per line.
 enum ClientLine: Codable {
@@ -90,8 +91,8 @@ struct LoadSummary: Codable {
     /// "held", "mismatch" or "skipped" (idle runs do not settle).
     var conservation: String
     /// Deposited into the load run's channels, and paid out of them, on chain.
-    var stakes: UInt64
-    var payouts: UInt64
+    var stakes: Amount
+    var payouts: Amount
     var moves: Int
     var serverMoves: Int
     var serverAnswerP50Micros: Double

@@ -9,6 +9,7 @@ import ParleyNode
 import ParleySettlement
 import ParleySubprocess
 import ParleyTransport
+import ParleyWire
 
 /// One `game-server --load N` run: a devchain and the game server in this process, the
 /// clients in a child process, then the chain checked for conservation.
@@ -18,7 +19,7 @@ struct LoadRun {
         var clients: Int
         var vanish: Int
         var idle: Bool
-        var stake: UInt64
+        var stake: Amount
         var seed: UInt64
         var concurrency: Int
         var turnTimeout: Duration
@@ -63,7 +64,7 @@ struct LoadRun {
         let hostLoop = try EventLoop(name: "game-server")
         let serverKey = SigningKey()
         let chain = try await DevchainClient.connect(to: chainURL, identity: serverKey, loop: hostLoop)
-        try await chain.mint(options.stake * UInt64(options.matches), to: serverKey.publicKey)
+        try await chain.mint(options.stake * Amount(options.matches), to: serverKey.publicKey)
         let host = try await GameHost.start(
             identity: serverKey, listen: .loopbackIPv4(port: 0), journal: root + "/server", settlement: chain,
             // Idle channels never move; a turn timeout would send every one of them to the chain.
@@ -227,9 +228,9 @@ struct LoadRun {
 /// Money in and out of the run's channels, read from the chain's ledger.
 struct Conservation {
     /// Deposited into channels, minus what was reclaimed before funding.
-    var stakes: UInt64
+    var stakes: Amount
     /// Withdrawn from concluded channels.
-    var payouts: UInt64
+    var payouts: Amount
     /// Channels that still hold funds.
     var unsettled: Int
     /// Concluded from a final (cooperatively closed) state.
@@ -239,7 +240,7 @@ struct Conservation {
     /// Forfeits whose whole pot went to the server (seat `.second`): the client stopped moving.
     var forfeitsToServer = 0
 
-    init(stakes: UInt64, payouts: UInt64, unsettled: Int, completed: Int, forfeits: Int) {
+    init(stakes: Amount, payouts: Amount, unsettled: Int, completed: Int, forfeits: Int) {
         self.stakes = stakes
         self.payouts = payouts
         self.unsettled = unsettled
@@ -250,8 +251,8 @@ struct Conservation {
     /// From each channel's state on chain: what it was funded with and, once every payout
     /// is withdrawn, what it paid. For a chain not in this process.
     init(_ channels: [ChannelID], on chain: DevchainClient) async throws {
-        var stakes: UInt64 = 0
-        var payouts: UInt64 = 0
+        var stakes: Amount = 0
+        var payouts: Amount = 0
         var unsettled = 0
         var completed = 0
         var forfeits = 0
@@ -274,8 +275,8 @@ struct Conservation {
     }
 
     init(_ ledger: Ledger) {
-        var stakes: UInt64 = 0
-        var payouts: UInt64 = 0
+        var stakes: Amount = 0
+        var payouts: Amount = 0
         for event in ledger.events {
             switch event.kind {
             case let .deposited(_, amount, _): stakes += amount

@@ -20,9 +20,10 @@ import ParleyCrypto
 import ParleyNode
 import ParleySettlement
 import ParleyTransport
+import ParleyWire
 
 /// What the shop sells, and for how much (in the chain's smallest unit).
-let catalog: [(item: String, price: UInt64)] = [("coffee", 4), ("bagel", 3), ("paperback", 25)]
+let catalog: [(item: String, price: Amount)] = [("coffee", 4), ("bagel", 3), ("paperback", 25)]
 
 func run(in directory: String) async throws {
     // 1. The chain. `LocalChain` runs the same adjudicator rules as every other backend;

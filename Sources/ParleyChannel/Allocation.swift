@@ -5,23 +5,23 @@ import ParleyWire
 /// Balances are unsigned, so "negative" cannot be represented; a transfer that
 /// would need one is refused as `insufficientFunds` before a state is built.
 public struct Allocation: Hashable, Sendable, CustomStringConvertible {
-    private var seats: PerSeat<UInt64>
+    private var seats: PerSeat<Amount>
 
     /// The balances in seat order; always exactly two. Change them through the seat
     /// subscript (a settable array would have to reject other lengths at run time).
-    public var balances: [UInt64] { seats.array }
+    public var balances: [Amount] { seats.array }
 
-    public init(_ first: UInt64, _ second: UInt64) {
+    public init(_ first: Amount, _ second: Amount) {
         seats = PerSeat(first, second)
     }
 
-    public subscript(participant: ParticipantIndex) -> UInt64 {
+    public subscript(participant: ParticipantIndex) -> Amount {
         get { seats[participant] }
         set { seats[participant] = newValue }
     }
 
-    /// The sum of both balances, or `nil` when it does not fit in 64 bits.
-    public var total: UInt64? {
+    /// The sum of both balances, or `nil` when it does not fit in an ``Amount``.
+    public var total: Amount? {
         let (sum, overflow) = seats.first.addingReportingOverflow(seats.second)
         return overflow ? nil : sum
     }
@@ -36,8 +36,8 @@ extension Allocation: WireCodable {
     }
 
     public init(from reader: inout WireReader) throws(WireError) {
-        let first = try reader.readUInt64("balance 0")
-        let second = try reader.readUInt64("balance 1")
+        let first = try reader.readAmount("balance 0")
+        let second = try reader.readAmount("balance 1")
         self.init(first, second)
     }
 }

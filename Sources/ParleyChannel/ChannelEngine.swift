@@ -22,7 +22,7 @@ public struct ChannelEngine: Sendable {
     public let params: ChannelParams
     public let me: ParticipantIndex
     /// The sum both balances must always equal.
-    public let fundedTotal: UInt64
+    public let fundedTotal: Amount
     /// The newest state we hold: fully signed, except while `phase == .opening`.
     public internal(set) var latest: SignedState
     /// The highest version we ever signed (journaled before it left).

@@ -24,7 +24,7 @@ public struct ChannelState: Hashable, Sendable {
     }
 
     /// The 32 bytes each participant signs: BLAKE2b-256 of the canonical
-    /// encoding under the `parley/state/v1` domain.
+    /// encoding under the `parley/state/v2` domain.
     public var signingDigest: Digest {
         Blake2b.hash256(domain: .stateSignature, wireBytes)
     }

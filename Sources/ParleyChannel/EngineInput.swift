@@ -1,4 +1,5 @@
 import ParleyCrypto
+import ParleyWire
 
 /// Identifies a local update request so its outcome can be reported back.
 public typealias UpdateID = UInt64
@@ -6,7 +7,7 @@ public typealias UpdateID = UInt64
 /// What the app wants the next state to be.
 public enum UpdateIntent: Hashable, Sendable {
     /// Move `amount` from my balance to the peer's; rebased on whatever state is latest when it goes out.
-    case pay(amount: UInt64)
+    case pay(amount: Amount)
     /// An arbitrary next state computed from version `base`; refused with `staleBase` if that is no longer the latest.
     case replace(base: UInt64, allocation: Allocation, appData: [UInt8], isFinal: Bool)
     /// Cooperative close: the latest allocation and app data, marked final.

@@ -1,3 +1,5 @@
+import ParleyWire
+
 /// Why a proposed state, or a local request to build one, is refused.
 ///
 /// Each case names the rule that failed, so a caller can switch on it and a
@@ -6,7 +8,7 @@ public enum UpdateRejection: Error, Equatable, Sendable, CustomStringConvertible
     case wrongChannel(expected: ChannelID, got: ChannelID)
     /// The version is not the next unused one (stale, replayed or skipping ahead).
     case versionMismatch(expected: UInt64, got: UInt64)
-    case balanceNotConserved(total: UInt64, proposed: UInt64)
+    case balanceNotConserved(total: Amount, proposed: Amount)
     /// The balances add up to more than 64 bits can hold.
     case balanceOverflow
     case badSignature(signer: ParticipantIndex)
@@ -15,7 +17,7 @@ public enum UpdateRejection: Error, Equatable, Sendable, CustomStringConvertible
     case appRuleViolated(String)
     case appDataTooLarge(bytes: Int, limit: Int)
     /// A local payment larger than the payer's balance.
-    case insufficientFunds(available: UInt64, requested: UInt64)
+    case insufficientFunds(available: Amount, requested: Amount)
     /// A local update computed from a state that is no longer the latest.
     case staleBase(base: UInt64, committed: UInt64)
     /// The channel cannot take updates right now (opening, reconnecting).

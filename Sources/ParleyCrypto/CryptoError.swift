@@ -14,6 +14,12 @@ public enum CryptoError: Error, Equatable, CustomStringConvertible {
     /// AEAD decryption failed: the ciphertext, nonce, key or associated data is not the one
     /// the message was sealed with. Nothing is learned about which.
     case authenticationFailed
+    /// Text is not an Ethereum address; the associated value says why.
+    case badEthereumAddress(String)
+    /// A signature's bytes cannot be a valid signature at all; the associated value says why.
+    case malformedSignature(String)
+    /// Secret key bytes are not a usable key; the associated value says why.
+    case invalidSecretKey(String)
 
     public var description: String {
         switch self {
@@ -29,6 +35,12 @@ public enum CryptoError: Error, Equatable, CustomStringConvertible {
             "the peer's ephemeral key is a low-order point that gives a predictable shared secret; refuse the peer"
         case .authenticationFailed:
             "the message does not authenticate: it was altered, replayed, or sealed under a different key or nonce"
+        case let .badEthereumAddress(reason):
+            "not an Ethereum address: \(reason)"
+        case let .malformedSignature(reason):
+            "not a valid signature: \(reason)"
+        case let .invalidSecretKey(reason):
+            "not a usable secret key: \(reason)"
         }
     }
 }

@@ -57,8 +57,8 @@ public struct DigestDomain: Hashable, Sendable {
 
     /// Derives a channel's identifier from its parameters.
     public static let channelID = DigestDomain("parley/channel-id/v2")
-    /// The digest of a channel state that participants sign.
-    public static let stateSignature = DigestDomain("parley/state/v1")
+    /// The digest of a channel state that participants sign. Version 2: 128-bit amounts.
+    public static let stateSignature = DigestDomain("parley/state/v2")
     /// The checksum in a public key's human form.
     public static let keyChecksum = DigestDomain("parley/key-checksum/v1")
     /// The transport handshake's transcript hashes: what each side signs, and what the

@@ -234,7 +234,7 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
 
     @discardableResult
     public func deposit(
-        params: ChannelParams, opening: Allocation, participant: ParticipantIndex, amount: UInt64
+        params: ChannelParams, opening: Allocation, participant: ParticipantIndex, amount: Amount
     ) async throws(SettlementError) -> [ChainEvent] {
         try await submit(.deposit(params: params, opening: opening, participant: participant, amount: amount))
     }
@@ -270,7 +270,7 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
     /// daemon's key) may, unless the daemon runs with `--allow-faucet` or on the well-known key;
     /// anyone else gets `SettlementError.transport` naming `DevchainRefusal.faucetNotAllowed`.
     @discardableResult
-    public func mint(_ amount: UInt64, to account: PublicKey) async throws(SettlementError) -> [ChainEvent] {
+    public func mint(_ amount: Amount, to account: PublicKey) async throws(SettlementError) -> [ChainEvent] {
         try await submit(.mint(account: account, amount: amount))
     }
 
@@ -290,7 +290,7 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         try Self.decode(try await request(.channel(id)).settlement(), SettlementError.self, DevchainPayload.decodeChannel)
     }
 
-    public func balance(of account: PublicKey) async throws(SettlementError) -> UInt64 {
+    public func balance(of account: PublicKey) async throws(SettlementError) -> Amount {
         try Self.decode(try await request(.balance(account)).settlement(), SettlementError.self, DevchainPayload.decodeBalance)
     }
 

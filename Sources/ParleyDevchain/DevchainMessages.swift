@@ -207,7 +207,7 @@ enum DevchainPayload {
 
     static func time(_ time: ChainTime) -> [UInt8] { time.wireBytes }
 
-    static func balance(_ amount: UInt64) -> [UInt8] {
+    static func balance(_ amount: Amount) -> [UInt8] {
         var writer = WireWriter()
         writer.write(amount)
         return writer.bytes
@@ -227,9 +227,9 @@ enum DevchainPayload {
         return events
     }
 
-    static func decodeBalance(_ bytes: [UInt8]) throws(WireError) -> UInt64 {
+    static func decodeBalance(_ bytes: [UInt8]) throws(WireError) -> Amount {
         var reader = WireReader(bytes)
-        let amount = try reader.readUInt64("balance")
+        let amount = try reader.readAmount("balance")
         try reader.finish()
         return amount
     }

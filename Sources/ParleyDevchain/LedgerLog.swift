@@ -82,7 +82,7 @@ public enum DevchainStoreError: Error, Equatable, Sendable, CustomStringConverti
 /// The devchain's append-only ledger file, `DIR/ledger.log`, and the lock on `DIR`.
 ///
 /// ```text
-/// file   = magic "PARLEYDC" | version u32 (1) | record*
+/// file   = magic "PARLEYDC" | version u32 (2; version 1 held 64-bit amounts) | record*
 /// record = length u32 | crc32c u32 (over the length bytes and the body) | body (length bytes)
 /// body   = 1 transaction(time u64, caller PublicKey, ChainTransaction) | 2 clock(time u64)
 /// ```
@@ -95,7 +95,8 @@ public enum DevchainStoreError: Error, Equatable, Sendable, CustomStringConverti
 final class LedgerLog {
     static let fileName = "ledger.log"
     static let lockFileName = "devchain.lock"
-    static let header: [UInt8] = Array("PARLEYDC".utf8) + [0, 0, 0, 1]
+    static let formatVersion: UInt8 = 2
+    static let header: [UInt8] = Array("PARLEYDC".utf8) + [0, 0, 0, formatVersion]
     static let recordHeaderBytes = 8
     /// A body larger than this is damage, not a record (the largest transaction is far smaller).
     static let maxRecordBytes = 256 * 1024
@@ -203,7 +204,17 @@ final class LedgerLog {
             return ([], bytes.count)
         }
         guard Array(bytes[0..<header.count]) == header else {
-            throw .corrupt(path: path, offset: 0, reason: "not a devchain ledger, or an unsupported version")
+            let magicBytes = header.count - 4
+            guard Array(bytes[0..<magicBytes]) == Array(header[0..<magicBytes]) else {
+                throw .corrupt(path: path, offset: 0, reason: "not a devchain ledger (bad magic)")
+            }
+            let version = readUInt32(bytes, at: magicBytes)
+            throw .corrupt(
+                path: path, offset: 0,
+                reason: version < UInt32(formatVersion)
+                    ? "ledger format \(version) was written by an older Parley (64-bit amounts); this build reads format "
+                        + "\(formatVersion). Start the devchain with a new --data directory"
+                    : "ledger format \(version) is newer than this build reads (\(formatVersion)); use a newer parley")
         }
         var records: [LedgerRecord] = []
         var offset = header.count

@@ -5,6 +5,7 @@ import ParleyDevchain
 import ParleyLocks
 @_spi(Drills) import ParleyNode
 import ParleySettlement
+import ParleyWire
 
 /// Runs drills with real processes: a `parley devchain` with manual time and one
 /// `parley node` per peer, all on loopback. `crash` is SIGKILL; `restart` recovers from
@@ -616,7 +617,7 @@ final class DrillRun: @unchecked Sendable {
             if let allocation = onChain.payout {
                 for (peer, amount) in payout.sorted(by: { $0.key < $1.key }) {
                     let seat = drill.seat(of: peer) ?? .first
-                    if allocation[seat] != amount { problems.append("\(peer) is paid \(allocation[seat]), expected \(amount)") }
+                    if allocation[seat] != Amount(amount) { problems.append("\(peer) is paid \(allocation[seat]), expected \(amount)") }
                 }
             } else {
                 problems.append("the channel is not settled on chain yet (phase \(onChain.phase))")

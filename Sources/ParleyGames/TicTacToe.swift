@@ -1,4 +1,5 @@
 import ParleyChannel
+import ParleyWire
 
 /// Tic-tac-toe for stakes (app id `parley.tictactoe/1`).
 ///
@@ -151,7 +152,7 @@ public struct TicTacToe: AppRules {
     }
 
     /// `total` to `seat`, nothing to its peer.
-    private static func allocation(paying total: UInt64, to seat: ParticipantIndex) -> Allocation {
+    private static func allocation(paying total: Amount, to seat: ParticipantIndex) -> Allocation {
         var allocation = Allocation(0, 0)
         allocation[seat] = total
         return allocation

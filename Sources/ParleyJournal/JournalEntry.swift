@@ -7,7 +7,7 @@ public enum DisputeEvent: Hashable, Sendable {
     case refuted(version: UInt64)
     case progressed(version: UInt64)
     case concluded(version: UInt64)
-    case withdrawn(amount: UInt64)
+    case withdrawn(amount: Amount)
 }
 
 /// Everything the journal keeps about one channel, rebuilt by recovery and
@@ -163,7 +163,7 @@ extension DisputeEvent: WireCodable {
         case .refuted: self = .refuted(version: try reader.readUInt64("version"))
         case .progressed: self = .progressed(version: try reader.readUInt64("version"))
         case .concluded: self = .concluded(version: try reader.readUInt64("version"))
-        case .withdrawn: self = .withdrawn(amount: try reader.readUInt64("amount"))
+        case .withdrawn: self = .withdrawn(amount: try reader.readAmount("amount"))
         }
     }
 }

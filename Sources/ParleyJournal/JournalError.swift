@@ -13,6 +13,9 @@ public enum JournalError: Error, Equatable, Sendable, CustomStringConvertible {
     case corrupted(segment: String, offset: Int, reason: String)
     /// A segment file that is not a Parley journal segment of a version this build reads.
     case badSegmentHeader(segment: String, reason: String)
+    /// A segment written in another journal format: by an older Parley (version 2 held
+    /// 64-bit amounts) or a newer one. Nothing in it is read.
+    case unsupportedFormat(segment: String, version: UInt16, supported: UInt16)
     /// An earlier write or sync failed; the journal accepts nothing more until it is reopened.
     case stopped(after: String)
     /// Another process holds this journal open.
@@ -34,6 +37,12 @@ public enum JournalError: Error, Equatable, Sendable, CustomStringConvertible {
                 + "refusing to drop committed history; restore the file from a backup or inspect it with `parley journal verify`"
         case let .badSegmentHeader(segment, reason):
             return "\(segment) is not a readable journal segment: \(reason)"
+        case let .unsupportedFormat(segment, version, supported) where version < supported:
+            return "\(segment) is in journal format \(version), written by an older Parley (64-bit amounts); this build "
+                + "reads format \(supported) only. Settle its channels with the release that wrote it, then start this "
+                + "node with a new journal directory"
+        case let .unsupportedFormat(segment, version, supported):
+            return "\(segment) is in journal format \(version), newer than this build reads (\(supported)); use a newer parley"
         case let .stopped(after):
             return "the journal stopped accepting records after an earlier failure (\(after)); restart the node once the cause is fixed"
         case let .locked(directory):

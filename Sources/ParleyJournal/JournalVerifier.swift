@@ -1,4 +1,5 @@
 import ParleyChannel
+import ParleyWire
 
 /// What `JournalVerifier.verify` found.
 public struct VerificationReport: Sendable {
@@ -47,7 +48,7 @@ public enum JournalViolation: Error, Equatable, Sendable, CustomStringConvertibl
     /// A state we signed at a version already signed or committed: a second signature on a used version.
     case versionSignedTwice(channel: ChannelID, version: UInt64, highestSigned: UInt64)
     /// Balances that do not add up to the funding; `total` is nil when they overflow 64 bits.
-    case notConserved(channel: ChannelID, version: UInt64, total: UInt64?, funded: UInt64)
+    case notConserved(channel: ChannelID, version: UInt64, total: Amount?, funded: Amount)
     case badSignature(channel: ChannelID, version: UInt64, signer: ParticipantIndex)
     case missingSignature(channel: ChannelID, version: UInt64, signer: ParticipantIndex)
     /// A `signed` record that carries no signature at all.
@@ -183,7 +184,7 @@ private struct ChannelHistory {
     let channel: ChannelID
     let params: ChannelParams
     let funding: Allocation
-    let funded: UInt64
+    let funded: Amount
     /// The last fully-signed version, nil before the first commit.
     var committed: UInt64?
     /// The highest version signed or committed, nil before the first signature.

@@ -3,13 +3,15 @@ import ParleyWire
 /// The on-disk layout of a segment file. See Docs/Journal.md for a byte-level picture.
 ///
 /// ```text
-/// header:  "PRLYJRNL" (8) | format version u16 = 2 | reserved u16 = 0 | segment index u64
+/// header:  "PRLYJRNL" (8) | format version u16 = 3 | reserved u16 = 0 | segment index u64
 /// record:  payload length u32 | CRC-32C of payload u32 | payload (a JournalEntry, canonical encoding)
 /// ```
 /// All integers are big-endian.
 public enum SegmentFormat {
     public static let magic: [UInt8] = Array("PRLYJRNL".utf8)
-    public static let version: UInt16 = 2
+    /// Version 3 widened amounts to 128 bits (version 2 held `UInt64` balances). A segment of
+    /// another version is refused with `JournalError.unsupportedFormat`, never misread.
+    public static let version: UInt16 = 3
     public static let headerBytes = 20
     public static let recordHeaderBytes = 8
     /// A snapshot of a channel holding two maximal app-data states still fits.
@@ -105,7 +107,7 @@ extension SegmentFormat {
             }
             let version = try reader.readUInt16("format version")
             guard version == Self.version else {
-                throw JournalError.badSegmentHeader(segment: name, reason: "format version \(version), this build reads \(Self.version)")
+                throw JournalError.unsupportedFormat(segment: name, version: version, supported: Self.version)
             }
             _ = try reader.readUInt16("reserved")
             let index = try reader.readUInt64("segment index")

@@ -1,5 +1,6 @@
 import ParleyChannel
 import ParleySettlement
+import ParleyWire
 
 /// A handle on one channel of a ``Node``. Cheap to copy; every call goes to the node.
 ///
@@ -34,7 +35,7 @@ public struct Channel: Sendable, Hashable {
     ///   does not resynchronise, within the proposal timeout (the watcher then exits on
     ///   chain if the policy says so); `.channelClosing`, `.notFunded`.
     @discardableResult
-    public func pay(_ amount: UInt64) async throws(NodeError) -> SignedState {
+    public func pay(_ amount: Amount) async throws(NodeError) -> SignedState {
         try await request(.intent(.pay(amount: amount)))
     }
 
@@ -59,7 +60,7 @@ public struct Channel: Sendable, Hashable {
     /// call `close()` again (the same balances at a fresh version) or ``dispute()``. You
     /// receive exactly what the final state says either way.
     @discardableResult
-    public func close() async throws(NodeError) -> UInt64 {
+    public func close() async throws(NodeError) -> Amount {
         let final = try await request(.intent(.finalize))
         try await waitUntilClosed()
         return try final.state.allocation[status.me]

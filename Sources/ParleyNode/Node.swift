@@ -371,7 +371,7 @@ public actor Node {
     /// - Throws: ``NodeError``: `.peerUnreachable`, `.openTimedOut`, `.openRefused`,
     ///   `.watcher(.fundingTimedOut)` when the peer's deposit never came (ours is reclaimed).
     public func open(
-        with peer: PublicKey, at address: SocketAddress, deposit: UInt64, theirs: UInt64,
+        with peer: PublicKey, at address: SocketAddress, deposit: Amount, theirs: Amount,
         app: AppID = .payment, appData: [UInt8] = [], challengeDuration: UInt64? = nil,
         timeout: Duration = .seconds(30)
     ) async throws(NodeError) -> Channel {

@@ -3,6 +3,7 @@ import ParleyCrypto
 import ParleyJournal
 import ParleySettlement
 import ParleyTransport
+import ParleyWire
 
 /// How a ``Node`` behaves. The defaults are safe for money: every update is fsync'd,
 /// a silent peer leads to an on-chain exit, and a channel is usable only once funded.
@@ -70,7 +71,7 @@ public struct NodePolicy: Sendable {
 /// journal with channels.
 public struct OpenLimits: Sendable, Equatable {
     /// The most we deposit into one channel a peer proposes.
-    public var maxDeposit: UInt64
+    public var maxDeposit: Amount
     /// Challenge windows (seconds of chain time) we accept: too short and we may not answer
     /// a stale registration in time; too long and our deposit is locked for that long.
     public var challengeDurations: ClosedRange<UInt64>
@@ -79,7 +80,7 @@ public struct OpenLimits: Sendable, Equatable {
     /// Channel proposals we take from one peer per minute (a sliding window); more are refused.
     public var maxOpensPerMinute: Int
 
-    public static let defaultMaxDeposit: UInt64 = 1_000_000
+    public static let defaultMaxDeposit: Amount = 1_000_000
     public static let defaultChallengeDurations: ClosedRange<UInt64> = 10...(7 * 24 * 3600)
     public static let defaultMaxChannelsPerPeer = 64
     public static let defaultMaxOpensPerMinute = 60
@@ -89,7 +90,7 @@ public struct OpenLimits: Sendable, Equatable {
         maxOpensPerMinute: .max)
 
     public init(
-        maxDeposit: UInt64 = OpenLimits.defaultMaxDeposit,
+        maxDeposit: Amount = OpenLimits.defaultMaxDeposit,
         challengeDurations: ClosedRange<UInt64> = OpenLimits.defaultChallengeDurations,
         maxChannelsPerPeer: Int = OpenLimits.defaultMaxChannelsPerPeer,
         maxOpensPerMinute: Int = OpenLimits.defaultMaxOpensPerMinute
@@ -130,7 +131,7 @@ public struct IncomingUpdate: Sendable {
     public let proposed: ChannelState
 
     /// The peer's balance moves to us by this much (0 when it takes from us or keeps balances).
-    public var amountToMe: UInt64 {
+    public var amountToMe: Amount {
         let before = current.allocation[me]
         let after = proposed.allocation[me]
         return after > before ? after - before : 0
@@ -179,9 +180,9 @@ public struct OpenRequest: Sendable {
     public let channel: ChannelID
     public let peer: PublicKey
     /// What the peer deposits.
-    public let theirDeposit: UInt64
+    public let theirDeposit: Amount
     /// What we would deposit.
-    public let myDeposit: UInt64
+    public let myDeposit: Amount
     public let challengeDuration: UInt64
     public let appID: AppID
 }
@@ -234,7 +235,7 @@ public enum NodeEvent: Sendable, Equatable {
     /// The chain fixed the payout from state `version`.
     case concluded(ChannelID, version: UInt64, allocation: Allocation)
     /// Our payout arrived in our chain account.
-    case withdrawn(ChannelID, amount: UInt64)
+    case withdrawn(ChannelID, amount: Amount)
     /// Nothing of ours is left in the channel.
     case closed(ChannelID)
     /// Something went wrong that the node recovers from by itself (it retries or keeps
@@ -305,8 +306,8 @@ public struct ChannelStatus: Sendable, Equatable {
     public let isConnected: Bool
 
     /// Our balance in the latest state.
-    public var myBalance: UInt64 { latest.state.allocation[me] }
-    public var peerBalance: UInt64 { latest.state.allocation[me.peer] }
+    public var myBalance: Amount { latest.state.allocation[me] }
+    public var peerBalance: Amount { latest.state.allocation[me.peer] }
 }
 
 /// What turned a channel closing. A channel takes no more updates from then on; the

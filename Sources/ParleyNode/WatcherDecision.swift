@@ -1,6 +1,7 @@
 import ParleyChannel
 import ParleyJournal
 import ParleySettlement
+import ParleyWire
 
 /// The one next step the watcher takes for a channel, decided from what the chain shows,
 /// what the journal holds, and whether we want out.
@@ -15,7 +16,7 @@ enum WatcherStep: Equatable, Sendable {
     /// The window has closed: fix the payout.
     case conclude
     /// Take our concluded payout.
-    case withdraw(amount: UInt64)
+    case withdraw(amount: Amount)
     /// The channel was never funded and we want out: take our deposit back.
     case reclaim
     /// Nothing is left for us on chain; record the channel as closed.

@@ -1,6 +1,7 @@
 import ParleyChannel
 import ParleyJournal
 import ParleySettlement
+import ParleyWire
 
 /// When the watcher acts on its own. The defaults are the safe choice for real money:
 /// exit through the chain when the peer stops answering, but give a dropped connection
@@ -64,7 +65,7 @@ public enum WatcherEvent: Sendable, Equatable {
     /// The payout is fixed at `allocation`, from state `version`.
     case concluded(ChannelID, version: UInt64, allocation: Allocation)
     /// Our payout arrived in our account.
-    case withdrawn(ChannelID, amount: UInt64)
+    case withdrawn(ChannelID, amount: Amount)
     /// Nothing of ours is left in the channel; it is closed in the journal.
     case closed(ChannelID)
     /// A chain call or a journal write failed; the watcher retries after `retryDelay`.

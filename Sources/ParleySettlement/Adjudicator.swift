@@ -1,5 +1,6 @@
 import ParleyChannel
 import ParleyCrypto
+import ParleyWire
 
 /// The settlement rules as a deterministic value: no clock, no I/O.
 ///
@@ -52,7 +53,7 @@ public struct Adjudicator: Sendable {
     }
 
     /// The account's balance outside any channel; 0 for an account never seen.
-    public func balance(of account: PublicKey) -> UInt64 { ledger.balance(of: account) }
+    public func balance(of account: PublicKey) -> Amount { ledger.balance(of: account) }
 
     /// The channel's snapshot, or `nil` if no deposit ever named it.
     public func channel(_ id: ChannelID) -> ChannelOnChain? { ledger.channels[id] }
@@ -77,7 +78,7 @@ public struct Adjudicator: Sendable {
 // MARK: - Money in and out
 
 extension Adjudicator {
-    mutating func mint(_ amount: UInt64, to account: PublicKey) throws(SettlementError) {
+    mutating func mint(_ amount: Amount, to account: PublicKey) throws(SettlementError) {
         guard amount > 0 else { throw .zeroAmount }
         let (supply, overflow) = ledger.totalMinted.addingReportingOverflow(amount)
         guard !overflow else { throw .balanceOverflow }
@@ -87,7 +88,7 @@ extension Adjudicator {
     }
 
     mutating func deposit(
-        _ params: ChannelParams, _ opening: Allocation, _ participant: ParticipantIndex, _ amount: UInt64,
+        _ params: ChannelParams, _ opening: Allocation, _ participant: ParticipantIndex, _ amount: Amount,
         caller: PublicKey, now: ChainTime
     ) throws(SettlementError) -> [ChainEvent] {
         guard params.domain == domain else { throw .wrongDomain(expected: domain, got: params.domain) }

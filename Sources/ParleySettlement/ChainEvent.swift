@@ -27,7 +27,7 @@ public struct ChainEvent: Sendable, Equatable, CustomStringConvertible {
     /// What happened to the channel. Amounts are in the chain's smallest unit.
     public enum Kind: Equatable, Sendable {
         /// `participant` deposited `amount`; `totalDeposited` is that seat's deposit afterwards.
-        case deposited(participant: ParticipantIndex, amount: UInt64, totalDeposited: UInt64)
+        case deposited(participant: ParticipantIndex, amount: Amount, totalDeposited: Amount)
         /// Every seat's deposit now equals the opening allocation.
         case funded
         /// A fully-signed state was registered; the challenge window ends at `deadline`.
@@ -37,9 +37,9 @@ public struct ChainEvent: Sendable, Equatable, CustomStringConvertible {
         /// The payout is fixed at `allocation`, from the registered state `version`.
         case concluded(version: UInt64, allocation: Allocation)
         /// `participant`'s payout moved to its account.
-        case withdrawn(participant: ParticipantIndex, amount: UInt64)
+        case withdrawn(participant: ParticipantIndex, amount: Amount)
         /// `participant` took its deposit back from a channel that never got funded.
-        case reclaimed(participant: ParticipantIndex, amount: UInt64)
+        case reclaimed(participant: ParticipantIndex, amount: Amount)
     }
 
     public var description: String { "#\(sequence) \(time) \(channel.shortID) \(kind)" }
@@ -110,8 +110,8 @@ extension ChainEvent.Kind: WireCodable {
         switch tag {
         case .deposited:
             self = .deposited(
-                participant: try reader.readSeat("participant"), amount: try reader.readUInt64("amount"),
-                totalDeposited: try reader.readUInt64("total deposited"))
+                participant: try reader.readSeat("participant"), amount: try reader.readAmount("amount"),
+                totalDeposited: try reader.readAmount("total deposited"))
         case .funded:
             self = .funded
         case .registered:
@@ -125,9 +125,9 @@ extension ChainEvent.Kind: WireCodable {
         case .concluded:
             self = .concluded(version: try reader.readUInt64("version"), allocation: try Allocation(from: &reader))
         case .withdrawn:
-            self = .withdrawn(participant: try reader.readSeat("participant"), amount: try reader.readUInt64("amount"))
+            self = .withdrawn(participant: try reader.readSeat("participant"), amount: try reader.readAmount("amount"))
         case .reclaimed:
-            self = .reclaimed(participant: try reader.readSeat("participant"), amount: try reader.readUInt64("amount"))
+            self = .reclaimed(participant: try reader.readSeat("participant"), amount: try reader.readAmount("amount"))
         }
     }
 }

@@ -9,9 +9,9 @@ import ParleyWire
 /// them into a fresh `Adjudicator` after a restart.
 public enum ChainTransaction: Sendable, Equatable {
     /// Faucet for dev chains: creates `amount` in `account`. Any caller.
-    case mint(account: PublicKey, amount: UInt64)
+    case mint(account: PublicKey, amount: Amount)
     /// Moves `amount` from the caller's account into `participant`'s seat of the channel `params` name.
-    case deposit(params: ChannelParams, opening: Allocation, participant: ParticipantIndex, amount: UInt64)
+    case deposit(params: ChannelParams, opening: Allocation, participant: ParticipantIndex, amount: Amount)
     /// The caller takes its deposit back from a channel that never got funded.
     case reclaim(channel: ChannelID)
     /// Registers a fully-signed state, opening (or continuing) the challenge window.
@@ -68,11 +68,11 @@ extension ChainTransaction: WireCodable {
         guard let tag = Tag(rawValue: raw) else { throw .unknownTag(field: "transaction kind", tag: raw) }
         switch tag {
         case .mint:
-            self = .mint(account: try PublicKey(from: &reader), amount: try reader.readUInt64("amount"))
+            self = .mint(account: try PublicKey(from: &reader), amount: try reader.readAmount("amount"))
         case .deposit:
             self = .deposit(
                 params: try ChannelParams(from: &reader), opening: try Allocation(from: &reader),
-                participant: try reader.readSeat("participant"), amount: try reader.readUInt64("amount"))
+                participant: try reader.readSeat("participant"), amount: try reader.readAmount("amount"))
         case .reclaim:
             self = .reclaim(channel: try ChannelID(from: &reader))
         case .register:

@@ -1,5 +1,6 @@
 import ParleyChannel
 import ParleyCrypto
+import ParleyWire
 
 /// What the chain knows about one channel: a snapshot, safe to keep and compare.
 public struct ChannelOnChain: Sendable, Equatable {
@@ -9,7 +10,7 @@ public struct ChannelOnChain: Sendable, Equatable {
     public let opening: Allocation
     /// The sum of `opening`: what the channel holds once funded, and what every
     /// registered state's balances must add up to.
-    public let fundedTotal: UInt64
+    public let fundedTotal: Amount
     /// What each seat has deposited so far (and not reclaimed).
     public internal(set) var deposits: Allocation
     /// Every seat's deposit equals its opening amount. Never becomes false again.
@@ -31,7 +32,7 @@ public struct ChannelOnChain: Sendable, Equatable {
     /// Seats that have withdrawn their payout.
     public internal(set) var withdrawn: Set<ParticipantIndex>
 
-    init(params: ChannelParams, opening: Allocation, fundedTotal: UInt64) {
+    init(params: ChannelParams, opening: Allocation, fundedTotal: Amount) {
         self.params = params
         self.opening = opening
         self.fundedTotal = fundedTotal
@@ -60,7 +61,7 @@ public struct ChannelOnChain: Sendable, Equatable {
     }
 
     /// Money the channel holds: its deposits until it concludes, then the payouts not yet withdrawn.
-    public var holdings: UInt64 {
+    public var holdings: Amount {
         guard let payout = concludedAllocation else { return deposits[.first] &+ deposits[.second] }
         return ParticipantIndex.allCases.filter { !withdrawn.contains($0) }.reduce(0) { $0 &+ payout[$1] }
     }

@@ -35,7 +35,7 @@ extension ChannelOnChain: WireCodable {
     public init(from reader: inout WireReader) throws(WireError) {
         let params = try ChannelParams(from: &reader)
         let opening = try Allocation(from: &reader)
-        let fundedTotal = try reader.readUInt64("funded total")
+        let fundedTotal = try reader.readAmount("funded total")
         guard opening.total == fundedTotal else {
             throw .invalidValue(field: "funded total", reason: "must be the sum of the opening allocation")
         }

@@ -1,6 +1,7 @@
 import ParleyChannel
 import ParleyCrypto
 import ParleyLocks
+import ParleyWire
 
 /// The embedded chain: an `Adjudicator` behind a lock, with a virtual clock.
 ///
@@ -73,7 +74,7 @@ public final class LocalChain: Sendable {
     }
 
     /// The account's balance outside any channel.
-    public func balance(of account: PublicKey) -> UInt64 {
+    public func balance(of account: PublicKey) -> Amount {
         state.withLock { $0.adjudicator.balance(of: account) }
     }
 
@@ -116,7 +117,7 @@ public struct LocalChainAdapter: SettlementAdapter, DevFaucet {
 
     @discardableResult
     public func deposit(
-        params: ChannelParams, opening: Allocation, participant: ParticipantIndex, amount: UInt64
+        params: ChannelParams, opening: Allocation, participant: ParticipantIndex, amount: Amount
     ) async throws(SettlementError) -> [ChainEvent] {
         try chain.submit(.deposit(params: params, opening: opening, participant: participant, amount: amount), as: identity)
     }
@@ -150,7 +151,7 @@ public struct LocalChainAdapter: SettlementAdapter, DevFaucet {
 
     public func channel(_ id: ChannelID) async throws(SettlementError) -> ChannelOnChain? { chain.channel(id) }
 
-    public func balance(of account: PublicKey) async throws(SettlementError) -> UInt64 {
+    public func balance(of account: PublicKey) async throws(SettlementError) -> Amount {
         chain.balance(of: account)
     }
 
@@ -159,7 +160,7 @@ public struct LocalChainAdapter: SettlementAdapter, DevFaucet {
     }
 
     @discardableResult
-    public func mint(_ amount: UInt64, to account: PublicKey) async throws(SettlementError) -> [ChainEvent] {
+    public func mint(_ amount: Amount, to account: PublicKey) async throws(SettlementError) -> [ChainEvent] {
         try chain.submit(.mint(account: account, amount: amount), as: identity)
     }
 }

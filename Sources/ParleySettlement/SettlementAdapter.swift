@@ -1,5 +1,6 @@
 import ParleyChannel
 import ParleyCrypto
+import ParleyWire
 
 // One small protocol per role (go-perun style), composed into `SettlementAdapter`.
 // Every call is one chain transaction signed and paid for by the adapter's
@@ -19,7 +20,7 @@ public protocol Funder: Sendable {
     /// the channel is funded when every seat's deposit equals its opening amount.
     @discardableResult
     func deposit(
-        params: ChannelParams, opening: Allocation, participant: ParticipantIndex, amount: UInt64
+        params: ChannelParams, opening: Allocation, participant: ParticipantIndex, amount: Amount
     ) async throws(SettlementError) -> [ChainEvent]
 
     /// Returns the identity's deposit from a channel that is not funded;
@@ -60,7 +61,7 @@ public protocol ChainReader: Sendable {
     /// The channel's on-chain snapshot, or `nil` if no deposit ever named it.
     func channel(_ id: ChannelID) async throws(SettlementError) -> ChannelOnChain?
     /// The account's balance outside any channel.
-    func balance(of account: PublicKey) async throws(SettlementError) -> UInt64
+    func balance(of account: PublicKey) async throws(SettlementError) -> Amount
 }
 
 /// Delivers chain events.
@@ -87,5 +88,5 @@ public protocol SettlementAdapter: Funder, Registerer, Concluder, ChainReader, E
 /// Creates money on development chains. Real chains do not offer it.
 public protocol DevFaucet: Sendable {
     @discardableResult
-    func mint(_ amount: UInt64, to account: PublicKey) async throws(SettlementError) -> [ChainEvent]
+    func mint(_ amount: Amount, to account: PublicKey) async throws(SettlementError) -> [ChainEvent]
 }

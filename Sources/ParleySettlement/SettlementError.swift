@@ -1,5 +1,6 @@
 import ParleyChannel
 import ParleyCrypto
+import ParleyWire
 
 /// Why the chain refused a transaction, or why an adapter could not reach it.
 ///
@@ -33,9 +34,9 @@ public enum SettlementError: Error, Equatable, Sendable, CustomStringConvertible
     /// The seat's concluded payout is zero.
     case nothingToWithdraw(ParticipantIndex)
     /// Register on a channel whose deposits do not yet match its opening allocation.
-    case underfunded(deposited: UInt64, required: UInt64)
+    case underfunded(deposited: Amount, required: Amount)
     /// A deposit that would take the seat above its opening amount.
-    case overDeposit(participant: ParticipantIndex, deposited: UInt64, amount: UInt64, required: UInt64)
+    case overDeposit(participant: ParticipantIndex, deposited: Amount, amount: Amount, required: Amount)
     /// A deposit naming a different opening allocation than the channel's first deposit.
     case openingMismatch(channel: Allocation, got: Allocation)
     /// A deposit or reclaim on a channel that is already fully funded.
@@ -46,7 +47,7 @@ public enum SettlementError: Error, Equatable, Sendable, CustomStringConvertible
     case nothingToReclaim(ParticipantIndex)
     /// Mints and deposits move a positive amount.
     case zeroAmount
-    case insufficientBalance(account: PublicKey, has: UInt64, needs: UInt64)
+    case insufficientBalance(account: PublicKey, has: Amount, needs: Amount)
     /// Progress by the participant whose turn it is not.
     case notYourTurn(expected: ParticipantIndex, got: ParticipantIndex)
     case progressNotAllowed(ProgressRefusal)
@@ -55,7 +56,7 @@ public enum SettlementError: Error, Equatable, Sendable, CustomStringConvertible
     /// The chain has no rules registered for the channel's app.
     case unknownApp(AppID)
     /// A state's balances do not add up to what the channel holds.
-    case balanceNotConserved(funded: UInt64, proposed: UInt64)
+    case balanceNotConserved(funded: Amount, proposed: Amount)
     /// An allocation, or the total money supply, would not fit in 64 bits.
     case balanceOverflow
     /// The adapter could not reach the chain, or the chain's answer was unreadable.

@@ -82,11 +82,11 @@ extension SettlementError: WireCodable {
         case .notConcluded: self = .notConcluded
         case .alreadyWithdrawn: self = .alreadyWithdrawn(try reader.readSeat("participant"))
         case .nothingToWithdraw: self = .nothingToWithdraw(try reader.readSeat("participant"))
-        case .underfunded: self = .underfunded(deposited: try reader.readUInt64("amount"), required: try reader.readUInt64("amount"))
+        case .underfunded: self = .underfunded(deposited: try reader.readAmount("amount"), required: try reader.readAmount("amount"))
         case .overDeposit:
             self = .overDeposit(
-                participant: try reader.readSeat("participant"), deposited: try reader.readUInt64("amount"),
-                amount: try reader.readUInt64("amount"), required: try reader.readUInt64("amount"))
+                participant: try reader.readSeat("participant"), deposited: try reader.readAmount("amount"),
+                amount: try reader.readAmount("amount"), required: try reader.readAmount("amount"))
         case .openingMismatch: self = .openingMismatch(channel: try Allocation(from: &reader), got: try Allocation(from: &reader))
         case .alreadyFunded: self = .alreadyFunded
         case .depositsClosed: self = .depositsClosed
@@ -94,13 +94,13 @@ extension SettlementError: WireCodable {
         case .zeroAmount: self = .zeroAmount
         case .insufficientBalance:
             self = .insufficientBalance(
-                account: try PublicKey(from: &reader), has: try reader.readUInt64("amount"), needs: try reader.readUInt64("amount"))
+                account: try PublicKey(from: &reader), has: try reader.readAmount("amount"), needs: try reader.readAmount("amount"))
         case .notYourTurn: self = .notYourTurn(expected: try reader.readSeat("mover"), got: try reader.readSeat("mover"))
         case .progressNotAllowed: self = .progressNotAllowed(try ProgressRefusal(from: &reader))
         case .invalidMove: self = .invalidMove(try Self.readText(&reader))
         case .unknownApp: self = .unknownApp(try AppID(from: &reader))
         case .balanceNotConserved:
-            self = .balanceNotConserved(funded: try reader.readUInt64("amount"), proposed: try reader.readUInt64("amount"))
+            self = .balanceNotConserved(funded: try reader.readAmount("amount"), proposed: try reader.readAmount("amount"))
         case .balanceOverflow: self = .balanceOverflow
         case .transport: self = .transport(try Self.readText(&reader))
         case .wrongDomain:
@@ -110,6 +110,12 @@ extension SettlementError: WireCodable {
     }
 
     private static func write(_ tag: Tag, _ first: UInt64, _ second: UInt64, to writer: inout WireWriter) {
+        writer.write(tag.rawValue)
+        writer.write(first)
+        writer.write(second)
+    }
+
+    private static func write(_ tag: Tag, _ first: Amount, _ second: Amount, to writer: inout WireWriter) {
         writer.write(tag.rawValue)
         writer.write(first)
         writer.write(second)

@@ -300,7 +300,7 @@ final class Mallory: @unchecked Sendable {
     /// Proposes a channel to the honest side: she deposits `mine`, it deposits `theirs`;
     /// `deposit` says how, once the node has signed version 0 (else she decides then).
     func open(
-        mine: UInt64, theirs: UInt64, domain: SettlementDomain, challenge: UInt64, app: AppID = .payment,
+        mine: Amount, theirs: Amount, domain: SettlementDomain, challenge: UInt64, app: AppID = .payment,
         deposit: Move? = nil
     ) {
         guard let rules = apps[app] else { return }
@@ -344,7 +344,7 @@ final class Mallory: @unchecked Sendable {
         send(.openProposal(proposal))
     }
 
-    func pay(_ id: ChannelID, amount: UInt64, update: UpdateID) {
+    func pay(_ id: ChannelID, amount: Amount, update: UpdateID) {
         count(.pay)
         feed(id, .update(update, .pay(amount: amount)))
     }
@@ -433,7 +433,7 @@ final class Mallory: @unchecked Sendable {
             state.version = top + 1
             state.isFinal = true
             let total = state.allocation.total ?? 0
-            let mine = total == 0 ? 0 : random.next() % (total + 1)
+            let mine = total == 0 ? 0 : Amount(random.next()) % (total + 1)
             state.allocation[held.me] = mine
             state.allocation[held.me.peer] = total - mine
         case .forgeSkip:
@@ -518,9 +518,9 @@ final class Mallory: @unchecked Sendable {
             // that counted.
             var other = held.funding
             if other[seat] > 1, random.next() % 2 == 0 {
-                other[seat] = 1 + random.next() % (other[seat] - 1)
+                other[seat] = 1 + Amount(random.next()) % (other[seat] - 1)
             } else {
-                other[seat] = other[seat] &+ 1 + random.next() % 50
+                other[seat] = other[seat] &+ 1 + Amount(random.next() % 50)
             }
             let opening = other
             chainCalls.append((move, {

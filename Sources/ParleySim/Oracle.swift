@@ -229,7 +229,7 @@ struct Oracle {
     /// The least the honest node must get from channel `id`: its balance in the newest state
     /// it reported committed, or in any newer state it signed (the peer holds that signature,
     /// so a payment the node proposed may count as made), whichever is smaller.
-    func entitlement(_ id: ChannelID, seat: ParticipantIndex, opening: Allocation) -> UInt64 {
+    func entitlement(_ id: ChannelID, seat: ParticipantIndex, opening: Allocation) -> Amount {
         let base = honourable[id]?.version ?? 0
         var least = honourable[id]?.state.allocation[seat] ?? opening[seat]
         for (version, state) in signed[id] ?? [:] where version >= base {
@@ -240,8 +240,8 @@ struct Oracle {
 
     /// Total payouts never exceed deposits: every unit minted is in an account or a channel.
     mutating func checkConservation(_ ledger: Ledger) {
-        let accounts = ledger.accounts.values.reduce(UInt64(0)) { $0 &+ $1 }
-        let held = ledger.channels.values.reduce(UInt64(0)) { $0 &+ $1.holdings }
+        let accounts = ledger.accounts.values.reduce(Amount(0)) { $0 &+ $1 }
+        let held = ledger.channels.values.reduce(Amount(0)) { $0 &+ $1.holdings }
         if accounts &+ held != ledger.totalMinted {
             fail(.conservation, "accounts hold \(accounts) and channels \(held), but \(ledger.totalMinted) was minted")
         }

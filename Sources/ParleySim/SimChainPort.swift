@@ -2,6 +2,7 @@ import ParleyChannel
 import ParleyCrypto
 import ParleyLocks
 import ParleySettlement
+import ParleyWire
 
 /// The honest node's way to the simulated chain: `LocalChain` as the honest key, with the
 /// simulator's faults on top.
@@ -53,7 +54,7 @@ final class SimChainPort: SettlementAdapter {
     }
 
     func deposit(
-        params: ChannelParams, opening: Allocation, participant: ParticipantIndex, amount: UInt64
+        params: ChannelParams, opening: Allocation, participant: ParticipantIndex, amount: Amount
     ) async throws(SettlementError) -> [ChainEvent] {
         try admit("deposit")
         return try await inner.deposit(params: params, opening: opening, participant: participant, amount: amount)
@@ -93,7 +94,7 @@ final class SimChainPort: SettlementAdapter {
         return try await inner.channel(id)
     }
 
-    func balance(of account: PublicKey) async throws(SettlementError) -> UInt64 {
+    func balance(of account: PublicKey) async throws(SettlementError) -> Amount {
         try admit("balance")
         return try await inner.balance(of: account)
     }

@@ -80,7 +80,7 @@ public final class Simulation {
     private var step = 0
     private let policy: NodePolicy
     private static let journalDirectory = "/sim/honest"
-    private static let startingBalance: UInt64 = 1_000_000
+    private static let startingBalance: Amount = 1_000_000
     /// How long a user's `pay`, `update` or `close` may take: each wait on the peer (for the
     /// link to come back, for an answer, for its `reestablish`) ends after the proposal
     /// timeout, and a call meets at most a few of them; the rest is slack.
@@ -369,8 +369,8 @@ public final class Simulation {
         if kind < 3 || channels.isEmpty {
             guard let network else { return }
             let game = choices.chance(0.35)
-            let deposit = UInt64(choices.integer(in: 1...500))
-            let theirs = UInt64(choices.integer(in: game ? 1...500 : 0...500))
+            let deposit = Amount(choices.integer(in: 1...500))
+            let theirs = Amount(choices.integer(in: game ? 1...500 : 0...500))
             box.count(game ? "honest.open-game" : "honest.open")
             box.note(.honest, "opens \(game ? "a game" : "a channel"): deposits \(deposit), Mallory \(theirs)")
             let (peer, address, challenge) = (malloryKey.publicKey, network.malloryAddress, config.challengeDuration)
@@ -416,7 +416,7 @@ public final class Simulation {
         case 3...6:
             let mine = status.latest.state.allocation[status.me]
             guard mine > 0 else { return }
-            let amount = UInt64(choices.integer(in: 1...Int(min(mine, 50))))
+            let amount = Amount(choices.integer(in: 1...Int(min(mine, 50).value)))
             box.count("honest.pay")
             box.note(.honest, "pays \(amount) on \(status.id.shortID)")
             let call = box.begin("pay on \(status.id.shortID)", bound: Self.updateCallBound)
@@ -509,7 +509,7 @@ public final class Simulation {
             {
                 let mine = engine.latest.state.allocation[held.me]
                 if mine > 0 {
-                    mallory.pay(id, amount: UInt64(choices.integer(in: 1...Int(min(mine, 20)))), update: nextUpdate)
+                    mallory.pay(id, amount: Amount(choices.integer(in: 1...Int(min(mine, 20).value))), update: nextUpdate)
                     nextUpdate += 1
                 }
             }
@@ -560,7 +560,7 @@ public final class Simulation {
             let game = choices.chance(0.35)
             mallory.count(domain != chain.domain ? .openWrongDomain : game ? .openGame : .open)
             mallory.open(
-                mine: UInt64(choices.integer(in: game ? 1...500 : 0...500)), theirs: UInt64(choices.integer(in: game ? 1...500 : 0...500)),
+                mine: Amount(choices.integer(in: game ? 1...500 : 0...500)), theirs: Amount(choices.integer(in: game ? 1...500 : 0...500)),
                 domain: domain, challenge: config.challengeDuration, app: game ? TicTacToe.id : .payment)
             if mallory.link == nil { _ = network.malloryDial(now: clock.now) }
         case 28 where choices.chance(0.5):
@@ -591,8 +591,8 @@ public final class Simulation {
                 // "funded", and she pays the node with money that is not there.
                 mallory.count(.openMismatched)
                 mallory.open(
-                    mine: UInt64(choices.integer(in: 1...500)),
-                    theirs: choices.chance(0.5) ? 0 : UInt64(choices.integer(in: 0...500)),
+                    mine: Amount(choices.integer(in: 1...500)),
+                    theirs: choices.chance(0.5) ? 0 : Amount(choices.integer(in: 0...500)),
                     domain: chain.domain, challenge: config.challengeDuration, deposit: .depositMismatched)
                 if mallory.link == nil { _ = network.malloryDial(now: clock.now) }
             }

@@ -3,8 +3,9 @@
 /// A decoder checks the claimed length against one of these *before*
 /// allocating, so a hostile length prefix costs nothing.
 public enum WireLimits {
-    /// The format version written as the first byte of every message.
-    public static let formatVersion: UInt8 = 1
+    /// The format version written as the first byte of every message. Version 2 widened
+    /// amounts to 128 bits; a peer still on version 1 is refused with `unsupportedVersion`.
+    public static let formatVersion: UInt8 = 2
     /// Largest application data blob carried in a channel state.
     public static let maxAppDataBytes = 64 * 1024
     /// Largest application identifier (`"parley.payment/1"`, ...).

@@ -31,6 +31,10 @@ public struct WireReader: Sendable {
         try readBigEndian(field)
     }
 
+    public mutating func readUInt128(_ field: String) throws(WireError) -> UInt128 {
+        try readBigEndian(field)
+    }
+
     public mutating func readBool(_ field: String) throws(WireError) -> Bool {
         switch try readUInt8(field) {
         case 0: return false

@@ -33,6 +33,10 @@ public struct WireWriter: Sendable {
         appendBigEndian(value)
     }
 
+    public mutating func write(_ value: UInt128) {
+        appendBigEndian(value)
+    }
+
     public mutating func write(_ value: Bool) {
         bytes.append(value ? 1 : 0)
     }

@@ -11,6 +11,7 @@ import ParleyTransport
 
 #if canImport(Glibc)
 import Glibc
+import ParleyWire
 #endif
 
 /// `parley bench peer`: the other side of `parley bench`, in a process of its own.
@@ -32,7 +33,7 @@ struct BenchPeerCommand: AsyncParsableCommand {
     var journal: String
 
     @Option(name: .long, help: "Units to mint to our chain account first.")
-    var mint: UInt64
+    var mint: Amount
 
     @Option(name: .long, help: "fsync or none.")
     var durability: Durability = .fsync

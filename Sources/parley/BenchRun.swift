@@ -8,6 +8,7 @@ import ParleyLocks
 import ParleyNode
 import ParleySubprocess
 import ParleyTransport
+import ParleyWire
 import Synchronization
 
 #if canImport(Glibc)
@@ -29,7 +30,7 @@ struct BenchRun {
     let narrate: Bool
 
     /// Each side's deposit in every channel: more than any run pays in one direction.
-    static let deposit: UInt64 = 1_000_000_000
+    static let deposit: Amount = 1_000_000_000
     /// Throughput phases run this long before they count.
     static let warmUp: Duration = .milliseconds(300)
     /// Opens in flight at once.
@@ -77,7 +78,7 @@ struct BenchRun {
                 listen: .loopbackIPv4(port: 0), dataDirectory: root + "/devchain", challengeDefault: 3_600, timeMode: .manual),
             loop: chainLoop)
         let chainURL = "devchain://\(devchain.address)"
-        let total = UInt64(1 + channels + idleChannels)
+        let total = Amount(1 + channels + idleChannels)
         let peer = try PipedChild(readerName: "bench-peer-stdout", arguments: [
             "bench", "peer", "--chain", chainURL, "--journal", root + "/peer", "--mint", "\(total * Self.deposit)",
             "--durability", durability.rawValue,

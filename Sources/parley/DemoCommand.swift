@@ -10,6 +10,7 @@ import ParleyLocks
 import ParleySettlement
 import ParleySubprocess
 import ParleyTransport
+import ParleyWire
 import Synchronization
 
 struct DemoCommand: AsyncParsableCommand {
@@ -41,7 +42,7 @@ struct DemoCommand: AsyncParsableCommand {
     var payments = 10_000
 
     @Option(name: .long, help: "What each side deposits.")
-    var deposit: UInt64 = 1_000_000
+    var deposit: Amount = 1_000_000
 
     @Option(name: .long, help: "none, silent (Bob stops answering) or cheat (Alice registers an old state).")
     var dispute: DemoDispute = .none
@@ -66,7 +67,7 @@ struct DemoCommand: AsyncParsableCommand {
     func validate() throws {
         guard payments >= 0, payments <= 100_000_000 else { throw ValidationError("--payments must be 0...100000000.") }
         guard deposit > 0 else { throw ValidationError("--deposit must be positive.") }
-        guard UInt64(payments) <= deposit else { throw ValidationError("--payments cannot exceed --deposit (Alice pays 1 unit each).") }
+        guard Amount(payments) <= deposit else { throw ValidationError("--payments cannot exceed --deposit (Alice pays 1 unit each).") }
         guard ChannelParams.challengeDurationRange.contains(challenge) else {
             throw ValidationError("--challenge must be \(ChannelParams.challengeDurationRange) seconds.")
         }
@@ -93,8 +94,8 @@ enum DemoDispute: String, ExpressibleByArgument, CaseIterable, Codable {
 
 struct DemoResult: Encodable {
     struct Payout: Encodable {
-        var alice: UInt64
-        var bob: UInt64
+        var alice: Amount
+        var bob: Amount
     }
 
     var payments: Int
@@ -105,7 +106,7 @@ struct DemoResult: Encodable {
     var finalVersion: UInt64
     var settledVersion: UInt64
     var payout: Payout
-    var deposits: UInt64
+    var deposits: Amount
     var dispute: DemoDispute
     var staleVersion: UInt64?
     var chain: String

@@ -4,6 +4,7 @@ import ParleyChannel
 import ParleyCrypto
 import ParleyJournal
 import ParleySubprocess
+import ParleyWire
 
 /// `parley journal`: look into, check and benchmark a node's dispute journal.
 struct JournalCommand: AsyncParsableCommand {
@@ -119,9 +120,9 @@ private struct ChannelSummary: Encodable {
     var participants: [String]
     var participantShortIDs: [String]
     var app: String
-    var funding: [UInt64]
+    var funding: [Amount]
     var version: UInt64
-    var balances: [UInt64]
+    var balances: [Amount]
     var fullySigned: Bool
     var final: Bool
     var highestSigned: UInt64
@@ -170,7 +171,7 @@ private struct ChannelSummary: Encodable {
     }
 
     var text: String {
-        let total = funding.reduce(0 as UInt64) { $0.addingReportingOverflow($1).partialValue }
+        let total = funding.reduce(0 as Amount) { $0.addingReportingOverflow($1).partialValue }
         var lines = [
             "channel \(id)",
             field("participants", participantShortIDs.joined(separator: ", ")),
@@ -200,7 +201,7 @@ private struct ChannelSummary: Encodable {
 private struct HistoryLine: Encodable {
     var kind: String
     var version: UInt64?
-    var balances: [UInt64]?
+    var balances: [Amount]?
     var detail: String?
 
     static func lines(of channel: ChannelID, in entries: [JournalEntry]) -> [HistoryLine] {
@@ -242,7 +243,7 @@ private struct HistoryLine: Encodable {
                   detail: signers + (signed.state.isFinal ? ", final" : ""))
     }
 
-    private init(kind: String, version: UInt64?, balances: [UInt64]?, detail: String?) {
+    private init(kind: String, version: UInt64?, balances: [Amount]?, detail: String?) {
         self.kind = kind
         self.version = version
         self.balances = balances
@@ -448,7 +449,7 @@ extension JournalCommand {
 /// The records bench appends: one channel per writer, committed versions 1, 2, 3... of each.
 private struct BenchWorkload: Sendable {
     /// Both sides' opening balance: large enough that a long run's payments never exhaust it.
-    static let openingBalance: UInt64 = 1_000_000
+    static let openingBalance: Amount = 1_000_000
 
     var openings: [JournalEntry]
     var writers: [[JournalEntry]]
@@ -478,7 +479,7 @@ private struct BenchWorkload: Sendable {
 
     private static func history(of params: ChannelParams, count: Int, keys: [SigningKey]) -> [JournalEntry] {
         (1...UInt64(count)).map { version in
-            let paid = version % 1000
+            let paid = Amount(version % 1000)
             let state = ChannelState(
                 channelID: params.id, version: version,
                 allocation: Allocation(openingBalance - paid, openingBalance + paid))

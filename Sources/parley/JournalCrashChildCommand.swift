@@ -3,6 +3,7 @@ import Foundation
 import ParleyChannel
 import ParleyCrypto
 import ParleyJournal
+import ParleyWire
 
 /// `parley crash-child`: two journaled engines paying each other in one process until killed.
 ///
@@ -79,7 +80,7 @@ enum CrashChildFixture {
     static let names = ["alice", "bob"]
     static let seedBytes: [UInt8] = [0x01, 0x02]
     static let nonce = [UInt8](repeating: 0xC4, count: ChannelParams.nonceBytes)
-    static let deposit: UInt64 = 1_000_000
+    static let deposit: Amount = 1_000_000
     static let maxPayment: UInt64 = 3
 }
 
@@ -130,7 +131,7 @@ private struct CrashChildRun {
             default: [0]
             }
             for payer in payers where requested < updates {
-                let amount = 1 + random.next(upperBound: CrashChildFixture.maxPayment)
+                let amount = Amount(1 + random.next(upperBound: CrashChildFixture.maxPayment))
                 try await input(.update(nextID, .pay(amount: amount)), to: payer)
                 nextID += 1
                 requested += 1

@@ -7,6 +7,7 @@ import ParleyLocks
 import ParleySettlement
 import ParleySubprocess
 import ParleyTransport
+import ParleyWire
 
 // The line protocol of `parley node`: one command per stdin line, one JSON answer per
 // command on stdout, and node events as JSON lines in between (see NodeCommand's help).
@@ -17,6 +18,9 @@ enum JSONValue: Encodable, Sendable, ExpressibleByStringLiteral, ExpressibleByBo
 {
     case string(String)
     case number(UInt64)
+    /// An amount: a JSON number, which may exceed 64 bits (readers that parse numbers as
+    /// doubles lose precision above 2^53; Python's json and jq 1.7 keep it exact).
+    case amount(Amount)
     case bool(Bool)
     case object([String: JSONValue])
     case array([JSONValue])
@@ -34,6 +38,7 @@ enum JSONValue: Encodable, Sendable, ExpressibleByStringLiteral, ExpressibleByBo
         switch self {
         case let .string(value): try container.encode(value)
         case let .number(value): try container.encode(value)
+        case let .amount(value): try container.encode(value)
         case let .bool(value): try container.encode(value)
         case let .object(value): try container.encode(value)
         case let .array(value): try container.encode(value)
@@ -43,7 +48,7 @@ enum JSONValue: Encodable, Sendable, ExpressibleByStringLiteral, ExpressibleByBo
 
     /// `{"me": …, "peer": …}` for our seat `me`.
     static func balances(_ allocation: Allocation, me: ParticipantIndex) -> JSONValue {
-        ["me": .number(allocation[me]), "peer": .number(allocation[me.peer])]
+        ["me": .amount(allocation[me]), "peer": .amount(allocation[me.peer])]
     }
 }
 
@@ -184,7 +189,7 @@ struct NodeConsole {
         }
         let channel = try await channel(arguments[0])
         let value = try amount(arguments[1], what: "AMOUNT", allowZero: false)
-        let count = arguments.count == 3 ? try amount(arguments[2], what: "COUNT", allowZero: false) : 1
+        let count = arguments.count == 3 ? try positiveCount(arguments[2], what: "COUNT") : 1
         var paid: UInt64 = 0
         var signed: SignedState?
         while paid < count {
@@ -247,7 +252,7 @@ struct NodeConsole {
         let payout = try await channel.close()
         let status = try channel.status
         return [
-            "channel": .string(channel.id.description), "payout": .number(payout),
+            "channel": .string(channel.id.description), "payout": .amount(payout),
             "version": .number(status.latest.version), "balances": .balances(status.latest.state.allocation, me: status.me),
         ]
     }
@@ -316,9 +321,17 @@ struct NodeConsole {
         }
     }
 
-    private func amount(_ text: String, what: String, allowZero: Bool) throws -> UInt64 {
-        guard let value = UInt64(text), allowZero || value > 0 else {
-            throw ConsoleFailure("\(what) must be a \(allowZero ? "non-negative" : "positive") whole number, got '\(text)'")
+    private func amount(_ text: String, what: String, allowZero: Bool) throws -> Amount {
+        guard let value = Amount(text), allowZero || value > 0 else {
+            throw ConsoleFailure(
+                "\(what) must be a \(allowZero ? "non-negative" : "positive") whole number below 2^128, got '\(text)'")
+        }
+        return value
+    }
+
+    private func positiveCount(_ text: String, what: String) throws -> UInt64 {
+        guard let value = UInt64(text), value > 0 else {
+            throw ConsoleFailure("\(what) must be a positive whole number, got '\(text)'")
         }
         return value
     }
@@ -406,7 +419,7 @@ enum NodeEventLine {
             if let me = seat(id) { line["balances"] = .balances(allocation, me: me) }
             return .object(line)
         case let .withdrawn(id, amount):
-            return ["event": "withdrawn", "channel": channel(id), "amount": .number(amount)]
+            return ["event": "withdrawn", "channel": channel(id), "amount": .amount(amount)]
         case let .closed(id):
             return ["event": "closed", "channel": channel(id)]
         case let .error(id, message):

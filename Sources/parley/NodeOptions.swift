@@ -5,6 +5,7 @@ import ParleyCrypto
 import ParleyDevchain
 import ParleyNode
 import ParleyTransport
+import ParleyWire
 
 /// What every command that runs a long-lived node needs (`parley node`, `parley play`):
 /// a key, a listening address, a journal and a devchain.
@@ -24,7 +25,7 @@ struct NodeOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp("Mint N units to our chain account at start (devchain faucet; for demos).", valueName: "N"))
-    var mint: UInt64 = 0
+    var mint: Amount = 0
 
     func validate() throws {
         do { _ = try SocketAddress(listen) } catch { throw ValidationError("--listen: \(error)") }

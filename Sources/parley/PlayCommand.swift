@@ -9,6 +9,7 @@ import ParleyLocks
 import ParleyNode
 import ParleySettlement
 import ParleyTransport
+import ParleyWire
 
 /// `parley play`: tic-tac-toe for stakes between two terminals, each move a channel update.
 struct PlayCommand: AsyncParsableCommand {
@@ -48,7 +49,7 @@ struct PlayCommand: AsyncParsableCommand {
     var opponent: String?
 
     @Option(name: .long, help: "What each player stakes.")
-    var stake: UInt64 = 10
+    var stake: Amount = 10
 
     @Option(name: .long, help: "Seconds the other player may take per move before we go to the chain.")
     var turnTimeout = 60.0
@@ -118,7 +119,7 @@ struct PlayCommand: AsyncParsableCommand {
         let me = try channel.status.me
         say("Game \(channel.id.shortID): you play \(me == .first ? "X (first)" : "O (second)"), stakes \(stake) each")
         let result = try await playOffChain(channel, me: me, lines: lines)
-        let payout: UInt64
+        let payout: Amount
         if result.onChain {
             say("The game went to the chain; waiting for it to settle…")
             try await channel.waitUntilClosed()
@@ -216,7 +217,7 @@ struct PlayCommand: AsyncParsableCommand {
 private struct PlayResult: Encodable {
     var result: String
     var version: UInt64
-    var payout: UInt64
+    var payout: Amount
     var board: String
 }
 

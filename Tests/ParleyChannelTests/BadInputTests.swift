@@ -20,7 +20,7 @@ import Testing
     }
 
     private func proposal(
-        version: UInt64 = 1, _ balances: (UInt64, UInt64) = (90, 110), appData: [UInt8] = [],
+        version: UInt64 = 1, _ balances: (Amount, Amount) = (90, 110), appData: [UInt8] = [],
         signer: SigningKey = Fixtures.alice, params: ChannelParams = Fixtures.params()
     ) -> ChannelMessage {
         let state = ChannelState(
@@ -73,7 +73,7 @@ import Testing
 
     @Test func overflowingBalancesAreRefused() throws {
         var duo = try Duo()
-        let effects = deliverToBob(proposal((UInt64.max, 201)), in: &duo)
+        let effects = deliverToBob(proposal((Amount.max, 201)), in: &duo)
         #expect(refusal(effects) == .balanceOverflow)
     }
 

@@ -131,7 +131,7 @@ import Testing
 
     @Test func queuedPaymentsGoOutOneAtATimeInOrder() throws {
         var duo = try Duo(alice: 100, bob: 0)
-        for id in 1...20 { duo.pay(0, UInt64(id), id: UpdateID(id)) }
+        for id in 1...20 { duo.pay(0, Amount(id), id: UpdateID(id)) }
         #expect(duo.wire[0].count == 1, "only one proposal in flight")
         duo.settle()
         // 1 + ... + 13 = 91 fits in 100; from 14 on each payment exceeds what is left.

@@ -67,14 +67,14 @@ import Testing
     }
 
     /// Allocation keeps one field per seat; `balances`, the seat subscript and the
-    /// encoding (two big-endian u64 in seat order) must all still agree.
+    /// encoding (two big-endian u128 in seat order) must all still agree.
     @Test func allocationBalancesSeatsAndBytesAgree() async throws {
         await propertyCheck(count: 300, input: Gen.uint64()) { seed in
             var rng = SeededRandom(seed: seed)
-            let (first, second) = (rng.next(), rng.next())
+            let (first, second) = (Amount(UInt128(rng.next()) << 64 | UInt128(rng.next())), Amount(rng.next()))
             var allocation = Allocation(first, second)
             #expect(allocation.balances == [first, second], "seed \(seed)")
-            #expect(allocation.wireBytes == withUnsafeBytes(of: first.bigEndian, Array.init) + withUnsafeBytes(of: second.bigEndian, Array.init), "seed \(seed)")
+            #expect(allocation.wireBytes == withUnsafeBytes(of: first.value.bigEndian, Array.init) + withUnsafeBytes(of: second.value.bigEndian, Array.init), "seed \(seed)")
             allocation[.first] = second
             allocation[.second] = first
             #expect(allocation.balances == [second, first], "seed \(seed)")
@@ -92,7 +92,7 @@ import Testing
         await propertyCheck(count: 1000, input: Gen.uint64()) { seed in
             var rng = SeededRandom(seed: seed)
             let original = Fixtures.signed(
-                version: rng.next() % 100, (rng.next() % 500, rng.next() % 500),
+                version: rng.next() % 100, (Amount(rng.next() % 500), Amount(rng.next() % 500)),
                 isFinal: rng.chance(10))
             let mutation = Mutation.random(&rng)
             let mutated = mutation.apply(to: original.wireBytes, &rng)

@@ -51,7 +51,7 @@ struct Duo {
 
     /// Opens a channel between alice (first) and bob (second) and delivers the handshake.
     init(
-        alice: UInt64 = 100, bob: UInt64 = 100, params: ChannelParams = Fixtures.params(),
+        alice: Amount = 100, bob: Amount = 100, params: ChannelParams = Fixtures.params(),
         deliverHandshake: Bool = true
     ) throws {
         self.params = params
@@ -84,7 +84,7 @@ struct Duo {
         perform(effects, on: side)
     }
 
-    mutating func pay(_ side: Int, _ amount: UInt64, id: UpdateID) {
+    mutating func pay(_ side: Int, _ amount: Amount, id: UpdateID) {
         input(side, .update(id, .pay(amount: amount)))
     }
 

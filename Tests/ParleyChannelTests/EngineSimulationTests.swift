@@ -1,5 +1,6 @@
 import Foundation
 import ParleyCrypto
+import ParleyWire
 import PropertyBased
 import Testing
 
@@ -82,7 +83,7 @@ struct Simulation {
         rng = SeededRandom(seed: seed)
         // One schedule in five starts with the opener's handshake answer lost.
         let handshakeLost = rng.chance(20)
-        duo = try Duo(alice: 50 + rng.next() % 100, bob: rng.next() % 100, deliverHandshake: !handshakeLost)
+        duo = try Duo(alice: Amount(50 + rng.next() % 100), bob: Amount(rng.next() % 100), deliverHandshake: !handshakeLost)
     }
 
     mutating func run(steps: Int) {
@@ -127,11 +128,11 @@ struct Simulation {
         let closing = progress > 40 && rng.chance(10)
         switch closing ? 100 : rng.next() % 100 {
         case 0..<80:
-            duo.input(side, .update(id, .pay(amount: rng.next() % 40)))
+            duo.input(side, .update(id, .pay(amount: Amount(rng.next() % 40))))
         case 80..<100:
             // An arbitrary reallocation from the state this side sees now (often stale by the time it goes out).
             let total = latest.state.allocation.total ?? 0
-            let first = total == 0 ? 0 : rng.next() % (total + 1)
+            let first = total == 0 ? 0 : Amount(rng.next()) % (total + 1)
             duo.input(side, .update(id, .replace(
                 base: latest.version, allocation: Allocation(first, total - first), appData: [], isFinal: false)))
         default:

@@ -38,7 +38,7 @@ enum Fixtures {
 
     /// A state of the default channel signed by whichever of alice/bob are named.
     static func signed(
-        version: UInt64, _ balances: (UInt64, UInt64), appData: [UInt8] = [], isFinal: Bool = false,
+        version: UInt64, _ balances: (Amount, Amount), appData: [UInt8] = [], isFinal: Bool = false,
         by signers: [ParticipantIndex] = [.first, .second], params: ChannelParams = params()
     ) -> SignedState {
         let state = ChannelState(
@@ -67,7 +67,7 @@ enum RandomValues {
         let id = channel ?? ChannelID(digest: try! Digest(bytes: rng.bytes(32)))
         return ChannelState(
             channelID: id, version: rng.chance(20) ? UInt64.max : rng.next() % 1000,
-            allocation: Allocation(rng.next(), rng.next() % 1_000_000),
+            allocation: Allocation(Amount(rng.next()), Amount(rng.next() % 1_000_000)),
             appData: rng.chance(50) ? [] : rng.bytes(Int(rng.next() % 200)), isFinal: rng.chance(20))
     }
 
@@ -121,6 +121,6 @@ enum ProtocolDocExample {
     static let channelIDHex = "b8d211cee680ff44b3eabf888a7f87ae51049675b8b6c43a748cc510ffdfef1c"
     static let stateHex =
         "b8d211cee680ff44b3eabf888a7f87ae51049675b8b6c43a748cc510ffdfef1c" + "0000000000000003"
-        + "000000000000005a" + "000000000000006e" + "00000001" + "ab" + "00"
-    static let signingDigestHex = "094dfe6da221daf059d996a27bc3677c78c4cd8f70eccc6b02a6c295160f40dc"
+        + "0000000000000000000000000000005a" + "0000000000000000000000000000006e" + "00000001" + "ab" + "00"
+    static let signingDigestHex = "03e25e7db05f198cbdcc9f4ef9081e203f85b6f65456f55b9b8b3c8d90bdde55"
 }

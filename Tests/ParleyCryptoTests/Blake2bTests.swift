@@ -13,7 +13,7 @@ import Testing
 
     @Test func domainHashIsPlainHashOfLengthPrefixedTagAndData() {
         let data = Array("state bytes".utf8)
-        let tag = Array("parley/state/v1".utf8)
+        let tag = Array("parley/state/v2".utf8)
         #expect(Blake2b.hash256(domain: .stateSignature, data) == Blake2b.plainHash256([UInt8(tag.count)] + tag + data))
     }
 
@@ -54,7 +54,7 @@ import Testing
 
     @Test func builtInDomainsHaveTheirDocumentedTags() {
         #expect(DigestDomain.channelID.tag == "parley/channel-id/v2")
-        #expect(DigestDomain.stateSignature.tag == "parley/state/v1")
+        #expect(DigestDomain.stateSignature.tag == "parley/state/v2")
         #expect(DigestDomain.keyChecksum.tag == "parley/key-checksum/v1")
     }
 

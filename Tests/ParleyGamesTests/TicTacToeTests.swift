@@ -1,6 +1,7 @@
 import Foundation
 import ParleyChannel
 import ParleyGames
+import ParleyWire
 import Testing
 
 @Suite struct TicTacToeBoardTests {
@@ -314,7 +315,7 @@ import Testing
         var results = (xWins: 0, oWins: 0, draws: 0)
         for _ in 0..<Self.gameCount {
             var current = initialState()
-            current.allocation = Allocation(UInt64.random(in: 1...1_000, using: &rng), UInt64.random(in: 1...1_000, using: &rng))
+            current.allocation = Allocation(Amount(UInt64.random(in: 1...1_000, using: &rng)), Amount(UInt64.random(in: 1...1_000, using: &rng)))
             try rules.validateInitial(current)
             let total = try #require(current.allocation.total)
             let staked = current.allocation

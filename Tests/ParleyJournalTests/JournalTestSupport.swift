@@ -18,7 +18,7 @@ enum JournalFixtures {
             challengeDuration: 60)
     }
 
-    static func state(_ params: ChannelParams, version: UInt64, _ a: UInt64, _ b: UInt64) -> ChannelState {
+    static func state(_ params: ChannelParams, version: UInt64, _ a: Amount, _ b: Amount) -> ChannelState {
         ChannelState(channelID: params.id, version: version, allocation: Allocation(a, b))
     }
 
@@ -32,7 +32,7 @@ enum JournalFixtures {
     static func history(_ params: ChannelParams, count: UInt64) -> [JournalEntry] {
         var entries = [JournalEntry(.opened(params, funding: Allocation(100, 100)), channelID: params.id)]
         for version in 0...count {
-            let state = state(params, version: version, 100 - version % 100, 100 + version % 100)
+            let state = state(params, version: version, 100 - Amount(version % 100), 100 + Amount(version % 100))
             entries.append(JournalEntry(.committed(signed(state, by: [.first, .second])), channelID: params.id))
         }
         return entries

@@ -2,6 +2,7 @@ import Foundation
 import ParleyChannel
 import ParleyCrypto
 import ParleyJournal
+import ParleyWire
 import Testing
 
 @Suite struct JournalVerifierTests {
@@ -40,7 +41,7 @@ import Testing
 
     @Test func overflowingBalancesAreNotConserved() throws {
         let params = VerifierScratch.params()
-        let overflowing = VerifierScratch.signed(params, version: 1, UInt64.max, 2)
+        let overflowing = VerifierScratch.signed(params, version: 1, Amount.max, 2)
         let dir = try VerifierScratch.journal(VerifierScratch.opening(params) + [.init(.signed(overflowing), channelID: params.id)])
         defer { VerifierScratch.remove(dir) }
         #expect(JournalVerifier.verify(directory: dir).violation
@@ -176,7 +177,7 @@ import Testing
         let journal = try Journal(directory: dir, durability: .none, maxSegmentBytes: 2048)
         for entry in VerifierScratch.opening(params) { try journal.appendBlocking([entry]) }
         for version in UInt64(1)...40 {
-            let state = VerifierScratch.signed(params, version: version, 100 - version, 100 + version)
+            let state = VerifierScratch.signed(params, version: version, 100 - Amount(version), 100 + Amount(version))
             try journal.appendBlocking([JournalEntry(.committed(state), channelID: params.id)])
         }
         let compactions = journal.statistics.compactions
@@ -229,7 +230,7 @@ private enum VerifierScratch {
     }
 
     static func signed(
-        _ params: ChannelParams, version: UInt64, _ a: UInt64, _ b: UInt64,
+        _ params: ChannelParams, version: UInt64, _ a: Amount, _ b: Amount,
         by signers: [ParticipantIndex] = [.first, .second], isFinal: Bool = false
     ) -> SignedState {
         let state = ChannelState(channelID: params.id, version: version, allocation: Allocation(a, b), isFinal: isFinal)

@@ -154,7 +154,7 @@ import Testing
         let updates: UInt64 = 3000
         for version in 0...updates {
             for params in channels {
-                let state = JournalFixtures.state(params, version: version, 100 - version % 100, 100 + version % 100)
+                let state = JournalFixtures.state(params, version: version, 100 - Amount(version % 100), 100 + Amount(version % 100))
                 try journal.appendBlocking([JournalEntry(.committed(JournalFixtures.signed(state, by: [.first, .second])), channelID: params.id)])
             }
         }

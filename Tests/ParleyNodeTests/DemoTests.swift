@@ -1,5 +1,6 @@
 import Foundation
 import ParleyTestSupport
+import ParleyWire
 import Testing
 
 /// `parley demo` end to end: a real subprocess, two nodes over loopback TCP, fsync'd
@@ -8,7 +9,7 @@ import Testing
 /// afterwards with `parley journal verify`.
 @Suite("parley demo", .serialized)
 struct DemoTests {
-    static let deposit: UInt64 = 1_000
+    static let deposit: Amount = 1_000
     static let payments = 300
 
     enum Mode: String, CaseIterable, CustomTestStringConvertible {
@@ -67,9 +68,9 @@ struct DemoTests {
             #expect(result[key] is Double || result[key] is Int, "\(key) missing in \(line)")
         }
         // Money is conserved and matches the latest fully-signed state: Alice paid 1 per payment.
-        #expect(alice + bob == 2 * Int(Self.deposit))
-        #expect(alice == Int(Self.deposit) - payments)
-        #expect(bob == Int(Self.deposit) + payments)
+        #expect(alice + bob == 2 * Int(Self.deposit.value))
+        #expect(alice == Int(Self.deposit.value) - payments)
+        #expect(bob == Int(Self.deposit.value) + payments)
         #expect(settledVersion == finalVersion)
         switch mode {
         case .none:

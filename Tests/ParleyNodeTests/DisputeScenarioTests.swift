@@ -3,6 +3,7 @@ import ParleyCrypto
 import ParleyJournal
 import ParleySettlement
 import ParleyTestSupport
+import ParleyWire
 import Testing
 
 @testable import ParleyNode
@@ -17,7 +18,7 @@ private func withNodes(
     do {
         try await body(nodes)
         let money = try await nodes.moneyOnChain()
-        #expect(money == 2 * TwoNodes.startingBalance, "money on chain \(money) != minted \(2 * TwoNodes.startingBalance)")
+        #expect(money == Amount(2) * TwoNodes.startingBalance, "money on chain \(money) != minted \(Amount(2) * TwoNodes.startingBalance)")
     } catch {
         await nodes.shutDown()
         throw error

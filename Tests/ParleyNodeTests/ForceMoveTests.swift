@@ -6,6 +6,7 @@ import ParleyGames
 import ParleySettlement
 import ParleyTestSupport
 import ParleyTransport
+import ParleyWire
 import Synchronization
 import Testing
 
@@ -16,7 +17,7 @@ import Testing
 /// when the window closes, or answers on chain and the game goes on there, move by move.
 @Suite("force-move", .serialized, .timeLimit(.minutes(2)))
 struct ForceMoveTests {
-    static let stake: UInt64 = 50
+    static let stake: Amount = 50
 
     /// Alice (X) and Bob (O) with a tic-tac-toe channel open and funded.
     struct Game {

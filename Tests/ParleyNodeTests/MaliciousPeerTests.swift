@@ -6,6 +6,7 @@ import ParleyJournal
 import ParleySettlement
 import ParleyTestSupport
 import ParleyTransport
+import ParleyWire
 import Synchronization
 import Testing
 
@@ -59,7 +60,7 @@ final class RawPeer: Sendable {
 
     /// Proposes a channel with `node`: Mallory first (she deposits `mine`), the node second.
     func proposeChannel(
-        to node: PublicKey, mine: UInt64, theirs: UInt64, domain: SettlementDomain, challenge: UInt64 = apiChallenge,
+        to node: PublicKey, mine: Amount, theirs: Amount, domain: SettlementDomain, challenge: UInt64 = apiChallenge,
         nonce: [UInt8]? = nil
     ) throws -> OpenProposal {
         let params = try ChannelParams(
@@ -79,7 +80,7 @@ final class RawPeer: Sendable {
     }
 
     /// A payment of `amount` from Mallory (seat 0) to the node, as a signed proposal.
-    func proposePayment(on latest: ChannelState, version: UInt64, amount: UInt64) async throws {
+    func proposePayment(on latest: ChannelState, version: UInt64, amount: Amount) async throws {
         var next = latest
         next.version = version
         next.allocation = Allocation(latest.allocation[.first] - amount, latest.allocation[.second] + amount)
@@ -114,7 +115,7 @@ final class GatedAdapter: SettlementAdapter, DevFaucet, Sendable {
     var identity: PublicKey { inner.identity }
     func domain() async throws(SettlementError) -> SettlementDomain { try await inner.domain() }
     func now() async throws(SettlementError) -> ChainTime { try await inner.now() }
-    func deposit(params: ChannelParams, opening: Allocation, participant: ParticipantIndex, amount: UInt64)
+    func deposit(params: ChannelParams, opening: Allocation, participant: ParticipantIndex, amount: Amount)
         async throws(SettlementError) -> [ChainEvent]
     {
         if depositBlocked.load(ordering: .relaxed) { throw .transport("the chain is down (test gate)") }
@@ -136,9 +137,9 @@ final class GatedAdapter: SettlementAdapter, DevFaucet, Sendable {
         if slowChannel.withLock({ $0 }) == id { try? await Task.sleep(for: Self.slowness) }
         return try await inner.channel(id)
     }
-    func balance(of account: PublicKey) async throws(SettlementError) -> UInt64 { try await inner.balance(of: account) }
+    func balance(of account: PublicKey) async throws(SettlementError) -> Amount { try await inner.balance(of: account) }
     func events(after sequence: UInt64) -> AsyncThrowingStream<ChainEvent, any Error> { inner.events(after: sequence) }
-    func mint(_ amount: UInt64, to account: PublicKey) async throws(SettlementError) -> [ChainEvent] {
+    func mint(_ amount: Amount, to account: PublicKey) async throws(SettlementError) -> [ChainEvent] {
         try await inner.mint(amount, to: account)
     }
 }
@@ -236,7 +237,7 @@ private func startNode(
 /// Mallory opens a channel to Alice (Mallory deposits `mine`, Alice `theirs`) and both fund
 /// it properly. Returns Mallory's session and the channel's version 0, fully signed.
 private func malloryOpensFundedChannel(
-    _ cluster: APICluster, to alice: APINode, mine: UInt64 = 100, theirs: UInt64 = 50
+    _ cluster: APICluster, to alice: APINode, mine: Amount = 100, theirs: Amount = 50
 ) async throws -> (RawPeer, SignedState) {
     let mallory = SigningKey()
     let chain = cluster.chain.adapter(for: mallory)

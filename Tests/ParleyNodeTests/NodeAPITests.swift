@@ -5,6 +5,7 @@ import ParleyCrypto
 import ParleyJournal
 import ParleySettlement
 import ParleyTransport
+import ParleyWire
 import Synchronization
 import ParleyTestSupport
 import Testing
@@ -22,7 +23,7 @@ let apiWatcherPolicy = WatcherPolicy(
     retryDelay: .milliseconds(20))
 
 let apiChallenge: UInt64 = 60
-let startingBalance: UInt64 = 1_000
+let startingBalance: Amount = 1_000
 /// Long enough that a loaded machine does not time out a healthy proposal; the silent-peer
 /// test uses `silentTimeout`.
 let healthyTimeout: Duration = .seconds(10)
@@ -66,7 +67,7 @@ struct APINode: Sendable {
     }
 
     /// This node's account on chain.
-    func account() async throws -> UInt64 { try await node.settlement.balance(of: key.publicKey) }
+    func account() async throws -> Amount { try await node.settlement.balance(of: key.publicKey) }
 
     func status(_ id: ChannelID) throws -> ChannelStatus {
         guard let channel = node.channels.first(where: { $0.id == id }) else { throw HarnessError("no channel \(id)") }
@@ -112,10 +113,10 @@ final class APICluster: Sendable {
     /// Accounts of every key ever started plus what the channels still hold: always what was minted.
     func expectConservation(_ channels: [ChannelID], sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let adapter = chain.adapter(for: SigningKey())
-        var total: UInt64 = 0
+        var total: Amount = 0
         for key in keys.withLock({ $0 }) { total += try await adapter.balance(of: key) }
         for id in channels { total += try await adapter.channel(id)?.holdings ?? 0 }
-        let minted = startingBalance * UInt64(keys.withLock { $0.count })
+        let minted = startingBalance * Amount(keys.withLock { $0.count })
         #expect(total == minted, "money on chain \(total) != minted \(minted)", sourceLocation: sourceLocation)
     }
 
@@ -144,7 +145,7 @@ func withCluster(_ backend: ChainBackend = .local, _ body: (APICluster) async th
 
 /// Alice and Bob, each listening on loopback, and a channel Alice opened with Bob.
 func openPair(
-    _ cluster: APICluster, deposit: UInt64 = 100, theirs: UInt64 = 100, alicePolicy: NodePolicy = apiPolicy(),
+    _ cluster: APICluster, deposit: Amount = 100, theirs: Amount = 100, alicePolicy: NodePolicy = apiPolicy(),
     bobPolicy: NodePolicy = apiPolicy()
 ) async throws -> (alice: APINode, bob: APINode, channel: Channel) {
     let alice = try await cluster.start("alice", policy: alicePolicy)
@@ -340,8 +341,8 @@ struct NodeAPITests {
 
             // On every channel both ends pay at once, several payments in flight per side.
             let rounds = 8
-            let hubAmount: UInt64 = 3
-            let peerAmount: UInt64 = 2
+            let hubAmount: Amount = 3
+            let peerAmount: Amount = 2
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for pair in pairs {
                     for _ in 0..<rounds {
@@ -352,7 +353,7 @@ struct NodeAPITests {
                 try await group.waitForAll()
             }
 
-            let hubBalance = 100 - UInt64(rounds) * hubAmount + UInt64(rounds) * peerAmount
+            let hubBalance = 100 - Amount(rounds) * hubAmount + Amount(rounds) * peerAmount
             for pair in pairs {
                 let mine = try pair.hub.status
                 #expect(mine.myBalance == hubBalance)
@@ -502,7 +503,7 @@ struct NodeAPITests {
         let channel: Channel
         let bobChannel: Channel
         /// Alice's `close()`, waiting for Bob's accept.
-        let closing: Task<UInt64, any Error>
+        let closing: Task<Amount, any Error>
     }
 
     // e.

@@ -3,6 +3,7 @@ import ParleyCrypto
 import ParleyDevchain
 import ParleySubprocess
 import ParleyTestSupport
+import ParleyWire
 import Testing
 
 #if canImport(Glibc)
@@ -13,7 +14,7 @@ import Glibc
 /// time and two nodes), commands written to stdin, JSON lines read from stdout.
 @Suite("parley node", .serialized, .timeLimit(.minutes(1)))
 struct NodeCommandTests {
-    static let minted: UInt64 = 1_000
+    static let minted: Amount = 1_000
 
     @Test func paymentsBothWaysAgreeAndCloseSettlesEveryUnitOnChain() async throws {
         let world = try NodeWorld()
@@ -224,7 +225,7 @@ final class NodeWorld: @unchecked Sendable {
     }
 
     /// `open` from `opener`; returns the channel id once the responder also saw it funded.
-    func open(from opener: NodeProcess, to responder: NodeProcess, mine: UInt64, theirs: UInt64) async throws -> String {
+    func open(from opener: NodeProcess, to responder: NodeProcess, mine: Amount, theirs: Amount) async throws -> String {
         let answer = try await opener.command("open \(responder.key)@127.0.0.1:\(responder.port) \(mine) \(theirs)", timeout: 20)
         guard answer.ok == true, let id = answer.channel, answer.version == 0 else {
             throw NodeCommandFailure("open failed: \(answer.raw)")
@@ -256,7 +257,7 @@ final class NodeWorld: @unchecked Sendable {
         throw NodeCommandFailure("the nodes never agreed on channel \(channel.prefix(8)): \(last)")
     }
 
-    func account(_ node: NodeProcess) async throws -> UInt64 {
+    func account(_ node: NodeProcess) async throws -> Amount {
         try await chain.client(for: node.signingKey).balance(of: node.signingKey.publicKey)
     }
 
@@ -269,8 +270,8 @@ final class NodeWorld: @unchecked Sendable {
 // MARK: - One `parley node` subprocess
 
 struct Balances: Decodable, Equatable, Sendable {
-    var me: UInt64
-    var peer: UInt64
+    var me: Amount
+    var peer: Amount
 }
 
 struct ChannelLine: Decodable, Sendable {
@@ -297,8 +298,8 @@ struct OutputLine: Decodable, Sendable {
     var channel: String?
     var version: UInt64?
     var balances: Balances?
-    var payout: UInt64?
-    var amount: UInt64?
+    var payout: Amount?
+    var amount: Amount?
     var key: String?
     var listening: String?
     /// `status` lists channels; `ready` counts them.
@@ -318,8 +319,8 @@ struct OutputLine: Decodable, Sendable {
         channel = try? container.decodeIfPresent(String.self, forKey: .channel)
         version = try container.decodeIfPresent(UInt64.self, forKey: .version)
         balances = try container.decodeIfPresent(Balances.self, forKey: .balances)
-        payout = try container.decodeIfPresent(UInt64.self, forKey: .payout)
-        amount = try container.decodeIfPresent(UInt64.self, forKey: .amount)
+        payout = try container.decodeIfPresent(Amount.self, forKey: .payout)
+        amount = try container.decodeIfPresent(Amount.self, forKey: .amount)
         key = try container.decodeIfPresent(String.self, forKey: .key)
         listening = try? container.decodeIfPresent(String.self, forKey: .listening)
         channels = try? container.decodeIfPresent([ChannelLine].self, forKey: .channels)
@@ -376,7 +377,7 @@ final class NodeProcess: @unchecked Sendable {
     }
 
     static func start(
-        name: String, signingKey: SigningKey, keyPath: String, journal: String, chain: String, port: UInt16, mint: UInt64
+        name: String, signingKey: SigningKey, keyPath: String, journal: String, chain: String, port: UInt16, mint: Amount
     ) async throws -> NodeProcess {
         signal(SIGPIPE, SIG_IGN)  // a write to a node that died must fail, not kill the test runner
         let (process, stdout, stderr) = try DevchainDaemon.launch(

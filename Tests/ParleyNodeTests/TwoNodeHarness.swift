@@ -7,6 +7,7 @@ import ParleyJournal
 import ParleySettlement
 import ParleyTestSupport
 import ParleyTransport
+import ParleyWire
 import Synchronization
 import Testing
 
@@ -148,7 +149,7 @@ final class TestNode: @unchecked Sendable {
     var latest: SignedState? { engine?.engine.latest }
 
     /// This node's account balance on chain.
-    func account() async throws -> UInt64 { try await adapter.balance(of: key.publicKey) }
+    func account() async throws -> Amount { try await adapter.balance(of: key.publicKey) }
 
     func startWatching() async {
         isWatching = true
@@ -226,7 +227,7 @@ final class WatcherLog: @unchecked Sendable {
 /// journal and a watcher; channel messages move in memory when `deliver()` runs.
 final class TwoNodes: @unchecked Sendable {
     static let challenge: UInt64 = 60
-    static let startingBalance: UInt64 = 1_000
+    static let startingBalance: Amount = 1_000
 
     let chain: any ScenarioChain
     let alice: TestNode
@@ -308,7 +309,7 @@ final class TwoNodes: @unchecked Sendable {
     }
 
     /// `count` payments of `amount` from `from` to the other side, each fully countersigned.
-    func pay(from: TestNode, amount: UInt64, count: Int = 1) async throws {
+    func pay(from: TestNode, amount: Amount, count: Int = 1) async throws {
         for _ in 0..<count {
             try await from.input(.update(UpdateID.random(in: 1...UInt64.max), .pay(amount: amount)))
             try await deliver()
@@ -328,7 +329,7 @@ final class TwoNodes: @unchecked Sendable {
     func now() async throws -> ChainTime { try await alice.adapter.now() }
 
     /// Both accounts plus what the channel still holds: always what was minted.
-    func moneyOnChain() async throws -> UInt64 {
+    func moneyOnChain() async throws -> Amount {
         let accounts = try await alice.account() + bob.account()
         return try await accounts + (onChain()?.holdings ?? 0)
     }

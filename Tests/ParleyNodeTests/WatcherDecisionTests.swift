@@ -1,6 +1,7 @@
 import Foundation
 import ParleyChannel
 import ParleyCrypto
+import ParleyWire
 import Testing
 
 @testable import ParleyJournal
@@ -63,7 +64,7 @@ import Testing
                 chain?.registeredState?.appData = [1]
             }
             if Int.random(in: 0..<3, using: &random) == 0 {
-                let first = UInt64.random(in: 0...100, using: &random)
+                let first = Amount(UInt64.random(in: 0...100, using: &random))
                 chain?.concludedAllocation = Allocation(first, 100 - first)
                 chain?.phase = .concluded
                 for seat in ParticipantIndex.allCases where Bool.random(using: &random) { chain?.withdrawn.insert(seat) }

@@ -2,6 +2,7 @@ import Foundation
 import ParleyChannel
 import ParleyCrypto
 import ParleySettlement
+import ParleyWire
 import Testing
 
 /// Random transaction sequences against the adjudicator.
@@ -26,7 +27,7 @@ import Testing
     }
 
     /// Money on the ledger: every account plus every channel's holdings.
-    static func money(_ ledger: Ledger) -> UInt64 {
+    static func money(_ ledger: Ledger) -> Amount {
         ledger.accounts.values.reduce(0, +) + ledger.channels.values.reduce(0) { $0 + $1.holdings }
     }
 

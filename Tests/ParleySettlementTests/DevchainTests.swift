@@ -47,7 +47,7 @@ import Glibc
     /// Everything a client can observe about the scenario's channel and accounts.
     struct Observed: Equatable {
         var channel: ChannelOnChain?
-        var balances: [UInt64]
+        var balances: [Amount]
         var events: [ChainEvent]
         var time: ChainTime
 
@@ -182,7 +182,7 @@ import Glibc
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try DevchainDaemon.start(directory: directory)
         let clients = try Clients(first)
-        for amount in 1...3 as ClosedRange<UInt64> { try await clients.alice.mint(amount, to: Keys.alice.publicKey) }
+        for amount in [1, 2, 3] as [Amount] { try await clients.alice.mint(amount, to: Keys.alice.publicKey) }
         await clients.close()
         first.stop(SIGKILL)
 

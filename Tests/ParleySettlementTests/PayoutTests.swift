@@ -1,12 +1,13 @@
 import ParleyChannel
 import ParleyCrypto
 import ParleySettlement
+import ParleyWire
 import Testing
 
 /// Withdrawing concluded balances, against every backend.
 @Suite struct PayoutTests {
     /// Registers `balances` at version 1, lets the window pass and concludes.
-    static func concluded(_ backend: Backend, _ balances: (UInt64, UInt64)) async throws -> Scenario {
+    static func concluded(_ backend: Backend, _ balances: (Amount, Amount)) async throws -> Scenario {
         let s = try await Scenario.funded(try await backend.makeChain())
         try await s.alice.register(s.signed(s.state(1, balances)))
         try await s.chain.advance(Scenario.challenge)

@@ -9,6 +9,12 @@ extension SeededRandom {
 
     mutating func chance(_ percent: UInt64) -> Bool { below(100) < percent }
 
+    /// An amount below `bound`, which must fit in 64 bits.
+    mutating func amount(below bound: Amount) -> Amount { Amount(next()) % bound }
+
+    /// Any amount, all 128 bits random.
+    mutating func amount() -> Amount { Amount(UInt128(next()) << 64 | UInt128(next())) }
+
     mutating func bytes(_ count: Int) -> [UInt8] {
         (0..<count).map { _ in UInt8(truncatingIfNeeded: next()) }
     }
@@ -47,11 +53,11 @@ struct RandomChain {
         let callerSeat = params.index(of: caller.publicKey) ?? rng.seat()
         switch rng.below(10) {
         case 0:
-            return (.mint(account: rng.pick(keys).publicKey, amount: rng.below(40)), caller)
+            return (.mint(account: rng.pick(keys).publicKey, amount: rng.amount(below: 40)), caller)
         case 1, 2:
-            let opening = rng.chance(95) ? opening : Allocation(rng.below(30), rng.below(30))
+            let opening = rng.chance(95) ? opening : Allocation(rng.amount(below: 30), rng.amount(below: 30))
             let missing = opening[callerSeat] &- (adjudicator.channel(params.id)?.deposits[callerSeat] ?? 0)
-            let amount = rng.chance(60) && missing > 0 && missing < 100 ? missing : 1 + rng.below(30)
+            let amount = rng.chance(60) && missing > 0 && missing < 100 ? missing : 1 + rng.amount(below: 30)
             return (.deposit(params: params, opening: opening, participant: callerSeat, amount: amount), caller)
         case 3:
             return (.reclaim(channel: params.id), caller)
@@ -73,8 +79,8 @@ struct RandomChain {
 
     static func allocation(_ rng: inout SeededRandom, _ opening: Allocation) -> Allocation {
         let total = opening[.first] + opening[.second]
-        let first = rng.below(total + 1)
-        return rng.chance(90) ? Allocation(first, total - first) : Allocation(first, rng.below(60))
+        let first = rng.amount(below: total + 1)
+        return rng.chance(90) ? Allocation(first, total - first) : Allocation(first, rng.amount(below: 60))
     }
 
     static func signedState(
@@ -112,13 +118,13 @@ struct RandomChain {
 
     static func event(_ rng: inout SeededRandom) -> ChainEvent {
         let kinds: [ChainEvent.Kind] = [
-            .deposited(participant: rng.seat(), amount: rng.next(), totalDeposited: rng.next()),
+            .deposited(participant: rng.seat(), amount: rng.amount(), totalDeposited: rng.amount()),
             .funded,
             .registered(version: rng.next(), deadline: ChainTime(seconds: rng.next()), by: rng.seat()),
             .progressed(version: rng.next(), deadline: ChainTime(seconds: rng.next()), mover: rng.seat()),
-            .concluded(version: rng.next(), allocation: Allocation(rng.next(), rng.next())),
-            .withdrawn(participant: rng.seat(), amount: rng.next()),
-            .reclaimed(participant: rng.seat(), amount: rng.next()),
+            .concluded(version: rng.next(), allocation: Allocation(rng.amount(), rng.amount())),
+            .withdrawn(participant: rng.seat(), amount: rng.amount()),
+            .reclaimed(participant: rng.seat(), amount: rng.amount()),
         ]
         return ChainEvent(
             sequence: 1 + rng.below(.max - 1), time: ChainTime(seconds: rng.next()), channel: channelID(&rng),
@@ -128,15 +134,15 @@ struct RandomChain {
     static func anyTransaction(_ rng: inout SeededRandom) -> ChainTransaction {
         let params = rng.pick(channels)
         let state = ChannelState(
-            channelID: channelID(&rng), version: rng.next(), allocation: Allocation(rng.next(), rng.next()),
+            channelID: channelID(&rng), version: rng.next(), allocation: Allocation(rng.amount(), rng.amount()),
             appData: rng.bytes(Int(rng.below(50))), isFinal: rng.chance(50))
         var signed = SignedState(state: state)
         for seat in ParticipantIndex.allCases where rng.chance(60) {
             signed[seat] = state.signed(by: rng.pick(keys))
         }
         let all: [ChainTransaction] = [
-            .mint(account: rng.pick(keys).publicKey, amount: rng.next()),
-            .deposit(params: params, opening: Allocation(rng.next(), rng.next()), participant: rng.seat(), amount: rng.next()),
+            .mint(account: rng.pick(keys).publicKey, amount: rng.amount()),
+            .deposit(params: params, opening: Allocation(rng.amount(), rng.amount()), participant: rng.seat(), amount: rng.amount()),
             .reclaim(channel: channelID(&rng)),
             .register(signed),
             .progress(channel: channelID(&rng), state: state, moverSignature: state.signed(by: rng.pick(keys))),
@@ -161,14 +167,14 @@ struct RandomChain {
             .staleVersion(registered: rng.next(), got: rng.next()), .notNextVersion(expected: rng.next(), got: rng.next()),
             .windowClosed(deadline: time(&rng), now: time(&rng)), .windowStillOpen(deadline: time(&rng), now: time(&rng)),
             .nothingRegistered, .alreadyConcluded, .notConcluded, .alreadyWithdrawn(rng.seat()),
-            .nothingToWithdraw(rng.seat()), .underfunded(deposited: rng.next(), required: rng.next()),
-            .overDeposit(participant: rng.seat(), deposited: rng.next(), amount: rng.next(), required: rng.next()),
-            .openingMismatch(channel: Allocation(rng.next(), rng.next()), got: Allocation(rng.next(), rng.next())),
+            .nothingToWithdraw(rng.seat()), .underfunded(deposited: rng.amount(), required: rng.amount()),
+            .overDeposit(participant: rng.seat(), deposited: rng.amount(), amount: rng.amount(), required: rng.amount()),
+            .openingMismatch(channel: Allocation(rng.amount(), rng.amount()), got: Allocation(rng.amount(), rng.amount())),
             .alreadyFunded, .depositsClosed, .nothingToReclaim(rng.seat()), .zeroAmount,
-            .insufficientBalance(account: key, has: rng.next(), needs: rng.next()),
+            .insufficientBalance(account: key, has: rng.amount(), needs: rng.amount()),
             .notYourTurn(expected: rng.seat(), got: rng.seat()), .progressNotAllowed(rng.pick(refusals)),
             .invalidMove(text), .unknownApp(CounterApp.id),
-            .balanceNotConserved(funded: rng.next(), proposed: rng.next()), .balanceOverflow, .transport(text), .notPermitted(text),
+            .balanceNotConserved(funded: rng.amount(), proposed: rng.amount()), .balanceOverflow, .transport(text), .notPermitted(text),
             .wrongDomain(expected: .embedded, got: .devchainDefault),
         ]
     }

@@ -102,7 +102,7 @@ struct Scenario {
         return scenario
     }
 
-    func mintOpening(extra: UInt64 = 0) async throws {
+    func mintOpening(extra: Amount = 0) async throws {
         if opening[.first] + extra > 0 { try await alice.mint(opening[.first] + extra, to: Keys.alice.publicKey) }
         if opening[.second] + extra > 0 { try await bob.mint(opening[.second] + extra, to: Keys.bob.publicKey) }
     }
@@ -112,12 +112,12 @@ struct Scenario {
     }
 
     @discardableResult
-    func deposit(_ seat: ParticipantIndex, _ amount: UInt64) async throws -> [ChainEvent] {
+    func deposit(_ seat: ParticipantIndex, _ amount: Amount) async throws -> [ChainEvent] {
         try await adapter(seat).deposit(params: params, opening: opening, participant: seat, amount: amount)
     }
 
     func state(
-        _ version: UInt64, _ balances: (UInt64, UInt64)? = nil, appData: [UInt8] = [], isFinal: Bool = false
+        _ version: UInt64, _ balances: (Amount, Amount)? = nil, appData: [UInt8] = [], isFinal: Bool = false
     ) -> ChannelState {
         let allocation = balances.map { Allocation($0.0, $0.1) } ?? opening
         return ChannelState(

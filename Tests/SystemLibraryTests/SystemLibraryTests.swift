@@ -1,8 +1,10 @@
 import CLibUV
+import CNettle
+import CSecp256k1
 import CSodium
 import Testing
 
-/// The two C libraries link and initialise: the build's pkg-config and
+/// The C libraries link and initialise: the build's pkg-config and
 /// modulemap wiring is right before any module relies on it.
 @Suite struct SystemLibraryTests {
     @Test func libuvRunsAnEmptyLoop() {
@@ -16,5 +18,20 @@ import Testing
     @Test func libsodiumInitialises() {
         #expect(sodium_init() >= 0)
         #expect(crypto_sign_bytes() == 64)
+    }
+
+    @Test func libsecp256k1HasItsRecoveryModule() {
+        let context = secp256k1_context_create(UInt32(SECP256K1_CONTEXT_NONE))!
+        
+        var signature = secp256k1_ecdsa_recoverable_signature()
+        let compact = [UInt8](repeating: 1, count: 64)
+        #expect(secp256k1_ecdsa_recoverable_signature_parse_compact(context, &signature, compact, 0) == 1)
+        secp256k1_context_destroy(context)
+    }
+
+    @Test func nettleExportsTheKeccakPermutation() {
+        var state = sha3_state()
+        nettle_sha3_permute(&state)
+        #expect(state.a.0 != 0)
     }
 }
