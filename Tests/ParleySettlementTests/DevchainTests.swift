@@ -177,6 +177,21 @@ import Glibc
         #expect(second.stderr.text.contains("torn last record of 18 bytes"))
     }
 
+    @Test func aLedgerOfTheOlderFormatIsRefusedByName() async throws {
+        let directory = DevchainDaemon.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // A version-1 ledger (64-bit amounts): its magic, version 1, then a record that would be
+        // misread if anything tried.
+        let old = Array("PARLEYDC".utf8) + [0, 0, 0, 1] + [0, 0, 0, 4, 1, 2, 3, 4, 9, 9, 9, 9]
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try Data(old).write(to: URL(fileURLWithPath: directory + "/ledger.log"))
+
+        let run = try await DevchainDaemon.run(["devchain", "--listen", "127.0.0.1:0", "--data", directory, "--manual-time"])
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("ledger format 1 was written by an older Parley (64-bit amounts)"), "\(run.stderr)")
+        #expect(run.stdout.isEmpty)
+    }
+
     @Test func corruptionBeforeTheLastRecordIsRefusedWithAClearMessage() async throws {
         let directory = DevchainDaemon.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
