@@ -6,7 +6,7 @@ APT_PACKAGES := libsodium-dev libuv1-dev libsecp256k1-dev nettle-dev
 SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_ARGS    ?=
 
-.PHONY: all deps build release test demo sim clean
+.PHONY: all deps build release test demo sim vectors clean
 
 all: build
 
@@ -35,11 +35,26 @@ release: deps
 # Then the whole-node simulator runs a batch of seeds from that build (Docs/Simulation.md);
 # a failure prints the seed and its trace.
 SIM_SEEDS ?= 2000
-test: deps
+test: deps vectors
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	$(SWIFT) build -c release --product parley
 	$$($(SWIFT) build -c release --show-bin-path)/parley sim --seeds $(SIM_SEEDS) --require-coverage
+
+# The Ethereum backend's test vector (Tests/Vectors/ethereum-backend.json) recomputed with
+# eth-abi and eth-account from PyPI, in a virtual environment made here when missing: the
+# Swift tests check Parley against the same file, so two implementations agree on every byte.
+VENV := .venv-vectors
+$(VENV)/.installed: Tools/vectors/requirements.txt
+	@python3 -m venv $(VENV) 2>/dev/null || { \
+	  echo "Installing python3-venv (apt-get)"; export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y -q python3-venv || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q python3-venv; }; \
+	  python3 -m venv $(VENV); }
+	$(VENV)/bin/pip install -q -r Tools/vectors/requirements.txt
+	@touch $@
+
+vectors: $(VENV)/.installed
+	$(VENV)/bin/python Tools/vectors/ethereum_backend.py check Tests/Vectors/ethereum-backend.json
 
 # The payment demo: two nodes over loopback TCP, 10,000 payments, cooperative close on the
 # embedded chain. Pass options through DEMO_ARGS, e.g. make demo DEMO_ARGS="--dispute cheat".

@@ -8,12 +8,12 @@ extension ChannelEngine {
     /// parameters and our signature on version 0, then send the proposal.
     package static func propose(
         params: ChannelParams, allocation: Allocation, appData: [UInt8] = [],
-        key: SigningKey, rules: any AppRules = PaymentApp()
+        key: any StateSigner, rules: any AppRules = PaymentApp()
     ) throws(OpenRejection) -> (ChannelEngine, [Effect]) {
-        guard params[.first] == key.publicKey else { throw .notAParticipant(role: "proposer (first seat)") }
+        guard params.signer(.first) == key.settlementAddress else { throw .notAParticipant(role: "proposer (first seat)") }
         let initial = ChannelState(channelID: params.id, version: 0, allocation: allocation, appData: appData)
         try validateOpening(initial, params: params, rules: rules)
-        let signature = initial.signed(by: key)
+        let signature = params.sign(initial, with: key)
         var signed = SignedState(state: initial)
         signed[.first] = signature
         let engine = ChannelEngine(params: params, me: .first, key: key, rules: rules, latest: signed)
@@ -31,15 +31,15 @@ extension ChannelEngine {
     /// channel before the peer can act on it, so `opened` comes before any event
     /// the peer's reply causes (funding, its first update).
     package static func accept(
-        _ proposal: OpenProposal, key: SigningKey, rules: any AppRules = PaymentApp()
+        _ proposal: OpenProposal, key: any StateSigner, rules: any AppRules = PaymentApp()
     ) throws(OpenRejection) -> (ChannelEngine, [Effect]) {
         let params = proposal.params
-        guard params[.second] == key.publicKey else { throw .notAParticipant(role: "responder (second seat)") }
+        guard params.signer(.second) == key.settlementAddress else { throw .notAParticipant(role: "responder (second seat)") }
         try validateOpening(proposal.initial, params: params, rules: rules)
-        guard proposal.initial.isSigned(by: params[.first], with: proposal.signature) else {
+        guard params.isSigned(proposal.initial, by: .first, with: proposal.signature) else {
             throw .invalidInitialState(.badSignature(signer: .first))
         }
-        let signature = proposal.initial.signed(by: key)
+        let signature = params.sign(proposal.initial, with: key)
         let signed = SignedState(state: proposal.initial, signatures: [proposal.signature, signature])
         let engine = ChannelEngine(params: params, me: .second, key: key, rules: rules, latest: signed)
         return (engine, [
@@ -67,12 +67,12 @@ extension ChannelEngine {
     }
 
     /// Opener: the peer countersigned version 0.
-    mutating func receiveOpenAccept(_ signature: Signature, into effects: inout [Effect]) {
+    mutating func receiveOpenAccept(_ signature: StateSignature, into effects: inout [Effect]) {
         guard phase == .opening else {
             effects.append(.notify(.ignoredMessage(.unexpectedMessage("open accept for an open channel"))))
             return
         }
-        guard latest.state.isSigned(by: params[peer], with: signature) else {
+        guard params.isSigned(latest.state, by: peer, with: signature) else {
             effects.append(.notify(.ignoredMessage(.badSignature(signer: peer))))
             return
         }
@@ -121,10 +121,10 @@ extension ChannelEngine {
     /// The connection starts down: deliver `.connected` to reestablish.
     public static func restore(
         params: ChannelParams, latest: SignedState, highestSignedVersion: UInt64,
-        signedFinal: SignedState? = nil, signedNext: SignedState? = nil, key: SigningKey,
+        signedFinal: SignedState? = nil, signedNext: SignedState? = nil, key: any StateSigner,
         rules: any AppRules = PaymentApp()
     ) throws(OpenRejection) -> ChannelEngine {
-        guard let me = params.index(of: key.publicKey) else { throw .notAParticipant(role: "participant") }
+        guard let me = params.index(ofSigner: key.settlementAddress) else { throw .notAParticipant(role: "participant") }
         guard rules.appID == params.appID else { throw .wrongApp(channel: params.appID, rules: rules.appID) }
         do { try latest.verify(against: params, requireBoth: latest.isFullySigned) } catch {
             throw .invalidInitialState(error)

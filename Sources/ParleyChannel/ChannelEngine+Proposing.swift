@@ -18,8 +18,8 @@ extension ChannelEngine {
                 effects.append(.notify(.updateFailed(request.id, .refused(error))))
                 continue
             }
-            let digest = next.signingDigest
-            let signature = key.sign(digest.bytes)
+            let digest = params.signingDigest(of: next)
+            let signature = key.signState(digest)
             var signed = SignedState(unsigned: next)
             signed[me] = signature
             highestSignedVersion = next.version
@@ -65,12 +65,12 @@ extension ChannelEngine {
     }
 
     /// The peer countersigned our proposal.
-    mutating func receiveAccept(_ version: UInt64, _ signature: Signature, into effects: inout [Effect]) {
+    mutating func receiveAccept(_ version: UInt64, _ signature: StateSignature, into effects: inout [Effect]) {
         guard link == .up, let pending = outgoing, pending.version == version else {
             effects.append(.notify(.ignoredMessage(.unexpectedMessage("accept for version \(version), not in flight"))))
             return
         }
-        guard params[peer].isValidSignature(signature, for: pending.digest.bytes) else {
+        guard params.isValid(signature, of: pending.digest, by: peer) else {
             effects.append(.notify(.ignoredMessage(.badSignature(signer: peer))))
             return
         }
@@ -146,7 +146,7 @@ extension ChannelEngine {
     /// Moves on chain follow the same rule as updates (DESIGN.md invariant 1): a version is
     /// signed once. A version at or below the highest we signed is refused unless it is
     /// the very state we signed then (say, our off-chain proposal of the same move).
-    package mutating func signForChain(_ state: ChannelState) throws(UpdateRejection) -> (Signature, journal: SignedState?) {
+    package mutating func signForChain(_ state: ChannelState) throws(UpdateRejection) -> (StateSignature, journal: SignedState?) {
         guard state.channelID == params.id else { throw .wrongChannel(expected: params.id, got: state.channelID) }
         // The version after `latest` is the only one a move on chain takes. We know whether we
         // signed there (`signedNext`: every state we sign is journaled and noted), so a version
@@ -158,7 +158,7 @@ extension ChannelEngine {
             }
             throw .versionAlreadySigned(state.version)
         }
-        let signature = key.sign(state.signingDigest.bytes)
+        let signature = params.sign(state, with: key)
         var signed = SignedState(unsigned: state)
         signed[me] = signature
         highestSignedVersion = max(highestSignedVersion, state.version)

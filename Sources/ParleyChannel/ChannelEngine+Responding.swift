@@ -8,13 +8,13 @@ extension ChannelEngine {
     /// version, then conservation and app rules. A validly signed proposal at
     /// the next version burns that version whatever we answer, exactly as the
     /// proposer burns it when it reads our rejection.
-    mutating func receiveProposal(_ state: ChannelState, _ signature: Signature, into effects: inout [Effect]) {
+    mutating func receiveProposal(_ state: ChannelState, _ signature: StateSignature, into effects: inout [Effect]) {
         guard link == .up, latest.isFullySigned else {
             refuse(state.version, .notReady, because: .notReady("the channel is opening or reconnecting"), into: &effects)
             return
         }
-        let digest = state.signingDigest
-        guard params[peer].isValidSignature(signature, for: digest.bytes) else {
+        let digest = params.signingDigest(of: state)
+        guard params.isValid(signature, of: digest, by: peer) else {
             refuse(state.version, because: .badSignature(signer: peer), into: &effects)
             return
         }
@@ -58,7 +58,7 @@ extension ChannelEngine {
         yieldingAfterTie = false  // the first seat has taken its turn
         switch decision {
         case .accept:
-            let signature = key.sign(pending.digest.bytes)
+            let signature = key.signState(pending.digest)
             var full = pending.signed
             full[me] = signature
             effects.append(.journal(.committed(full)))

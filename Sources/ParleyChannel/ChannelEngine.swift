@@ -43,7 +43,7 @@ public struct ChannelEngine: Sendable {
     /// would forfeit the game (found by the simulator, issue 16).
     public internal(set) var signedNext: SignedState?
 
-    let key: SigningKey
+    let key: any StateSigner
     let rules: any AppRules
     /// Our signed, unanswered proposal.
     var outgoing: Outgoing?
@@ -62,14 +62,14 @@ public struct ChannelEngine: Sendable {
         let id: UpdateID
         let intent: UpdateIntent
         let signed: SignedState
-        /// `signed.state.signingDigest`.
+        /// `params.signingDigest(of: signed.state)`.
         let digest: Digest
         var version: UInt64 { signed.version }
     }
 
     struct Incoming: Sendable {
         let signed: SignedState
-        /// `signed.state.signingDigest`.
+        /// `params.signingDigest(of: signed.state)`.
         let digest: Digest
         var state: ChannelState { signed.state }
         var version: UInt64 { signed.version }
@@ -92,7 +92,7 @@ public struct ChannelEngine: Sendable {
     /// the list does not grow, and reallocate, one append at a time on every update.
     static let typicalEffectCount = 4
 
-    init(params: ChannelParams, me: ParticipantIndex, key: SigningKey, rules: any AppRules, latest: SignedState) {
+    init(params: ChannelParams, me: ParticipantIndex, key: any StateSigner, rules: any AppRules, latest: SignedState) {
         self.params = params
         self.me = me
         self.key = key

@@ -6,9 +6,9 @@ import ParleyWire
 public struct OpenProposal: Hashable, Sendable {
     public var params: ChannelParams
     public var initial: ChannelState
-    public var signature: Signature
+    public var signature: StateSignature
 
-    public init(params: ChannelParams, initial: ChannelState, signature: Signature) {
+    public init(params: ChannelParams, initial: ChannelState, signature: StateSignature) {
         self.params = params
         self.initial = initial
         self.signature = signature
@@ -22,9 +22,9 @@ public struct OpenProposal: Hashable, Sendable {
 /// session can carry many channels.
 public enum ChannelMessage: Hashable, Sendable {
     case openProposal(OpenProposal)
-    case openAccept(channelID: ChannelID, signature: Signature)
-    case propose(state: ChannelState, signature: Signature)
-    case accept(channelID: ChannelID, version: UInt64, signature: Signature)
+    case openAccept(channelID: ChannelID, signature: StateSignature)
+    case propose(state: ChannelState, signature: StateSignature)
+    case accept(channelID: ChannelID, version: UInt64, signature: StateSignature)
     case reject(channelID: ChannelID, version: UInt64, reason: RejectReason)
     /// After (re)connecting: my latest fully-signed version and the highest version I ever signed.
     case reestablish(channelID: ChannelID, committedVersion: UInt64, highestSignedVersion: UInt64)
@@ -108,15 +108,15 @@ extension ChannelMessage: WireCodable {
         case .openProposal:
             self = .openProposal(OpenProposal(
                 params: try reader.read(ChannelParams.self), initial: try reader.read(ChannelState.self),
-                signature: try reader.read(Signature.self)))
+                signature: try reader.read(StateSignature.self)))
         case .openAccept:
-            self = .openAccept(channelID: try reader.read(ChannelID.self), signature: try reader.read(Signature.self))
+            self = .openAccept(channelID: try reader.read(ChannelID.self), signature: try reader.read(StateSignature.self))
         case .propose:
-            self = .propose(state: try reader.read(ChannelState.self), signature: try reader.read(Signature.self))
+            self = .propose(state: try reader.read(ChannelState.self), signature: try reader.read(StateSignature.self))
         case .accept:
             self = .accept(
                 channelID: try reader.read(ChannelID.self), version: try reader.readUInt64("version"),
-                signature: try reader.read(Signature.self))
+                signature: try reader.read(StateSignature.self))
         case .reject:
             self = .reject(
                 channelID: try reader.read(ChannelID.self), version: try reader.readUInt64("version"),

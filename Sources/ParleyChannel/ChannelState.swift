@@ -23,18 +23,11 @@ public struct ChannelState: Hashable, Sendable {
         self.isFinal = isFinal
     }
 
-    /// The 32 bytes each participant signs: BLAKE2b-256 of the canonical
-    /// encoding under the `parley/state/v2` domain.
-    public var signingDigest: Digest {
-        Blake2b.hash256(domain: .stateSignature, wireBytes)
-    }
-
-    public func signed(by key: SigningKey) -> Signature {
-        key.sign(signingDigest.bytes)
-    }
-
-    public func isSigned(by key: PublicKey, with signature: Signature) -> Bool {
-        key.isValidSignature(signature, for: signingDigest.bytes)
+    /// The Ed25519 backend's signature of this state by `key`: a shorthand for tests and
+    /// tools that build Ed25519 channels. Code that serves any backend signs through
+    /// ``ChannelParams/sign(_:with:)``.
+    public func signed(by key: SigningKey) -> StateSignature {
+        key.signState(Ed25519Backend().signingDigest(of: self, domain: .embedded))
     }
 }
 

@@ -48,7 +48,7 @@ public struct IncomingProposal: Hashable, Sendable {
     public let proposed: ChannelState
     public let proposer: ParticipantIndex
     /// The proposer's signature on `proposed` (already verified).
-    public let signature: Signature
+    public let signature: StateSignature
 }
 
 /// What the node must persist. Contract: a `.journal` effect is durable

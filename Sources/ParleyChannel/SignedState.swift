@@ -7,13 +7,13 @@ import ParleyWire
 /// what a peer must show to be believed.
 public struct SignedState: Hashable, Sendable {
     public var state: ChannelState
-    private var seats = PerSeat<Signature?>(nil, nil)
+    private var seats = PerSeat<StateSignature?>(nil, nil)
 
     /// `signatures[i]` belongs to `ParticipantIndex(rawValue: i)`.
-    public var signatures: [Signature?] { seats.array }
+    public var signatures: [StateSignature?] { seats.array }
 
     /// `signatures` has one slot per seat: exactly two.
-    public init(state: ChannelState, signatures: [Signature?] = [nil, nil]) {
+    public init(state: ChannelState, signatures: [StateSignature?] = [nil, nil]) {
         precondition(signatures.count == 2, "a signed state has exactly two signature slots")
         self.state = state
         seats = PerSeat(signatures[0], signatures[1])
@@ -24,7 +24,7 @@ public struct SignedState: Hashable, Sendable {
         self.state = state
     }
 
-    public subscript(participant: ParticipantIndex) -> Signature? {
+    public subscript(participant: ParticipantIndex) -> StateSignature? {
         get { seats[participant] }
         set { seats[participant] = newValue }
     }
@@ -39,13 +39,13 @@ public struct SignedState: Hashable, Sendable {
         guard state.channelID == params.id else {
             throw .wrongChannel(expected: params.id, got: state.channelID)
         }
-        let digest = state.signingDigest.bytes
+        let digest = params.signingDigest(of: state)
         for participant in ParticipantIndex.allCases {
             guard let signature = self[participant] else {
                 if requireBoth { throw .missingSignature(signer: participant) }
                 continue
             }
-            guard params[participant].isValidSignature(signature, for: digest) else {
+            guard params.isValid(signature, of: digest, by: participant) else {
                 throw .badSignature(signer: participant)
             }
         }
@@ -71,7 +71,7 @@ extension SignedState: WireCodable {
             throw .invalidValue(field: "signature presence", reason: "only bits 0 and 1 may be set")
         }
         self.init(unsigned: state)
-        if presence & 0b01 != 0 { seats.first = try Signature(from: &reader) }
-        if presence & 0b10 != 0 { seats.second = try Signature(from: &reader) }
+        if presence & 0b01 != 0 { seats.first = try StateSignature(from: &reader) }
+        if presence & 0b10 != 0 { seats.second = try StateSignature(from: &reader) }
     }
 }

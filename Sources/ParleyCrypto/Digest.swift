@@ -56,7 +56,7 @@ public struct DigestDomain: Hashable, Sendable {
     }
 
     /// Derives a channel's identifier from its parameters.
-    public static let channelID = DigestDomain("parley/channel-id/v2")
+    public static let channelID = DigestDomain("parley/channel-id/v3")
     /// The digest of a channel state that participants sign. Version 2: 128-bit amounts.
     public static let stateSignature = DigestDomain("parley/state/v2")
     /// The checksum in a public key's human form.

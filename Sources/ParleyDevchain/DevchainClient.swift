@@ -251,7 +251,7 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
 
     @discardableResult
     public func progress(
-        _ channel: ChannelID, to state: ChannelState, moverSignature: Signature
+        _ channel: ChannelID, to state: ChannelState, moverSignature: StateSignature
     ) async throws(SettlementError) -> [ChainEvent] {
         try await submit(.progress(channel: channel, state: state, moverSignature: moverSignature))
     }

@@ -20,7 +20,7 @@ public struct JournaledEngine: Sendable {
     /// Proposes a channel; returns the engine and the effects to perform (the open proposal to send).
     public static func propose(
         params: ChannelParams, allocation: Allocation, appData: [UInt8] = [],
-        key: SigningKey, rules: any AppRules = PaymentApp(), journal: Journal
+        key: any StateSigner, rules: any AppRules = PaymentApp(), journal: Journal
     ) async throws -> (JournaledEngine, [Effect]) {
         try refuseIfStopped(journal)
         let (engine, effects) = try ChannelEngine.propose(
@@ -30,7 +30,7 @@ public struct JournaledEngine: Sendable {
 
     /// Accepts a peer's channel proposal; returns the engine and the effects (the accept to send).
     public static func accept(
-        _ proposal: OpenProposal, key: SigningKey, rules: any AppRules = PaymentApp(), journal: Journal
+        _ proposal: OpenProposal, key: any StateSigner, rules: any AppRules = PaymentApp(), journal: Journal
     ) async throws -> (JournaledEngine, [Effect]) {
         try refuseIfStopped(journal)
         let (engine, effects) = try ChannelEngine.accept(proposal, key: key, rules: rules)
@@ -39,7 +39,7 @@ public struct JournaledEngine: Sendable {
 
     /// The engine for a channel the journal recovered; it starts disconnected.
     public static func restore(
-        _ record: ChannelRecord, key: SigningKey, rules: any AppRules = PaymentApp(), journal: Journal
+        _ record: ChannelRecord, key: any StateSigner, rules: any AppRules = PaymentApp(), journal: Journal
     ) throws -> JournaledEngine {
         let engine = try ChannelEngine.restore(
             params: record.params, latest: record.latest,
@@ -70,7 +70,7 @@ public struct JournaledEngine: Sendable {
     /// returned, at a version above every version we signed; or the signature we already
     /// gave this very state. Throws `UpdateRejection.versionAlreadySigned` rather than sign a
     /// second state of one version (DESIGN.md invariant 1), or a `JournalError`.
-    public mutating func signForChain(_ state: ChannelState) async throws -> Signature {
+    public mutating func signForChain(_ state: ChannelState) async throws -> StateSignature {
         try Self.refuseIfStopped(journal)
         let (signature, record) = try engine.signForChain(state)
         if let record { try await journal.append([JournalEntry(.signed(record), channelID: engine.channelID)]) }

@@ -19,7 +19,7 @@ struct RunnerContext: Sendable {
     /// Drill switch: when true we neither send nor accept anything on the peer link.
     let isSilent: @Sendable () -> Bool
     /// Signs with the node's key (for deliberately malformed proposals only).
-    let sign: @Sendable (ChannelState) -> Signature
+    let sign: @Sendable (ChannelParams, ChannelState) -> StateSignature
     /// The node's proposal and turn timers.
     let deadlines: Deadlines<TimerFire>
     /// The node's clock and randomness (retry delays and their jitter).
@@ -27,7 +27,7 @@ struct RunnerContext: Sendable {
     let random: any NodeRandom
     /// Drill switch: true when this final proposal was countersigned in secret and must be
     /// answered "declined" (`Node.setHoldingDeclinedFinals`).
-    let holdFinal: @Sendable (IncomingProposal, ChannelID) -> Bool
+    let holdFinal: @Sendable (IncomingProposal, ChannelParams) -> Bool
     /// Makes sure our deposit is in and the chain is watched until the channel is funded
     /// (idempotent). Runners ask whenever their channel is fully signed and not yet funded:
     /// level-triggered, so a channel whose opening completes late (after a crash, on a
@@ -70,7 +70,7 @@ final class ChannelRunner: Sendable {
         /// long without one of them committing.
         case progressTimedOut(generation: UInt64)
         /// Sign `state`, a move on chain from `base`, through the journal (see `signForChain`).
-        case signForChain(ChannelState, base: ChannelState, CheckedContinuation<(ChannelState, Signature), any Error>)
+        case signForChain(ChannelState, base: ChannelState, CheckedContinuation<(ChannelState, StateSignature), any Error>)
         case stop(CheckedContinuation<Void, Never>)
     }
 
@@ -191,7 +191,7 @@ final class ChannelRunner: Sendable {
     /// off-chain proposal of a move, still in flight), that state is the move when it is a
     /// legal one from `base`: its signature is reused and nothing is signed twice. Throws
     /// `UpdateRejection.versionAlreadySigned` otherwise.
-    func signForChain(_ state: ChannelState, from base: ChannelState) async throws -> (ChannelState, Signature) {
+    func signForChain(_ state: ChannelState, from base: ChannelState) async throws -> (ChannelState, StateSignature) {
         try await withCheckedThrowingContinuation { post(.signForChain(state, base: base, $0)) }
     }
 
@@ -391,7 +391,7 @@ private final class RunnerLoop: @unchecked Sendable {
         }
     }
 
-    private func signForChain(_ state: ChannelState, from base: ChannelState) async throws -> (ChannelState, Signature) {
+    private func signForChain(_ state: ChannelState, from base: ChannelState) async throws -> (ChannelState, StateSignature) {
         do {
             return (state, try await engine.signForChain(state))
         } catch UpdateRejection.versionAlreadySigned(let version) {
@@ -637,21 +637,28 @@ private final class RunnerLoop: @unchecked Sendable {
         let message: ChannelMessage
         switch kind {
         case .badSignature:
-            message = .propose(state: next, signature: try Signature(bytes: SecureRandom.bytes(Signature.byteCount)))
+            // A real signature of this state with its first byte flipped: well formed, and wrong.
+            var bytes = context.sign(engine.engine.params, next).bytes
+            bytes[0] ^= 0x01
+            let forged: StateSignature = switch engine.engine.params.backendID {
+            case .ed25519: .ed25519(try Signature(bytes: bytes))
+            case .ethereum: .ethereum(try RecoverableSignature(bytes: bytes))
+            }
+            message = .propose(state: next, signature: forged)
         case .overspend:
             next = core.latest.state
             next.version = core.highestSeenVersion + 1
             next.allocation[me] = (core.latest.state.allocation.total ?? 0) &+ 1
             next.allocation[me.peer] = 0
             reserve = next.version
-            message = .propose(state: next, signature: context.sign(next))
+            message = .propose(state: next, signature: context.sign(engine.engine.params, next))
         case .versionSkip:
             next.version += 2
             reserve = next.version
-            message = .propose(state: next, signature: context.sign(next))
+            message = .propose(state: next, signature: context.sign(engine.engine.params, next))
         case .wrongChannel:
             next.channelID = ChannelID(digest: try Digest(bytes: SecureRandom.bytes(32)))
-            message = .propose(state: next, signature: context.sign(next))
+            message = .propose(state: next, signature: context.sign(engine.engine.params, next))
         case .replay:
             guard let older = recentCommitted.count == 2 ? recentCommitted[0] : nil, let mine = older[me] else {
                 throw NodeError.invalidParameters("nothing to replay yet: make two updates first")
@@ -711,7 +718,7 @@ private final class RunnerLoop: @unchecked Sendable {
     private func decide(_ proposal: IncomingProposal) async -> Decision {
         context.emit(.proposed(id, version: proposal.proposed.version))
         let decision: Decision
-        if context.holdFinal(proposal, id) {
+        if context.holdFinal(proposal, engine.engine.params) {
             decision = .reject("declined")
         } else if status.isClosed {
             // Closed means nothing of ours is in it and we take nothing more: a channel

@@ -80,7 +80,7 @@ public actor Node {
     /// A move on chain we signed that the chain has not taken yet (its endpoint was down),
     /// by channel, with the registered version it moves from: submitted again as it is,
     /// never replaced by another (that would be a second state at one version).
-    private var unsentChainMoves: [ChannelID: (base: UInt64, move: ChannelState, signature: Signature)] = [:]
+    private var unsentChainMoves: [ChannelID: (base: UInt64, move: ChannelState, signature: StateSignature)] = [:]
     /// The settlement adapter's domain, once asked (`settlementDomain()`).
     private var knownDomain: SettlementDomain?
     /// Channels whose funding this node started (see `ensureFunding`).
@@ -300,14 +300,14 @@ public actor Node {
             emit: { [sink] in sink.yield($0) },
             updateHandler: { switches.update.withLock { $0 } },
             isSilent: { switches.silent.load(ordering: .relaxed) },
-            sign: { $0.signed(by: identity) },
+            sign: { params, state in params.sign(state, with: identity) },
             deadlines: deadlines, clock: clock, random: random,
-            holdFinal: { proposal, id in
+            holdFinal: { proposal, params in
                 guard switches.holdFinals.load(ordering: .relaxed), proposal.proposed.isFinal else { return false }
                 var held = SignedState(state: proposal.proposed)
                 held[proposal.proposer] = proposal.signature
-                held[proposal.proposer.peer] = proposal.proposed.signed(by: identity)
-                switches.heldFinals.withLock { $0[id] = held }
+                held[proposal.proposer.peer] = params.sign(proposal.proposed, with: identity)
+                switches.heldFinals.withLock { $0[params.id] = held }
                 return true
             },
             fund: { [weak self] params, opening in
@@ -544,7 +544,7 @@ public actor Node {
         var copy = registered
         copy.version = registered.version + 1
         copy.isFinal = true
-        let signature: Signature
+        let signature: StateSignature
         do { (_, signature) = try await runner.signForChain(copy, from: registered) } catch {
             throw .invalidParameters("\(error)")
         }
@@ -890,7 +890,7 @@ public actor Node {
         // state at a version we already signed off chain. A move we already proposed off
         // chain at that version is the move we make.
         let move: ChannelState
-        let signature: Signature
+        let signature: StateSignature
         do { (move, signature) = try await runner.signForChain(next, from: registered) } catch {
             sink.yield(.error(id, "cannot sign the move on chain: \(error)"))
             return
@@ -900,7 +900,7 @@ public actor Node {
     }
 
     /// Submits our signed move; when the chain cannot be reached, keeps it and tries again.
-    private func submitChainMove(_ id: ChannelID, _ move: ChannelState, _ signature: Signature, base: UInt64) async {
+    private func submitChainMove(_ id: ChannelID, _ move: ChannelState, _ signature: StateSignature, base: UInt64) async {
         do {
             _ = try await settlement.progress(id, to: move, moverSignature: signature)
             unsentChainMoves[id] = nil

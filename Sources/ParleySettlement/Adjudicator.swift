@@ -196,7 +196,7 @@ extension Adjudicator {
     }
 
     mutating func progress(
-        _ id: ChannelID, to next: ChannelState, signature: Signature, caller: PublicKey, now: ChainTime
+        _ id: ChannelID, to next: ChannelState, signature: StateSignature, caller: PublicKey, now: ChainTime
     ) throws(SettlementError) -> [ChainEvent] {
         var channel = try existing(id)
         let seat = try channel.seat(of: caller)
@@ -208,7 +208,7 @@ extension Adjudicator {
         guard !exhausted else { throw .progressNotAllowed(.versionsExhausted) }
         guard next.version == expected else { throw .notNextVersion(expected: expected, got: next.version) }
         try Self.checkConserved(next.allocation, channel)
-        guard next.isSigned(by: channel.params[mover], with: signature) else { throw .badSignature(mover) }
+        guard channel.params.isSigned(next, by: mover, with: signature) else { throw .badSignature(mover) }
         try validateMove(from: current, to: next, mover: mover, app: channel.params.appID)
 
         let deadline = now + channel.params.challengeDuration

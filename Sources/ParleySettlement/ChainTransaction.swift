@@ -17,7 +17,7 @@ public enum ChainTransaction: Sendable, Equatable {
     /// Registers a fully-signed state, opening (or continuing) the challenge window.
     case register(SignedState)
     /// After the window closed, the mover advances the registered state by one move.
-    case progress(channel: ChannelID, state: ChannelState, moverSignature: Signature)
+    case progress(channel: ChannelID, state: ChannelState, moverSignature: StateSignature)
     /// Fixes the payout at the registered state's allocation once the window is over.
     case conclude(channel: ChannelID)
     /// Pays `participant`'s concluded amount into that seat's account.
@@ -80,7 +80,7 @@ extension ChainTransaction: WireCodable {
         case .progress:
             self = .progress(
                 channel: try ChannelID(from: &reader), state: try ChannelState(from: &reader),
-                moverSignature: try Signature(from: &reader))
+                moverSignature: try StateSignature(from: &reader))
         case .conclude:
             self = .conclude(channel: try ChannelID(from: &reader))
         case .withdraw:

@@ -134,7 +134,7 @@ public struct LocalChainAdapter: SettlementAdapter, DevFaucet {
 
     @discardableResult
     public func progress(
-        _ channel: ChannelID, to state: ChannelState, moverSignature: Signature
+        _ channel: ChannelID, to state: ChannelState, moverSignature: StateSignature
     ) async throws(SettlementError) -> [ChainEvent] {
         try chain.submit(.progress(channel: channel, state: state, moverSignature: moverSignature), as: identity)
     }

@@ -40,7 +40,7 @@ public protocol Registerer: Sendable {
     /// registered state by one valid move signed by itself. Opens a fresh window.
     @discardableResult
     func progress(
-        _ channel: ChannelID, to state: ChannelState, moverSignature: Signature
+        _ channel: ChannelID, to state: ChannelState, moverSignature: StateSignature
     ) async throws(SettlementError) -> [ChainEvent]
 }
 

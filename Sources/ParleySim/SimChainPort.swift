@@ -17,7 +17,7 @@ import ParleyWire
 final class SimChainPort: SettlementAdapter {
     enum Submission: Sendable {
         case register(SignedState)
-        case progress(ChannelState, Signature)
+        case progress(ChannelState, StateSignature)
     }
 
     let identity: PublicKey
@@ -71,7 +71,7 @@ final class SimChainPort: SettlementAdapter {
         return try await inner.register(state)
     }
 
-    func progress(_ channel: ChannelID, to state: ChannelState, moverSignature: Signature) async throws(SettlementError)
+    func progress(_ channel: ChannelID, to state: ChannelState, moverSignature: StateSignature) async throws(SettlementError)
         -> [ChainEvent]
     {
         try admit("progress")

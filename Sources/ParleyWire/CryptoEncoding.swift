@@ -32,3 +32,11 @@ extension Signature: FixedSizeCryptoValue {
 extension Digest: FixedSizeCryptoValue {
     static var wireField: String { "digest" }
 }
+
+extension EthereumAddress: FixedSizeCryptoValue {
+    static var wireField: String { "Ethereum address" }
+}
+
+extension RecoverableSignature: FixedSizeCryptoValue {
+    static var wireField: String { "secp256k1 signature" }
+}

@@ -46,7 +46,8 @@ import Testing
     }
 
     /// SignedState keeps one field per seat instead of an array; its bytes must stay the
-    /// documented layout: state, presence byte (bit i = seat i), then signatures in seat order.
+    /// documented layout: state, presence byte (bit i = seat i), then signatures in seat order,
+    /// each its backend tag (1 Ed25519, 2 Ethereum) and its bytes.
     @Test func signedStateEncodesStatePresenceThenSignaturesInSeatOrder() async throws {
         await propertyCheck(count: 500, input: Gen.uint64()) { seed in
             var rng = SeededRandom(seed: seed)
@@ -57,7 +58,9 @@ import Testing
                 presence |= 1 << UInt8(index)
             }
             expected.append(presence)
-            for signature in signed.signatures { expected += signature?.bytes ?? [] }
+            for signature in signed.signatures.compactMap({ $0 }) {
+                expected += [signature.backend.rawValue] + signature.bytes
+            }
             #expect(signed.wireBytes == expected, "seed \(seed)")
             let decoded = try SignedState(wireBytes: expected)
             #expect(decoded == signed, "seed \(seed)")
@@ -110,7 +113,7 @@ import Testing
             isFinal: false)
         let hex = hexString(state.wireBytes)
         #expect(hex == ProtocolDocExample.stateHex)
-        #expect(state.signingDigest.hex == ProtocolDocExample.signingDigestHex)
+        #expect(Fixtures.params().signingDigest(of: state).hex == ProtocolDocExample.signingDigestHex)
         #expect(Fixtures.params().id.description == ProtocolDocExample.channelIDHex)
     }
 }

@@ -56,11 +56,11 @@ struct Duo {
     ) throws {
         self.params = params
         let (opener, openEffects) = try ChannelEngine.propose(
-            params: params, allocation: Allocation(alice, bob), key: Fixtures.alice)
+            params: params, allocation: Allocation(alice, bob), key: Fixtures.signer(Fixtures.alice, params.backendID))
         guard case let .send(.openProposal(proposal))? = openEffects.last else {
             throw InvariantViolation(description: "propose did not end by sending the proposal")
         }
-        let (responder, acceptEffects) = try ChannelEngine.accept(proposal, key: Fixtures.bob)
+        let (responder, acceptEffects) = try ChannelEngine.accept(proposal, key: Fixtures.signer(Fixtures.bob, params.backendID))
         sides = [Side(engine: opener), Side(engine: responder)]
         perform(openEffects, on: 0)
         wire[0].removeAll()  // bob's engine was built from the proposal directly
@@ -190,7 +190,7 @@ struct Duo {
     private mutating func send(_ message: ChannelMessage, from side: Int) {
         // Journal before effect: any signature of ours in the message must already be journaled.
         let me = sides[side].engine.me
-        var sentSignature: (version: UInt64, signature: Signature)?
+        var sentSignature: (version: UInt64, signature: StateSignature)?
         switch message {
         case let .propose(state, signature):
             sentSignature = (state.version, signature)
@@ -207,7 +207,7 @@ struct Duo {
         if connected { wire[side].append(message) }
     }
 
-    private func isJournaled(_ state: ChannelState, _ signature: Signature, by me: ParticipantIndex, on side: Int) -> Bool {
+    private func isJournaled(_ state: ChannelState, _ signature: StateSignature, by me: ParticipantIndex, on side: Int) -> Bool {
         sides[side].journal.contains { record in
             switch record {
             case let .signed(signed), let .committed(signed): return signed.state == state && signed[me] == signature

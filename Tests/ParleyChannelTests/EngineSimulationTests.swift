@@ -18,17 +18,20 @@ import Testing
 /// both sides hold the same latest fully-signed state and nothing is left in flight.
 ///
 /// Replay one schedule: `PARLEY_SIM_SEED=<seed> swift test --filter EngineSimulation`.
-@Suite struct EngineSimulationTests {
+/// Serialized: each test keeps a cooperative thread busy for seconds of synchronous work, and on a
+/// 2-core machine two at once would starve every other suite's timed waits.
+@Suite(.serialized) struct EngineSimulationTests {
     static let schedules = 600
     static let stepsPerSchedule = 400
 
-    @Test func randomFaultySchedulesKeepEveryInvariant() async throws {
+    @Test(arguments: ChannelBackendID.allCases)
+    func randomFaultySchedulesKeepEveryInvariant(backend: ChannelBackendID) async throws {
         if let replay = Self.replaySeed {
-            try Self.check(seed: replay)
+            try Self.check(seed: replay, backend: backend)
             return
         }
         await propertyCheck(count: Self.schedules, input: Gen.uint64()) { seed in
-            try Self.check(seed: seed)
+            try Self.check(seed: seed, backend: backend)
         }
     }
 
@@ -50,12 +53,12 @@ import Testing
         #expect(busy * 2 > versions.count, "final versions: \(versions)")
     }
 
-    static func check(seed: UInt64) throws {
-        var simulation = try Simulation(seed: seed)
+    static func check(seed: UInt64, backend: ChannelBackendID = .ed25519) throws {
+        var simulation = try Simulation(seed: seed, backend: backend)
         simulation.run(steps: stepsPerSchedule)
         simulation.heal()
         let duo = simulation.duo
-        let replay = "replay with PARLEY_SIM_SEED=\(seed)"
+        let replay = "replay with PARLEY_SIM_SEED=\(seed) (\(backend) backend)"
         #expect(duo.violations.isEmpty, "\(duo.violations.map(\.description)); \(replay)")
         #expect(duo.alice.engine.latest == duo.bob.engine.latest, "sides disagree after healing; \(replay)")
         #expect(duo.alice.engine.committed != nil, "still opening after healing; \(replay)")
@@ -79,11 +82,13 @@ struct Simulation {
     /// Fraction of the schedule done, in percent: cooperative closes come late so most schedules do real work first.
     var progress: UInt64 = 0
 
-    init(seed: UInt64) throws {
+    init(seed: UInt64, backend: ChannelBackendID = .ed25519) throws {
         rng = SeededRandom(seed: seed)
         // One schedule in five starts with the opener's handshake answer lost.
         let handshakeLost = rng.chance(20)
-        duo = try Duo(alice: Amount(50 + rng.next() % 100), bob: Amount(rng.next() % 100), deliverHandshake: !handshakeLost)
+        duo = try Duo(
+            alice: Amount(50 + rng.next() % 100), bob: Amount(rng.next() % 100), params: Fixtures.params(backend: backend),
+            deliverHandshake: !handshakeLost)
     }
 
     mutating func run(steps: Int) {

@@ -89,7 +89,7 @@ private struct TurnsApp: AppRules {
         move.version = 1
         move.appData = [1]
         let (signature, record) = try alice.signForChain(move)
-        #expect(record?.state == move && move.isSigned(by: params[.first], with: signature))
+        #expect(record?.state == move && params.isSigned(move, by: .first, with: signature))
     }
 
     @Test func aMoveOnChainReusesTheProposalThePeerLeftUnanswered() throws {

@@ -25,15 +25,32 @@ enum Fixtures {
     static let bob = key(2)
     static let mallory = key(3)
 
+    /// The Ethereum settlement key of each fixture identity: secrets 1, 2 and 3.
+    static func ethereumKey(of identity: SigningKey) -> EthereumSigningKey {
+        let n: UInt8 = identity.publicKey == alice.publicKey ? 1 : identity.publicKey == bob.publicKey ? 2 : 3
+        // Secrets 1...3 are below the curve order.
+        return try! EthereumSigningKey(secretBytes: [UInt8](repeating: 0, count: 31) + [n])
+    }
+
+    /// What signs states for `identity` on `backend`: the identity itself, or its Ethereum key.
+    static func signer(_ identity: SigningKey, _ backend: ChannelBackendID) -> any StateSigner {
+        backend == .ed25519 ? identity : ethereumKey(of: identity)
+    }
+
+    /// A local EVM's chain id and its first contract address (Tests/Vectors/ethereum-backend.json).
+    static let ethereumDomain = try! SettlementDomain(
+        chainID: 1337, contract: Hex.decode("5fbdb2315678afecb367f032d93f642f64180aa3")!)
+
     static func params(
         _ first: SigningKey = alice, _ second: SigningKey = bob, nonce: UInt8 = 7,
-        challenge: UInt64 = 60, app: AppID = .payment
+        challenge: UInt64 = 60, app: AppID = .payment, backend: ChannelBackendID = .ed25519
     ) -> ChannelParams {
         // Fixed, valid inputs.
         try! ChannelParams(
             participants: [first.publicKey, second.publicKey],
+            signers: backend == .ed25519 ? nil : [first, second].map { signer($0, backend).settlementAddress },
             nonce: [UInt8](repeating: nonce, count: ChannelParams.nonceBytes),
-            challengeDuration: challenge, appID: app)
+            challengeDuration: challenge, appID: app, domain: backend == .ed25519 ? .embedded : ethereumDomain)
     }
 
     /// A state of the default channel signed by whichever of alice/bob are named.
@@ -45,7 +62,7 @@ enum Fixtures {
             channelID: params.id, version: version, allocation: Allocation(balances.0, balances.1),
             appData: appData, isFinal: isFinal)
         var signed = SignedState(state: state)
-        for signer in signers { signed[signer] = state.signed(by: signer == .first ? alice : bob) }
+        for seat in signers { signed[seat] = params.sign(state, with: signer(seat == .first ? alice : bob, params.backendID)) }
         return signed
     }
 }
@@ -58,9 +75,14 @@ enum RandomValues {
         let first = keys[Int(rng.next() % 3)]
         let second = keys.filter { $0.publicKey != first.publicKey }[Int(rng.next() % 2)]
         let app = rng.chance(50) ? AppID.payment : try! AppID("game.ttt/\(rng.next() % 1000)")
+        // Either backend: Ethereum channels carry their signers and a contract in the domain.
+        let ethereum = rng.chance(50)
         return try! ChannelParams(
-            participants: [first.publicKey, second.publicKey], nonce: rng.bytes(ChannelParams.nonceBytes),
-            challengeDuration: 1 + rng.next() % ChannelParams.challengeDurationRange.upperBound, appID: app)
+            participants: [first.publicKey, second.publicKey],
+            signers: ethereum ? [first, second].map { Fixtures.signer($0, .ethereum).settlementAddress } : nil,
+            nonce: rng.bytes(ChannelParams.nonceBytes),
+            challengeDuration: 1 + rng.next() % ChannelParams.challengeDurationRange.upperBound, appID: app,
+            domain: ethereum ? Fixtures.ethereumDomain : .embedded)
     }
 
     static func state(_ rng: inout SeededRandom, channel: ChannelID? = nil) -> ChannelState {
@@ -71,8 +93,12 @@ enum RandomValues {
             appData: rng.chance(50) ? [] : rng.bytes(Int(rng.next() % 200)), isFinal: rng.chance(20))
     }
 
-    static func signature(_ rng: inout SeededRandom) -> Signature {
-        try! Signature(bytes: rng.bytes(64))
+    /// Either backend's form: 64 random bytes, or a well-formed `r ‖ s ‖ v` (s below n/2).
+    static func signature(_ rng: inout SeededRandom) -> StateSignature {
+        if rng.chance(50) { return .ed25519(try! Signature(bytes: rng.bytes(64))) }
+        var bytes = rng.bytes(64)
+        bytes[32] &= 0x3f
+        return .ethereum(try! RecoverableSignature(bytes: bytes + [rng.chance(50) ? 27 : 28]))
     }
 
     static func signedState(_ rng: inout SeededRandom) -> SignedState {
@@ -118,9 +144,9 @@ func hexString(_ bytes: [UInt8]) -> String {
 
 /// Filled from the worked example in Docs/Protocol.md.
 enum ProtocolDocExample {
-    static let channelIDHex = "b8d211cee680ff44b3eabf888a7f87ae51049675b8b6c43a748cc510ffdfef1c"
+    static let channelIDHex = "5ca5e9c59921df3143b10fdcb273faa16e4c61b9982de0e88150676acd049963"
     static let stateHex =
-        "b8d211cee680ff44b3eabf888a7f87ae51049675b8b6c43a748cc510ffdfef1c" + "0000000000000003"
+        "5ca5e9c59921df3143b10fdcb273faa16e4c61b9982de0e88150676acd049963" + "0000000000000003"
         + "0000000000000000000000000000005a" + "0000000000000000000000000000006e" + "00000001" + "ab" + "00"
-    static let signingDigestHex = "03e25e7db05f198cbdcc9f4ef9081e203f85b6f65456f55b9b8b3c8d90bdde55"
+    static let signingDigestHex = "5872a279e325d5a6ef21283c668c57d13608284fb5b4cf37c2968c8c2175cf41"
 }

@@ -53,7 +53,7 @@ import Testing
     }
 
     @Test func builtInDomainsHaveTheirDocumentedTags() {
-        #expect(DigestDomain.channelID.tag == "parley/channel-id/v2")
+        #expect(DigestDomain.channelID.tag == "parley/channel-id/v3")
         #expect(DigestDomain.stateSignature.tag == "parley/state/v2")
         #expect(DigestDomain.keyChecksum.tag == "parley/key-checksum/v1")
     }

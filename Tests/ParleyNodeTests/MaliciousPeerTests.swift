@@ -71,7 +71,7 @@ final class RawPeer: Sendable {
     }
 
     /// Sends `proposal` and returns the node's signature on version 0, if it accepts.
-    func open(_ proposal: OpenProposal) async throws -> Signature? {
+    func open(_ proposal: OpenProposal) async throws -> StateSignature? {
         try await send(.openProposal(proposal))
         return await first { message in
             if case let .openAccept(id, signature) = message, id == proposal.params.id { return signature }
@@ -126,7 +126,7 @@ final class GatedAdapter: SettlementAdapter, DevFaucet, Sendable {
         if registerBlocked.load(ordering: .relaxed) { throw .transport("the chain is down (test gate)") }
         return try await inner.register(state)
     }
-    func progress(_ channel: ChannelID, to state: ChannelState, moverSignature: Signature)
+    func progress(_ channel: ChannelID, to state: ChannelState, moverSignature: StateSignature)
         async throws(SettlementError) -> [ChainEvent]
     { try await inner.progress(channel, to: state, moverSignature: moverSignature) }
     func conclude(_ channel: ChannelID) async throws(SettlementError) -> [ChainEvent] { try await inner.conclude(channel) }

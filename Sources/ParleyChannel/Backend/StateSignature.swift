@@ -1,0 +1,66 @@
+import ParleyCrypto
+import ParleyWire
+
+/// A participant's signature on a state, under the channel's backend.
+public enum StateSignature: Hashable, Sendable {
+    /// 64 bytes, Ed25519.
+    case ed25519(Signature)
+    /// 65 bytes, `r ‖ s ‖ v`, low s: what Ethereum's `ecrecover` takes.
+    case ethereum(RecoverableSignature)
+
+    public var backend: ChannelBackendID {
+        switch self {
+        case .ed25519: .ed25519
+        case .ethereum: .ethereum
+        }
+    }
+
+    public var bytes: [UInt8] {
+        switch self {
+        case let .ed25519(signature): signature.bytes
+        case let .ethereum(signature): signature.bytes
+        }
+    }
+}
+
+extension StateSignature: WireCodable {
+    /// The backend tag, then the signature's fixed bytes (64 or 65).
+    public func encode(to writer: inout WireWriter) {
+        writer.write(backend.rawValue)
+        writer.writeFixed(bytes)
+    }
+
+    public init(from reader: inout WireReader) throws(WireError) {
+        let tag = try reader.readUInt8("signature backend")
+        switch ChannelBackendID(rawValue: tag) {
+        case .ed25519: self = .ed25519(try Signature(from: &reader))
+        case .ethereum: self = .ethereum(try RecoverableSignature(from: &reader))
+        case nil: throw .unknownTag(field: "signature backend", tag: tag)
+        }
+    }
+}
+
+/// The key that signs states for one seat: the node identity on the Ed25519 backend, the
+/// settlement key on Ethereum.
+public protocol StateSigner: Sendable {
+    /// The address the channel's params must name for this signer's seat.
+    var settlementAddress: SettlementAddress { get }
+    /// Signs a state's digest (from ``ChannelParams/signingDigest(of:)``).
+    func signState(_ digest: Digest) -> StateSignature
+}
+
+extension SigningKey: StateSigner {
+    public var settlementAddress: SettlementAddress { .ed25519(publicKey) }
+
+    public func signState(_ digest: Digest) -> StateSignature {
+        .ed25519(sign(digest.bytes))
+    }
+}
+
+extension EthereumSigningKey: StateSigner {
+    public var settlementAddress: SettlementAddress { .ethereum(address) }
+
+    public func signState(_ digest: Digest) -> StateSignature {
+        .ethereum(sign(digest))
+    }
+}

@@ -1,0 +1,167 @@
+import Foundation
+import ParleyCrypto
+import ParleyWire
+import Testing
+
+@testable import ParleyChannel
+
+/// The Ethereum backend against Tests/Vectors/ethereum-backend.json, whose outputs eth-abi
+/// and eth-account compute from its inputs (`make test` checks that with
+/// Tools/vectors/ethereum_backend.py): Parley signs exactly the bytes an EVM contract and
+/// every Ethereum tool hash.
+@Suite struct EthereumBackendTests {
+    struct Vector: Decodable {
+        struct Inputs: Decodable {
+            struct State: Decodable {
+                let version: UInt64
+                let balances: [Amount]
+                let appData: String
+                let isFinal: Bool
+            }
+            let chainId: UInt64
+            let adjudicator: String
+            let signerSecrets: [String]
+            let nonce: String
+            let challengeDuration: UInt64
+            let appID: String
+            let state: State
+        }
+        struct Outputs: Decodable {
+            let signerAddresses: [String]
+            let channelId: String
+            let abiEncodedState: String
+            let domainSeparator: String
+            let structHash: String
+            let digest: String
+            let signatures: [String]
+        }
+        let inputs: Inputs
+        let outputs: Outputs
+    }
+
+    static func vector() throws -> Vector {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../Vectors/ethereum-backend.json").standardized
+        return try JSONDecoder().decode(Vector.self, from: Data(contentsOf: path))
+    }
+
+    static func bytes(_ hex: String) throws -> [UInt8] {
+        try #require(Hex.decode(String(hex.dropFirst(2))))
+    }
+
+    /// The vector's channel, state and keys, built the way the node builds them.
+    static func fixture() throws -> (Vector, ChannelParams, ChannelState, [EthereumSigningKey]) {
+        let vector = try vector()
+        let inputs = vector.inputs
+        let keys = try inputs.signerSecrets.map { try EthereumSigningKey(secretBytes: bytes($0)) }
+        let domain = try SettlementDomain(
+            chainID: inputs.chainId, contract: EthereumAddress(hex: inputs.adjudicator).bytes)
+        let params = try ChannelParams(
+            participants: [Fixtures.alice.publicKey, Fixtures.bob.publicKey],
+            signers: keys.map(\.settlementAddress), nonce: bytes(inputs.nonce),
+            challengeDuration: inputs.challengeDuration, appID: AppID(inputs.appID), domain: domain)
+        let state = ChannelState(
+            channelID: params.id, version: inputs.state.version,
+            allocation: Allocation(inputs.state.balances[0], inputs.state.balances[1]),
+            appData: try bytes(inputs.state.appData), isFinal: inputs.state.isFinal)
+        return (vector, params, state, keys)
+    }
+
+    @Test func everySignedByteMatchesEthAbiAndEthAccount() throws {
+        let (vector, params, state, keys) = try Self.fixture()
+        let outputs = vector.outputs
+        #expect(keys.map(\.address.checksummed) == outputs.signerAddresses)
+        #expect("0x" + params.id.digest.hex == outputs.channelId)
+        #expect("0x" + Hex.encode(EthereumBackend.abiEncoded(state)) == outputs.abiEncodedState)
+        #expect("0x" + EthereumBackend.domainSeparator(params.domain).hex == outputs.domainSeparator)
+        #expect("0x" + EthereumBackend.structHash(state).hex == outputs.structHash)
+        #expect("0x" + params.signingDigest(of: state).hex == outputs.digest)
+        for (seat, key) in zip(ParticipantIndex.allCases, keys) {
+            let signature = params.sign(state, with: key)
+            #expect("0x" + Hex.encode(signature.bytes) == outputs.signatures[Int(seat.rawValue)])
+            #expect(params.isSigned(state, by: seat, with: signature))
+            #expect(!params.isSigned(state, by: seat.peer, with: signature), "a signature counts for its own seat only")
+        }
+    }
+
+    @Test func aSignatureDoesNotCarryOverToAnotherChainContractOrState() throws {
+        let (_, params, state, keys) = try Self.fixture()
+        let signature = params.sign(state, with: keys[0])
+        let otherChain = try ChannelParams(
+            participants: params.participants, signers: params.signers, nonce: params.nonce,
+            challengeDuration: params.challengeDuration, appID: params.appID,
+            domain: SettlementDomain(chainID: params.domain.chainID + 1, contract: params.domain.contract))
+        var contract = params.domain.contract
+        contract[19] ^= 1
+        let otherContract = try ChannelParams(
+            participants: params.participants, signers: params.signers, nonce: params.nonce,
+            challengeDuration: params.challengeDuration, appID: params.appID,
+            domain: SettlementDomain(chainID: params.domain.chainID, contract: contract))
+        for other in [otherChain, otherContract] {
+            #expect(other.id != params.id)
+            var moved = state
+            moved.channelID = other.id
+            #expect(!other.isSigned(moved, by: .first, with: signature))
+            // Even the same state bytes: the EIP-712 domain differs.
+            #expect(!other.isSigned(state, by: .first, with: signature))
+        }
+        for change in [
+            { (s: inout ChannelState) in s.version += 1 }, { $0.allocation[.first] -= 1 }, { $0.allocation[.second] += 1 },
+            { $0.appData = [0xac] }, { $0.isFinal.toggle() },
+        ] {
+            var changed = state
+            change(&changed)
+            #expect(!params.isSigned(changed, by: .first, with: signature))
+        }
+    }
+
+    @Test func anEd25519SignatureNeverCountsOnAnEthereumChannelNorTheReverse() throws {
+        let (_, params, state, keys) = try Self.fixture()
+        let ed25519 = Fixtures.alice.signState(params.signingDigest(of: state))
+        #expect(!params.isSigned(state, by: .first, with: ed25519))
+        let edParams = Fixtures.params()
+        var edState = state
+        edState.channelID = edParams.id
+        let ethereum = keys[0].signState(edParams.signingDigest(of: edState))
+        #expect(!edParams.isSigned(edState, by: .first, with: ethereum))
+    }
+
+    @Test func ethereumParamsNeedAnAdjudicatorAndEthereumSigners() throws {
+        let (_, params, _, keys) = try Self.fixture()
+        #expect(throws: WireError.self) {
+            try ChannelParams(
+                participants: params.participants, signers: params.signers, nonce: params.nonce,
+                domain: SettlementDomain(chainID: 1))
+        }
+        #expect(throws: WireError.self) {
+            try ChannelParams(
+                participants: params.participants, signers: [keys[0].settlementAddress, Fixtures.bob.settlementAddress],
+                nonce: params.nonce, domain: params.domain)
+        }
+        #expect(throws: WireError.self) {
+            try ChannelParams(
+                participants: params.participants, signers: [keys[0].settlementAddress, keys[0].settlementAddress],
+                nonce: params.nonce, domain: params.domain)
+        }
+        // On the Ed25519 backend a seat signs with its own identity, never someone else's key.
+        #expect(throws: WireError.self) {
+            try ChannelParams(
+                participants: params.participants,
+                signers: [Fixtures.bob.settlementAddress, Fixtures.alice.settlementAddress], nonce: params.nonce)
+        }
+    }
+
+    @Test func paramsRoundTripOnBothBackendsAndTheIdFollowsEverySigner() throws {
+        let (_, params, _, keys) = try Self.fixture()
+        for original in [params, Fixtures.params()] {
+            let decoded = try ChannelParams(wireBytes: original.wireBytes)
+            #expect(decoded == original)
+            #expect(decoded.id == original.id)
+            #expect(decoded.backendID == original.backendID)
+        }
+        let swapped = try ChannelParams(
+            participants: params.participants, signers: [keys[1].settlementAddress, keys[0].settlementAddress],
+            nonce: params.nonce, challengeDuration: params.challengeDuration, appID: params.appID, domain: params.domain)
+        #expect(swapped.id != params.id)
+    }
+}
