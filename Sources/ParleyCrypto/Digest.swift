@@ -59,6 +59,8 @@ public struct DigestDomain: Hashable, Sendable {
     public static let channelID = DigestDomain("parley/channel-id/v3")
     /// The digest of a channel state that participants sign. Version 2: 128-bit amounts.
     public static let stateSignature = DigestDomain("parley/state/v2")
+    /// Derives the secp256k1 settlement key (an Ethereum account) from an identity's seed.
+    public static let settlementKey = DigestDomain("parley/settlement-key/secp256k1/v1")
     /// The checksum in a public key's human form.
     public static let keyChecksum = DigestDomain("parley/key-checksum/v1")
     /// The transport handshake's transcript hashes: what each side signs, and what the

@@ -13,7 +13,9 @@ struct BenchCommand: AsyncParsableCommand {
 
             1. crypto ceiling: Ed25519 sign and verify (libsodium) for about a second each on \
             one thread; an update costs 2 signs and 2 verifies, so the ceiling is \
-            cores / (2·sign + 2·verify) updates/s.
+            cores / (2·sign + 2·verify) updates/s. Then the same for each settlement backend \
+            as an update pays for it, state hashing included: Ed25519 (BLAKE2b) and Ethereum \
+            (Keccak-256 EIP-712 digest, secp256k1 sign and signer recovery).
             2. fsync: 200 appends of 100 bytes to a file in the journal's temporary directory, \
             each followed by fsync; p50 and p99.
             3. single channel: a devchain in this process, one node here and a peer node in a \
@@ -78,6 +80,17 @@ struct BenchCommand: AsyncParsableCommand {
 
 /// What `parley bench --json` prints.
 struct BenchReport: Codable {
+    /// One settlement backend's state signing and checking, as an update pays for them:
+    /// hashing the state (BLAKE2b, or Keccak-256 and EIP-712) and signing, or hashing and
+    /// verifying (Ed25519) or recovering the signer (secp256k1), on one thread.
+    struct Backend: Codable {
+        var backend: String
+        var signPerSecond: Double
+        var verifyPerSecond: Double
+        /// Updates per second all cores could sign and check with this backend alone.
+        var cryptoCeilingPerSecond: Double
+    }
+
     struct Single: Codable {
         var updates: Int
         var updatesPerSecond: Double
@@ -130,6 +143,8 @@ struct BenchReport: Codable {
     var signPerSecond: Double
     var verifyPerSecond: Double
     var cores: Int
+    /// Each settlement backend's state signing and checking (the channel phases run on Ed25519).
+    var backends: [Backend]
     var fsyncMicrosP50: Double
     var fsyncMicrosP99: Double
     var single: Single

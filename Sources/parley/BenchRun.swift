@@ -58,6 +58,17 @@ struct BenchRun {
         say(
             "crypto ceiling: \(Int(ceiling)) updates/s on \(cores) cores (sign \(Int(crypto.sign))/s, verify \(Int(crypto.verify))/s, one thread)"
         )
+        progress.set("crypto: each settlement backend")
+        let backends = ChannelBackendID.allCases.map { backend in
+            let rates = Self.measureBackend(backend, for: .milliseconds(500))
+            let ceiling = Double(cores) / (2 / rates.sign + 2 / rates.verify)
+            say(
+                "backend \(backend): sign \(Int(rates.sign))/s, verify \(Int(rates.verify))/s per thread, state hashing included; "
+                    + "ceiling \(Int(ceiling)) updates/s")
+            return BenchReport.Backend(
+                backend: backend.description, signPerSecond: rounded(rates.sign, digits: 1),
+                verifyPerSecond: rounded(rates.verify, digits: 1), cryptoCeilingPerSecond: rounded(ceiling, digits: 1))
+        }
 
         var template = Array("/tmp/parley-bench-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw BenchFailure("cannot make a temporary directory under /tmp") }
@@ -116,7 +127,7 @@ struct BenchRun {
             let totalSeconds = durationSeconds(ContinuousClock.now - started)
             return BenchReport(
                 cryptoCeilingPerSecond: rounded(ceiling, digits: 1), signPerSecond: rounded(crypto.sign, digits: 1),
-                verifyPerSecond: rounded(crypto.verify, digits: 1), cores: cores,
+                verifyPerSecond: rounded(crypto.verify, digits: 1), cores: cores, backends: backends,
                 fsyncMicrosP50: rounded(fsync.p50, digits: 1), fsyncMicrosP99: rounded(fsync.p99, digits: 1),
                 single: result.single, multi: result.multi, memory: result.memory,
                 targets: BenchReport.Targets(
@@ -330,6 +341,45 @@ struct BenchRun {
         let verifySeconds = durationSeconds(now - verifyStart)
         precondition(valid == verifies, "a valid signature failed to verify")
         return (Double(signs) / signSeconds, Double(verifies) / verifySeconds)
+    }
+
+    /// Signing a state and checking its signature through the channel params, as the engine
+    /// does on `backend`: the digest (BLAKE2b, or Keccak-256 and EIP-712) is part of each.
+    static func measureBackend(_ backend: ChannelBackendID, for duration: Duration) -> (sign: Double, verify: Double) {
+        let identities = [SigningKey(), SigningKey()]
+        let signers: [any StateSigner] = backend == .ed25519 ? identities : identities.map(\.settlementKey)
+        // Fixed valid inputs: two distinct keys, a 32-byte nonce, a 20-byte contract on Ethereum.
+        guard let domain = try? SettlementDomain(chainID: 1337, contract: backend == .ethereum ? [UInt8](repeating: 0x5f, count: 20) : []),
+              let params = try? ChannelParams(
+                  participants: identities.map(\.publicKey),
+                  signers: backend == .ed25519 ? nil : signers.map(\.settlementAddress),
+                  nonce: [UInt8](repeating: 7, count: ChannelParams.nonceBytes), domain: domain)
+        else { return (0, 0) }
+        var state = ChannelState(channelID: params.id, version: 1, allocation: Allocation(500, 500))
+        var signature = params.sign(state, with: signers[0])
+        var signs = 0
+        let signStart = ContinuousClock.now
+        var now = signStart
+        repeat {
+            for _ in 0..<16 {
+                state.version += 1
+                signature = params.sign(state, with: signers[0])
+            }
+            signs += 16
+            now = ContinuousClock.now
+        } while now - signStart < duration
+        let signSeconds = durationSeconds(now - signStart)
+        var verifies = 0
+        var valid = 0
+        let verifyStart = ContinuousClock.now
+        now = verifyStart
+        repeat {
+            for _ in 0..<16 where params.isSigned(state, by: .first, with: signature) { valid += 1 }
+            verifies += 16
+            now = ContinuousClock.now
+        } while now - verifyStart < duration
+        precondition(valid == verifies, "a valid \(backend) signature failed to verify")
+        return (Double(signs) / signSeconds, Double(verifies) / durationSeconds(now - verifyStart))
     }
 
     /// 200 appends of 100 bytes to a fresh file at `path`, each followed by fsync (after 10

@@ -6,14 +6,17 @@ import ParleyCrypto
 struct KeygenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keygen",
-        abstract: "Create an Ed25519 signing key file, or show the public key of an existing one.",
+        abstract: "Create a key file, or show the identity and Ethereum address of an existing one.",
         discussion: """
-            A key file holds the secret seed of your Parley identity. `--out FILE` creates a \
+            A key file holds one secret seed. From it come your Parley identity (an Ed25519 \
+            key, shown as "pk1...", which peers and the transport know you by) and your \
+            settlement key for Ethereum channels (a secp256k1 key derived from the seed with \
+            domain separation, shown as its EIP-55 "0x..." address). `--out FILE` creates a \
             new one with permissions 0600 (owner read/write only), flushed to disk before the \
             command returns, and refuses to replace an existing file unless you pass --force. \
-            `--show FILE` reads a key file and prints its public key; it refuses files that \
-            other users can read or write. Share the public key (the "pk1..." human form \
-            carries a checksum against typos); never share the key file.
+            `--show FILE` reads a key file and prints both; it refuses files that other users \
+            can read or write. Share the identity and the address (both carry checksums \
+            against typos); never share the key file.
 
             Examples:
               parley keygen --out alice.key
@@ -29,7 +32,7 @@ struct KeygenCommand: ParsableCommand {
     @Flag(name: .long, help: "With --out: replace the file if it exists. The old key is lost.")
     var force = false
 
-    @Flag(name: .long, help: #"Print {"publicKey", "humanForm", "path"} as one JSON object."#)
+    @Flag(name: .long, help: #"Print {"publicKey", "humanForm", "ethereumAddress", "path"} as one JSON object."#)
     var json = false
 
     func validate() throws {
@@ -48,9 +51,9 @@ struct KeygenCommand: ParsableCommand {
             if let path = out {
                 let key = SigningKey()
                 try KeyFile.write(key, to: path, overwrite: force)
-                report(key.publicKey, path: path, created: true)
+                report(key, path: path, created: true)
             } else if let path = show {
-                report(try KeyFile.load(from: path).publicKey, path: path, created: false)
+                report(try KeyFile.load(from: path), path: path, created: false)
             }
         } catch {
             FileHandle.standardError.write(Data("parley keygen: \(error)\n".utf8))
@@ -58,15 +61,20 @@ struct KeygenCommand: ParsableCommand {
         }
     }
 
-    private func report(_ publicKey: PublicKey, path: String, created: Bool) {
+    private func report(_ key: SigningKey, path: String, created: Bool) {
+        let publicKey = key.publicKey
+        let address = key.settlementKey.address.checksummed
         if json {
-            let fields = [("publicKey", publicKey.hex), ("humanForm", publicKey.humanForm), ("path", path)]
+            let fields = [
+                ("publicKey", publicKey.hex), ("humanForm", publicKey.humanForm), ("ethereumAddress", address), ("path", path),
+            ]
             print("{" + fields.map { "\(jsonString($0.0)): \(jsonString($0.1))" }.joined(separator: ", ") + "}")
             return
         }
         if created { print("Wrote a new signing key to \(path) (mode 0600). Keep it secret; back it up.") }
         print("public key: \(publicKey.humanForm)")
         print("hex:        \(publicKey.hex)")
+        print("ethereum:   \(address)")
         if !created { print("file:       \(path)") }
     }
 }

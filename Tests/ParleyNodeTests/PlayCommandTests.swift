@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCrypto
 import ParleySubprocess
 import ParleyTestSupport
 import Testing
@@ -21,8 +22,11 @@ struct PlayCommandTests {
             try #require(made.status == 0, "\(made.stderr)")
         }
         let shown = try await DevchainDaemon.run(["keygen", "--show", "\(directory)/bob.key", "--json"])
-        let bobKey = try #require(
-            (try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])?["humanForm"] as? String)
+        let shownFields = try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any]
+        let bobKey = try #require(shownFields?["humanForm"] as? String)
+        // The same file's Ethereum settlement account, derived from its seed.
+        let bobIdentity = try KeyFile.load(from: "\(directory)/bob.key")
+        #expect(shownFields?["ethereumAddress"] as? String == bobIdentity.settlementKey.address.checksummed)
         let chain = "devchain://\(daemon.address)"
         // Bob (O) types a bad number, a word, then plays 4 and 5; he answers before Alice moves
         // again, so his lines are read in order.

@@ -27,11 +27,11 @@ import Testing
             try await s.alice.register(s.signed(s.state(1), by: [.second]))
         }
         var forged = s.signed(s.state(1))
-        forged[.second] = s.state(1).signed(by: Keys.mallory)
+        forged[.second] = s.sign(s.state(1), Keys.mallory)
         await #expect(throws: SettlementError.badSignature(.second)) { try await s.alice.register(forged) }
         // A signature over a different state does not verify for this one.
         var swapped = s.signed(s.state(1))
-        swapped[.first] = s.state(2).signed(by: Keys.alice)
+        swapped[.first] = s.sign(s.state(2), Keys.alice)
         await #expect(throws: SettlementError.badSignature(.first)) { try await s.alice.register(swapped) }
         #expect(try await s.onChain()?.phase == .open)
     }

@@ -18,7 +18,7 @@ import Testing
     static func move(_ s: Scenario, version: UInt64, counter: UInt8, by seat: ParticipantIndex) async throws -> [ChainEvent] {
         let next = s.state(version, appData: [counter])
         return try await s.adapter(seat).progress(
-            s.params.id, to: next, moverSignature: next.signed(by: seat == .first ? Keys.alice : Keys.bob))
+            s.params.id, to: next, moverSignature: s.sign(next, seat == .first ? Keys.alice : Keys.bob))
     }
 
     @Test(arguments: Backend.allCases)
@@ -68,10 +68,10 @@ import Testing
         // The mover's key must have signed: bob submitting alice's signature is refused.
         let next = s.state(2, appData: [2])
         await #expect(throws: SettlementError.badSignature(.second)) {
-            try await s.bob.progress(s.params.id, to: next, moverSignature: next.signed(by: Keys.alice))
+            try await s.bob.progress(s.params.id, to: next, moverSignature: s.sign(next, Keys.alice))
         }
         await #expect(throws: SettlementError.notAParticipant(Keys.mallory.publicKey, s.params.id)) {
-            try await s.mallory.progress(s.params.id, to: next, moverSignature: next.signed(by: Keys.mallory))
+            try await s.mallory.progress(s.params.id, to: next, moverSignature: s.sign(next, Keys.mallory))
         }
         try await Self.move(s, version: 2, counter: 2, by: .second)
     }
@@ -87,16 +87,16 @@ import Testing
         }
         let moved = s.state(2, (150, 0), appData: [1])
         await #expect(throws: SettlementError.invalidMove("a move does not change balances")) {
-            try await s.alice.progress(s.params.id, to: moved, moverSignature: moved.signed(by: Keys.alice))
+            try await s.alice.progress(s.params.id, to: moved, moverSignature: s.sign(moved, Keys.alice))
         }
         let inflated = s.state(2, (151, 0), appData: [1])
         await #expect(throws: SettlementError.balanceNotConserved(funded: 150, proposed: 151)) {
-            try await s.alice.progress(s.params.id, to: inflated, moverSignature: inflated.signed(by: Keys.alice))
+            try await s.alice.progress(s.params.id, to: inflated, moverSignature: s.sign(inflated, Keys.alice))
         }
         let other = try Scenario(s.chain, app: CounterApp.id, nonce: 42)
         let foreign = other.state(2, appData: [1])
         await #expect(throws: SettlementError.wrongChannel(expected: s.params.id, got: other.params.id)) {
-            try await s.alice.progress(s.params.id, to: foreign, moverSignature: foreign.signed(by: Keys.alice))
+            try await s.alice.progress(s.params.id, to: foreign, moverSignature: s.sign(foreign, Keys.alice))
         }
         #expect(try await s.onChain()?.registeredVersion == 1)
     }
@@ -108,7 +108,7 @@ import Testing
         try await s.chain.advance(Scenario.challenge)
         let next = s.state(2)
         await #expect(throws: SettlementError.progressNotAllowed(.appHasNoTurns(.payment))) {
-            try await s.alice.progress(s.params.id, to: next, moverSignature: next.signed(by: Keys.alice))
+            try await s.alice.progress(s.params.id, to: next, moverSignature: s.sign(next, Keys.alice))
         }
     }
 
@@ -120,7 +120,7 @@ import Testing
         try await s.chain.advance(Scenario.challenge)
         let next = s.state(2, appData: [1])
         await #expect(throws: SettlementError.unknownApp(app)) {
-            try await s.alice.progress(s.params.id, to: next, moverSignature: next.signed(by: Keys.alice))
+            try await s.alice.progress(s.params.id, to: next, moverSignature: s.sign(next, Keys.alice))
         }
         try await s.alice.conclude(s.params.id)
     }
@@ -150,7 +150,7 @@ import Testing
         }
         // Counter 7 is odd: bob's turn, from the registered balances.
         let next = s.state(9, (10, 140), appData: [8])
-        try await s.bob.progress(s.params.id, to: next, moverSignature: next.signed(by: Keys.bob))
+        try await s.bob.progress(s.params.id, to: next, moverSignature: s.sign(next, Keys.bob))
     }
 
     @Test(arguments: Backend.allCases)
@@ -160,7 +160,7 @@ import Testing
         // alone): a final state enters the chain only by `register`, with both signatures.
         let final = s.state(2, appData: [1], isFinal: true)
         await #expect(throws: SettlementError.progressNotAllowed(.finalStateNeedsBothSignatures)) {
-            try await s.alice.progress(s.params.id, to: final, moverSignature: final.signed(by: Keys.alice))
+            try await s.alice.progress(s.params.id, to: final, moverSignature: s.sign(final, Keys.alice))
         }
         #expect(try await s.onChain()?.registeredState == s.state(1, appData: [0]))
         try await s.chain.advance(Scenario.challenge)

@@ -26,6 +26,8 @@ struct ChainUnderTest: Sendable {
     let advance: @Sendable (UInt64) async throws -> Void
     /// The chain's settlement domain: the scenarios bind their channels to it.
     let domain: SettlementDomain
+    /// The backend the scenarios' channels sign states with.
+    var channelBackend: ChannelBackendID = .ed25519
     /// Whatever must live as long as the chain (the devchain daemon and its clients).
     var resources: (any Sendable)? = nil
 
@@ -41,6 +43,9 @@ struct ChainUnderTest: Sendable {
 /// The chains the conformance suite runs against.
 enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case local
+    /// `LocalChain` settling Ethereum-backend channels: secp256k1 signers and EIP-712
+    /// digests, on a domain with an adjudicator address.
+    case localEthereum = "local-ethereum"
     /// A real `parley devchain --manual-time` subprocess (one per test), reached through
     /// `DevchainClient`s; `advance` asks the daemon to move its clock.
     case devchain
@@ -54,6 +59,12 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
             return ChainUnderTest(
                 makeAdapter: { chain.adapter(for: $0.publicKey) },
                 advance: { chain.advance(by: $0) }, domain: chain.domain)
+        case .localEthereum:
+            let domain = try SettlementDomain(chainID: 1337, contract: [UInt8](repeating: 0x5f, count: 20))
+            let chain = LocalChain(apps: [CounterApp()], domain: domain)
+            return ChainUnderTest(
+                makeAdapter: { chain.adapter(for: $0.publicKey) },
+                advance: { chain.advance(by: $0) }, domain: chain.domain, channelBackend: .ethereum)
         case .devchain:
             let fixture = try DevchainFixture.start()
             return ChainUnderTest(
@@ -82,6 +93,7 @@ struct Scenario {
         self.chain = chain
         params = try ChannelParams(
             participants: [Keys.alice.publicKey, Keys.bob.publicKey],
+            signers: chain.channelBackend == .ed25519 ? nil : [Keys.alice, Keys.bob].map { $0.settlementKey.settlementAddress },
             nonce: [UInt8](repeating: nonce, count: ChannelParams.nonceBytes),
             challengeDuration: challenge, appID: app, domain: chain.domain)
         self.opening = opening
@@ -125,9 +137,15 @@ struct Scenario {
     }
 
     /// `state` signed by the named seats.
+    /// `key`'s signature of `state` under the channel's backend: the identity itself on
+    /// Ed25519, its settlement key on Ethereum.
+    func sign(_ state: ChannelState, _ key: SigningKey) -> StateSignature {
+        params.sign(state, with: chain.channelBackend == .ed25519 ? key : key.settlementKey)
+    }
+
     func signed(_ state: ChannelState, by seats: [ParticipantIndex] = [.first, .second]) -> SignedState {
         var signed = SignedState(state: state)
-        for seat in seats { signed[seat] = state.signed(by: seat == .first ? Keys.alice : Keys.bob) }
+        for seat in seats { signed[seat] = sign(state, seat == .first ? Keys.alice : Keys.bob) }
         return signed
     }
 

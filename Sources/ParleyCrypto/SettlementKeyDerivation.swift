@@ -1,0 +1,23 @@
+extension SigningKey {
+    /// The secp256k1 key this identity settles Ethereum channels with: derived from the
+    /// identity's 32-byte seed, so one key file (one seed) holds both keys.
+    ///
+    /// `secret = BLAKE2b-256("parley/settlement-key/secp256k1/v1", seed ‖ counter)`, with the
+    /// one-byte counter from 0 upward until the result is a valid secret (non-zero and below
+    /// the curve order; the first try fails with probability about 2⁻¹²⁸). The domain tag
+    /// keeps the two keys independent: knowing the Ethereum key reveals nothing of the seed.
+    /// The same seed always gives the same account, so backing up the key file backs up both.
+    public var settlementKey: EthereumSigningKey {
+        withSeed { seed in
+            for counter in UInt8.min...UInt8.max {
+                let secret = SecretBytes(count: Digest.byteCount) { out in
+                    let digest = Blake2b.hash256(domain: .settlementKey, Array(seed) + [counter])
+                    out.copyBytes(from: digest.bytes)
+                }
+                if let key = try? EthereumSigningKey(secret: secret) { return key }
+            }
+            // 256 consecutive invalid secrets from a hash: not reachable.
+            preconditionFailure("no valid secp256k1 secret derived from this seed")
+        }
+    }
+}
