@@ -37,6 +37,9 @@ struct JournalCrashChildCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Segment size that triggers compaction (small values exercise crashes mid-compaction).")
     var maxSegmentBytes = Journal.defaultMaxSegmentBytes
 
+    @Option(name: .long, help: "The channel's settlement backend: ed25519 or ethereum. Keep it across restarts of one directory.")
+    var backend: ChannelBackendID = .ed25519
+
     func validate() throws {
         guard updates >= 0 else { throw ValidationError("--updates must not be negative.") }
         guard maxSegmentBytes > 0 else { throw ValidationError("--max-segment-bytes must be positive.") }
@@ -44,7 +47,7 @@ struct JournalCrashChildCommand: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            var child = try CrashChildRun(directory: dir, seed: seed, maxSegmentBytes: maxSegmentBytes)
+            var child = try CrashChildRun(directory: dir, seed: seed, maxSegmentBytes: maxSegmentBytes, backend: backend)
             try await child.run(updates: updates)
         } catch {
             FileHandle.standardError.write(Data("parley crash-child: \(error)\n".utf8))
@@ -82,12 +85,16 @@ enum CrashChildFixture {
     static let nonce = [UInt8](repeating: 0xC4, count: ChannelParams.nonceBytes)
     static let deposit: Amount = 1_000_000
     static let maxPayment: UInt64 = 3
+    /// The Ethereum backend's settlement domain: a local chain id and a contract address.
+    static let ethereumDomain = try? SettlementDomain(chainID: 1337, contract: [UInt8](repeating: 0x5f, count: 20))
 }
 
 /// One side: its key, journal, engine (nil until it has a channel) and mailboxes.
 private struct CrashChildSide {
     let name: String
     let key: SigningKey
+    /// What signs states: the identity on Ed25519, its settlement key on Ethereum.
+    let signer: any StateSigner
     let journal: Journal
     var engine: JournaledEngine?
     var inbox: [ChannelMessage] = []
@@ -104,16 +111,19 @@ private func emit(_ line: String) {
 private struct CrashChildRun {
     var sides: [CrashChildSide]
     var random: SeededRandom
+    let backend: ChannelBackendID
 
-    init(directory: String, seed: UInt64, maxSegmentBytes: Int) throws {
+    init(directory: String, seed: UInt64, maxSegmentBytes: Int, backend: ChannelBackendID) throws {
         var sides: [CrashChildSide] = []
         for (name, seedByte) in zip(CrashChildFixture.names, CrashChildFixture.seedBytes) {
             let key = try SigningKey(seed: [UInt8](repeating: seedByte, count: SigningKey.seedByteCount))
             let journal = try Journal(
                 directory: directory + "/" + name, durability: .fsync, maxSegmentBytes: maxSegmentBytes)
-            sides.append(CrashChildSide(name: name, key: key, journal: journal))
+            let signer: any StateSigner = backend == .ed25519 ? key : key.settlementKey
+            sides.append(CrashChildSide(name: name, key: key, signer: signer, journal: journal))
         }
         self.sides = sides
+        self.backend = backend
         random = SeededRandom(seed: seed)
     }
 
@@ -147,9 +157,9 @@ private struct CrashChildRun {
         let aliceChannels = sides[0].journal.recovery.channels
         let bobChannels = sides[1].journal.recovery.channels
         if let record = aliceChannels.values.first {
-            sides[0].engine = try JournaledEngine.restore(record, key: sides[0].key, journal: sides[0].journal)
+            sides[0].engine = try JournaledEngine.restore(record, key: sides[0].signer, journal: sides[0].journal)
             if let bobRecord = bobChannels[record.channelID] {
-                sides[1].engine = try JournaledEngine.restore(bobRecord, key: sides[1].key, journal: sides[1].journal)
+                sides[1].engine = try JournaledEngine.restore(bobRecord, key: sides[1].signer, journal: sides[1].journal)
             } else if !bobChannels.isEmpty {
                 throw CrashChildError.channelMismatch(alice: record.channelID, bob: Array(bobChannels.keys))
             }
@@ -160,10 +170,12 @@ private struct CrashChildRun {
         } else {
             if let orphan = bobChannels.keys.first { throw CrashChildError.bobWithoutAlice(orphan) }
             let params = try ChannelParams(
-                participants: sides.map(\.key.publicKey), nonce: CrashChildFixture.nonce)
+                participants: sides.map(\.key.publicKey),
+                signers: backend == .ed25519 ? nil : sides.map(\.signer.settlementAddress), nonce: CrashChildFixture.nonce,
+                domain: backend == .ed25519 ? .embedded : CrashChildFixture.ethereumDomain ?? .embedded)
             let (engine, effects) = try await JournaledEngine.propose(
                 params: params, allocation: Allocation(CrashChildFixture.deposit, CrashChildFixture.deposit),
-                key: sides[0].key, journal: sides[0].journal)
+                key: sides[0].signer, journal: sides[0].journal)
             sides[0].engine = engine
             try perform(effects, by: 0)
         }
@@ -178,7 +190,7 @@ private struct CrashChildRun {
             // Only an open proposal means anything to a side without a channel.
             guard case let .received(.openProposal(proposal)) = input else { return }
             let (engine, effects) = try await JournaledEngine.accept(
-                proposal, key: sides[index].key, journal: sides[index].journal)
+                proposal, key: sides[index].signer, journal: sides[index].journal)
             sides[index].engine = engine
             try perform(effects, by: index)
             return

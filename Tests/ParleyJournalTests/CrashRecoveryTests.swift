@@ -17,17 +17,19 @@ import Glibc
 /// Randomized: the seed is printed; replay with `PARLEY_CRASH_SEED=<seed>`.
 @Suite struct CrashRecoveryTests {
     static let iterations = 30
-    /// Later iterations are skipped past this, so the test stays well under a minute on 2 cores.
-    static let budget: Duration = .seconds(45)
+    /// Later iterations are skipped past this, so the test stays well under a minute on 2
+    /// cores with both backends' runs side by side.
+    static let budget: Duration = .seconds(30)
     static let readyTimeout: Duration = .seconds(20)
     static let killDelayMilliseconds: ClosedRange<UInt64> = 20...300
     /// Small enough that most runs compact at least once, so some kills land mid-compaction.
     static let segmentSizes = [16 << 10, 64 << 10, Journal.defaultMaxSegmentBytes]
 
-    @Test func killedNodeRecoversEverySignatureSentAndEveryCommitReported() async throws {
+    @Test(arguments: ChannelBackendID.allCases)
+    func killedNodeRecoversEverySignatureSentAndEveryCommitReported(backend: ChannelBackendID) async throws {
         // Up to `budget` of waiting on child processes: on a thread of its own, not the pool's.
-        let (seed, completed, finalVersion) = try await offPool { try Self.killAndRecoverRepeatedly() }
-        #expect(completed >= 10, "only \(completed) iterations fit in the time budget (seed \(seed))")
+        let (seed, completed, finalVersion) = try await offPool { try Self.killAndRecoverRepeatedly(backend: backend) }
+        #expect(completed >= 8, "only \(completed) iterations fit in the time budget (seed \(seed), \(backend))")
         #expect(
             finalVersion >= UInt64(2 * completed),
             "hardly any progress across \(completed) restarts: version \(finalVersion) (seed \(seed))")
@@ -36,7 +38,7 @@ import Glibc
     /// The kill-and-recover loop; returns the seed, the iterations completed and the lower
     /// of the two sides' final versions. Failures inside it are thrown, not `#expect`ed
     /// (it runs on a plain thread, outside the test's task).
-    private static func killAndRecoverRepeatedly() throws -> (seed: UInt64, completed: Int, finalVersion: UInt64) {
+    private static func killAndRecoverRepeatedly(backend: ChannelBackendID) throws -> (seed: UInt64, completed: Int, finalVersion: UInt64) {
         let seed = ProcessInfo.processInfo.environment["PARLEY_CRASH_SEED"].flatMap { UInt64($0) }
             ?? UInt64.random(in: 0...UInt64.max)
         print("CrashRecoveryTests seed \(seed) (replay with PARLEY_CRASH_SEED=\(seed))")
@@ -58,12 +60,12 @@ import Glibc
             let segmentBytes = Self.segmentSizes[Int(random.next(upperBound: UInt64(Self.segmentSizes.count)))]
             let delay = Self.killDelayMilliseconds.lowerBound
                 + random.next(upperBound: UInt64(Self.killDelayMilliseconds.count))
-            let context = "seed \(seed), iteration \(iteration) (child --seed \(childSeed) "
+            let context = "\(backend) backend, seed \(seed), iteration \(iteration) (child --seed \(childSeed) "
                 + "--max-segment-bytes \(segmentBytes), killed \(delay) ms after READY)"
             let lines = try CrashChild.runAndKill(
                 parley, arguments: [
                     "crash-child", "--dir", directory, "--seed", String(childSeed),
-                    "--max-segment-bytes", String(segmentBytes),
+                    "--max-segment-bytes", String(segmentBytes), "--backend", backend.description,
                 ], afterReadyMilliseconds: delay, readyTimeout: Self.readyTimeout, context: context)
             let claims = try ChildClaims(lines, context: context)
             // SIGKILL never tears a write(2), so a third of the time also leave what a power cut
