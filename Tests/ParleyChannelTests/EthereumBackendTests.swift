@@ -126,6 +126,33 @@ import Testing
         #expect(!edParams.isSigned(edState, by: .first, with: ethereum))
     }
 
+    /// What a hostile peer could put in a signature field: an unknown backend tag, a
+    /// truncated one, a `v` other than 27/28, or the high-s twin of a valid signature (which
+    /// plain ECDSA would accept). Each is refused by the decoder, before any state is looked at.
+    @Test func malformedSignaturesOnTheWireAreRefusedWhenDecoded() throws {
+        let (_, params, state, keys) = try Self.fixture()
+        let valid = params.sign(state, with: keys[0])
+        #expect(try StateSignature(wireBytes: valid.wireBytes) == valid)
+        var unknownTag = valid.wireBytes
+        unknownTag[0] = 3
+        var truncated = valid.wireBytes
+        truncated.removeLast()
+        var badV = valid.wireBytes
+        badV[65] = 29
+        var highS = valid.wireBytes
+        let order = try Self.bytes("0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141")
+        var borrow = 0
+        for index in (0..<32).reversed() {
+            let difference = Int(order[index]) - Int(valid.bytes[32 + index]) - borrow
+            highS[1 + 32 + index] = UInt8((difference + 256) % 256)
+            borrow = difference < 0 ? 1 : 0
+        }
+        highS[65] = valid.bytes[64] == 27 ? 28 : 27
+        for hostile in [unknownTag, truncated, badV, highS, [0], []] {
+            #expect(throws: WireError.self) { try StateSignature(wireBytes: hostile) }
+        }
+    }
+
     @Test func ethereumParamsNeedAnAdjudicatorAndEthereumSigners() throws {
         let (_, params, _, keys) = try Self.fixture()
         #expect(throws: WireError.self) {

@@ -6,8 +6,11 @@ import ParleyWire
 import Testing
 
 @Suite struct JournalVerifierTests {
-    @Test func wellFormedJournalVerifiesWithItsCounts() throws {
-        let dir = try VerifierScratch.journal(VerifierScratch.openerHistory() + VerifierScratch.responderHistory())
+    @Test(arguments: ChannelBackendID.allCases)
+    func wellFormedJournalVerifiesWithItsCounts(backend: ChannelBackendID) throws {
+        let dir = try VerifierScratch.journal(
+            VerifierScratch.openerHistory(VerifierScratch.params(nonce: 1, backend: backend))
+                + VerifierScratch.responderHistory(VerifierScratch.params(nonce: 2, backend: backend)))
         defer { VerifierScratch.remove(dir) }
         let report = JournalVerifier.verify(directory: dir)
         #expect(report.violation == nil, "\(report.violation.map(String.init(describing:)) ?? "")")
@@ -18,10 +21,11 @@ import Testing
         #expect(!report.truncatedTail)
     }
 
-    @Test func committedStateWithAForgedSignatureIsABadSignature() throws {
-        let params = VerifierScratch.params()
+    @Test(arguments: ChannelBackendID.allCases)
+    func committedStateWithAForgedSignatureIsABadSignature(backend: ChannelBackendID) throws {
+        let params = VerifierScratch.params(backend: backend)
         var forged = VerifierScratch.signed(params, version: 1, 90, 110)
-        forged[.second] = forged.state.signed(by: VerifierScratch.mallory)
+        forged[.second] = params.sign(forged.state, with: VerifierScratch.signer(VerifierScratch.mallory, backend))
         let dir = try VerifierScratch.journal(VerifierScratch.opening(params) + [.init(.committed(forged), channelID: params.id)])
         defer { VerifierScratch.remove(dir) }
         let report = JournalVerifier.verify(directory: dir)
@@ -223,10 +227,19 @@ private enum VerifierScratch {
     static let bob = key(12)
     static let mallory = key(13)
 
-    static func params(nonce: UInt8 = 9) -> ChannelParams {
+    /// What signs for `key` on `backend`: the identity, or its derived settlement key.
+    static func signer(_ key: SigningKey, _ backend: ChannelBackendID) -> any StateSigner {
+        backend == .ed25519 ? key : key.settlementKey
+    }
+
+    static func params(nonce: UInt8 = 9, backend: ChannelBackendID = .ed25519) -> ChannelParams {
         // Fixed, valid inputs.
         try! ChannelParams(
-            participants: [alice.publicKey, bob.publicKey], nonce: [UInt8](repeating: nonce, count: ChannelParams.nonceBytes))
+            participants: [alice.publicKey, bob.publicKey],
+            signers: backend == .ed25519 ? nil : [alice, bob].map { signer($0, backend).settlementAddress },
+            nonce: [UInt8](repeating: nonce, count: ChannelParams.nonceBytes),
+            domain: backend == .ed25519
+                ? .embedded : try! SettlementDomain(chainID: 1337, contract: [UInt8](repeating: 0x5f, count: 20)))
     }
 
     static func signed(
@@ -235,7 +248,7 @@ private enum VerifierScratch {
     ) -> SignedState {
         let state = ChannelState(channelID: params.id, version: version, allocation: Allocation(a, b), isFinal: isFinal)
         var signed = SignedState(state: state)
-        for signer in signers { signed[signer] = state.signed(by: signer == .first ? alice : bob) }
+        for seat in signers { signed[seat] = params.sign(state, with: signer(seat == .first ? alice : bob, params.backendID)) }
         return signed
     }
 
