@@ -20,6 +20,7 @@ import Testing
             }
             let chainId: UInt64
             let adjudicator: String
+            let identities: [String]
             let signerSecrets: [String]
             let nonce: String
             let challengeDuration: UInt64
@@ -57,7 +58,7 @@ import Testing
         let domain = try SettlementDomain(
             chainID: inputs.chainId, contract: EthereumAddress(hex: inputs.adjudicator).bytes)
         let params = try ChannelParams(
-            participants: [Fixtures.alice.publicKey, Fixtures.bob.publicKey],
+            participants: inputs.identities.map { try PublicKey(bytes: bytes($0)) },
             signers: keys.map(\.settlementAddress), nonce: bytes(inputs.nonce),
             challengeDuration: inputs.challengeDuration, appID: AppID(inputs.appID), domain: domain)
         let state = ChannelState(
@@ -124,6 +125,32 @@ import Testing
         edState.channelID = edParams.id
         let ethereum = keys[0].signState(edParams.signingDigest(of: edState))
         #expect(!edParams.isSigned(edState, by: .first, with: ethereum))
+    }
+
+    /// Mallory tells Alice that Bob's address is hers, so Alice opens a channel with Mallory
+    /// whose seat 1 signs with Bob's address, and signs version 0. Mallory then proposes the
+    /// same terms to Bob in her own name, with Alice's signature: the signers and everything
+    /// the contract sees are equal, only the transport identities differ. They are part of
+    /// the id, so Alice's signature is not one on Bob's channel and Bob refuses it.
+    @Test func aRelayedSignatureCannotOpenTheChannelUnderAnotherIdentity() throws {
+        let (_, aliceView, _, keys) = try Self.fixture()
+        let mallory = Fixtures.mallory.publicKey
+        let toMallory = try ChannelParams(
+            participants: [aliceView.participants[0], mallory], signers: aliceView.signers, nonce: aliceView.nonce,
+            challengeDuration: aliceView.challengeDuration, appID: aliceView.appID, domain: aliceView.domain)
+        let toBob = try ChannelParams(
+            participants: [mallory, aliceView.participants[1]], signers: aliceView.signers, nonce: aliceView.nonce,
+            challengeDuration: aliceView.challengeDuration, appID: aliceView.appID, domain: aliceView.domain)
+        #expect(toBob.id != toMallory.id)
+        let opening = ChannelState(channelID: toMallory.id, version: 0, allocation: Allocation(100, 0))
+        let aliceSignature = toMallory.sign(opening, with: keys[0])
+        var relayed = opening
+        relayed.channelID = toBob.id
+        #expect(!toBob.isSigned(relayed, by: .first, with: aliceSignature))
+        #expect(throws: OpenRejection.invalidInitialState(.badSignature(signer: .first))) {
+            _ = try ChannelEngine.accept(
+                OpenProposal(params: toBob, initial: relayed, signature: aliceSignature), key: keys[1])
+        }
     }
 
     /// What a hostile peer could put in a signature field: an unknown backend tag, a

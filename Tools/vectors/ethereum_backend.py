@@ -17,6 +17,10 @@ from eth_utils import keccak, to_checksum_address
 INPUTS = {
     "chainId": 1337,
     "adjudicator": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+    "identities": [
+        "0x8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c",
+        "0x8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394",
+    ],
     "signerSecrets": [
         "0x0000000000000000000000000000000000000000000000000000000000000001",
         "0x0000000000000000000000000000000000000000000000000000000000000002",
@@ -55,9 +59,9 @@ def compute(inputs):
     signers = [Account.from_key(secret) for secret in inputs["signerSecrets"]]
     addresses = [signer.address for signer in signers]
     channel_id = keccak(encode(
-        ["uint256", "address", "address[2]", "bytes32", "uint64", "bytes32"],
-        [inputs["chainId"], inputs["adjudicator"], addresses, hexbytes(inputs["nonce"]),
-         inputs["challengeDuration"], keccak(inputs["appID"].encode())]))
+        ["uint256", "address", "bytes32[2]", "address[2]", "bytes32", "uint64", "bytes32"],
+        [inputs["chainId"], inputs["adjudicator"], [hexbytes(i) for i in inputs["identities"]], addresses,
+         hexbytes(inputs["nonce"]), inputs["challengeDuration"], keccak(inputs["appID"].encode())]))
     state = inputs["state"]
     app_data = hexbytes(state["appData"])
     abi_state = encode(

@@ -7,7 +7,7 @@ import ParleyWire
 /// vector checked with eth-account.
 ///
 /// ```text
-/// channel id      = keccak256(abi.encode(uint256 chainId, address adjudicator,
+/// channel id      = keccak256(abi.encode(uint256 chainId, address adjudicator, bytes32[2] identities,
 ///                     address[2] signers, bytes32 nonce, uint64 challengeDuration, bytes32 keccak256(appID)))
 /// domainSeparator = keccak256(abi.encode(keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
 ///                     keccak256("Parley"), keccak256("1"), chainId, adjudicator))
@@ -17,6 +17,12 @@ import ParleyWire
 /// ```
 ///
 /// The settlement domain must name the adjudicator: a 20-byte contract address.
+///
+/// The id includes both transport identities (Ed25519 public keys), so every signature on a
+/// state also binds each seat's settlement address to the identity its peer authenticated:
+/// a peer that relays another node's signatures, or names someone else's address as its
+/// own, gets a different channel id from each side and no valid signature. The contract
+/// treats the identities as opaque words of the parameters.
 public struct EthereumBackend: ChannelBackend {
     public init() {}
 
@@ -85,6 +91,7 @@ public struct EthereumBackend: ChannelBackend {
     static func idFields(_ terms: ChannelTerms) -> [ABIValue] {
         [
             .uint(terms.domain.chainID), .address(terms.domain.contract),
+            .fixedArray(terms.participants.map { .fixedBytes($0.bytes) }),
             .fixedArray(terms.signers.map { .address($0.bytes) }), .fixedBytes(terms.nonce),
             .uint(terms.challengeDuration), .fixedBytes(Keccak256.hash(Array(terms.appID.rawValue.utf8)).bytes),
         ]
