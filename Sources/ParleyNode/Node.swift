@@ -35,6 +35,10 @@ import ParleyLocks
 public actor Node {
     /// Our public key: the seat we hold in every channel.
     public nonisolated let publicKey: PublicKey
+    /// The Ethereum account this node signs Ethereum-backend channels with, derived from its
+    /// identity's seed (`SigningKey.settlementKey`). Give it to a peer that opens such a
+    /// channel with us (`open(…, peerSigner: .ethereum(address))`).
+    public nonisolated let ethereumAddress: EthereumAddress
     public nonisolated let policy: NodePolicy
     /// Everything that happens on every channel, in order per channel. One reader; if it
     /// falls more than `policy.eventBuffer` events behind, the oldest are dropped.
@@ -47,6 +51,8 @@ public actor Node {
     public nonisolated let settlement: any SettlementAdapter
 
     private let identity: SigningKey
+    /// What signs states: the identity on Ed25519 channels, its settlement key on Ethereum ones.
+    private let signers: NodeSigners
     private let watcher: Watcher
     private let logger: Logger
     /// How peers are reached (libuv TCP sessions, or the simulator's in-memory links).
@@ -175,6 +181,9 @@ public actor Node {
     ) async throws {
         self.identity = identity
         publicKey = identity.publicKey
+        let signers = NodeSigners(identity: identity)
+        self.signers = signers
+        ethereumAddress = signers.ethereum.address
         self.policy = policy
         self.journal = journal
         self.settlement = settlement
@@ -251,7 +260,7 @@ public actor Node {
                 continue
             }
             let engine: JournaledEngine
-            do { engine = try JournaledEngine.restore(record, key: identity, rules: rules, journal: journal) } catch {
+            do { engine = try JournaledEngine.restore(record, key: signers.signer(for: record.params), rules: rules, journal: journal) } catch {
                 logger.error("channel \(id.shortID) could not be restored: \(error)")
                 sink.yield(.error(id, "could not restore from the journal: \(error)"))
                 continue
@@ -294,19 +303,19 @@ public actor Node {
 
     private func context() -> RunnerContext {
         let switches = self.switches
-        let identity = self.identity
+        let signers = self.signers
         return RunnerContext(
             policy: policy, adapter: settlement, watcher: watcher, logger: logger,
             emit: { [sink] in sink.yield($0) },
             updateHandler: { switches.update.withLock { $0 } },
             isSilent: { switches.silent.load(ordering: .relaxed) },
-            sign: { params, state in params.sign(state, with: identity) },
+            sign: { params, state in params.sign(state, with: signers.signer(for: params)) },
             deadlines: deadlines, clock: clock, random: random,
             holdFinal: { proposal, params in
                 guard switches.holdFinals.load(ordering: .relaxed), proposal.proposed.isFinal else { return false }
                 var held = SignedState(state: proposal.proposed)
                 held[proposal.proposer] = proposal.signature
-                held[proposal.proposer.peer] = params.sign(proposal.proposed, with: identity)
+                held[proposal.proposer.peer] = params.sign(proposal.proposed, with: signers.signer(for: params))
                 switches.heldFinals.withLock { $0[params.id] = held }
                 return true
             },
@@ -373,7 +382,7 @@ public actor Node {
     public func open(
         with peer: PublicKey, at address: SocketAddress, deposit: Amount, theirs: Amount,
         app: AppID = .payment, appData: [UInt8] = [], challengeDuration: UInt64? = nil,
-        timeout: Duration = .seconds(30)
+        peerSigner: SettlementAddress? = nil, timeout: Duration = .seconds(30)
     ) async throws(NodeError) -> Channel {
         guard !stopped else { throw .stopped }
         guard peer != publicKey else { throw .invalidParameters("a channel needs two different keys") }
@@ -386,7 +395,8 @@ public actor Node {
         let params: ChannelParams
         do {
             params = try ChannelParams(
-                participants: [publicKey, peer], nonce: random.bytes(ChannelParams.nonceBytes),
+                participants: [publicKey, peer], signers: signers.seats(peerSigner: peerSigner),
+                nonce: random.bytes(ChannelParams.nonceBytes),
                 challengeDuration: challengeDuration ?? policy.challengeDuration, appID: app, domain: domain)
         } catch { throw .invalidParameters("\(error)") }
         if addresses[peer] != address {
@@ -401,7 +411,7 @@ public actor Node {
         let effects: [Effect]
         do {
             (engine, effects) = try await JournaledEngine.propose(
-                params: params, allocation: Allocation(deposit, theirs), appData: appData, key: identity, rules: rules,
+                params: params, allocation: Allocation(deposit, theirs), appData: appData, key: signers.signer(for: params), rules: rules,
                 journal: journal)
         } catch let error as OpenRejection {
             throw .openRefused(error)
@@ -778,7 +788,8 @@ public actor Node {
         let engine: JournaledEngine
         let effects: [Effect]
         do {
-            (engine, effects) = try await JournaledEngine.accept(proposal, key: identity, rules: rules, journal: journal)
+            (engine, effects) = try await JournaledEngine.accept(
+                proposal, key: signers.signer(for: proposal.params), rules: rules, journal: journal)
         } catch {
             sink.yield(.error(params.id, "cannot accept the channel: \(error)"))
             return

@@ -88,6 +88,11 @@ final class APICluster: Sendable {
         root = try makeTemporaryDirectory("parley-node-api")
     }
 
+    init(chain: any ScenarioChain) throws {
+        self.chain = chain
+        root = try makeTemporaryDirectory("parley-node-api")
+    }
+
     /// Starts a node named `name` (journal in `root/name`). A key seen for the first time
     /// gets `startingBalance` minted.
     func start(

@@ -69,6 +69,23 @@ final class LocalScenarioChain: ScenarioChain {
     func shutDown() async {}
 }
 
+/// `LocalChain` on a domain with an adjudicator address, so Ethereum-backend channels can
+/// settle on it (their domain must name a contract).
+final class LocalEthereumScenarioChain: ScenarioChain {
+    let chain: LocalChain
+    var domain: SettlementDomain { chain.domain }
+
+    init() throws {
+        chain = LocalChain(
+            apps: [TicTacToe()], domain: try SettlementDomain(chainID: 1337, contract: [UInt8](repeating: 0x5f, count: 20)))
+    }
+
+    func adapter(for key: SigningKey) -> any SettlementAdapter & DevFaucet { chain.adapter(for: key.publicKey) }
+    func advance(by seconds: UInt64) async throws { chain.advance(by: seconds) }
+    func crashAndRestart() async throws {}
+    func shutDown() async {}
+}
+
 /// A devchain daemon with manual time; clients redial by themselves when it restarts.
 final class DevchainScenarioChain: ScenarioChain {
     private let daemon: Mutex<DevchainDaemon>
