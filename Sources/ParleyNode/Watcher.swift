@@ -222,7 +222,15 @@ public actor Watcher {
             }
             try await adapter.reclaim(id)
         } catch .alreadyFunded {
-            // Funded, but not as we agreed (else the check above had seen it): never usable.
+            // The peer's deposit can land between the check above and the reclaim: look
+            // again before calling the channel mismatched (a test forces that race).
+            if let record = journal.channels[id],
+                (try? await adapter.channel(id).usability(params: record.params, opening: record.funding)) == .usable
+            {
+                markFunded(id)
+                return true
+            }
+            // Funded, but not as we agreed: never usable.
             throw .fundingMismatch(id, "the chain shows the channel funded on terms we did not agree")
         } catch .nothingToReclaim {
             // We had nothing in it (a zero opening share).

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ParleyChannel
 import Foundation
 import ParleyJournal
 
@@ -18,6 +19,8 @@ struct BenchCommand: AsyncParsableCommand {
             (Keccak-256 EIP-712 digest, secp256k1 sign and signer recovery).
             2. fsync: 200 appends of 100 bytes to a file in the journal's temporary directory, \
             each followed by fsync; p50 and p99.
+            With --backend ethereum the channel phases (3 to 5) run Ethereum-backend channels \
+            and their ratios are to that backend's ceiling.
             3. single channel: a devchain in this process, one node here and a peer node in a \
             child process (`parley bench peer`), over loopback TCP with durable journals. \
             Sequential fully countersigned payments for --seconds: updates/s and latency.
@@ -49,9 +52,14 @@ struct BenchCommand: AsyncParsableCommand {
         help: "fsync: every journal append waits for fsync (the default, as a node runs). none: write(2) only, not crash-safe.")
     var durability: Durability = .fsync
 
+    @Option(
+        name: .long,
+        help: "The settlement backend the channel phases run on: ed25519 (the default) or ethereum (secp256k1, EIP-712).")
+    var backend: ChannelBackendID = .ed25519
+
     @Flag(
         name: .long,
-        help: #"Print one JSON object: {"cryptoCeilingPerSecond", "signPerSecond", "verifyPerSecond", "cores", "fsyncMicrosP50", "fsyncMicrosP99", "single": {...}, "multi": {...}, "memory": {...}, "durability", "build", "seconds", ...}."#)
+        help: #"Print one JSON object: {"cryptoCeilingPerSecond", "signPerSecond", "verifyPerSecond", "cores", "backends": [...], "channelBackend", "fsyncMicrosP50", "fsyncMicrosP99", "single": {...}, "multi": {...}, "memory": {...}, "durability", "build", "seconds", ...}."#)
     var json = false
 
     func validate() throws {
@@ -64,7 +72,8 @@ struct BenchCommand: AsyncParsableCommand {
         let result: BenchReport
         do {
             result = try await BenchRun(
-                seconds: seconds, channels: channels, idleChannels: idleChannels, durability: durability, narrate: !json
+                seconds: seconds, channels: channels, idleChannels: idleChannels, durability: durability, backend: backend,
+                narrate: !json
             ).run()
         } catch {
             throw failure("bench", "\(error)")
@@ -152,6 +161,8 @@ struct BenchReport: Codable {
     var memory: Memory
     var targets: Targets
     var durability: String
+    /// The backend the channel phases ran on.
+    var channelBackend: String
     var build: String
     /// --seconds: how long each throughput phase measured.
     var seconds: Double
@@ -162,7 +173,7 @@ struct BenchReport: Codable {
     var verdict: String {
         func yes(_ met: Bool) -> String { met ? "met" : "NOT met" }
         return """
-            \(build) build, durability \(durability), \(cores) cores, \(String(format: "%.1f", seconds)) s per phase, \
+            \(build) build, durability \(durability), \(channelBackend) channels, \(cores) cores, \(String(format: "%.1f", seconds)) s per phase, \
             \(String(format: "%.1f", totalSeconds)) s in all
             targets: many channels ≥ 60% of the ceiling: \(yes(targets.multiRatioAtLeast60Percent)); \
             single ≥ 800/s with p99 < 3 ms: \(yes(targets.singleAtLeast800PerSecondP99Under3ms)); \

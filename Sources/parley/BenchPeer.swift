@@ -59,7 +59,9 @@ struct BenchPeerCommand: AsyncParsableCommand {
         node.setUpdateHandler { _ in .accept }
         guard let address = await node.listeningAddress else { throw failure("bench peer", "the node is not listening") }
         try writeUnbuffered(
-            jsonLine(BenchPeerLine(key: node.publicKey.hex, address: address.description, pid: getpid())))
+            jsonLine(BenchPeerLine(
+                key: node.publicKey.hex, ethereumAddress: node.ethereumAddress.checksummed, address: address.description,
+                pid: getpid())))
         for await command in commands {
             switch command {
             case "stats":
@@ -86,6 +88,8 @@ struct BenchPeerCommand: AsyncParsableCommand {
 /// The peer's first line.
 struct BenchPeerLine: Codable {
     var key: String
+    /// The peer's Ethereum settlement address, for Ethereum-backend channels.
+    var ethereumAddress: String
     var address: String
     var pid: Int32
 }

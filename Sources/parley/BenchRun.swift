@@ -26,6 +26,8 @@ struct BenchRun {
     let channels: Int
     let idleChannels: Int
     let durability: Durability
+    /// The channel phases' settlement backend; on Ethereum the devchain's domain names a contract.
+    let backend: ChannelBackendID
     /// Print a line per phase on stdout (not with --json).
     let narrate: Bool
 
@@ -70,6 +72,12 @@ struct BenchRun {
                 verifyPerSecond: rounded(rates.verify, digits: 1), cryptoCeilingPerSecond: rounded(ceiling, digits: 1))
         }
 
+        // The channel phases' ratios are to the ceiling of the backend they run on: Ed25519's
+        // is the one above; Ethereum's is its state signing and recovery's.
+        let phaseCeiling = backend == .ed25519
+            ? ceiling : backends.first { $0.backend == backend.description }?.cryptoCeilingPerSecond ?? ceiling
+        if backend != .ed25519 { say("channel phases on the \(backend) backend: ratios are to its ceiling, \(Int(phaseCeiling)) updates/s") }
+
         var template = Array("/tmp/parley-bench-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw BenchFailure("cannot make a temporary directory under /tmp") }
         let root = String(cString: made)
@@ -84,10 +92,14 @@ struct BenchRun {
         progress.set("starting the devchain, the peer process and our node")
         let chainLoop = try EventLoop(name: "bench-devchain")
         defer { chainLoop.shutdown() }
-        let devchain = try await DevchainServer.start(
-            DevchainServer.Configuration(
-                listen: .loopbackIPv4(port: 0), dataDirectory: root + "/devchain", challengeDefault: 3_600, timeMode: .manual),
-            loop: chainLoop)
+        var configuration = DevchainServer.Configuration(
+            listen: .loopbackIPv4(port: 0), dataDirectory: root + "/devchain", challengeDefault: 3_600, timeMode: .manual)
+        if backend == .ethereum {
+            // Ethereum channels need an adjudicator address in their domain; any fixed one does here.
+            configuration.domain = try SettlementDomain(
+                chainID: SettlementDomain.devchainDefault.chainID, contract: [UInt8](repeating: 0x5f, count: 20))
+        }
+        let devchain = try await DevchainServer.start(configuration, loop: chainLoop)
         let chainURL = "devchain://\(devchain.address)"
         let total = Amount(1 + channels + idleChannels)
         let peer = try PipedChild(readerName: "bench-peer-stdout", arguments: [
@@ -106,6 +118,10 @@ struct BenchRun {
                 throw BenchFailure("unexpected first line from the peer: \(first)")
             }
             let peerKey = try PublicKey(hex: ready.key)
+            let peerSigner: SettlementAddress? = switch backend {
+            case .ed25519: nil
+            case .ethereum: .ethereum(try EthereumAddress(hex: ready.ethereumAddress))
+            }
             let peerAddress = try SocketAddress(ready.address)
             let client = try await DevchainClient.connect(to: chainURL, identity: key, loop: nodeLoop)
             chain = client
@@ -115,7 +131,8 @@ struct BenchRun {
                 logger: Logger(label: "parley.bench") { _ in SwiftLogNoOpLogHandler() }, loop: nodeLoop)
             node = local
             let result = try await measureChannels(
-                node: local, peer: peer, peerLines: &peerLines, peerKey: peerKey, peerAddress: peerAddress, ceiling: ceiling,
+                node: local, peer: peer, peerLines: &peerLines, peerKey: peerKey, peerSigner: peerSigner, peerAddress: peerAddress,
+                ceiling: phaseCeiling,
                 progress: progress)
             progress.set("shutting down")
             await peer.stop()
@@ -126,7 +143,7 @@ struct BenchRun {
             await progressTask?.value
             let totalSeconds = durationSeconds(ContinuousClock.now - started)
             return BenchReport(
-                cryptoCeilingPerSecond: rounded(ceiling, digits: 1), signPerSecond: rounded(crypto.sign, digits: 1),
+                cryptoCeilingPerSecond: rounded(phaseCeiling, digits: 1), signPerSecond: rounded(crypto.sign, digits: 1),
                 verifyPerSecond: rounded(crypto.verify, digits: 1), cores: cores, backends: backends,
                 fsyncMicrosP50: rounded(fsync.p50, digits: 1), fsyncMicrosP99: rounded(fsync.p99, digits: 1),
                 single: result.single, multi: result.multi, memory: result.memory,
@@ -134,7 +151,7 @@ struct BenchRun {
                     multiRatioAtLeast60Percent: result.multi.ratioToCeiling >= 0.6,
                     singleAtLeast800PerSecondP99Under3ms: result.single.updatesPerSecond >= 800 && result.single.p99Micros < 3_000,
                     memoryAtMost4KiBPerChannel: result.memory.bytesPerChannel <= 4_096),
-                durability: durability.rawValue, build: buildConfiguration, seconds: seconds,
+                durability: durability.rawValue, channelBackend: backend.description, build: buildConfiguration, seconds: seconds,
                 totalSeconds: rounded(totalSeconds, digits: 1))
         } catch {
             peer.kill()
@@ -153,13 +170,14 @@ struct BenchRun {
 
     /// Phases 3 to 5, between our node and the peer process.
     private func measureChannels(
-        node: Node, peer: PipedChild, peerLines: inout AsyncStream<String>.Iterator, peerKey: PublicKey,
+        node: Node, peer: PipedChild, peerLines: inout AsyncStream<String>.Iterator, peerKey: PublicKey, peerSigner: SettlementAddress?,
         peerAddress: SocketAddress, ceiling: Double, progress: BenchPhaseProgress
     ) async throws -> ChannelResults {
         let atStart = try await peerStats(peer, &peerLines, command: "stats", funded: 0)
         // 3. One channel, one payment at a time.
         progress.set("single channel: opening")
-        let single = try await node.open(with: peerKey, at: peerAddress, deposit: Self.deposit, theirs: Self.deposit)
+        let single = try await node.open(
+            with: peerKey, at: peerAddress, deposit: Self.deposit, theirs: Self.deposit, peerSigner: peerSigner)
         progress.set("single channel: paying for \(String(format: "%.1f", seconds)) s", counting: true)
         let warmEnd = ContinuousClock.now + Self.warmUp
         while ContinuousClock.now < warmEnd { try await single.pay(1) }
@@ -189,7 +207,8 @@ struct BenchRun {
         // 4. Many channels, a payment in flight on every one.
         progress.set("many channels: opening \(channels)", counting: true)
         let openStart = ContinuousClock.now
-        let many = try await Self.open(channels, node: node, peerKey: peerKey, peerAddress: peerAddress, progress: progress)
+        let many = try await Self.open(
+            channels, node: node, peerKey: peerKey, peerSigner: peerSigner, peerAddress: peerAddress, progress: progress)
         let openSeconds = durationSeconds(ContinuousClock.now - openStart)
         let afterOpen = try await peerStats(peer, &peerLines, command: "stats", funded: 0)
         progress.set("many channels: \(channels) paying for \(String(format: "%.1f", seconds)) s", counting: true)
@@ -240,7 +259,8 @@ struct BenchRun {
         let before = try await peerStats(peer, &peerLines, command: "trim", funded: expected)
         progress.set("memory: opening \(idleChannels) idle channels", counting: true)
         let idleStart = ContinuousClock.now
-        _ = try await Self.open(idleChannels, node: node, peerKey: peerKey, peerAddress: peerAddress, progress: progress)
+        _ = try await Self.open(
+            idleChannels, node: node, peerKey: peerKey, peerSigner: peerSigner, peerAddress: peerAddress, progress: progress)
         progress.set("memory: waiting for the peer to see every channel funded")
         let after = try await peerStats(peer, &peerLines, command: "stats", funded: expected + idleChannels)
         let idleSeconds = durationSeconds(ContinuousClock.now - idleStart)
@@ -279,7 +299,8 @@ struct BenchRun {
 
     /// Opens `count` funded channels to the peer, `openWindow` at a time.
     private static func open(
-        _ count: Int, node: Node, peerKey: PublicKey, peerAddress: SocketAddress, progress: BenchPhaseProgress
+        _ count: Int, node: Node, peerKey: PublicKey, peerSigner: SettlementAddress?, peerAddress: SocketAddress,
+        progress: BenchPhaseProgress
     ) async throws -> [Channel] {
         try await withThrowingTaskGroup(of: Channel.self) { group in
             var channels: [Channel] = []
@@ -288,7 +309,8 @@ struct BenchRun {
             while started < min(count, openWindow) {
                 group.addTask {
                     try await node.open(
-                        with: peerKey, at: peerAddress, deposit: deposit, theirs: deposit, timeout: .seconds(120))
+                        with: peerKey, at: peerAddress, deposit: deposit, theirs: deposit, peerSigner: peerSigner,
+                        timeout: .seconds(120))
                 }
                 started += 1
             }
@@ -298,7 +320,8 @@ struct BenchRun {
                 if started < count {
                     group.addTask {
                         try await node.open(
-                            with: peerKey, at: peerAddress, deposit: deposit, theirs: deposit, timeout: .seconds(120))
+                            with: peerKey, at: peerAddress, deposit: deposit, theirs: deposit, peerSigner: peerSigner,
+                        timeout: .seconds(120))
                     }
                     started += 1
                 }

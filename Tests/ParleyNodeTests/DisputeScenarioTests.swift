@@ -287,6 +287,29 @@ struct DisputeScenarioTests {
         await nodes.shutDown()
     }
 
+    /// The peer's deposit lands between the watcher's last look at the chain and its reclaim
+    /// at the funding deadline: the chain refuses the reclaim as already funded, and the
+    /// channel is funded as agreed, not "funded on other terms" (seen under load, where the
+    /// next test then failed now and then).
+    @Test func aPeerDepositLandingJustBeforeOurReclaimCountsAsFunded() async throws {
+        let nodes = try TwoNodes(on: .local, policy: shortFundingPolicy, wrapAlice: { GatedAdapter($0) })
+        try await nodes.openChannel()
+        let gated = try #require(nodes.alice.adapter as? GatedAdapter)
+        let bob = nodes.bob.adapter
+        let (params, opening) = (nodes.params, nodes.opening)
+        gated.beforeReclaim.withLock {
+            $0 = { _ = try? await bob.deposit(params: params, opening: opening, participant: .second, amount: opening[.second]) }
+        }
+        await nodes.alice.startWatching()
+        try await nodes.alice.watcher.fundInBackground(nodes.params, opening: nodes.opening)
+        #expect(await eventually(within: .seconds(20)) { nodes.alice.seen.contains { $0 == .funded(nodes.id) } })
+        let failures = nodes.alice.seen.all.filter { if case .failed = $0 { true } else { false } }
+        #expect(failures.isEmpty, "\(failures)")
+        #expect((try await nodes.onChain())?.isFunded == true)
+        #expect(await nodes.alice.watcher.isFunded(nodes.id))
+        await nodes.shutDown()
+    }
+
     /// When the peer's deposit does come, the `.funded` event reports it and the deadline
     /// is dropped: nothing is reclaimed later.
     @Test(arguments: ChainBackend.allCases)

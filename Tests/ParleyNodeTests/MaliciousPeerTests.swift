@@ -109,6 +109,8 @@ final class GatedAdapter: SettlementAdapter, DevFaucet, Sendable {
     /// Reads of this channel take `slowness` before they answer.
     let slowChannel = Mutex<ChannelID?>(nil)
     static let slowness: Duration = .seconds(60)
+    /// Runs before a reclaim is forwarded: a test stages what lands on chain just before it.
+    let beforeReclaim = Mutex<(@Sendable () async -> Void)?>(nil)
 
     init(_ inner: any SettlementAdapter & DevFaucet) { self.inner = inner }
 
@@ -121,7 +123,10 @@ final class GatedAdapter: SettlementAdapter, DevFaucet, Sendable {
         if depositBlocked.load(ordering: .relaxed) { throw .transport("the chain is down (test gate)") }
         return try await inner.deposit(params: params, opening: opening, participant: participant, amount: amount)
     }
-    func reclaim(_ channel: ChannelID) async throws(SettlementError) -> [ChainEvent] { try await inner.reclaim(channel) }
+    func reclaim(_ channel: ChannelID) async throws(SettlementError) -> [ChainEvent] {
+        if let stage = beforeReclaim.withLock({ $0 }) { await stage() }
+        return try await inner.reclaim(channel)
+    }
     func register(_ state: SignedState) async throws(SettlementError) -> [ChainEvent] {
         if registerBlocked.load(ordering: .relaxed) { throw .transport("the chain is down (test gate)") }
         return try await inner.register(state)

@@ -154,11 +154,14 @@ final class TestNode: @unchecked Sendable {
     /// Whether this node's watcher runs (a node a scenario keeps offline has none).
     private(set) var isWatching = false
 
-    init(name: String, key: SigningKey, directory: String, chain: any ScenarioChain, policy: WatcherPolicy) throws {
+    init(
+        name: String, key: SigningKey, directory: String, chain: any ScenarioChain, policy: WatcherPolicy,
+        wrap: (any SettlementAdapter & DevFaucet) -> any SettlementAdapter & DevFaucet = { $0 }
+    ) throws {
         self.name = name
         self.key = key
         self.directory = directory
-        adapter = chain.adapter(for: key)
+        adapter = wrap(chain.adapter(for: key))
         journal = try Journal(directory: directory)
         watcher = Watcher(identity: key.publicKey, adapter: adapter, journal: journal, policy: policy)
     }
@@ -255,12 +258,17 @@ final class TwoNodes: @unchecked Sendable {
 
     var id: ChannelID { params.id }
 
-    init(on backend: ChainBackend = .local, opening: Allocation = Allocation(100, 100), policy: WatcherPolicy = fastPolicy) throws {
+    /// `wrapAlice` stands between Alice and the chain (a test that stages a race).
+    init(
+        on backend: ChainBackend = .local, opening: Allocation = Allocation(100, 100), policy: WatcherPolicy = fastPolicy,
+        wrapAlice: (any SettlementAdapter & DevFaucet) -> any SettlementAdapter & DevFaucet = { $0 }
+    ) throws {
         root = try makeTemporaryDirectory()
         chain = try backend.make()
         let aliceKey = SigningKey()
         let bobKey = SigningKey()
-        alice = try TestNode(name: "alice", key: aliceKey, directory: root + "/alice", chain: chain, policy: policy)
+        alice = try TestNode(
+            name: "alice", key: aliceKey, directory: root + "/alice", chain: chain, policy: policy, wrap: wrapAlice)
         bob = try TestNode(name: "bob", key: bobKey, directory: root + "/bob", chain: chain, policy: policy)
         params = try ChannelParams.random(
             proposer: aliceKey.publicKey, responder: bobKey.publicKey, challengeDuration: Self.challenge,
