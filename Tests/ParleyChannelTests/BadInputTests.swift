@@ -6,7 +6,7 @@ import Testing
 
 /// DESIGN.md invariant 6 (bad input changes nothing) and 3 (conservation),
 /// one hostile proposal at a time against a responder at version 0.
-@Suite struct BadInputTests {
+@Suite(.onBothBackends) struct BadInputTests {
     /// Delivers `message` to bob and returns his effects; checks nothing was journaled or changed.
     private func deliverToBob(_ message: ChannelMessage, in duo: inout Duo) -> [Effect] {
         var bob = duo.bob.engine
@@ -25,7 +25,7 @@ import Testing
     ) -> ChannelMessage {
         let state = ChannelState(
             channelID: params.id, version: version, allocation: Allocation(balances.0, balances.1), appData: appData)
-        return .propose(state: state, signature: state.signed(by: signer))
+        return .propose(state: state, signature: Fixtures.sign(state, signer))
     }
 
     private func refusal(_ effects: [Effect]) -> UpdateRejection? {
@@ -113,7 +113,7 @@ import Testing
         duo.pay(0, 10, id: 1)
         guard case let .propose(state, _)? = duo.wire[0].first else { return }
         duo.wire[0].removeAll()
-        let forged = ChannelMessage.accept(channelID: duo.params.id, version: 1, signature: state.signed(by: Fixtures.mallory))
+        let forged = ChannelMessage.accept(channelID: duo.params.id, version: 1, signature: Fixtures.sign(state, Fixtures.mallory))
         duo.input(0, .received(forged))
         #expect(duo.alice.engine.committed?.version == 0)
         #expect(duo.alice.engine.phase == .proposing)
@@ -131,7 +131,7 @@ import Testing
         duo.input(0, .received(.commitProof(onlyBob)))
         #expect(duo.alice.engine.committed?.version == 0)
         #expect(duo.alice.events.last == .ignoredMessage(.missingSignature(signer: .first)))
-        let forged = SignedState(state: onlyBob.state, signatures: [onlyBob.state.signed(by: Fixtures.mallory), onlyBob[.second]])
+        let forged = SignedState(state: onlyBob.state, signatures: [Fixtures.sign(onlyBob.state, Fixtures.mallory), onlyBob[.second]])
         duo.input(0, .received(.commitProof(forged)))
         #expect(duo.alice.engine.committed?.version == 0)
         #expect(duo.alice.events.last == .ignoredMessage(.badSignature(signer: .first)))

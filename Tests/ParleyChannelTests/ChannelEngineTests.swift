@@ -4,7 +4,7 @@ import Testing
 
 @testable import ParleyChannel
 
-@Suite struct OpeningTests {
+@Suite(.onBothBackends) struct OpeningTests {
     @Test func bothSidesCommitVersionZeroAfterTheHandshake() throws {
         let duo = try Duo(alice: 70, bob: 30)
         #expect(duo.violations.isEmpty, "\(duo.violations)")
@@ -18,7 +18,7 @@ import Testing
 
     @Test func openerJournalsItsSignatureBeforeSendingTheProposal() throws {
         let (_, effects) = try ChannelEngine.propose(
-            params: Fixtures.params(), allocation: Allocation(1, 1), key: Fixtures.alice)
+            params: Fixtures.params(), allocation: Allocation(1, 1), key: Fixtures.signer(Fixtures.alice))
         #expect(effects.count == 3)
         guard case .journal(.opened) = effects[0], case .journal(.signed) = effects[1],
             case .send(.openProposal) = effects[2]
@@ -31,21 +31,21 @@ import Testing
     @Test func proposalWithAForgedOpenerSignatureIsRefused() throws {
         let params = Fixtures.params()
         let initial = ChannelState(channelID: params.id, version: 0, allocation: Allocation(5, 5))
-        let forged = OpenProposal(params: params, initial: initial, signature: initial.signed(by: Fixtures.mallory))
+        let forged = OpenProposal(params: params, initial: initial, signature: Fixtures.sign(initial, Fixtures.mallory))
         #expect(throws: OpenRejection.invalidInitialState(.badSignature(signer: .first))) {
-            try ChannelEngine.accept(forged, key: Fixtures.bob)
+            try ChannelEngine.accept(forged, key: Fixtures.signer(Fixtures.bob))
         }
     }
 
     @Test func onlyTheSecondSeatCanAcceptAndOnlyTheFirstCanPropose() throws {
         let params = Fixtures.params()
         #expect(throws: OpenRejection.notAParticipant(role: "proposer (first seat)")) {
-            try ChannelEngine.propose(params: params, allocation: Allocation(1, 1), key: Fixtures.bob)
+            try ChannelEngine.propose(params: params, allocation: Allocation(1, 1), key: Fixtures.signer(Fixtures.bob))
         }
-        let (_, effects) = try ChannelEngine.propose(params: params, allocation: Allocation(1, 1), key: Fixtures.alice)
+        let (_, effects) = try ChannelEngine.propose(params: params, allocation: Allocation(1, 1), key: Fixtures.signer(Fixtures.alice))
         guard case let .send(.openProposal(proposal)) = effects.last else { return }
         #expect(throws: OpenRejection.notAParticipant(role: "responder (second seat)")) {
-            try ChannelEngine.accept(proposal, key: Fixtures.mallory)
+            try ChannelEngine.accept(proposal, key: Fixtures.signer(Fixtures.mallory))
         }
     }
 
@@ -62,7 +62,7 @@ import Testing
     }
 }
 
-@Suite struct UpdateTests {
+@Suite(.onBothBackends) struct UpdateTests {
     @Test func paymentCommitsOnBothSidesWithBothSignatures() throws {
         var duo = try Duo(alice: 100, bob: 100)
         duo.pay(0, 10, id: 1)

@@ -4,7 +4,7 @@ import Testing
 
 @testable import ParleyChannel
 
-@Suite struct SimultaneousProposalTests {
+@Suite(.onBothBackends) struct SimultaneousProposalTests {
     @Test func crossingProposalsResolveWithoutDeadlockOrEquivocation() throws {
         var duo = try Duo()
         duo.pay(0, 10, id: 1)
@@ -40,7 +40,7 @@ import Testing
     }
 }
 
-@Suite struct ReestablishTests {
+@Suite(.onBothBackends) struct ReestablishTests {
     @Test func lostAcceptIsRecoveredFromThePeersProof() throws {
         var duo = try Duo()
         duo.pay(0, 10, id: 1)
@@ -101,7 +101,7 @@ import Testing
     }
 }
 
-@Suite struct PhaseTableTests {
+@Suite(.onBothBackends) struct PhaseTableTests {
     @Test func nothingLeavesFinal() throws {
         #expect(!Phase.transitions.contains { $0.from == .final })
     }
@@ -130,7 +130,7 @@ import Testing
     }
 }
 
-@Suite struct FinalStateTests {
+@Suite(.onBothBackends) struct FinalStateTests {
     @Test func finalStateWhoseAcceptWasLostIsLearnedFromTheProof() throws {
         var duo = try Duo()
         duo.pay(0, 30, id: 1)
@@ -151,12 +151,12 @@ import Testing
     }
 }
 
-@Suite struct RestoreTests {
+@Suite(.onBothBackends) struct RestoreTests {
     @Test func restoredEngineNeverSignsAVersionItSignedBeforeTheCrash() throws {
         let params = Fixtures.params()
         // Before the crash: version 3 committed, our proposal 5 signed and sent, fate unknown.
         var engine = try ChannelEngine.restore(
-            params: params, latest: Fixtures.signed(version: 3, (97, 103)), highestSignedVersion: 5, key: Fixtures.alice)
+            params: params, latest: Fixtures.signed(version: 3, (97, 103)), highestSignedVersion: 5, key: Fixtures.signer(Fixtures.alice))
         #expect(engine.phase == .offline)
         let hello = engine.handle(.connected)
         #expect(hello == [.send(.reestablish(channelID: params.id, committedVersion: 3, highestSignedVersion: 5))])
@@ -173,9 +173,9 @@ import Testing
     @Test func restoreRefusesAStateWithAForgedSignature() {
         let params = Fixtures.params()
         var forged = Fixtures.signed(version: 3, (97, 103))
-        forged[.second] = forged.state.signed(by: Fixtures.mallory)
+        forged[.second] = Fixtures.sign(forged.state, Fixtures.mallory)
         #expect(throws: OpenRejection.invalidInitialState(.badSignature(signer: .second))) {
-            try ChannelEngine.restore(params: params, latest: forged, highestSignedVersion: 3, key: Fixtures.alice)
+            try ChannelEngine.restore(params: params, latest: forged, highestSignedVersion: 3, key: Fixtures.signer(Fixtures.alice))
         }
     }
 }

@@ -8,7 +8,7 @@ import Testing
 /// Mallory (bob's seat) countersigns alice's close privately and answers "declined" (or
 /// claims at reestablish that it never committed); nothing alice accepts afterwards may be
 /// worth more to her than that final state, so the channel only closes.
-@Suite struct DeclinedFinalStateTests {
+@Suite(.onBothBackends) struct DeclinedFinalStateTests {
     /// Alice pays 10, then proposes the close; Mallory keeps a countersigned copy of the
     /// final state and answers "declined". Returns the duo and the final state Mallory holds.
     static func closeDeclinedByMallory() throws -> (Duo, SignedState) {
@@ -20,7 +20,7 @@ import Testing
             throw InvariantViolation(description: "alice did not propose the close")
         }
         duo.deliver(from: 0)
-        let held = SignedState(state: final, signatures: [aliceSignature, final.signed(by: Fixtures.bob)])
+        let held = SignedState(state: final, signatures: [aliceSignature, Fixtures.sign(final, Fixtures.bob)])
         duo.sides[1].decisions.removeAll()
         duo.input(1, .decided(version: final.version, .reject("not now")))
         duo.deliverAll()
@@ -36,7 +36,7 @@ import Testing
         var bribe = duo.alice.engine.latest.state
         bribe.version = held.version + 1
         bribe.allocation = Allocation(bribe.allocation[.first] + 50, bribe.allocation[.second] - 50)
-        duo.input(0, .received(.propose(state: bribe, signature: bribe.signed(by: Fixtures.bob))))
+        duo.input(0, .received(.propose(state: bribe, signature: Fixtures.sign(bribe, Fixtures.bob))))
         #expect(duo.alice.decisions.isEmpty, "alice's update handler was asked about a state she must refuse")
         #expect(duo.alice.engine.latest.version == held.version - 1)
         #expect(duo.alice.events.contains(.refusedIncoming(.finalStateOutstanding(version: held.version))))
@@ -69,7 +69,7 @@ import Testing
         var other = held.state
         other.version = held.version + 1
         other.allocation = Allocation(other.allocation[.first] + 1, other.allocation[.second] - 1)
-        duo.input(0, .received(.propose(state: other, signature: other.signed(by: Fixtures.bob))))
+        duo.input(0, .received(.propose(state: other, signature: Fixtures.sign(other, Fixtures.bob))))
         #expect(duo.alice.decisions.isEmpty)
         #expect(duo.alice.events.contains(.refusedIncoming(.finalStateOutstanding(version: held.version))))
     }
@@ -102,7 +102,7 @@ import Testing
         var bribe = duo.alice.engine.latest.state
         bribe.version = duo.alice.engine.highestSeenVersion + 1
         bribe.allocation = Allocation(bribe.allocation[.first] + 50, bribe.allocation[.second] - 50)
-        duo.input(0, .received(.propose(state: bribe, signature: bribe.signed(by: Fixtures.bob))))
+        duo.input(0, .received(.propose(state: bribe, signature: Fixtures.sign(bribe, Fixtures.bob))))
         #expect(duo.alice.decisions.isEmpty)
         #expect(duo.alice.engine.latest.version == final.version - 1)
         #expect(duo.alice.events.contains(.refusedIncoming(.finalStateOutstanding(version: outstanding.version))))
@@ -116,20 +116,20 @@ import Testing
         mine[.first] = held[.first]
         var restored = try ChannelEngine.restore(
             params: duo.params, latest: duo.alice.engine.latest, highestSignedVersion: held.version,
-            signedFinal: mine, key: Fixtures.alice)
+            signedFinal: mine, key: Fixtures.signer(Fixtures.alice))
         #expect(restored.uncommittedFinal == mine)
         var bribe = restored.latest.state
         bribe.version = held.version + 1
         bribe.allocation = Allocation(bribe.allocation[.first] + 1, bribe.allocation[.second] - 1)
         _ = restored.handle(.connected)
         _ = restored.handle(.received(.reestablish(channelID: duo.params.id, committedVersion: restored.latest.version, highestSignedVersion: held.version)))
-        let effects = restored.handle(.received(.propose(state: bribe, signature: bribe.signed(by: Fixtures.bob))))
+        let effects = restored.handle(.received(.propose(state: bribe, signature: Fixtures.sign(bribe, Fixtures.bob))))
         #expect(!effects.contains { if case .decide = $0 { true } else { false } })
     }
 }
 
 /// Moves made on chain (`progress`) are signatures too: one state per version, ever.
-@Suite struct ChainMoveSigningTests {
+@Suite(.onBothBackends) struct ChainMoveSigningTests {
     @Test func aMoveOnChainIsNeverSignedAtAVersionWeSignedOffChain() throws {
         var duo = try Duo(alice: 100, bob: 100)
         duo.pay(0, 10, id: 1)  // in flight at version 1, never answered

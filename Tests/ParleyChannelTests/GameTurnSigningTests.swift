@@ -36,14 +36,14 @@ private struct TurnsApp: AppRules {
 /// chain (the simulator found each gap, issue 16): on chain, our moves from the latest
 /// state are made at the versions after it, so we never sign a state off chain at a version
 /// where we might have to sign another one on chain.
-@Suite struct GameTurnSigningTests {
+@Suite(.onBothBackends) struct GameTurnSigningTests {
     /// Alice (first seat, to move at version 0) and Bob, with the handshake delivered.
     static func game() throws -> (alice: ChannelEngine, bob: ChannelEngine, params: ChannelParams) {
         let params = Fixtures.params(app: TurnsApp.id)
         let (alice, openEffects) = try ChannelEngine.propose(
-            params: params, allocation: Allocation(50, 50), appData: [0], key: Fixtures.alice, rules: TurnsApp())
+            params: params, allocation: Allocation(50, 50), appData: [0], key: Fixtures.signer(Fixtures.alice), rules: TurnsApp())
         guard case let .send(.openProposal(proposal))? = openEffects.last else { throw Failure("no proposal") }
-        let (bob, acceptEffects) = try ChannelEngine.accept(proposal, key: Fixtures.bob, rules: TurnsApp())
+        let (bob, acceptEffects) = try ChannelEngine.accept(proposal, key: Fixtures.signer(Fixtures.bob), rules: TurnsApp())
         guard case let .send(.openAccept(_, signature))? = acceptEffects.last else { throw Failure("no accept") }
         var opened = alice
         _ = opened.handle(.received(.openAccept(channelID: params.id, signature: signature)))
@@ -77,7 +77,7 @@ private struct TurnsApp: AppRules {
         var bogus = alice.latest.state
         bogus.version = 1
         bogus.appData = [1]
-        _ = alice.handle(.received(.propose(state: bogus, signature: bogus.signed(by: Fixtures.bob))))
+        _ = alice.handle(.received(.propose(state: bogus, signature: Fixtures.sign(bogus, Fixtures.bob))))
         #expect(alice.highestSeenVersion == 1 && alice.highestSignedVersion == 0)
         // Her move would now be at version 2. If the game then went on chain from version 0,
         // her moves there would be at versions after 0 that a later off-chain move could
@@ -122,7 +122,7 @@ private struct TurnsApp: AppRules {
             return
         }
         let restored = try ChannelEngine.restore(
-            params: params, latest: alice.latest, highestSignedVersion: 1, signedNext: signed, key: Fixtures.alice,
+            params: params, latest: alice.latest, highestSignedVersion: 1, signedNext: signed, key: Fixtures.signer(Fixtures.alice),
             rules: TurnsApp())
         #expect(restored.signedNext == signed)
         var restarted = restored

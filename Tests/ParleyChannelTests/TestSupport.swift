@@ -1,5 +1,6 @@
 import ParleyCrypto
 import ParleyWire
+import Testing
 
 @testable import ParleyChannel
 
@@ -33,8 +34,19 @@ enum Fixtures {
     }
 
     /// What signs states for `identity` on `backend`: the identity itself, or its Ethereum key.
-    static func signer(_ identity: SigningKey, _ backend: ChannelBackendID) -> any StateSigner {
+    static func signer(_ identity: SigningKey, _ backend: ChannelBackendID = Fixtures.backend) -> any StateSigner {
         backend == .ed25519 ? identity : ethereumKey(of: identity)
+    }
+
+    /// The backend the running test's channels use: `.ed25519` unless the suite runs
+    /// `.onBothBackends`, which runs each test once per backend.
+    @TaskLocal static var backend: ChannelBackendID = .ed25519
+
+    /// `identity`'s signature of `state` on the current backend, in a channel of the fixture
+    /// domain for that backend (the states tests sign by hand are of `params()` channels).
+    static func sign(_ state: ChannelState, _ identity: SigningKey) -> StateSignature {
+        let domain = backend == .ed25519 ? SettlementDomain.embedded : ethereumDomain
+        return signer(identity).signState(backend.backend.signingDigest(of: state, domain: domain))
     }
 
     /// A local EVM's chain id and its first contract address (Tests/Vectors/ethereum-backend.json).
@@ -43,7 +55,7 @@ enum Fixtures {
 
     static func params(
         _ first: SigningKey = alice, _ second: SigningKey = bob, nonce: UInt8 = 7,
-        challenge: UInt64 = 60, app: AppID = .payment, backend: ChannelBackendID = .ed25519
+        challenge: UInt64 = 60, app: AppID = .payment, backend: ChannelBackendID = Fixtures.backend
     ) -> ChannelParams {
         // Fixed, valid inputs.
         try! ChannelParams(
@@ -149,4 +161,23 @@ enum ProtocolDocExample {
         "5ca5e9c59921df3143b10fdcb273faa16e4c61b9982de0e88150676acd049963" + "0000000000000003"
         + "0000000000000000000000000000005a" + "0000000000000000000000000000006e" + "00000001" + "ab" + "00"
     static let signingDigestHex = "5872a279e325d5a6ef21283c668c57d13608284fb5b4cf37c2968c8c2175cf41"
+}
+
+/// Runs each test of a suite once per settlement backend, with `Fixtures.backend` set:
+/// every fixture channel, signature and `Duo` of the test then uses that backend.
+struct OnBothBackends: SuiteTrait, TestTrait, TestScoping {
+    var isRecursive: Bool { true }
+
+    func provideScope(
+        for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
+    ) async throws {
+        guard testCase != nil || !test.isSuite else { return try await function() }
+        for backend in ChannelBackendID.allCases {
+            try await Fixtures.$backend.withValue(backend) { try await function() }
+        }
+    }
+}
+
+extension Trait where Self == OnBothBackends {
+    static var onBothBackends: Self { OnBothBackends() }
 }
