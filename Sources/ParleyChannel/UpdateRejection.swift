@@ -9,7 +9,7 @@ public enum UpdateRejection: Error, Equatable, Sendable, CustomStringConvertible
     /// The version is not the next unused one (stale, replayed or skipping ahead).
     case versionMismatch(expected: UInt64, got: UInt64)
     case balanceNotConserved(total: Amount, proposed: Amount)
-    /// The balances add up to more than 64 bits can hold.
+    /// The balances add up to more than an `Amount` (128 bits) can hold.
     case balanceOverflow
     case badSignature(signer: ParticipantIndex)
     case missingSignature(signer: ParticipantIndex)
@@ -54,7 +54,7 @@ public enum UpdateRejection: Error, Equatable, Sendable, CustomStringConvertible
         case let .balanceNotConserved(total, proposed):
             return "balances add up to \(proposed), but the channel holds \(total)"
         case .balanceOverflow:
-            return "balances overflow 64 bits"
+            return "balances overflow 128 bits"
         case let .badSignature(signer):
             return "signature of \(signer) does not verify"
         case let .missingSignature(signer):

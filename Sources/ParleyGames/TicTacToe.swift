@@ -42,7 +42,7 @@ public struct TicTacToe: AppRules {
             throw AppRuleViolation("each player must stake something, balances are \(state.allocation)")
         }
         guard state.allocation.total != nil else {
-            throw AppRuleViolation("the stakes \(state.allocation) overflow 64 bits")
+            throw AppRuleViolation("the stakes \(state.allocation) overflow 128 bits")
         }
     }
 
@@ -98,7 +98,7 @@ public struct TicTacToe: AppRules {
         next.appData = after.appData
         if after.winner != nil {
             guard let total = state.allocation.total else {
-                throw AppRuleViolation("the stakes \(state.allocation) overflow 64 bits")
+                throw AppRuleViolation("the stakes \(state.allocation) overflow 128 bits")
             }
             next.allocation = allocation(paying: total, to: mark.seat)
         }
@@ -142,7 +142,7 @@ public struct TicTacToe: AppRules {
             return
         }
         guard let total = current.total else {
-            throw AppRuleViolation("the stakes \(current) overflow 64 bits")
+            throw AppRuleViolation("the stakes \(current) overflow 128 bits")
         }
         let expected = allocation(paying: total, to: winner.seat)
         guard next == expected else {

@@ -41,13 +41,13 @@ public enum JournalViolation: Error, Equatable, Sendable, CustomStringConvertibl
     case conflictingOpen(channel: ChannelID)
     /// A state, or a channel's parameters, filed under another channel. `version` is nil for parameters.
     case wrongChannel(channel: ChannelID, version: UInt64?, belongsTo: ChannelID)
-    /// The opening funding itself does not fit in 64 bits.
+    /// The opening funding itself does not fit in 128 bits.
     case fundingOverflow(channel: ChannelID)
     /// A committed version at or below the previous committed one.
     case versionNotIncreasing(channel: ChannelID, previous: UInt64, got: UInt64)
     /// A state we signed at a version already signed or committed: a second signature on a used version.
     case versionSignedTwice(channel: ChannelID, version: UInt64, highestSigned: UInt64)
-    /// Balances that do not add up to the funding; `total` is nil when they overflow 64 bits.
+    /// Balances that do not add up to the funding; `total` is nil when they overflow 128 bits.
     case notConserved(channel: ChannelID, version: UInt64, total: Amount?, funded: Amount)
     case badSignature(channel: ChannelID, version: UInt64, signer: ParticipantIndex)
     case missingSignature(channel: ChannelID, version: UInt64, signer: ParticipantIndex)
@@ -71,7 +71,7 @@ public enum JournalViolation: Error, Equatable, Sendable, CustomStringConvertibl
         case let .wrongChannel(channel, version?, belongsTo):
             return "channel \(channel.shortID) version \(version): the state belongs to channel \(belongsTo.shortID)"
         case let .fundingOverflow(channel):
-            return "channel \(channel.shortID): the opening funding overflows 64 bits, so no state can conserve it"
+            return "channel \(channel.shortID): the opening funding overflows 128 bits, so no state can conserve it"
         case let .versionNotIncreasing(channel, previous, got):
             return "channel \(channel.shortID) version \(got): committed after version \(previous); "
                 + "committed versions must strictly increase, or an old state could be replayed on chain"
@@ -80,7 +80,7 @@ public enum JournalViolation: Error, Equatable, Sendable, CustomStringConvertibl
                 + "signed or committed; signing a used version twice lets the peer register either state "
                 + "(was this journal restored from an old backup, or shared by two nodes?)"
         case let .notConserved(channel, version, nil, funded):
-            return "channel \(channel.shortID) version \(version): balances overflow 64 bits; the channel holds \(funded)"
+            return "channel \(channel.shortID) version \(version): balances overflow 128 bits; the channel holds \(funded)"
         case let .notConserved(channel, version, total?, funded):
             return "channel \(channel.shortID) version \(version): balances add up to \(total), "
                 + "but the channel was funded with \(funded)"

@@ -223,12 +223,15 @@ public actor Watcher {
             try await adapter.reclaim(id)
         } catch .alreadyFunded {
             // The peer's deposit can land between the check above and the reclaim: look
-            // again before calling the channel mismatched (a test forces that race).
-            if let record = journal.channels[id],
-                (try? await adapter.channel(id).usability(params: record.params, opening: record.funding)) == .usable
-            {
-                markFunded(id)
-                return true
+            // again before calling the channel mismatched (a test forces that race). A chain
+            // we cannot read now is a chain error (retried), never a mismatch.
+            if let record = journal.channels[id] {
+                let onChain: ChannelOnChain?
+                do { onChain = try await adapter.channel(id) } catch { throw .chain(error) }
+                if onChain.usability(params: record.params, opening: record.funding) == .usable {
+                    markFunded(id)
+                    return true
+                }
             }
             // Funded, but not as we agreed: never usable.
             throw .fundingMismatch(id, "the chain shows the channel funded on terms we did not agree")

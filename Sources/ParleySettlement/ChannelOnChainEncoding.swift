@@ -5,7 +5,7 @@ import ParleyWire
 /// (`channel(_:)`), so a remote adapter returns the same value the embedded chain would.
 ///
 /// ```text
-/// ChannelOnChain = ChannelParams | opening Allocation | fundedTotal u64 | deposits Allocation
+/// ChannelOnChain = ChannelParams | opening Allocation | fundedTotal u128 | deposits Allocation
 ///                  | isFunded bool | depositsClosed bool | registeredState? | isProgressed bool | deadline?
 ///                  | phase u8 (0 open, 1 disputed, 2 concluded, 3 withdrawn)
 ///                  | concludedAllocation? | withdrawn u8 (bit 0 seat 0, bit 1 seat 1)

@@ -57,7 +57,7 @@ public enum SettlementError: Error, Equatable, Sendable, CustomStringConvertible
     case unknownApp(AppID)
     /// A state's balances do not add up to what the channel holds.
     case balanceNotConserved(funded: Amount, proposed: Amount)
-    /// An allocation, or the total money supply, would not fit in 64 bits.
+    /// An allocation, or the total money supply, would not fit in an `Amount` (128 bits).
     case balanceOverflow
     /// The adapter could not reach the chain, or the chain's answer was unreadable.
     case transport(String)
@@ -124,7 +124,7 @@ public enum SettlementError: Error, Equatable, Sendable, CustomStringConvertible
         case let .balanceNotConserved(funded, proposed):
             return "balances add up to \(proposed), but the channel holds \(funded)"
         case .balanceOverflow:
-            return "amounts overflow 64 bits"
+            return "amounts overflow 128 bits"
         case let .transport(why):
             return "cannot reach the chain: \(why)"
         case let .wrongDomain(expected, got):

@@ -197,6 +197,12 @@ import Testing
                 participants: params.participants, signers: [keys[0].settlementAddress, keys[0].settlementAddress],
                 nonce: params.nonce, domain: params.domain)
         }
+        #expect(throws: WireError.self) {
+            try ChannelParams(
+                participants: params.participants,
+                signers: [keys[0].settlementAddress, .ethereum(try EthereumAddress(bytes: [UInt8](repeating: 0, count: 20)))],
+                nonce: params.nonce, domain: params.domain)
+        }
         // On the Ed25519 backend a seat signs with its own identity, never someone else's key.
         #expect(throws: WireError.self) {
             try ChannelParams(

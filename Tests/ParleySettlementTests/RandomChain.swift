@@ -9,7 +9,7 @@ extension SeededRandom {
 
     mutating func chance(_ percent: UInt64) -> Bool { below(100) < percent }
 
-    /// An amount below `bound`, which must fit in 64 bits.
+    /// An amount below `bound`.
     mutating func amount(below bound: Amount) -> Amount { Amount(next()) % bound }
 
     /// Any amount, all 128 bits random.

@@ -41,8 +41,13 @@ public struct EthereumBackend: ChannelBackend {
                 reason: "an Ethereum channel's domain names its adjudicator: a 20-byte contract address")
         }
         for signer in terms.signers {
-            guard case .ethereum = signer else {
+            guard case let .ethereum(address) = signer else {
                 throw .invalidValue(field: "signers", reason: "every seat of an Ethereum channel signs with an Ethereum address")
+            }
+            // `ecrecover` answers the zero address for a signature it cannot recover, so a
+            // contract must never take it for a seat's signer.
+            guard address.bytes.contains(where: { $0 != 0 }) else {
+                throw .invalidValue(field: "signers", reason: "the zero address cannot sign for a seat")
             }
         }
     }
@@ -51,6 +56,7 @@ public struct EthereumBackend: ChannelBackend {
         ChannelID(digest: Keccak256.hash(ABI.encode(Self.idFields(terms))))
     }
 
+    /// `domain` must name a 20-byte contract, as every Ethereum channel's does (`validate`).
     public func signingDigest(of state: ChannelState, domain: SettlementDomain) -> Digest {
         Keccak256.hash([0x19, 0x01], Self.domainSeparator(domain).bytes, Self.structHash(state).bytes)
     }
