@@ -41,8 +41,8 @@ test: deps vectors
 	$(SWIFT) build -c release --product parley
 	$$($(SWIFT) build -c release --show-bin-path)/parley sim --seeds $(SIM_SEEDS) --require-coverage
 
-# The Ethereum backend's test vector (Tests/Vectors/ethereum-backend.json) recomputed with
-# eth-abi and eth-account from PyPI, in a virtual environment made here when missing: the
+# The Ethereum test vectors (Tests/Vectors/: the backend's signed bytes, signed EIP-1559
+# transactions) recomputed with eth-abi and eth-account from PyPI, in a virtual environment made here when missing: the
 # Swift tests check Parley against the same file, so two implementations agree on every byte.
 VENV := .venv-vectors
 $(VENV)/.installed: Tools/vectors/requirements.txt
@@ -55,6 +55,7 @@ $(VENV)/.installed: Tools/vectors/requirements.txt
 
 vectors: $(VENV)/.installed
 	$(VENV)/bin/python Tools/vectors/ethereum_backend.py check Tests/Vectors/ethereum-backend.json
+	$(VENV)/bin/python Tools/vectors/eip1559_transactions.py check Tests/Vectors/eip1559-transactions.json
 
 # The payment demo: two nodes over loopback TCP, 10,000 payments, cooperative close on the
 # embedded chain. Pass options through DEMO_ARGS, e.g. make demo DEMO_ARGS="--dispute cheat".

@@ -82,6 +82,8 @@ let package = Package(
         .target(name: "CParleySpawn"),
         .target(name: "ParleySubprocess", dependencies: ["CParleySpawn", "ParleyLocks"]),
         .target(name: "ParleyGames", dependencies: ["ParleyChannel", "ParleyCrypto", "ParleyWire"]),
+        // Ethereum transactions (RLP, EIP-1559) for the Ethereum settlement adapter (Docs/Architecture.md).
+        .target(name: "ParleyEthereum", dependencies: ["ParleyCrypto", "ParleyWire"]),
         .target(
             name: "ParleyDrill",
             dependencies: [
@@ -187,6 +189,7 @@ let package = Package(
                 "ParleyTestSupport", "ParleySubprocess", "parley",
             ]
         ),
+        .testTarget(name: "ParleyEthereumTests", dependencies: ["ParleyEthereum", "ParleyCrypto", "ParleyWire"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CLibUV", "CSodium", "CSecp256k1", "CNettle"]),
         .testTarget(name: "ParleySubprocessTests", dependencies: ["ParleySubprocess"]),
     ],
