@@ -1,4 +1,5 @@
 import CSecp256k1
+import CSodium
 
 /// libsecp256k1 (Debian's libsecp256k1-dev, built with its recovery module): the curve
 /// Ethereum accounts sign with.
@@ -95,7 +96,10 @@ public final class EthereumSigningKey: Sendable {
     /// A fresh key from the operating system's CSPRNG.
     public convenience init() {
         while true {
-            let candidate = SecretBytes(copying: SecureRandom.bytes(Self.secretByteCount))
+            // Drawn straight into secret memory, never into an ordinary buffer.
+            let candidate = SecretBytes(count: Self.secretByteCount) { buffer in
+                if let base = buffer.baseAddress { randombytes_buf(base, buffer.count) }
+            }
             if let key = try? EthereumSigningKey(secret: candidate) {
                 self.init(copying: key)
                 return
