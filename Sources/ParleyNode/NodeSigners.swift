@@ -14,7 +14,8 @@ struct NodeSigners: Sendable {
         ethereum = identity.settlementKey
     }
 
-    /// The key for `params`' backend. The engine still refuses to sign unless the params
+    /// The key for `params`' backend: `SigningKey.stateSigner(for:)` with the derived key kept
+    /// instead of derived again per channel. The engine still refuses to sign unless the params
     /// name that key's address for our seat.
     func signer(for params: ChannelParams) -> any StateSigner {
         switch params.backendID {

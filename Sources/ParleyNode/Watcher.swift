@@ -214,25 +214,13 @@ public actor Watcher {
     /// after all (then true).
     private func reclaimUnfunded(_ id: ChannelID) async throws(WatcherError) -> Bool {
         do {
-            if let record = journal.channels[id],
-                try await adapter.channel(id).usability(params: record.params, opening: record.funding) == .usable
-            {
-                markFunded(id)
-                return true
-            }
+            if try await markFundedIfUsable(id) { return true }
             try await adapter.reclaim(id)
         } catch .alreadyFunded {
             // The peer's deposit can land between the check above and the reclaim: look
             // again before calling the channel mismatched (a test forces that race). A chain
             // we cannot read now is a chain error (retried), never a mismatch.
-            if let record = journal.channels[id] {
-                let onChain: ChannelOnChain?
-                do { onChain = try await adapter.channel(id) } catch { throw .chain(error) }
-                if onChain.usability(params: record.params, opening: record.funding) == .usable {
-                    markFunded(id)
-                    return true
-                }
-            }
+            do { if try await markFundedIfUsable(id) { return true } } catch { throw .chain(error) }
             // Funded, but not as we agreed: never usable.
             throw .fundingMismatch(id, "the chain shows the channel funded on terms we did not agree")
         } catch .nothingToReclaim {
@@ -241,6 +229,15 @@ public actor Watcher {
             throw .chain(error)
         }
         return false
+    }
+
+    /// Marks the channel funded when the chain holds it funded exactly as our journal agreed.
+    private func markFundedIfUsable(_ id: ChannelID) async throws(SettlementError) -> Bool {
+        guard let record = journal.channels[id],
+            try await adapter.channel(id).usability(params: record.params, opening: record.funding) == .usable
+        else { return false }
+        markFunded(id)
+        return true
     }
 
     /// A `fundInBackground` deadline passed: unless the channel got funded after all, the

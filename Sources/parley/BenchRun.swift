@@ -337,40 +337,25 @@ struct BenchRun {
         for index in message.indices { message[index] = UInt8(truncatingIfNeeded: index &* 31 &+ 7) }
         let batch = 32
         var signature = key.sign(message)
-        var signs = 0
-        let signStart = ContinuousClock.now
-        var now = signStart
-        repeat {
-            for round in 0..<batch {
-                message[0] = UInt8(truncatingIfNeeded: round)
-                signature = key.sign(message)
-            }
-            signs += batch
-            now = ContinuousClock.now
-        } while now - signStart < duration
-        let signSeconds = durationSeconds(now - signStart)
-
+        let signs = rate(for: duration, batch: batch) { round in
+            message[0] = UInt8(truncatingIfNeeded: round)
+            signature = key.sign(message)
+        }
         message[0] = UInt8(truncatingIfNeeded: batch - 1)
         let publicKey = key.publicKey
-        var verifies = 0
         var valid = 0
-        let verifyStart = ContinuousClock.now
-        now = verifyStart
-        repeat {
-            for _ in 0..<batch where publicKey.isValidSignature(signature, for: message) { valid += 1 }
-            verifies += batch
-            now = ContinuousClock.now
-        } while now - verifyStart < duration
-        let verifySeconds = durationSeconds(now - verifyStart)
-        precondition(valid == verifies, "a valid signature failed to verify")
-        return (Double(signs) / signSeconds, Double(verifies) / verifySeconds)
+        let verifies = rate(for: duration, batch: batch) { _ in
+            if publicKey.isValidSignature(signature, for: message) { valid += 1 }
+        }
+        precondition(valid == verifies.calls, "a valid signature failed to verify")
+        return (signs.perSecond, verifies.perSecond)
     }
 
     /// Signing a state and checking its signature through the channel params, as the engine
     /// does on `backend`: the digest (BLAKE2b, or Keccak-256 and EIP-712) is part of each.
     static func measureBackend(_ backend: ChannelBackendID, for duration: Duration) -> (sign: Double, verify: Double) {
         let identities = [SigningKey(), SigningKey()]
-        let signers: [any StateSigner] = backend == .ed25519 ? identities : identities.map(\.settlementKey)
+        let signers = identities.map { $0.stateSigner(for: backend) }
         // Fixed valid inputs: two distinct keys, a 32-byte nonce, a 20-byte contract on Ethereum.
         guard let domain = try? SettlementDomain(chainID: 1337, contract: backend == .ethereum ? [UInt8](repeating: 0x5f, count: 20) : []),
               let params = try? ChannelParams(
@@ -380,29 +365,30 @@ struct BenchRun {
         else { return (0, 0) }
         var state = ChannelState(channelID: params.id, version: 1, allocation: Allocation(500, 500))
         var signature = params.sign(state, with: signers[0])
-        var signs = 0
-        let signStart = ContinuousClock.now
-        var now = signStart
-        repeat {
-            for _ in 0..<16 {
-                state.version += 1
-                signature = params.sign(state, with: signers[0])
-            }
-            signs += 16
-            now = ContinuousClock.now
-        } while now - signStart < duration
-        let signSeconds = durationSeconds(now - signStart)
-        var verifies = 0
+        let signs = rate(for: duration, batch: 16) { _ in
+            state.version += 1
+            signature = params.sign(state, with: signers[0])
+        }
         var valid = 0
-        let verifyStart = ContinuousClock.now
-        now = verifyStart
+        let verifies = rate(for: duration, batch: 16) { _ in
+            if params.isSigned(state, by: .first, with: signature) { valid += 1 }
+        }
+        precondition(valid == verifies.calls, "a valid \(backend) signature failed to verify")
+        return (signs.perSecond, verifies.perSecond)
+    }
+
+    /// Calls `body(round)` in batches of `batch` (round 0..<batch) until `duration` has
+    /// passed, reading the clock once per batch: calls per second, and how many were made.
+    private static func rate(for duration: Duration, batch: Int, _ body: (Int) -> Void) -> (perSecond: Double, calls: Int) {
+        var calls = 0
+        let start = ContinuousClock.now
+        var now = start
         repeat {
-            for _ in 0..<16 where params.isSigned(state, by: .first, with: signature) { valid += 1 }
-            verifies += 16
+            for round in 0..<batch { body(round) }
+            calls += batch
             now = ContinuousClock.now
-        } while now - verifyStart < duration
-        precondition(valid == verifies, "a valid \(backend) signature failed to verify")
-        return (Double(signs) / signSeconds, Double(verifies) / durationSeconds(now - verifyStart))
+        } while now - start < duration
+        return (Double(calls) / durationSeconds(now - start), calls)
     }
 
     /// 200 appends of 100 bytes to a fresh file at `path`, each followed by fsync (after 10

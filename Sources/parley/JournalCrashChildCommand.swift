@@ -119,7 +119,7 @@ private struct CrashChildRun {
             let key = try SigningKey(seed: [UInt8](repeating: seedByte, count: SigningKey.seedByteCount))
             let journal = try Journal(
                 directory: directory + "/" + name, durability: .fsync, maxSegmentBytes: maxSegmentBytes)
-            let signer: any StateSigner = backend == .ed25519 ? key : key.settlementKey
+            let signer = key.stateSigner(for: backend)
             sides.append(CrashChildSide(name: name, key: key, signer: signer, journal: journal))
         }
         self.sides = sides

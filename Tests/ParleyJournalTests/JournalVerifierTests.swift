@@ -229,7 +229,7 @@ private enum VerifierScratch {
 
     /// What signs for `key` on `backend`: the identity, or its derived settlement key.
     static func signer(_ key: SigningKey, _ backend: ChannelBackendID) -> any StateSigner {
-        backend == .ed25519 ? key : key.settlementKey
+        key.stateSigner(for: backend)
     }
 
     static func params(nonce: UInt8 = 9, backend: ChannelBackendID = .ed25519) -> ChannelParams {

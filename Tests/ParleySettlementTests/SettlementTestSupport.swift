@@ -140,7 +140,7 @@ struct Scenario {
     /// `key`'s signature of `state` under the channel's backend: the identity itself on
     /// Ed25519, its settlement key on Ethereum.
     func sign(_ state: ChannelState, _ key: SigningKey) -> StateSignature {
-        params.sign(state, with: chain.channelBackend == .ed25519 ? key : key.settlementKey)
+        params.sign(state, with: key.stateSigner(for: chain.channelBackend))
     }
 
     func signed(_ state: ChannelState, by seats: [ParticipantIndex] = [.first, .second]) -> SignedState {

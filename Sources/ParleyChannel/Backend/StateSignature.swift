@@ -49,6 +49,17 @@ public protocol StateSigner: Sendable {
     func signState(_ digest: Digest) -> StateSignature
 }
 
+extension SigningKey {
+    /// What signs this identity's states on `backend`: the identity itself on Ed25519, its
+    /// settlement key (`settlementKey`, derived from the seed on every call) on Ethereum.
+    public func stateSigner(for backend: ChannelBackendID) -> any StateSigner {
+        switch backend {
+        case .ed25519: self
+        case .ethereum: settlementKey
+        }
+    }
+}
+
 extension SigningKey: StateSigner {
     public var settlementAddress: SettlementAddress { .ed25519(publicKey) }
 
