@@ -106,6 +106,21 @@ import Testing
         }
     }
 
+    /// A peer still on message format 1 (64-bit amounts) is refused on its first message,
+    /// never misread; so is any other format.
+    @Test func aMessageOfAnotherFormatVersionIsRefused() throws {
+        let message = ChannelMessage.propose(
+            state: Fixtures.signed(version: 1, (90, 110)).state, signature: Fixtures.sign(Fixtures.signed(version: 1, (90, 110)).state, Fixtures.alice))
+        var bytes = message.wireBytes
+        #expect(bytes[0] == WireLimits.formatVersion)
+        for version: UInt8 in [1, 3, 0xff] {
+            bytes[0] = version
+            #expect(throws: WireError.unsupportedVersion(got: version, supported: WireLimits.formatVersion)) {
+                try ChannelMessage(wireBytes: bytes)
+            }
+        }
+    }
+
     @Test func knownStateEncodesToTheDocumentedBytes() throws {
         // The worked example in Docs/Protocol.md: keep the two in step.
         let state = ChannelState(
