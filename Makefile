@@ -6,7 +6,7 @@ APT_PACKAGES := libsodium-dev libuv1-dev libsecp256k1-dev nettle-dev
 SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_ARGS    ?=
 
-.PHONY: all deps build release test demo sim vectors clean
+.PHONY: all deps build release test demo demo-evm drills-evm sim vectors clean contracts contracts-check
 
 all: build
 
@@ -34,8 +34,11 @@ release: deps
 # code the debug build accepts, and that must fail here, not on a user's first command.
 # Then the whole-node simulator runs a batch of seeds from that build (Docs/Simulation.md);
 # a failure prints the seed and its trace.
+# The EVM suites (the conformance suite's `evm` cases, Tests/ParleyEthereumTests) run on the
+# local EVM, whose Python environment `evm-env` makes; `contracts-check` recompiles the
+# Vyper contracts and fails if the committed bytecode differs.
 SIM_SEEDS ?= 2000
-test: deps vectors
+test: deps vectors evm-env contracts-check
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	$(SWIFT) build -c release --product parley
@@ -62,6 +65,14 @@ vectors: $(VENV)/.installed
 demo: release
 	$$($(SWIFT) build -c release --show-bin-path)/parley demo $(DEMO_ARGS)
 
+# The same on Ethereum: the local EVM (py-evm behind JSON-RPC, from PyPI into .venv-evm),
+# Parley's Vyper adjudicator deployed on it, the payment demo with a dispute, and every drill.
+demo-evm: release evm-env
+	$$($(SWIFT) build -c release --show-bin-path)/parley demo --chain evm --dispute cheat $(DEMO_ARGS)
+
+drills-evm: release evm-env
+	$$($(SWIFT) build -c release --show-bin-path)/parley drill --chain evm Examples/Drills/*.yaml
+
 # A longer simulator campaign: make sim MINUTES=30
 MINUTES ?= 10
 sim: release
@@ -69,3 +80,30 @@ sim: release
 
 clean:
 	rm -rf .build
+
+# The local Ethereum dev chain (Tools/evm-devnet/README.md: py-evm served over JSON-RPC, as
+# anvil or geth --dev would) and the Vyper compiler, in a virtual environment of their own
+# made here when missing. `make evm-selftest` starts the devnet and checks every method.
+EVM_VENV := .venv-evm
+$(EVM_VENV)/.installed: Tools/evm-devnet/requirements.txt
+	@python3 -m venv $(EVM_VENV) 2>/dev/null || { \
+	  echo "Installing python3-venv (apt-get)"; export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y -q python3-venv || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q python3-venv; }; \
+	  python3 -m venv $(EVM_VENV); }
+	$(EVM_VENV)/bin/pip install -q -r Tools/evm-devnet/requirements.txt
+	@touch $@
+
+.PHONY: evm-env evm-selftest
+
+evm-env: $(EVM_VENV)/.installed
+
+evm-selftest: evm-env
+	$(EVM_VENV)/bin/python Tools/evm-devnet/selftest.py
+
+# Recompile Contracts/*.vy with the pinned vyper: `contracts` writes Contracts/build/ and
+# Sources/ParleyEthereum/ContractArtifacts.swift; `contracts-check` fails if they differ.
+contracts: evm-env
+	$(EVM_VENV)/bin/python Tools/contracts/build.py
+
+contracts-check: evm-env
+	$(EVM_VENV)/bin/python Tools/contracts/build.py --check

@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "ParleyTransport", targets: ["ParleyTransport"]),
         .library(name: "ParleySettlement", targets: ["ParleySettlement"]),
         .library(name: "ParleyDevchain", targets: ["ParleyDevchain"]),
+        .library(name: "ParleyEthereum", targets: ["ParleyEthereum"]),
         .library(name: "ParleyNode", targets: ["ParleyNode"]),
         .library(name: "ParleyDrill", targets: ["ParleyDrill"]),
         .library(name: "ParleyGames", targets: ["ParleyGames"]),
@@ -83,12 +84,18 @@ let package = Package(
         .target(name: "ParleySubprocess", dependencies: ["CParleySpawn", "ParleyLocks"]),
         .target(name: "ParleyGames", dependencies: ["ParleyChannel", "ParleyCrypto", "ParleyWire"]),
         // Ethereum transactions (RLP, EIP-1559) for the Ethereum settlement adapter (Docs/Architecture.md).
-        .target(name: "ParleyEthereum", dependencies: ["ParleyCrypto", "ParleyWire"]),
+        .target(
+            name: "ParleyEthereum",
+            dependencies: [
+                "ParleySettlement", "ParleyChannel", "ParleyCrypto", "ParleyWire", "ParleyLocks", "ParleySubprocess",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "ParleyDrill",
             dependencies: [
                 "ParleyNode", "ParleyDevchain", "ParleySettlement", "ParleyChannel", "ParleyCrypto", "ParleySubprocess",
-                "ParleyLocks", .product(name: "Yams", package: "Yams"),
+                "ParleyLocks", "ParleyEthereum", "ParleyWire", .product(name: "Yams", package: "Yams"),
             ]
         ),
         .executableTarget(
@@ -96,7 +103,7 @@ let package = Package(
             dependencies: [
                 "ParleyCrypto", "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyTransport",
                 "ParleySettlement", "ParleyDevchain", "ParleyNode", "ParleyDrill", "ParleySubprocess", "ParleyLocks",
-                "ParleySim", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ParleySim", "ParleyEthereum", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
@@ -151,14 +158,14 @@ let package = Package(
         // Test-only helpers for tests that run `parley` subprocesses; not a product.
         .target(
             name: "ParleyTestSupport",
-            dependencies: ["ParleyDevchain", "ParleyTransport", "ParleyCrypto", "ParleySubprocess"],
+            dependencies: ["ParleyDevchain", "ParleyTransport", "ParleyCrypto", "ParleySubprocess", "ParleyEthereum", "ParleyWire"],
             path: "Tests/ParleyTestSupport"
         ),
         .testTarget(
             name: "ParleySettlementTests",
             dependencies: [
                 "ParleySettlement", "ParleyDevchain", "ParleyTransport", "ParleyLocks", "ParleyChannel", "ParleyCrypto",
-                "ParleyWire", "ParleyTestSupport", "parley",
+                "ParleyWire", "ParleyTestSupport", "ParleyEthereum", "parley",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
@@ -189,7 +196,12 @@ let package = Package(
                 "ParleyTestSupport", "ParleySubprocess", "parley",
             ]
         ),
-        .testTarget(name: "ParleyEthereumTests", dependencies: ["ParleyEthereum", "ParleyCrypto", "ParleyWire"]),
+        .testTarget(
+            name: "ParleyEthereumTests",
+            dependencies: [
+                "ParleyEthereum", "ParleySettlement", "ParleyChannel", "ParleyCrypto", "ParleyWire", "ParleyTestSupport",
+            ]
+        ),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CLibUV", "CSodium", "CSecp256k1", "CNettle"]),
         .testTarget(name: "ParleySubprocessTests", dependencies: ["ParleySubprocess"]),
     ],

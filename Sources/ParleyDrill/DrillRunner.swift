@@ -2,13 +2,14 @@ import Foundation
 import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
+import ParleyEthereum
 import ParleyLocks
 @_spi(Drills) import ParleyNode
 import ParleySettlement
 import ParleyWire
 
-/// Runs drills with real processes: a `parley devchain` with manual time and one
-/// `parley node` per peer, all on loopback. `crash` is SIGKILL; `restart` recovers from
+/// Runs drills with real processes: a chain with manual time (a `parley devchain`, or the
+/// local EVM with Parley's adjudicator) and one `parley node` per peer, all on loopback. `crash` is SIGKILL; `restart` recovers from
 /// the journal. Keys come from the seed, so a run is repeatable.
 public struct DrillRunner: Sendable {
     /// The `parley` executable to start children from.
@@ -23,6 +24,8 @@ public struct DrillRunner: Sendable {
     public var keepFiles = false
     /// Sees each timeline entry as it happens (progress for long drills).
     public var onEntry: @Sendable (TimelineEntry) -> Void = { _ in }
+    /// Where the channel settles.
+    public var chain: DrillChain = .devchain
 
     public init(executable: String, seed: UInt64) {
         self.executable = executable
@@ -32,6 +35,15 @@ public struct DrillRunner: Sendable {
     public func run(_ drill: Drill) async -> DrillResult {
         await DrillRun(drill: drill, options: self).execute()
     }
+}
+
+/// The chain a drill settles on.
+public enum DrillChain: String, Sendable, CaseIterable {
+    /// A `parley devchain --manual-time` child process.
+    case devchain
+    /// The local EVM (`Tools/evm-devnet`, manual clock from 0) with Parley's Vyper
+    /// adjudicator holding the development token; the peers open Ethereum-backend channels.
+    case evm
 }
 
 /// Why a drill could not go on (set-up trouble, a child that died).
@@ -137,7 +149,12 @@ final class DrillRun: @unchecked Sendable {
     private var steps: [DrillResult.StepResult] = []
     private var nodes: [String: NodeChild] = [:]
     private var devchain: ChildProcess?
-    private var chain: DevchainClient?
+    private var evm: LocalEVM?
+    private var chain: (any SettlementAdapter)?
+    private var closeChain: @Sendable () async -> Void = {}
+    private var chainFollower: Task<Void, Never>?
+    /// Moves chain time and answers the new time.
+    private var advanceChain: @Sendable (UInt64) async throws -> UInt64 = { _ in throw DrillAbort("no chain") }
     private var channel = ""
     private var channelID: ChannelID?
     private var kept: [String: String] = [:]
@@ -234,36 +251,32 @@ final class DrillRun: @unchecked Sendable {
         guard let made = mkdtemp(&template) else { throw DrillAbort("cannot make a directory in \(options.workDirectory)") }
         root = String(cString: made)
         var random = SeededRandom(seed: options.seed ^ Self.nameHash(drill.name))
-        let daemon = try ChildProcess(
-            executable: options.executable,
-            arguments: ["devchain", "--listen", "127.0.0.1:0", "--data", root + "/chain", "--manual-time", "--json", "--stop-on-eof"])
-        devchain = daemon
-        guard let (line, _) = await daemon.line(from: 0, within: .seconds(30), where: { $0.contains("listening") }),
-            let ready = NodeChild.object(line), let listening = ready["listening"] as? String,
-            let daemonKey = ready["key"] as? String
-        else { throw DrillAbort("the devchain did not start: \(daemon.standardError.suffix(600))") }
-        // Pinned to the key the daemon announced: our client and every node refuse any other.
-        let address = "devchain://\(daemonKey)@\(listening)"
-        let client: DevchainClient
-        do { client = try await DevchainClient.connect(to: address, identity: try Self.key(&random)) } catch {
-            throw DrillAbort("cannot reach the devchain: \(error)")
+        let chainArguments: [String]
+        switch options.chain {
+        case .devchain: chainArguments = try await startDevchain(&random)
+        case .evm: chainArguments = try await startEVM(&random)
         }
-        chain = client
+        guard let chain else { throw DrillAbort("no chain") }
         let events = chainEvents
-        Task { do { for try await event in client.events(after: 0) { events.list.withLock { $0.append(event) } } } catch {} }
+        chainFollower = Task { do { for try await event in chain.events(after: 0) { events.list.withLock { $0.append(event) } } } catch {} }
         var keys: [String: SigningKey] = [:]
         for peer in drill.peers {
             let key = try Self.key(&random)
             keys[peer.name] = key
+            if let evm {
+                do { try await evm.setBalance(key.settlementKey.address, wei: Amount(UInt128(1_000) * 1_000_000_000_000_000_000)) } catch {
+                    throw DrillAbort("cannot fund \(peer.name) on the local EVM: \(error)")
+                }
+            }
             let keyFile = "\(root)/\(peer.name).key"
             do { try KeyFile.write(key, to: keyFile) } catch { throw DrillAbort("cannot write \(keyFile): \(error)") }
             let node = try NodeChild(
                 name: peer.name, executable: options.executable,
                 arguments: [
                     "node", "--key", keyFile, "--listen", "127.0.0.1:0", "--journal", "\(root)/\(peer.name)",
-                    "--chain", address, "--mint", "\(peer.deposit)", "--challenge", "\(drill.challenge)",
+                    "--mint", "\(peer.deposit)", "--challenge", "\(drill.challenge)",
                     "--proposal-timeout", "\(options.proposalTimeout)", "--clock-poll-ms", "20",
-                ] + (drill.disconnectGrace.map { ["--disconnect-grace", "\($0)"] } ?? []))
+                ] + chainArguments + (drill.disconnectGrace.map { ["--disconnect-grace", "\($0)"] } ?? []))
             nodes[peer.name] = node
             try await node.waitUntilReady()
         }
@@ -271,7 +284,7 @@ final class DrillRun: @unchecked Sendable {
         guard let responderKey = keys[responder.name] else { return }
         let answer = try await node(opener.name).command(
             "open \(responderKey.publicKey.hex)@\(try node(responder.name).listening) \(opener.deposit) \(responder.deposit)"
-                + (drill.game ? " tictactoe" : ""))
+                + (drill.game ? " tictactoe" : "") + (evm == nil ? "" : " \(responderKey.settlementKey.address)"))
         guard answer["ok"] as? Bool == true, let id = answer["channel"] as? String else {
             throw DrillAbort("opening the channel failed: \(answer["error"] ?? "no answer")")
         }
@@ -293,12 +306,65 @@ final class DrillRun: @unchecked Sendable {
         collectAll()
     }
 
+    /// A `parley devchain --manual-time` child; answers the nodes' chain arguments.
+    private func startDevchain(_ random: inout SeededRandom) async throws -> [String] {
+        let daemon = try ChildProcess(
+            executable: options.executable,
+            arguments: ["devchain", "--listen", "127.0.0.1:0", "--data", root + "/chain", "--manual-time", "--json", "--stop-on-eof"])
+        devchain = daemon
+        guard let (line, _) = await daemon.line(from: 0, within: .seconds(30), where: { $0.contains("listening") }),
+            let ready = NodeChild.object(line), let listening = ready["listening"] as? String,
+            let daemonKey = ready["key"] as? String
+        else { throw DrillAbort("the devchain did not start: \(daemon.standardError.suffix(600))") }
+        // Pinned to the key the daemon announced: our client and every node refuse any other.
+        let address = "devchain://\(daemonKey)@\(listening)"
+        let client: DevchainClient
+        do { client = try await DevchainClient.connect(to: address, identity: try Self.key(&random)) } catch {
+            throw DrillAbort("cannot reach the devchain: \(error)")
+        }
+        chain = client
+        closeChain = { await client.close() }
+        advanceChain = { seconds in try await client.advance(by: seconds).seconds }
+        return ["--chain", address]
+    }
+
+    /// The local EVM with a manual clock from 0 (drill times read as on the devchain), the
+    /// contracts deployed with the development token (the nodes' `--mint` mints it).
+    private func startEVM(_ random: inout SeededRandom) async throws -> [String] {
+        let evm: LocalEVM
+        do { evm = try LocalEVM.start(manualTime: true, startTime: 0) } catch { throw DrillAbort("\(error)") }
+        self.evm = evm
+        guard let deployer = evm.accounts.first else { throw DrillAbort("the local EVM has no funded accounts") }
+        var options = EthereumChainOptions()
+        options.pollInterval = .milliseconds(20)
+        let deployment: AdjudicatorDeployment
+        do {
+            deployment = try await EthereumDeployer.deploy(endpoint: evm.endpoint, key: deployer.key, asset: .devToken, options: options)
+        } catch {
+            throw DrillAbort("deploying the contracts failed: \(error)")
+        }
+        options.fromBlock = deployment.block
+        let observer = try Self.key(&random)
+        let ethereum = EthereumChain(endpoint: evm.endpoint, adjudicator: deployment.adjudicator, options: options)
+        chain = ethereum.adapter(for: observer.publicKey, key: observer.settlementKey)
+        closeChain = { evm.stop() }
+        advanceChain = { seconds in
+            try await evm.increaseTime(seconds)
+            return try await ethereum.latestTime().seconds
+        }
+        return [
+            "--chain", evm.endpoint.absoluteString, "--adjudicator", deployment.adjudicator.description,
+            "--from-block", "\(deployment.block)", "--chain-poll-ms", "20",
+        ]
+    }
+
     private func tearDown() async {
         for node in nodes.values where node.isRunning {
             _ = try? await node.command("quit", timeout: .seconds(10))
             await node.child.finish(within: .seconds(5))
         }
-        await chain?.close()
+        chainFollower?.cancel()
+        await closeChain()
         devchain?.kill(SIGTERM)
         if !options.keepFiles, !root.isEmpty { try? FileManager.default.removeItem(atPath: root) }
         if options.keepFiles, !root.isEmpty { note(.note, from: "drill", "files kept in \(root)") }
@@ -462,8 +528,7 @@ final class DrillRun: @unchecked Sendable {
             try await node(peer).restart()
             note(.note, from: peer, "restarts from its journal")
         case let .advance(seconds):
-            guard let chain else { throw DrillAbort("no chain") }
-            do { chainTime = try await chain.advance(by: seconds).seconds } catch {
+            do { chainTime = try await advanceChain(seconds) } catch {
                 throw DrillAbort("advancing chain time failed: \(error)")
             }
             note(.time, from: "chain", "+\(seconds) s (chain time \(chainTime))")

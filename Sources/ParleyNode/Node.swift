@@ -392,6 +392,10 @@ public actor Node {
         }
         let domain: SettlementDomain
         do { domain = try await settlementDomain() } catch { throw .chain(error) }
+        if domain.contract.count == EthereumAddress.byteCount, peerSigner?.backend != .ethereum {
+            throw .invalidParameters(
+                "this node settles on an Ethereum adjudicator (\(domain)), whose channels are signed with Ethereum keys: pass the peer's settlement address (the 0x… of its `parley keygen --show`)")
+        }
         let params: ChannelParams
         do {
             params = try ChannelParams(

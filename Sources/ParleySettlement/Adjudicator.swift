@@ -190,6 +190,7 @@ extension Adjudicator {
         var events = [ledger.emit(.registered(version: signed.version, deadline: deadline, by: seat), channel: id, at: now)]
         if signed.state.isFinal {
             events.append(finish(&channel, now: now))
+            events += payOut(&channel, now: now)
         }
         ledger.channels[id] = channel
         return events
@@ -271,6 +272,22 @@ extension Adjudicator {
         channel.concludedAllocation = payout
         channel.phase = .concluded
         return ledger.emit(.concluded(version: state.version, allocation: payout), channel: channel.id, at: now)
+    }
+
+    /// A final state pays every seat its positive payout in the transaction that registers
+    /// it: a cooperative close is one transaction, with no withdrawals after it. (The EVM
+    /// adjudicator does the same, and leaves a seat whose transfer fails to withdraw later.)
+    private mutating func payOut(_ channel: inout ChannelOnChain, now: ChainTime) -> [ChainEvent] {
+        guard let payout = channel.concludedAllocation else { return [] }
+        var events: [ChainEvent] = []
+        for seat in ParticipantIndex.allCases where payout[seat] > 0 && !channel.withdrawn.contains(seat) {
+            channel.withdrawn.insert(seat)
+            let account = channel.params[seat]
+            ledger.setBalance(ledger.balance(of: account) + payout[seat], of: account)
+            events.append(ledger.emit(.withdrawn(participant: seat, amount: payout[seat]), channel: channel.id, at: now))
+        }
+        channel.phase = .withdrawn
+        return events
     }
 
     private static func verifySignatures(_ signed: SignedState, _ params: ChannelParams) throws(SettlementError) {

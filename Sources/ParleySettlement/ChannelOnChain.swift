@@ -47,6 +47,26 @@ public struct ChannelOnChain: Sendable, Equatable {
         withdrawn = []
     }
 
+    /// A snapshot read from a chain Parley does not run itself (an EVM adjudicator): every
+    /// field as that chain reports it. `nil` when the opening's total does not fit an `Amount`.
+    public init?(
+        params: ChannelParams, opening: Allocation, deposits: Allocation, isFunded: Bool, depositsClosed: Bool,
+        registeredState: ChannelState?, isProgressed: Bool, deadline: ChainTime?, phase: ChainPhase,
+        concludedAllocation: Allocation?, withdrawn: Set<ParticipantIndex>
+    ) {
+        guard let total = opening.total else { return nil }
+        self.init(params: params, opening: opening, fundedTotal: total)
+        self.deposits = deposits
+        self.isFunded = isFunded
+        self.depositsClosed = depositsClosed
+        self.registeredState = registeredState
+        self.isProgressed = isProgressed
+        self.deadline = deadline
+        self.phase = phase
+        self.concludedAllocation = concludedAllocation
+        self.withdrawn = withdrawn
+    }
+
     /// The channel's id, `params.id`.
     public var id: ChannelID { params.id }
     /// The version of `registeredState`, or `nil` before the first registration.

@@ -4,6 +4,7 @@ import Logging
 import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
+import ParleyEthereum
 import ParleyJournal
 import ParleyLocks
 @_spi(Drills) import ParleyNode
@@ -18,11 +19,13 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Two nodes, one payment channel, thousands of payments, settled on chain.",
         discussion: """
-            Starts a chain (the embedded LocalChain, or a running `parley devchain`), and two \
+            Starts a chain (the embedded LocalChain, a running `parley devchain`, or with \
+            --chain evm the local EVM with Parley's Vyper adjudicator), and two \
             nodes, Alice and Bob, in this process, talking over real loopback TCP through \
             libuv with encrypted sessions. Alice opens a channel (both deposit), streams \
             payments of 1 unit to Bob — every one signed by both, every signature fsync'd to \
-            each side's journal first — then they close cooperatively and withdraw on chain.
+            each side's journal first — then they close cooperatively on chain, where the final \
+            state pays both.
 
             --dispute silent: Bob stops answering halfway; Alice's proposal times out and her \
             watcher exits on chain with the latest fully-signed state.
@@ -34,6 +37,7 @@ struct DemoCommand: AsyncParsableCommand {
               parley demo
               parley demo --payments 10000 --json
               parley demo --dispute cheat --data /tmp/demo && parley journal verify /tmp/demo/bob
+              parley demo --chain evm --dispute cheat      (the local EVM: `make evm-env` first)
               parley devchain --listen 127.0.0.1:7545 --data /tmp/chain --manual-time &
               parley demo --devchain 127.0.0.1:7545
             """)
@@ -49,6 +53,11 @@ struct DemoCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Use the `parley devchain` at HOST:PORT instead of the embedded chain.")
     var devchain: String?
+
+    @Option(
+        name: .long,
+        help: "embedded (default), or evm: start the local EVM (`make evm-env`), deploy the Vyper adjudicator and settle there, with Ethereum-backend channels.")
+    var chain: DemoChainKind = .embedded
 
     @Option(name: .long, help: "Keep the journals in DIR/alice and DIR/bob (must not hold journals yet).")
     var data: String?
@@ -73,6 +82,7 @@ struct DemoCommand: AsyncParsableCommand {
         }
         guard proposalTimeout > 0, proposalTimeout <= 600 else { throw ValidationError("--proposal-timeout must be in (0, 600].") }
         if dispute != .none, payments < 2 { throw ValidationError("--dispute \(dispute.rawValue) needs at least 2 payments.") }
+        if chain == .evm, devchain != nil { throw ValidationError("--chain evm and --devchain are two different chains: pick one.") }
     }
 
     func run() async throws {
@@ -186,7 +196,7 @@ struct DemoRun {
         defer { loop.shutdown() }
         let aliceKey = SigningKey()
         let bobKey = SigningKey()
-        let chain = try await DemoChain.make(options.devchain, keys: [aliceKey, bobKey], loop: loop)
+        let chain = try await DemoChain.make(options.devchain, evm: options.chain == .evm, keys: [aliceKey, bobKey], loop: loop)
         defer { Task { await chain.close() } }
         say("Chain: \(chain.name). Journals: \(root)")
         for key in [aliceKey, bobKey] {
@@ -210,7 +220,8 @@ struct DemoRun {
         say("Alice \(aliceKey.publicKey.shortID) and Bob \(bobKey.publicKey.shortID) (listening on \(bobAddress))")
 
         let channel = try await alice.open(
-            with: bobKey.publicKey, at: bobAddress, deposit: options.deposit, theirs: options.deposit)
+            with: bobKey.publicKey, at: bobAddress, deposit: options.deposit, theirs: options.deposit,
+            peerSigner: chain.peerSigner(bobKey))
         say("Channel \(channel.id.shortID) open and funded: \(options.deposit) each, challenge window \(options.challenge)s")
 
         // Payments.
@@ -333,19 +344,27 @@ struct DemoRun {
     }
 }
 
-/// The embedded chain or a devchain daemon, with one adapter per key.
+/// Which chain `parley demo` settles on when no devchain is named.
+enum DemoChainKind: String, ExpressibleByArgument, CaseIterable {
+    case embedded
+    case evm
+}
+
+/// The embedded chain, a devchain daemon, or the local EVM, with one adapter per key.
 struct DemoChain: Sendable {
     let name: String
     private let adapters: [PublicKey: any SettlementAdapter & DevFaucet]
     private let local: LocalChain?
     private let timekeeper: DevchainClient?
+    private let evm: LocalEVM?
 
-    static func make(_ devchain: String?, keys: [SigningKey], loop: EventLoop) async throws -> DemoChain {
+    static func make(_ devchain: String?, evm: Bool = false, keys: [SigningKey], loop: EventLoop) async throws -> DemoChain {
+        if evm { return try await makeEVM(keys: keys) }
         guard let devchain else {
             let chain = LocalChain()
             return DemoChain(
                 name: "embedded LocalChain", adapters: Dictionary(uniqueKeysWithValues: keys.map { ($0.publicKey, chain.adapter(for: $0.publicKey)) }),
-                local: chain, timekeeper: nil)
+                local: chain, timekeeper: nil, evm: nil)
         }
         let address = devchain.hasPrefix("devchain://") ? devchain : "devchain://" + devchain
         var adapters: [PublicKey: any SettlementAdapter & DevFaucet] = [:]
@@ -355,18 +374,46 @@ struct DemoChain: Sendable {
             }
         }
         let timekeeper = try await DevchainClient.connect(to: address, identity: SigningKey(), loop: loop)
-        return DemoChain(name: "devchain at \(devchain)", adapters: adapters, local: nil, timekeeper: timekeeper)
+        return DemoChain(name: "devchain at \(devchain)", adapters: adapters, local: nil, timekeeper: timekeeper, evm: nil)
+    }
+
+    /// The local EVM with the adjudicator holding the development token; each key's
+    /// settlement address gets ether for gas.
+    private static func makeEVM(keys: [SigningKey]) async throws -> DemoChain {
+        let evm: LocalEVM
+        do { evm = try LocalEVM.start() } catch { throw DemoFailure("\(error)") }
+        guard let deployer = evm.accounts.first else { throw DemoFailure("the local EVM has no funded accounts") }
+        var options = EthereumChainOptions()
+        options.pollInterval = .milliseconds(50)
+        let deployment = try await EthereumDeployer.deploy(endpoint: evm.endpoint, key: deployer.key, asset: .devToken, options: options)
+        options.fromBlock = deployment.block
+        let chain = EthereumChain(endpoint: evm.endpoint, adjudicator: deployment.adjudicator, options: options)
+        var adapters: [PublicKey: any SettlementAdapter & DevFaucet] = [:]
+        for key in keys {
+            try await evm.setBalance(key.settlementKey.address, wei: Amount(UInt128(1_000) * 1_000_000_000_000_000_000))
+            adapters[key.publicKey] = chain.adapter(for: key.publicKey, key: key.settlementKey)
+        }
+        return DemoChain(
+            name: "local EVM at \(evm.endpoint.absoluteString) (adjudicator \(deployment.adjudicator), development token)",
+            adapters: adapters, local: nil, timekeeper: nil, evm: evm)
     }
 
     func adapter(for key: SigningKey) -> any SettlementAdapter & DevFaucet {
         adapters[key.publicKey]!  // every key the demo uses was given to `make`
     }
 
-    /// Lets `seconds` of chain time pass: at once on the embedded chain or a manual-time
-    /// devchain, by waiting on a devchain whose clock follows the wall clock.
+    /// The peer's settlement address on chains whose channels sign with Ethereum keys.
+    func peerSigner(_ key: SigningKey) -> SettlementAddress? {
+        evm == nil ? nil : key.settlementKey.settlementAddress
+    }
+
+    /// Lets `seconds` of chain time pass: at once on the embedded chain, a manual-time
+    /// devchain or the local EVM, by waiting on a devchain whose clock follows the wall clock.
     func pass(_ seconds: UInt64) async throws {
         if let local {
             local.advance(by: seconds)
+        } else if let evm {
+            try await evm.increaseTime(seconds)
         } else if let timekeeper {
             do { _ = try await timekeeper.advance(by: seconds) } catch {
                 try await Task.sleep(for: .seconds(Int(seconds)))
@@ -377,6 +424,6 @@ struct DemoChain: Sendable {
     func close() async {
         for adapter in adapters.values { await (adapter as? DevchainClient)?.close() }
         await timekeeper?.close()
+        evm?.stop()
     }
 }
-

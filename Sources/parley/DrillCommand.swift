@@ -26,6 +26,7 @@ struct DrillCommand: AsyncParsableCommand {
               parley drill Examples/Drills/*.yaml
               parley drill Examples/Drills/stale-state-cheat.yaml --report /tmp/drills.html
               parley drill my-drill.yaml --json --seed 7
+              parley drill --chain evm Examples/Drills/*.yaml   (the local EVM: `make evm-env` first)
             """)
 
     @Argument(help: "Drill files (YAML).")
@@ -43,6 +44,11 @@ struct DrillCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Keep each run's journals, keys and chain data (the directory is printed).")
     var keep = false
 
+    @Option(
+        name: .long,
+        help: "devchain (a `parley devchain` child), or evm: the local EVM with Parley's Vyper adjudicator, deployed and funded by the runner; the peers open Ethereum-backend channels.")
+    var chain: DrillChainChoice = .devchain
+
     func run() async throws {
         var drills: [Drill] = []
         for path in files {
@@ -57,6 +63,7 @@ struct DrillCommand: AsyncParsableCommand {
         do { executable = try currentExecutable() } catch { throw failure("drill", "\(error)") }
         var runner = DrillRunner(executable: executable, seed: seed)
         runner.keepFiles = keep
+        runner.chain = chain == .evm ? .evm : .devchain
         let showProgress = !json && isatty(STDERR_FILENO) != 0
         runner.onEntry = { entry in
             guard showProgress else { return }
@@ -90,4 +97,9 @@ struct DrillCommand: AsyncParsableCommand {
         }
         return path
     }
+}
+
+enum DrillChainChoice: String, ExpressibleByArgument, CaseIterable {
+    case devchain
+    case evm
 }

@@ -209,7 +209,7 @@ struct NodeCommand: AsyncParsableCommand {
         stage.withLock { $0 = "printing the last events" }
         await printer.value
         stage.withLock { $0 = "closing the chain client" }
-        await running.chain.close()
+        await running.closeChain()
         stage.withLock { $0 = "stopping the event loop" }
         running.loop.shutdown()
         watchdog.cancel()

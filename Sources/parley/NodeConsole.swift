@@ -154,9 +154,19 @@ struct NodeConsole {
     // MARK: - Commands
 
     private func open(_ arguments: [String]) async throws -> [String: JSONValue] {
-        let usage = "open PUBKEY@HOST:PORT MINE THEIRS [tictactoe]"
+        let usage = "open PUBKEY@HOST:PORT MINE THEIRS [tictactoe] [0xPEER]"
+        // On an Ethereum chain the peer's settlement address (its `parley keygen --show`
+        // 0x… address) comes last: the channel's states are signed with Ethereum keys.
+        var arguments = arguments
+        var peerSigner: SettlementAddress?
+        if let last = arguments.last, last.hasPrefix("0x"), arguments.count > 3 {
+            do { peerSigner = .ethereum(try EthereumAddress(hex: last)) } catch {
+                throw ConsoleFailure("bad peer address \(last): \(error) (usage: \(usage))")
+            }
+            arguments.removeLast()
+        }
         guard arguments.count == 3 || (arguments.count == 4 && arguments[3] == "tictactoe") else {
-            throw ConsoleFailure("expected 3 arguments, or 4 with `tictactoe` last (usage: \(usage))")
+            throw ConsoleFailure("expected 3 arguments, or 4 with `tictactoe`, then the peer's 0x… address on Ethereum (usage: \(usage))")
         }
         let game = arguments.count == 4
         guard let at = arguments[0].firstIndex(of: "@") else {
@@ -174,7 +184,7 @@ struct NodeConsole {
         }
         let channel = try await node.open(
             with: peer, at: address, deposit: mine, theirs: theirs, app: game ? TicTacToe.id : .payment,
-            appData: game ? TicTacToe.initialAppData : [])
+            appData: game ? TicTacToe.initialAppData : [], peerSigner: peerSigner)
         let status = try channel.status
         return [
             "channel": .string(channel.id.description), "peer": .string(peer.humanForm),

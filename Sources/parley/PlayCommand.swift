@@ -138,7 +138,7 @@ struct PlayCommand: AsyncParsableCommand {
             try printJSON(PlayResult(result: result.summary, version: try channel.status.latest.version, payout: payout, board: board))
         }
         await node.shutDown()
-        await client.close()
+        await running.closeChain()
     }
 
     /// Plays until the game ends off-chain or moves to the chain.

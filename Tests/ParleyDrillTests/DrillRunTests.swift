@@ -19,6 +19,23 @@ struct DrillRunTests {
         #expect(result.passed, "\(result.text)")
     }
 
+    /// The same drills on the local EVM: `parley node --chain http://… --adjudicator …`
+    /// children settling Ethereum-backend channels through the Vyper adjudicator.
+    @Test(
+        "every drill in Examples/Drills passes on the local EVM", .enabled(if: EVMFixture.isAvailable, "needs the local EVM: make evm-env"),
+        arguments: try DrillLibrary.files().map { URL(fileURLWithPath: $0).lastPathComponent })
+    func libraryOnTheLocalEVM(file: String) async throws {
+        let path = DrillLibrary.directory + "/" + file
+        let drill = try DrillParser.parse(try String(contentsOfFile: path, encoding: .utf8), path: path)
+        var runner = try runner()
+        runner.chain = .evm
+        // Watchers and the chain poll every 20 ms over JSON-RPC here, and the local EVM
+        // executes in Python: give expectations more time than on the devchain.
+        runner.settleTimeout = .seconds(30)
+        let result = await runner.run(drill)
+        #expect(result.passed, "\(result.text)")
+    }
+
     @Test("an expectation that does not hold fails the drill at its line")
     func wrongExpectation() async throws {
         let drill = try DrillParser.parse("""

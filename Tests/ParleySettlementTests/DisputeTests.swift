@@ -120,14 +120,23 @@ import Testing
     func finalStateConcludesAtOnce(_ backend: Backend) async throws {
         let s = try await Scenario.funded(try await backend.makeChain())
         let events = try await s.bob.register(s.signed(s.state(4, (30, 120), isFinal: true)))
+        // A final state also pays both seats in the same transaction: a cooperative close
+        // is one transaction, with no withdrawals after it.
         #expect(events.map(\.kind) == [
             .registered(version: 4, deadline: ChainTime(seconds: 60), by: .second),
             .concluded(version: 4, allocation: Allocation(30, 120)),
+            .withdrawn(participant: .first, amount: 30), .withdrawn(participant: .second, amount: 120),
         ])
-        #expect(events.map(\.sequence) == [4, 5])
+        #expect(try await s.ordinals(events) == [4, 5, 6, 7])
         let channel = try #require(try await s.onChain())
-        #expect(channel.phase == .concluded && channel.concludedAllocation == Allocation(30, 120))
+        #expect(channel.phase == .withdrawn && channel.concludedAllocation == Allocation(30, 120))
+        #expect(channel.withdrawn == [.first, .second])
+        #expect(try await s.alice.balance(of: Keys.alice.publicKey) == 30)
+        #expect(try await s.bob.balance(of: Keys.bob.publicKey) == 120)
         await #expect(throws: SettlementError.alreadyConcluded) { try await s.alice.register(s.signed(s.state(9))) }
+        await #expect(throws: SettlementError.alreadyWithdrawn(.first)) {
+            try await s.alice.withdraw(s.params.id, participant: .first)
+        }
     }
 
     @Test(arguments: Backend.allCases)
@@ -135,7 +144,11 @@ import Testing
         let s = try await Scenario.funded(try await backend.makeChain())
         try await s.alice.register(s.signed(s.state(1)))
         let events = try await s.bob.register(s.signed(s.state(2, (0, 150), isFinal: true)))
-        #expect(events.last?.kind == .concluded(version: 2, allocation: Allocation(0, 150)))
+        // Only the seat with a payout is paid.
+        #expect(events.suffix(2).map(\.kind) == [
+            .concluded(version: 2, allocation: Allocation(0, 150)), .withdrawn(participant: .second, amount: 150),
+        ])
+        #expect(try await s.onChain()?.phase == .withdrawn)
     }
 
     @Test(arguments: Backend.allCases)

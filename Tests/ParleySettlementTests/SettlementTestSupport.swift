@@ -1,5 +1,6 @@
 import ParleyChannel
 import ParleyCrypto
+import ParleyEthereum
 import ParleySettlement
 import ParleyTestSupport
 import ParleyWire
@@ -30,6 +31,9 @@ struct ChainUnderTest: Sendable {
     var channelBackend: ChannelBackendID = .ed25519
     /// Whatever must live as long as the chain (the devchain daemon and its clients).
     var resources: (any Sendable)? = nil
+    /// Event sequences count 1, 2, 3… (Parley's chains). On an EVM they are
+    /// `block << 20 | logIndex`: increasing, not gap-free.
+    var gapFreeSequences = true
 
     func adapter(_ key: SigningKey) -> any SettlementAdapter & DevFaucet { makeAdapter(key) }
 
@@ -49,6 +53,15 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     /// A real `parley devchain --manual-time` subprocess (one per test), reached through
     /// `DevchainClient`s; `advance` asks the daemon to move its clock.
     case devchain
+    /// `Contracts/Adjudicator.vy` on the local EVM (py-evm behind JSON-RPC, one per test,
+    /// manual clock from 0), holding the development token, through `EthereumAdapter`s.
+    case evm
+
+    /// Every backend; `evm` only where the local EVM's Python environment exists
+    /// (`make test` creates it; `swift test` alone on a machine without it skips those cases).
+    static var allCases: [Backend] {
+        EVMFixture.isAvailable ? [.local, .localEthereum, .devchain, .evm] : [.local, .localEthereum, .devchain]
+    }
 
     var testDescription: String { rawValue }
 
@@ -71,6 +84,13 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
                 makeAdapter: { fixture.client(for: $0) },
                 advance: { try await fixture.client(for: Keys.mallory).advance(by: $0) },
                 domain: .devchainDefault, resources: fixture)
+        case .evm:
+            let fixture = try await EVMFixture.start(keys: [Keys.alice, Keys.bob, Keys.mallory])
+            return ChainUnderTest(
+                makeAdapter: { fixture.adapter(for: $0) },
+                advance: { try await fixture.evm.increaseTime($0) },
+                domain: try await fixture.chain.domain(), channelBackend: .ethereum, resources: fixture,
+                gapFreeSequences: false)
         }
     }
 }
@@ -147,6 +167,19 @@ struct Scenario {
         var signed = SignedState(state: state)
         for seat in seats { signed[seat] = sign(state, seat == .first ? Keys.alice : Keys.bob) }
         return signed
+    }
+
+    /// The events' positions in the chain's whole event history (1-based): their sequences
+    /// on chains that number events 1, 2, 3…, else found by reading the history.
+    func ordinals(_ events: [ChainEvent]) async throws -> [UInt64] {
+        if chain.gapFreeSequences { return events.map(\.sequence) }
+        guard let last = events.map(\.sequence).max() else { return [] }
+        var history: [UInt64] = []
+        for try await event in alice.events(after: 0) {
+            history.append(event.sequence)
+            if event.sequence >= last { break }
+        }
+        return events.map { event in UInt64((history.firstIndex(of: event.sequence) ?? -1) + 1) }
     }
 
     func onChain() async throws -> ChannelOnChain? {
