@@ -123,7 +123,7 @@ let package = Package(
             name: "game-server",
             dependencies: [
                 "ParleyNode", "ParleyGames", "ParleyDevchain", "ParleySettlement", "ParleyTransport", "ParleyChannel",
-                "ParleyCrypto", "ParleySubprocess", "ParleyLocks", "ParleyWire",
+                "ParleyCrypto", "ParleySubprocess", "ParleyLocks", "ParleyWire", "ParleyEthereum",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

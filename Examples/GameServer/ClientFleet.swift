@@ -3,6 +3,7 @@ import Logging
 import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
+import ParleyEthereum
 import ParleyGames
 import ParleyLocks
 import ParleyNode
@@ -31,16 +32,18 @@ final class ClientFleet: Sendable {
         var challenge: UInt64
         var turnTimeout: Duration
         var journalRoot: String
+        /// The server's settlement address, on a chain whose channels sign with Ethereum keys.
+        var serverSigner: EthereumAddress? = nil
     }
 
     /// One client node and the channels it opened.
     private final class Player: Sendable {
         let node: Node
-        let chain: DevchainClient
+        let chain: GameChain
         let mailbox: MoveMailbox
         let matches: [Int]
 
-        init(node: Node, chain: DevchainClient, mailbox: MoveMailbox, matches: [Int]) {
+        init(node: Node, chain: GameChain, mailbox: MoveMailbox, matches: [Int]) {
             self.node = node
             self.chain = chain
             self.mailbox = mailbox
@@ -97,10 +100,10 @@ final class ClientFleet: Sendable {
         for index in 0..<clients {
             let key = SigningKey()
             let matches = Array(stride(from: index, to: settings.matches, by: clients))
-            let chain = try await DevchainClient.connect(to: settings.chain, identity: key, loop: loop)
-            try await chain.mint(settings.stake * Amount(matches.count), to: key.publicKey)
+            let chain = try await GameChain.connect(settings.chain, identity: key, loop: loop, fundGas: true)
+            try await chain.adapter.mint(settings.stake * Amount(matches.count), to: key.publicKey)
             let node = try await Node(
-                identity: key, listen: nil, journal: "\(settings.journalRoot)/client-\(index)", settlement: chain,
+                identity: key, listen: nil, journal: "\(settings.journalRoot)/client-\(index)", settlement: chain.adapter,
                 policy: policy, logger: quiet, apps: [TicTacToe()], loop: loop)
             node.setUpdateHandler { _ in .accept }
             let mailbox = MoveMailbox()
@@ -146,7 +149,8 @@ final class ClientFleet: Sendable {
                 let channel = try await player.node.open(
                     with: self.settings.server, at: self.settings.serverAddress, deposit: self.settings.stake,
                     theirs: self.settings.stake, app: TicTacToe.id, appData: TicTacToe.initialAppData,
-                    challengeDuration: self.settings.challenge, timeout: .seconds(120))
+                    challengeDuration: self.settings.challenge, peerSigner: self.settings.serverSigner.map { .ethereum($0) },
+                    timeout: .seconds(120))
                 self.channels.withLock { $0[match] = channel }
             } catch {
                 self.tally.withLock { $0.openFailures.append("match \(match): \(error)") }

@@ -5,6 +5,7 @@ import Logging
 import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
+import ParleyEthereum
 import ParleyGames
 import ParleyNode
 import ParleySettlement
@@ -121,6 +122,11 @@ struct GameServerCommand: AsyncParsableCommand {
         help: "Use this devchain (devchain://HOST:PORT, started with --manual-time) instead of one in this process, so the server's RSS holds no chain state.")
     var externalChain: String?
 
+    @Flag(
+        name: .long,
+        help: "Settle on the local EVM (`make evm-env`): Parley's Vyper adjudicator and tic-tac-toe rules deployed there; forfeits are paid by the contracts.")
+    var evm = false
+
     @Flag(name: .long, help: "Keep the temporary directory (journals, chain ledger) and print where it is.")
     var keep = false
 
@@ -131,6 +137,7 @@ struct GameServerCommand: AsyncParsableCommand {
         guard (0...load).contains(vanish) else { throw ValidationError("--vanish must be 0...--load.") }
         guard !(idle && vanish > 0) else { throw ValidationError("--vanish needs play; it cannot go with --idle.") }
         guard stake > 0 else { throw ValidationError("--stake must be positive.") }
+        guard !(evm && externalChain != nil) else { throw ValidationError("--evm and --chain name two chains: pick one.") }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1.") }
         guard turnTimeout > 0, turnTimeout <= 3600 else { throw ValidationError("--turn-timeout must be in (0, 3600].") }
         guard ChannelParams.challengeDurationRange.contains(challenge) else {
@@ -143,7 +150,7 @@ struct GameServerCommand: AsyncParsableCommand {
         let options = LoadRun.Options(
             matches: load, clients: clients, vanish: vanish, idle: idle, stake: stake,
             seed: seed ?? UInt64.random(in: 0...UInt64(UInt32.max)), concurrency: concurrency,
-            turnTimeout: .milliseconds(Int(turnTimeout * 1000)), challenge: challenge, realTime: realTime, externalChain: externalChain, keep: keep,
+            turnTimeout: .milliseconds(Int(turnTimeout * 1000)), challenge: challenge, realTime: realTime, externalChain: externalChain, evm: evm, keep: keep,
             quiet: json)
         let summary: LoadSummary
         do { summary = try await LoadRun(options: options).run() } catch {
@@ -216,7 +223,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "HOST:PORT to accept clients on (port 0 picks one).")
     var listen: String
 
-    @Option(name: .long, help: "The devchain: devchain://HOST:PORT or devchain://pk1…@HOST:PORT.")
+    @Option(
+        name: .long,
+        help: "The chain: devchain://HOST:PORT, devchain://pk1…@HOST:PORT, or Parley's adjudicator on Ethereum as http://HOST:PORT#0xADJUDICATOR@DEPLOYBLOCK.")
     var chain: String
 
     @Option(name: .long, help: "Journal directory (created if missing).")
@@ -237,7 +246,11 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let identity = try key.map { try KeyFile.load(from: $0) } ?? SigningKey()
         let loop = try EventLoop(name: "game-server")
-        let settlement = try await DevchainClient.connect(to: chain, identity: identity, loop: loop)
+        let gameChain = try await GameChain.connect(chain, identity: identity, loop: loop)
+        let settlement = gameChain.adapter
+        if let signer = gameChain.ethereumSigner {
+            writeLine("game-server: Ethereum channels: clients open with our settlement address \(signer)")
+        }
         if mint > 0 { try await settlement.mint(mint, to: identity.publicKey) }
         var logger = Logger(label: "game-server") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = .notice
@@ -251,7 +264,7 @@ struct ServeCommand: AsyncParsableCommand {
         let counts = host.snapshot
         writeLine("game-server: \(counts.opened) matches, \(counts.moves) moves, \(counts.closed) closed; shutting down")
         await host.shutDown()
-        await settlement.close()
+        await gameChain.close()
         loop.shutdown()
     }
 }
@@ -269,8 +282,11 @@ struct ClientCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The server: PK@HOST:PORT.")
     var server: PeerAddress
 
-    @Option(name: .long, help: "The devchain: devchain://HOST:PORT.")
+    @Option(name: .long, help: "The chain: devchain://HOST:PORT, or http://HOST:PORT#0xADJUDICATOR@DEPLOYBLOCK.")
     var chain: String
+
+    @Option(name: .long, help: "On an Ethereum chain: the server's settlement address (0x…).")
+    var serverSigner: String?
 
     @Option(name: .long, help: "Matches to play.")
     var matches: Int
@@ -315,7 +331,8 @@ struct ClientCommand: AsyncParsableCommand {
             ClientFleet.Settings(
                 server: server.key, serverAddress: server.address, chain: chain, matches: matches, clients: clients,
                 vanish: vanish, stake: stake, seed: seed, concurrency: concurrency, challenge: challenge,
-                turnTimeout: .milliseconds(Int(turnTimeout * 1000)), journalRoot: journal))
+                turnTimeout: .milliseconds(Int(turnTimeout * 1000)), journalRoot: journal,
+                serverSigner: try serverSigner.map { try EthereumAddress(hex: $0) }))
         await fleet.openAll()
         let failures = fleet.openFailures
         writeLine(ClientLine.opened(opened: fleet.openCount, failed: failures.count).json)

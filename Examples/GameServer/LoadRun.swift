@@ -3,6 +3,7 @@ import Logging
 import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
+import ParleyEthereum
 import ParleyGames
 import ParleyLocks
 import ParleyNode
@@ -27,6 +28,9 @@ struct LoadRun {
         var realTime: Bool
         /// A devchain to use instead of one in this process (its RSS then stays out of ours).
         var externalChain: String?
+        /// Settle on the local EVM (a child process, Parley's adjudicator deployed there)
+        /// instead of a devchain: Ethereum-backend channels, forfeits paid by the contracts.
+        var evm = false
         var keep: Bool
         var quiet: Bool
     }
@@ -47,10 +51,16 @@ struct LoadRun {
         defer { if !options.keep { try? FileManager.default.removeItem(atPath: root) } }
         let chainLoop = try EventLoop(name: "devchain")
         defer { chainLoop.shutdown() }
-        let devchain: DevchainServer?
+        var devchain: DevchainServer?
+        var localEVM: LocalEVM?
         let chainURL: String
-        if let external = options.externalChain {
-            devchain = nil
+        if options.evm {
+            let evm = try LocalEVM.start(manualTime: !options.realTime, startTime: options.realTime ? nil : 0, blockTime: options.realTime ? 0.1 : nil)
+            localEVM = evm
+            guard let deployer = evm.accounts.first else { throw GameServerFailure("the local EVM has no funded accounts") }
+            let deployment = try await EthereumDeployer.deploy(endpoint: evm.endpoint, key: deployer.key, asset: .devToken)
+            chainURL = "\(evm.endpoint.absoluteString)#\(deployment.adjudicator)@\(deployment.block)"
+        } else if let external = options.externalChain {
             chainURL = external
         } else {
             let server = try await DevchainServer.start(
@@ -63,26 +73,36 @@ struct LoadRun {
         }
         let hostLoop = try EventLoop(name: "game-server")
         let serverKey = SigningKey()
-        let chain = try await DevchainClient.connect(to: chainURL, identity: serverKey, loop: hostLoop)
-        try await chain.mint(options.stake * Amount(options.matches), to: serverKey.publicKey)
+        let chain = try await GameChain.connect(chainURL, identity: serverKey, loop: hostLoop, fundGas: options.evm)
+        try await chain.adapter.mint(options.stake * Amount(options.matches), to: serverKey.publicKey)
         let host = try await GameHost.start(
-            identity: serverKey, listen: .loopbackIPv4(port: 0), journal: root + "/server", settlement: chain,
+            identity: serverKey, listen: .loopbackIPv4(port: 0), journal: root + "/server", settlement: chain.adapter,
             // Idle channels never move; a turn timeout would send every one of them to the chain.
             policy: Self.serverPolicy(turnTimeout: options.idle ? nil : options.turnTimeout, challenge: options.challenge),
             maxStake: options.stake, logger: Logger(label: "game-server") { _ in SwiftLogNoOpLogHandler() }, loop: hostLoop)
+        let advance: @Sendable (UInt64) async -> Void = { [devchain, localEVM] seconds in
+            if let localEVM {
+                try? await localEVM.increaseTime(seconds)
+            } else if let client = chain.adapter as? DevchainClient, devchain != nil || options.externalChain != nil {
+                _ = try? await client.advance(by: seconds)
+            }
+        }
         let summary: LoadSummary
         do {
-            summary = try await drive(host: host, chain: chain, devchain: devchain, chainURL: chainURL, root: root)
+            summary = try await drive(
+                host: host, chain: chain, devchain: devchain, chainURL: chainURL, advance: advance, root: root)
         } catch {
             await host.shutDown()
             await chain.close()
             await devchain?.shutdown()
+            localEVM?.stop()
             hostLoop.shutdown()
             throw error
         }
         await host.shutDown()
         await chain.close()
         await devchain?.shutdown()
+        localEVM?.stop()
         hostLoop.shutdown()
         if options.keep { say("kept \(root)") }
         return summary
@@ -97,7 +117,8 @@ struct LoadRun {
     }
 
     private func drive(
-        host: GameHost, chain: DevchainClient, devchain: DevchainServer?, chainURL: String, root: String
+        host: GameHost, chain: GameChain, devchain: DevchainServer?, chainURL: String,
+        advance: @escaping @Sendable (UInt64) async -> Void, root: String
     ) async throws -> LoadSummary {
         guard let address = await host.node.listeningAddress else { throw GameServerFailure("the server is not listening") }
         let rssBefore = ResidentMemory.bytes() ?? 0
@@ -110,6 +131,7 @@ struct LoadRun {
             "--challenge", "\(options.challenge)", "--journal", root + "/clients", "--exit-at-end-of-input",
         ]
         if options.idle { arguments.append("--idle") }
+        if let signer = chain.ethereumSigner { arguments += ["--server-signer", signer.description] }
         let child = try PipedChild(readerName: "load-clients-stdout", arguments: arguments)
         say("game-server: \(options.matches) matches, \(options.clients) client nodes in process \(child.processIdentifier), seed \(options.seed)")
         let phase = Locked("opening")
@@ -120,7 +142,7 @@ struct LoadRun {
                 return "  \(phase.withLock { $0 }): funded \(counts.funded)/\(matches) · server moves \(counts.moves) · to chain \(counts.exits) · closed \(counts.closed)"
             }
         }
-        let clock = options.realTime ? nil : Task { await Self.keepTime(host: host, chain: chain, challenge: options.challenge) }
+        let clock = options.realTime ? nil : Task { await Self.keepTime(host: host, advance: advance, challenge: options.challenge) }
         defer {
             progress.cancel()
             clock?.cancel()
@@ -161,7 +183,7 @@ struct LoadRun {
                 if let devchain {
                     conservation = Conservation(devchain.adjudicator.ledger)
                 } else {
-                    conservation = try await Conservation(host.node.channels.map(\.id), on: chain)
+                    conservation = try await Conservation(host.node.channels.map(\.id), on: chain.adapter)
                 }
                 if conservation.unsettled == 0 { break }
                 try await Task.sleep(for: .milliseconds(100))
@@ -209,17 +231,17 @@ struct LoadRun {
             openSeconds: rounded(openSeconds, digits: 3), lastCompletedSeconds: report.lastCompletedSeconds,
             firstForfeitSeconds: report.firstForfeitSeconds, clientCompleted: report.completed,
             clientForfeits: report.forfeits, forfeitReasons: report.forfeitReasons, serverLastNodeError: counts.lastNodeError,
-            serverLastMoveFailure: counts.lastMoveFailure, timeMode: options.externalChain != nil ? "external" : options.realTime ? "real" : "manual",
+            serverLastMoveFailure: counts.lastMoveFailure, timeMode: options.evm ? (options.realTime ? "evm real" : "evm manual") : options.externalChain != nil ? "external" : options.realTime ? "real" : "manual",
             seed: options.seed, build: buildConfiguration)
     }
 
     /// Manual chain time: whenever a game waits out a challenge window on chain, jump past it.
-    private static func keepTime(host: GameHost, chain: DevchainClient, challenge: UInt64) async {
+    private static func keepTime(host: GameHost, advance: @Sendable (UInt64) async -> Void, challenge: UInt64) async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(250))
             let counts = host.snapshot
             if counts.registered > counts.concluded {
-                _ = try? await chain.advance(by: challenge + 1)
+                await advance(challenge + 1)
             }
         }
     }
@@ -250,7 +272,7 @@ struct Conservation {
 
     /// From each channel's state on chain: what it was funded with and, once every payout
     /// is withdrawn, what it paid. For a chain not in this process.
-    init(_ channels: [ChannelID], on chain: DevchainClient) async throws {
+    init(_ channels: [ChannelID], on chain: any ChainReader) async throws {
         var stakes: Amount = 0
         var payouts: Amount = 0
         var unsettled = 0

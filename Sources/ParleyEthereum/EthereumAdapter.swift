@@ -81,18 +81,32 @@ public struct EthereumAdapter: SettlementAdapter, DevFaucet {
             case .accepted, .reverted("insufficientBalance"): break
             case let .reverted(reason): throw await refusal(reason, call)
             }
-            let has = try await balance(of: identity)
-            guard has >= amount else { throw .insufficientBalance(account: identity, has: has, needs: amount) }
-            let allowance = try await transport { () async throws(EthereumRPCError) in
-                try ABIDecoder(
-                    try await chain.call(
-                        token, AdjudicatorABI.call(AdjudicatorABI.allowance, [.address(address.bytes), .address(chain.adjudicator.bytes)]))
-                ).amount(0, "allowance")
+            // One approve-then-deposit at a time per account: concurrent deposits into two
+            // channels would otherwise both see the old allowance, and the second
+            // `transferFrom` would find the approval already spent.
+            let lock = chain.depositLock(for: address)
+            await lock.lock()
+            do throws(SettlementError) {
+                let has = try await balance(of: identity)
+                guard has >= amount else { throw .insufficientBalance(account: identity, has: has, needs: amount) }
+                let allowance = try await transport { () async throws(EthereumRPCError) in
+                    try ABIDecoder(
+                        try await chain.call(
+                            token, AdjudicatorABI.call(AdjudicatorABI.allowance, [.address(address.bytes), .address(chain.adjudicator.bytes)]))
+                    ).amount(0, "allowance")
+                }
+                if allowance < amount {
+                    _ = try await send(
+                        to: token, AdjudicatorABI.call(AdjudicatorABI.approve, [.address(chain.adjudicator.bytes), .amount(amount)]),
+                        call: call)
+                }
+                let events = try await submit(data, call: call)
+                await lock.unlock()
+                return events
+            } catch {
+                await lock.unlock()
+                throw error
             }
-            if allowance < amount {
-                _ = try await send(to: token, AdjudicatorABI.call(AdjudicatorABI.approve, [.address(chain.adjudicator.bytes), .amount(amount)]), call: call)
-            }
-            return try await submit(data, call: call)
         }
         return try await submit(data, value: amount, call: call)
     }
@@ -241,11 +255,14 @@ public struct EthereumAdapter: SettlementAdapter, DevFaucet {
         } catch {
             switch error {
             case let .reverted(reason): throw await refusal(reason, call)
-            case .insufficientFunds:
-                let has = (try? await chain.balance(of: address)) ?? .zero
-                var needs = value
-                if case let .deposit(_, _, _, amount) = call { needs = amount }
-                throw .insufficientBalance(account: identity, has: has, needs: needs > has ? needs : has + 1)
+            case let .insufficientFunds(message):
+                // On an ether adjudicator a deposit's amount and its gas come from one
+                // balance; anything else lacks only the gas.
+                if case let .deposit(_, _, _, amount) = call, value > .zero {
+                    let has = (try? await chain.balance(of: address)) ?? .zero
+                    throw .insufficientBalance(account: identity, has: has, needs: amount)
+                }
+                throw .transport("\(address) has too little ether to pay for the \(call.name) transaction's gas (\(message))")
             case let .transport(why): throw .transport(why)
             }
         }

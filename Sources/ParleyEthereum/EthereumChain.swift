@@ -96,6 +96,7 @@ public final class EthereumChain: Sendable {
         var accounts: [PublicKey: EthereumAddress] = [:]
         var params: [ChannelID: ChannelParams] = [:]
         var senders: [EthereumAddress: TransactionSender] = [:]
+        var depositLocks: [EthereumAddress: AsyncLock] = [:]
         var blockTimes: [Digest: ChainTime] = [:]
     }
     private let cache = Locked(Cache())
@@ -134,6 +135,16 @@ public final class EthereumChain: Sendable {
             let sender = TransactionSender(chain: self, key: key)
             cache.senders[key.address] = sender
             return sender
+        }
+    }
+
+    /// The lock an account's token deposits (allowance check, approve, deposit) hold.
+    func depositLock(for address: EthereumAddress) -> AsyncLock {
+        cache.withLock { cache in
+            if let lock = cache.depositLocks[address] { return lock }
+            let lock = AsyncLock()
+            cache.depositLocks[address] = lock
+            return lock
         }
     }
 

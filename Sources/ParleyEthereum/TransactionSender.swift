@@ -28,11 +28,11 @@ enum SendFailure: Error, Sendable {
 /// Sends one account's transactions, one at a time: simulate, estimate, price, sign, send,
 /// wait for the receipt and its confirmations, and resend with higher fees when it sits.
 ///
-/// Nonces come from the chain (`eth_getTransactionCount(…, "pending")`) before every
-/// transaction, so nothing about them needs to survive a restart: a transaction a crashed
-/// process left pending is counted, and one the pool dropped leaves no gap. One sender per
-/// account per process (`EthereumChain.sender(for:)`) keeps this process's own
-/// transactions in order.
+/// Nonces come from the chain (`eth_getTransactionCount(…, "pending")`) when the sender
+/// starts and after any refusal, and are counted locally in between, so nothing about them
+/// needs to survive a restart: a transaction a crashed process left pending is counted, and
+/// one the pool dropped leaves no gap. One sender per account per process
+/// (`EthereumChain.sender(for:)`) hands out this process's nonces.
 actor TransactionSender {
     let chain: EthereumChain
     let key: EthereumSigningKey
@@ -60,11 +60,8 @@ actor TransactionSender {
             let nonce: UInt64
             var fees: (tip: Amount, max: Amount)
             do {
-                nonce = try Quantity.uint64(
-                    try await chain.rpc.call(
-                        "eth_getTransactionCount", [.string(Quantity.data(key.address.bytes)), .string("pending")]),
-                    "transaction count")
                 fees = try await self.fees()
+                nonce = try await allocateNonce()
             } catch {
                 throw Self.failure(error)
             }
@@ -86,14 +83,21 @@ actor TransactionSender {
                             sent.append(transaction.hash)
                         } else if text.contains("nonce too low") || text.contains("replacement") {
                             // Mined or replaced meanwhile: one of ours may hold the nonce; the
-                            // receipt check below finds it, else the next attempt takes a new nonce.
-                            if sent.isEmpty { break }
+                            // receipt check below finds it, else the next attempt takes a nonce
+                            // read from the chain again.
+                            if sent.isEmpty {
+                                nextNonce = nil
+                                break
+                            }
                         } else if text.contains("insufficient funds") {
+                            if sent.isEmpty { nextNonce = nil }
                             throw .insufficientFunds(message)
                         } else {
+                            if sent.isEmpty { nextNonce = nil }
                             throw .transport("the node refused the transaction: \(message)")
                         }
                     } catch {
+                        if sent.isEmpty { nextNonce = nil }
                         throw .transport(error.description)
                     }
                     lastSend = .now
@@ -124,8 +128,27 @@ actor TransactionSender {
                 }
                 try? await Task.sleep(for: options.pollInterval)
             }
-            guard attempt < 3 else { throw .transport("the node kept refusing our nonce as too low") }
+            guard attempt < 5 else { throw .transport("the node kept refusing our nonce as too low") }
         }
+    }
+
+    /// The next nonce of ours: read from the chain (`pending`) the first time and after a
+    /// refusal, then counted here, so concurrent transactions of one account each take their
+    /// own without waiting for one another's receipts. A transaction that never reached the
+    /// pool makes the next one read the chain again, which fills the gap it left.
+    private var nextNonce: UInt64?
+
+    private func allocateNonce() async throws(EthereumRPCError) -> UInt64 {
+        if nextNonce == nil {
+            let pending = try Quantity.uint64(
+                try await chain.rpc.call("eth_getTransactionCount", [.string(Quantity.data(key.address.bytes)), .string("pending")]),
+                "transaction count")
+            // Another caller may have read it while this one waited.
+            if nextNonce == nil { nextNonce = pending }
+        }
+        let nonce = nextNonce ?? 0
+        nextNonce = nonce + 1
+        return nonce
     }
 
     private func estimate(to: EthereumAddress?, data: [UInt8], value: Amount) async throws(EthereumRPCError) -> UInt64 {
@@ -202,5 +225,29 @@ actor TransactionSender {
             return .insufficientFunds(message)
         }
         return .transport(error.description)
+    }
+}
+
+/// A lock that suspends instead of blocking: one holder at a time, waiters in arrival order.
+/// Held across the `approve` and `deposit` of a token deposit, so two deposits of one
+/// account cannot both see the same allowance and spend one approval twice.
+actor AsyncLock {
+    private var held = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func lock() async {
+        if !held {
+            held = true
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func unlock() {
+        if waiters.isEmpty {
+            held = false
+        } else {
+            waiters.removeFirst().resume()
+        }
     }
 }

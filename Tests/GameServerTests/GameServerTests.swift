@@ -51,6 +51,25 @@ struct GameServerTests {
     }
 }
 
+/// The same on Ethereum: the local EVM, Parley's adjudicator and tic-tac-toe contract; the
+/// vanished clients' forfeits are judged and paid by the contracts.
+@Suite("game server on the local EVM", .serialized, .timeLimit(.minutes(5)), .enabled(if: EVMFixture.isAvailable, "needs the local EVM: make evm-env"))
+struct GameServerEVMTests {
+    @Test("forfeits settle through the EVM adjudicator and every other match completes")
+    func forfeitsSettleOnTheLocalEVM() async throws {
+        let result = try await offPool {
+            try GameServerExecutable.load(["--load", "8", "--vanish", "3", "--turn-timeout", "20", "--evm", "--stake", "10"])
+        }
+        #expect(result.int("errors") == 0, "errors: \(result.object["errorSamples"] ?? [])")
+        #expect(result.int("forfeits") == 3, "forfeited because \(result.object["forfeitReasons"] ?? "-")")
+        #expect(result.int("forfeitsToServer") == 3, "a client that stops moving loses its stake to the server")
+        #expect(result.int("completed") == 5)
+        #expect(result.string("conservation") == "held")
+        #expect(result.int("payouts") == 8 * 2 * 10)
+        #expect(result.string("timeMode") == "evm manual")
+    }
+}
+
 /// The `game-server` executable the test target depends on, built next to the test bundle
 /// (found by `ParleyExecutable.locate(named:)`, as `parley` is).
 enum GameServerExecutable {

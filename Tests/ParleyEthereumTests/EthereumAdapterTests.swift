@@ -151,6 +151,36 @@ struct EthereumAdapterTests {
         #expect(await Self.revertReason(c.fixture, mismatched, from: Self.alice.settlementKey.address, value: 9) == "wrongValue")
     }
 
+    /// Found by `game-server --load --evm`: two token deposits of one account at once both
+    /// read the old allowance, approved the same amount, and the second `transferFrom` found
+    /// the approval spent. And transactions of one account sent at once each need a nonce.
+    @Test func concurrentTransactionsOfOneAccountAllGoThrough() async throws {
+        let fixture = try await EVMFixture.start(asset: .devToken, keys: [Self.alice, Self.bob])
+        let domain = try await fixture.chain.domain()
+        let a = fixture.adapter(for: Self.alice)
+        try await a.mint(1_000, to: Self.alice.publicKey)
+        let opening = Allocation(100, 0)
+        let channels = try (1...4).map { nonce in
+            try ChannelParams(
+                participants: [Self.alice.publicKey, Self.bob.publicKey],
+                signers: [Self.alice, Self.bob].map { $0.settlementKey.settlementAddress },
+                nonce: [UInt8](repeating: nonce, count: 32), challengeDuration: 60, domain: domain)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for params in channels {
+                group.addTask { try await a.deposit(params: params, opening: opening, participant: .first, amount: 100) }
+            }
+            for _ in 0..<3 {
+                group.addTask { try await a.mint(1, to: Self.alice.publicKey) }
+            }
+            try await group.waitForAll()
+        }
+        for params in channels {
+            #expect(try await a.channel(params.id)?.isFunded == true)
+        }
+        #expect(try await a.balance(of: Self.alice.publicKey) == 1_000 - 400 + 3)
+    }
+
     static func revertReason(_ fixture: EVMFixture, _ data: [UInt8], from: EthereumAddress, value: Amount = .zero) async -> String? {
         do {
             _ = try await fixture.chain.call(fixture.deployment.adjudicator, data, from: from, value: value)
