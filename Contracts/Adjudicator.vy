@@ -147,12 +147,16 @@ channels: public(HashMap[bytes32, Channel])
 stateHashes: public(HashMap[bytes32, bytes32])
 apps: public(HashMap[bytes32, address])
 token: public(immutable(address))
+# The chain id at deployment: channel ids and the EIP-712 domain both use it, so a fork
+# that changes the chain id changes neither (the channels stay the deployment's).
+CHAIN_ID: public(immutable(uint256))
 DOMAIN_SEPARATOR: public(immutable(bytes32))
 
 
 @deploy
 def __init__(token_: address, apps_: DynArray[AppEntry, 16]):
     token = token_
+    CHAIN_ID = chain.id
     DOMAIN_SEPARATOR = keccak256(abi_encode(DOMAIN_TYPEHASH, keccak256("Parley"), keccak256("1"), chain.id, self))
     for entry: AppEntry in apps_:
         self.apps[entry.appIdHash] = entry.rules
@@ -360,7 +364,7 @@ def conclude(channelId: bytes32):
 @internal
 def _id(params: Params) -> bytes32:
     return keccak256(abi_encode(
-        chain.id, self, params.identities, params.signers, params.nonce, params.challengeDuration,
+        CHAIN_ID, self, params.identities, params.signers, params.nonce, params.challengeDuration,
         keccak256(params.appId)))
 
 

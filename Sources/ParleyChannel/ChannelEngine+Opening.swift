@@ -58,8 +58,9 @@ extension ChannelEngine {
         guard initial.version == 0 else { throw .invalidInitialState(.versionMismatch(expected: 0, got: initial.version)) }
         guard !initial.isFinal else { throw .invalidInitialState(.updateAfterFinal) }
         guard initial.allocation.total != nil else { throw .invalidInitialState(.balanceOverflow) }
-        guard initial.appData.count <= WireLimits.maxAppDataBytes else {
-            throw .invalidInitialState(.appDataTooLarge(bytes: initial.appData.count, limit: WireLimits.maxAppDataBytes))
+        let appDataLimit = min(WireLimits.maxAppDataBytes, params.backend.maxAppDataBytes)
+        guard initial.appData.count <= appDataLimit else {
+            throw .invalidInitialState(.appDataTooLarge(bytes: initial.appData.count, limit: appDataLimit))
         }
         do { try rules.validateInitial(initial) } catch {
             throw .invalidInitialState(.appRuleViolated(error.reason))

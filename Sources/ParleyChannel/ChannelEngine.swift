@@ -186,8 +186,9 @@ public struct ChannelEngine: Sendable {
         }
         guard let total = next.allocation.total else { throw .balanceOverflow }
         guard total == fundedTotal else { throw .balanceNotConserved(total: fundedTotal, proposed: total) }
-        guard next.appData.count <= WireLimits.maxAppDataBytes else {
-            throw .appDataTooLarge(bytes: next.appData.count, limit: WireLimits.maxAppDataBytes)
+        let appDataLimit = min(WireLimits.maxAppDataBytes, params.backend.maxAppDataBytes)
+        guard next.appData.count <= appDataLimit else {
+            throw .appDataTooLarge(bytes: next.appData.count, limit: appDataLimit)
         }
         do { try rules.validateTransition(from: latest.state, to: next, mover: mover) } catch {
             throw .appRuleViolated(error.reason)

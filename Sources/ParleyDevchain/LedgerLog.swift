@@ -82,7 +82,8 @@ public enum DevchainStoreError: Error, Equatable, Sendable, CustomStringConverti
 /// The devchain's append-only ledger file, `DIR/ledger.log`, and the lock on `DIR`.
 ///
 /// ```text
-/// file   = magic "PARLEYDC" | version u32 (2; version 1 held 64-bit amounts) | record*
+/// file   = magic "PARLEYDC" | version u32 (3; version 1 held 64-bit amounts, version 2 was
+///          replayed by rules under which a final registration paid nobody) | record*
 /// record = length u32 | crc32c u32 (over the length bytes and the body) | body (length bytes)
 /// body   = 1 transaction(time u64, caller PublicKey, ChainTransaction) | 2 clock(time u64)
 /// ```
@@ -95,7 +96,7 @@ public enum DevchainStoreError: Error, Equatable, Sendable, CustomStringConverti
 final class LedgerLog {
     static let fileName = "ledger.log"
     static let lockFileName = "devchain.lock"
-    static let formatVersion: UInt8 = 2
+    static let formatVersion: UInt8 = 3
     static let header: [UInt8] = Array("PARLEYDC".utf8) + [0, 0, 0, formatVersion]
     static let recordHeaderBytes = 8
     /// A body larger than this is damage, not a record (the largest transaction is far smaller).
@@ -212,7 +213,8 @@ final class LedgerLog {
             throw .corrupt(
                 path: path, offset: 0,
                 reason: version < UInt32(formatVersion)
-                    ? "ledger format \(version) was written by an older Parley (64-bit amounts); this build reads format "
+                    ? "ledger format \(version) was written by an older Parley (format 1: 64-bit amounts; format 2: a final "
+                        + "registration paid nobody, so its withdrawals would not replay); this build reads format "
                         + "\(formatVersion). Start the devchain with a new --data directory"
                     : "ledger format \(version) is newer than this build reads (\(formatVersion)); use a newer parley")
         }

@@ -11,7 +11,7 @@ enum AdjudicatorABI {
     static let stateType = "(bytes32,uint64,uint256[2],bytes,bool)"
     static let signatureType = "(uint8,bytes32,bytes32)"
     /// The longest app data the contract takes (`MAX_APP_DATA`).
-    static let maxAppData = 1024
+    static let maxAppData = EthereumBackend.maxAppDataBytes
 
     static let deposit = selector("deposit(\(paramsType),uint256[2],uint8,uint256)")
     static let reclaim = selector("reclaim(\(paramsType))")
@@ -107,25 +107,24 @@ enum AdjudicatorABI {
         let event: Event
         switch topic {
         case Topic.opened:
-            let identities = try [d.bytes32(0, "identity 0"), d.bytes32(1, "identity 1")]
-            let signers = try [d.address(2, "signer 0"), d.address(3, "signer 1")]
-            let nonce = try d.bytes32(4, "nonce")
-            let challenge = try d.uint64(5, "challenge duration")
-            let appID = try d.string(6, limit: WireLimits.maxAppIDBytes, "app id")
-            let opening = Allocation(try d.amount(7, "opening 0"), try d.amount(8, "opening 1"))
+            // Anyone can make the first deposit of a channel with any terms: what Parley would
+            // never sign (an app id that is not UTF-8, a zero challenge, …) is someone else's
+            // channel, skipped, never a failure: one such log must not stop the event stream.
             do {
+                let identities = try [d.bytes32(0, "identity 0"), d.bytes32(1, "identity 1")]
+                let signers = try [d.address(2, "signer 0"), d.address(3, "signer 1")]
+                let nonce = try d.bytes32(4, "nonce")
+                let challenge = try d.uint64(5, "challenge duration")
+                let appID = try d.string(6, limit: WireLimits.maxAppIDBytes, "app id")
+                let opening = Allocation(try d.amount(7, "opening 0"), try d.amount(8, "opening 1"))
                 let params = try ChannelParams(
                     participants: try identities.map { bytes throws(CryptoError) in try PublicKey(bytes: bytes) },
                     signers: signers.map { .ethereum($0) }, nonce: nonce, challengeDuration: challenge,
                     appID: try AppID(appID), domain: domain)
-                guard params.id == channel else {
-                    throw EthereumRPCError.badAnswer("an Opened event's params do not hash to its channel id")
-                }
+                // The contract derives the id from these params; a mismatch is a node lying.
+                guard params.id == channel else { return nil }
                 event = .opened(Opening(params: params, opening: opening))
-            } catch let error as EthereumRPCError {
-                throw error
             } catch {
-                // Terms Parley would never sign (e.g. a zero challenge): someone else's channel.
                 return nil
             }
         case Topic.deposited:

@@ -67,7 +67,17 @@ public enum EthereumDeployer {
         var token: EthereumAddress?
         switch asset {
         case .ether: token = nil
-        case let .token(address): token = address
+        case let .token(address):
+            // A token address without code would take every deposit for free (a call to
+            // an empty account succeeds and returns nothing).
+            let code: JSONValue
+            do { code = try await chain.rpc.call("eth_getCode", [.string(address.description), .string("latest")]) } catch {
+                throw .transport(error.description)
+            }
+            guard let text = code.string, text.count > 2 else {
+                throw .transport("no contract at the token address \(address) on this chain")
+            }
+            token = address
         case .devToken: token = try await create("DevToken", ContractArtifacts.devTokenBytecode).0
         }
         let apps: [String: EthereumAddress] = ["test.counter/1": counter, "parley.tictactoe/1": ticTacToe]

@@ -8,7 +8,8 @@ import ParleyWire
 /// key `key`, which signs and pays for its transactions and is the signer its Ethereum
 /// channels name. Made by `EthereumChain.adapter(for:key:)`.
 ///
-/// Every transaction is simulated first (`eth_call`), so a refusal costs no gas and comes
+/// Every transaction is simulated first (`eth_estimateGas` runs it; `eth_call` for a token
+/// deposit's rules before its `approve`), so a refusal costs no gas and comes
 /// back as the `SettlementError` the adjudicator's revert names, with the same fields the
 /// embedded chain gives (read from the chain). A transaction method returns once its
 /// receipt has the chain's confirmation depth, with the events it emitted.

@@ -108,6 +108,11 @@ public final class EthereumChain: Sendable {
         self.logger = logger
         rpc = JSONRPCClient(endpoint: endpoint, callTimeout: options.callTimeout)
         self.adjudicator = adjudicator
+        // Values that would deliver nothing (0 confirmations asks for a block beyond the
+        // head) or trap (a 0-block range) are raised to the least that works.
+        var options = options
+        options.confirmations = max(1, options.confirmations)
+        options.logRange = max(1, options.logRange)
         self.options = options
         self.faucet = faucet
     }
@@ -280,7 +285,14 @@ public final class EthereumChain: Sendable {
                 throw .badAnswer("eth_getLogs did not answer a list")
             }
             for entry in entries {
-                if let log = try Self.log(from: entry, adjudicator: adjudicator, domain: domain) { out.append(log) }
+                // A log that does not decode is skipped and reported, never allowed to fail
+                // the range: else one hostile log would stop every watcher's event stream.
+                // The contract bounds every field it logs, so its own events always decode.
+                do {
+                    if let log = try Self.log(from: entry, adjudicator: adjudicator, domain: domain) { out.append(log) }
+                } catch {
+                    logger.warning("skipped an adjudicator log that does not decode (\(error)): \(entry)")
+                }
             }
             if end == UInt64.max { break }
             start = end + 1
@@ -301,6 +313,19 @@ public final class EthereumChain: Sendable {
         return Log(
             block: try Quantity.uint64(entry["blockNumber"], "log block"), blockHash: try Quantity.digest(entry["blockHash"], "log block hash"),
             index: index, channel: channel, event: event)
+    }
+
+    /// The newest of the channel's logs with these topics up to `block`, scanning
+    /// `logRange`-block windows backwards from it down to `fromBlock`.
+    func newestLog(channel: ChannelID, topics: [Digest], upTo block: UInt64) async throws(EthereumRPCError) -> Log? {
+        var end = block
+        while end >= options.fromBlock {
+            let start = end >= options.fromBlock + options.logRange ? end - options.logRange + 1 : options.fromBlock
+            if let last = try await logs(from: start, to: end, channel: channel, topics: topics).last { return last }
+            guard start > options.fromBlock else { break }
+            end = start - 1
+        }
+        return nil
     }
 
     /// The `ChainEvent` of a log; nil for `Opened`, which is not one.
@@ -350,14 +375,13 @@ public final class EthereumChain: Sendable {
         let deadline = UInt64(truncatingIfNeeded: (meta.low >> 72) | (meta.high << 56))
         var state: ChannelState?
         if registered {
-            let logs = try await logs(
-                from: options.fromBlock, to: head, channel: id,
-                topics: [AdjudicatorABI.Topic.registered, AdjudicatorABI.Topic.progressed])
-            for log in logs.reversed() {
-                if case let .chain(_, registered?) = log.event {
-                    state = registered
-                    break
-                }
+            // The newest registration or progress: scanned backwards from the head, so a
+            // dispute reads only the recent blocks however old the deployment is.
+            if let log = try await newestLog(
+                channel: id, topics: [AdjudicatorABI.Topic.registered, AdjudicatorABI.Topic.progressed], upTo: head),
+                case let .chain(_, registered?) = log.event
+            {
+                state = registered
             }
             guard let state, state.version == version else {
                 throw .badAnswer("channel \(id.shortID) registered version \(version) has no matching event")

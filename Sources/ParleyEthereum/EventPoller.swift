@@ -92,7 +92,10 @@ struct EventPoller: Sendable {
     private static func reorganisation(
         _ chain: EthereumChain, _ processed: [(number: UInt64, hash: Digest)]
     ) async throws(EthereumRPCError) -> UInt64? {
-        guard let last = processed.last, try await chain.block(number: last.number)?.hash != last.hash else { return nil }
+        // A block the node does not have (a backend behind the others) is not a
+        // reorganisation: wait for it. Only a different hash at the same height is.
+        guard let last = processed.last, let current = try await chain.block(number: last.number), current.hash != last.hash
+        else { return nil }
         for entry in processed.reversed().dropFirst() where try await chain.block(number: entry.number)?.hash == entry.hash {
             return entry.number
         }

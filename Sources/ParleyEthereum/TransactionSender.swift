@@ -25,8 +25,9 @@ enum SendFailure: Error, Sendable {
     case transport(String)
 }
 
-/// Sends one account's transactions, one at a time: simulate, estimate, price, sign, send,
+/// Sends one account's transactions: simulate, estimate, price, take a nonce, sign, send,
 /// wait for the receipt and its confirmations, and resend with higher fees when it sits.
+/// Several may be in flight at once, each with its own nonce.
 ///
 /// Nonces come from the chain (`eth_getTransactionCount(…, "pending")`) when the sender
 /// starts and after any refusal, and are counted locally in between, so nothing about them
@@ -104,18 +105,19 @@ actor TransactionSender {
                     broadcast = false
                 }
                 for hash in sent.reversed() {
-                    let receipt: Receipt?
-                    do {
-                        receipt = try await self.receipt(hash)
-                    } catch {
-                        throw .transport(error.description)
+                    // A failed poll is not a failed transaction: it is in flight, so keep
+                    // asking until the deadline (giving up here would let a retry send a
+                    // duplicate that reverts and costs gas).
+                    guard let receipt = try? await self.receipt(hash) else { continue }
+                    guard receipt.succeeded else {
+                        throw .reverted(await revertReason(to: to, data: data, value: value, block: receipt.block))
                     }
-                    if let receipt {
-                        guard receipt.succeeded else { throw .reverted(try await revertReason(to: to, data: data, value: value, block: receipt.block)) }
-                        return receipt
-                    }
+                    return receipt
                 }
                 if ContinuousClock.now - started > options.transactionTimeout {
+                    // The pool may have dropped it: the next transaction reads the nonce from
+                    // the chain again and so fills the gap rather than queueing behind it.
+                    nextNonce = nil
                     let names = sent.map { "0x" + $0.hex }.joined(separator: ", ")
                     throw .transport(
                         "transaction \(names) not confirmed within \(options.transactionTimeout); it may still be mined: read the chain before retrying")

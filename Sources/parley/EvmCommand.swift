@@ -145,7 +145,8 @@ struct EvmDeployCommand: AsyncParsableCommand {
         abstract: "Deploy Parley's adjudicator and app rules to an Ethereum endpoint.",
         discussion: """
             The key file's settlement key (its `parley keygen --show` 0x… address) pays for the \
-            four creations (about 4.3 million gas with the app rules). Prints the adjudicator's \
+            creations: the two app rule contracts and the adjudicator (about 4.3 million gas), \
+            plus the development token with --asset dev-token. Prints the adjudicator's \
             address and the block to pass to `parley node` as --from-block.
             """)
 

@@ -225,3 +225,37 @@ import Testing
         #expect(swapped.id != params.id)
     }
 }
+
+/// A state the EVM adjudicator cannot take (more than its 1,024 bytes of app data) could
+/// never refute an older one, so the engine signs none on an Ethereum channel; the Ed25519
+/// backend keeps the wire's 64 KiB.
+@Suite struct EthereumAppDataLimitTests {
+    struct OpaqueApp: AppRules {
+        var appID: AppID { (try? AppID("test.opaque/1")) ?? .payment }
+        func validateTransition(from current: ChannelState, to next: ChannelState, mover: ParticipantIndex) throws(AppRuleViolation) {}
+        func validateInitial(_ state: ChannelState) throws(AppRuleViolation) {}
+    }
+
+    @Test func anEthereumChannelSignsNoStateWithMoreAppDataThanTheAdjudicatorTakes() throws {
+        let alice = try SigningKey(seed: [UInt8](repeating: 31, count: 32))
+        let bob = try SigningKey(seed: [UInt8](repeating: 32, count: 32))
+        let domain = try SettlementDomain(chainID: 1337, contract: [UInt8](repeating: 0x5f, count: 20))
+        let params = try ChannelParams(
+            participants: [alice.publicKey, bob.publicKey],
+            signers: [alice.settlementKey.settlementAddress, bob.settlementKey.settlementAddress],
+            nonce: [UInt8](repeating: 1, count: 32), appID: OpaqueApp().appID, domain: domain)
+        let tooLong = [UInt8](repeating: 7, count: EthereumBackend.maxAppDataBytes + 1)
+        #expect(throws: OpenRejection.invalidInitialState(.appDataTooLarge(bytes: 1025, limit: 1024))) {
+            _ = try ChannelEngine.propose(
+                params: params, allocation: Allocation(10, 10), appData: tooLong, key: alice.settlementKey, rules: OpaqueApp())
+        }
+        let fits = [UInt8](repeating: 7, count: EthereumBackend.maxAppDataBytes)
+        _ = try ChannelEngine.propose(
+            params: params, allocation: Allocation(10, 10), appData: fits, key: alice.settlementKey, rules: OpaqueApp())
+        // On the Ed25519 backend the same app data is fine.
+        let ed25519 = try ChannelParams(
+            participants: [alice.publicKey, bob.publicKey], nonce: [UInt8](repeating: 1, count: 32), appID: OpaqueApp().appID)
+        _ = try ChannelEngine.propose(
+            params: ed25519, allocation: Allocation(10, 10), appData: tooLong, key: alice, rules: OpaqueApp())
+    }
+}

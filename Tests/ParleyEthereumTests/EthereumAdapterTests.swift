@@ -181,6 +181,45 @@ struct EthereumAdapterTests {
         #expect(try await a.balance(of: Self.alice.publicKey) == 1_000 - 400 + 3)
     }
 
+    /// Found in review: anyone may deposit into a channel of any terms, including an app id
+    /// that is not UTF-8. Its `Opened` log must be skipped, not fail the poll: a watcher
+    /// that stops hearing events would let a stale registration through unrefuted.
+    @Test func aHostileOpenedLogDoesNotStopTheEventStream() async throws {
+        let c = try await Self.channel()
+        let stream = c.a.events(after: 0)
+        // Mallory's channel: seat 0 is Mallory, the app id is the bytes ff fe.
+        let hostile = ABIValue.tuple([
+            .fixedArray([.fixedBytes([UInt8](repeating: 1, count: 32)), .fixedBytes([UInt8](repeating: 2, count: 32))]),
+            .fixedArray([.address(Self.mallory.settlementKey.address.bytes), .address(Self.bob.settlementKey.address.bytes)]),
+            .fixedBytes([UInt8](repeating: 3, count: 32)), .uint(60), .bytes([0xff, 0xfe]),
+        ])
+        let data = AdjudicatorABI.call(AdjudicatorABI.deposit, [hostile, .fixedArray([.amount(1), .amount(0)]), .uint(0), .amount(1)])
+        let receipt = try await c.fixture.chain.sender(for: Self.mallory.settlementKey)
+            .send(to: c.fixture.deployment.adjudicator, data: data, value: 1)
+        #expect(receipt.succeeded)
+        // Our channel's events still arrive, after the hostile ones.
+        try await c.fund()
+        try await c.b.register(c.signed(c.state(4, Allocation(700_000, 800_000))))
+        // Bounded: a poller stuck on the hostile log delivers nothing, and the test must fail
+        // rather than wait for ever.
+        let collected = Task {
+            var kinds: [ChainEvent.Kind] = []
+            for try await event in stream {
+                if event.channel == c.params.id { kinds.append(event.kind) }
+                if kinds.count == 4 { break }
+            }
+            return kinds
+        }
+        let timeout = Task {
+            try await Task.sleep(for: .seconds(30))
+            collected.cancel()
+        }
+        let kinds = (try? await collected.value) ?? []
+        timeout.cancel()
+        #expect(kinds.last == .registered(version: 4, deadline: ChainTime(seconds: 60), by: .second), "events: \(kinds)")
+        #expect(try await c.a.channel(c.params.id)?.registeredVersion == 4)
+    }
+
     static func revertReason(_ fixture: EVMFixture, _ data: [UInt8], from: EthereumAddress, value: Amount = .zero) async -> String? {
         do {
             _ = try await fixture.chain.call(fixture.deployment.adjudicator, data, from: from, value: value)
@@ -222,10 +261,12 @@ struct EthereumAdapterTests {
         let chain = EthereumChain(endpoint: c.fixture.evm.endpoint, adjudicator: c.fixture.deployment.adjudicator, options: options)
         let adapter = chain.adapter(for: Self.alice.publicKey, key: Self.alice.settlementKey)
         let stream = adapter.events(after: 0)
-        kill(c.fixture.evm.processIdentifier, SIGSTOP)
+        let pid = c.fixture.evm.processIdentifier
+        kill(pid, SIGSTOP)
+        defer { kill(pid, SIGCONT) }
         let started = ContinuousClock.now
         let error = await settlementError { () async throws(SettlementError) in _ = try await adapter.now() }
-        kill(c.fixture.evm.processIdentifier, SIGCONT)
+        kill(pid, SIGCONT)
         guard case let .transport(why)? = error else {
             Issue.record("expected .transport, got \(String(describing: error))")
             return

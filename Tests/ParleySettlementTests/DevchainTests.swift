@@ -188,8 +188,15 @@ import Glibc
 
         let run = try await DevchainDaemon.run(["devchain", "--listen", "127.0.0.1:0", "--data", directory, "--manual-time"])
         #expect(run.status == 1)
-        #expect(run.stderr.contains("ledger format 1 was written by an older Parley (64-bit amounts)"), "\(run.stderr)")
+        #expect(run.stderr.contains("ledger format 1 was written by an older Parley (format 1: 64-bit amounts"), "\(run.stderr)")
         #expect(run.stdout.isEmpty)
+
+        // Version 2: the records of the rules before a final registration paid both seats.
+        let two = Array("PARLEYDC".utf8) + [0, 0, 0, 2]
+        try Data(two).write(to: URL(fileURLWithPath: directory + "/ledger.log"))
+        let second = try await DevchainDaemon.run(["devchain", "--listen", "127.0.0.1:0", "--data", directory, "--manual-time"])
+        #expect(second.status == 1)
+        #expect(second.stderr.contains("ledger format 2 was written by an older Parley"), "\(second.stderr)")
     }
 
     @Test func corruptionBeforeTheLastRecordIsRefusedWithAClearMessage() async throws {

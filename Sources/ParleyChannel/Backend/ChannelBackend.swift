@@ -59,4 +59,13 @@ public protocol ChannelBackend: Sendable {
 
     /// Whether `signature` of `digest` was made by `signer`'s key.
     func isValid(_ signature: StateSignature, of digest: Digest, by signer: SettlementAddress) -> Bool
+
+    /// The most app data a state may carry and still be registered on this backend's
+    /// chains. The engine signs nothing longer: a newest state the chain cannot take could
+    /// never refute an older one.
+    var maxAppDataBytes: Int { get }
+}
+
+extension ChannelBackend {
+    public var maxAppDataBytes: Int { WireLimits.maxAppDataBytes }
 }

@@ -28,6 +28,12 @@ public struct EthereumBackend: ChannelBackend {
 
     public var id: ChannelBackendID { .ethereum }
 
+    /// The adjudicator contract's `MAX_APP_DATA` (`Contracts/Adjudicator.vy`): its calldata and
+    /// events hold at most this many bytes of app data.
+    public static let maxAppDataBytes = 1024
+
+    public var maxAppDataBytes: Int { Self.maxAppDataBytes }
+
     /// EIP-712 domain name and version.
     public static let domainName = "Parley"
     public static let domainVersion = "1"
