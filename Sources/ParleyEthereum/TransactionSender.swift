@@ -69,6 +69,7 @@ actor TransactionSender {
             var sent: [Digest] = []
             var lastSend = ContinuousClock.now
             var broadcast = true
+            var waitingForLowerNonce = false
             while true {
                 if broadcast {
                     let transaction = EIP1559Transaction(
@@ -82,6 +83,11 @@ actor TransactionSender {
                         let text = message.lowercased()
                         if text.contains("already known") || text.contains("known transaction") {
                             sent.append(transaction.hash)
+                        } else if text.contains("nonce too high") || text.contains("nonce gap") {
+                            // A lower nonce of ours, sent at the same moment, has not reached
+                            // the node yet (nodes that do not queue future nonces say so):
+                            // send this one again after a poll, until the deadline.
+                            waitingForLowerNonce = true
                         } else if text.contains("nonce too low") || text.contains("replacement") {
                             // Mined or replaced meanwhile: one of ours may hold the nonce; the
                             // receipt check below finds it, else the next attempt takes a nonce
@@ -102,7 +108,8 @@ actor TransactionSender {
                         throw .transport(error.description)
                     }
                     lastSend = .now
-                    broadcast = false
+                    broadcast = waitingForLowerNonce
+                    waitingForLowerNonce = false
                 }
                 for hash in sent.reversed() {
                     // A failed poll is not a failed transaction: it is in flight, so keep

@@ -735,7 +735,9 @@ struct NodeAPITests {
                 Issue.record("open to a closed port: \(String(describing: error))")
                 return
             }
-            #expect(waited >= .seconds(1) && waited < .seconds(5), "took \(waited)")
+            // The open's own timeout is 1 s; the upper bound only says "promptly, not the 30 s
+            // default", with room for a machine the whole suite (local EVMs included) loads.
+            #expect(waited >= .seconds(1) && waited < .seconds(9), "took \(waited)")
             #expect(alice.node.channels.isEmpty)
 
             // An id this node never heard of.
