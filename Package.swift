@@ -158,7 +158,9 @@ let package = Package(
         // Test-only helpers for tests that run `parley` subprocesses; not a product.
         .target(
             name: "ParleyTestSupport",
-            dependencies: ["ParleyDevchain", "ParleyTransport", "ParleyCrypto", "ParleySubprocess", "ParleyEthereum", "ParleyWire"],
+            dependencies: [
+                "ParleyDevchain", "ParleyTransport", "ParleyCrypto", "ParleySubprocess", "ParleyEthereum", "ParleyWire", "ParleyLocks",
+            ],
             path: "Tests/ParleyTestSupport"
         ),
         .testTarget(

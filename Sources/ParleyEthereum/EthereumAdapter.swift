@@ -86,7 +86,7 @@ public struct EthereumAdapter: SettlementAdapter, DevFaucet {
             // channels would otherwise both see the old allowance, and the second
             // `transferFrom` would find the approval already spent.
             let lock = chain.depositLock(for: address)
-            await lock.lock()
+            await lock.acquire()
             do throws(SettlementError) {
                 let has = try await balance(of: identity)
                 guard has >= amount else { throw .insufficientBalance(account: identity, has: has, needs: amount) }
@@ -102,10 +102,10 @@ public struct EthereumAdapter: SettlementAdapter, DevFaucet {
                         call: call)
                 }
                 let events = try await submit(data, call: call)
-                await lock.unlock()
+                await lock.release()
                 return events
             } catch {
-                await lock.unlock()
+                await lock.release()
                 throw error
             }
         }

@@ -96,7 +96,7 @@ public final class EthereumChain: Sendable {
         var accounts: [PublicKey: EthereumAddress] = [:]
         var params: [ChannelID: ChannelParams] = [:]
         var senders: [EthereumAddress: TransactionSender] = [:]
-        var depositLocks: [EthereumAddress: AsyncLock] = [:]
+        var depositLocks: [EthereumAddress: AsyncSemaphore] = [:]
         var blockTimes: [Digest: ChainTime] = [:]
     }
     private let cache = Locked(Cache())
@@ -143,11 +143,12 @@ public final class EthereumChain: Sendable {
         }
     }
 
-    /// The lock an account's token deposits (allowance check, approve, deposit) hold.
-    func depositLock(for address: EthereumAddress) -> AsyncLock {
+    /// The lock an account's token deposits (allowance check, approve, deposit) hold: one
+    /// approve-then-deposit at a time, so two deposits cannot spend one approval.
+    func depositLock(for address: EthereumAddress) -> AsyncSemaphore {
         cache.withLock { cache in
             if let lock = cache.depositLocks[address] { return lock }
-            let lock = AsyncLock()
+            let lock = AsyncSemaphore(permits: 1)
             cache.depositLocks[address] = lock
             return lock
         }

@@ -236,27 +236,3 @@ actor TransactionSender {
         return .transport(error.description)
     }
 }
-
-/// A lock that suspends instead of blocking: one holder at a time, waiters in arrival order.
-/// Held across the `approve` and `deposit` of a token deposit, so two deposits of one
-/// account cannot both see the same allowance and spend one approval twice.
-actor AsyncLock {
-    private var held = false
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    func lock() async {
-        if !held {
-            held = true
-            return
-        }
-        await withCheckedContinuation { waiters.append($0) }
-    }
-
-    func unlock() {
-        if waiters.isEmpty {
-            held = false
-        } else {
-            waiters.removeFirst().resume()
-        }
-    }
-}

@@ -285,16 +285,8 @@ struct EthereumAdapterTests {
 
     @Test func anEndpointNobodyListensOnFailsAtOnceWithATransportError() async throws {
         // Bound, never listening, held: connecting is refused, and nobody else can take it.
-        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(holder) }
-        var bound = sockaddr_in()
-        bound.sin_family = sa_family_t(AF_INET)
-        bound.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let result = withUnsafePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, length) } }
-        try #require(result == 0)
-        _ = withUnsafeMutablePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &length) } }
-        let url = try #require(URL(string: "http://127.0.0.1:\(UInt16(bigEndian: bound.sin_port))"))
+        let refusing = try RefusingPort()
+        let url = try #require(URL(string: "http://127.0.0.1:\(refusing.port)"))
         let placeholder = try EthereumAddress(bytes: [UInt8](repeating: 7, count: 20))
         let chain = EthereumChain(endpoint: url, adjudicator: placeholder)
         let adapter = chain.adapter(for: Self.alice.publicKey, key: Self.alice.settlementKey)

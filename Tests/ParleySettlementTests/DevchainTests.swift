@@ -538,18 +538,8 @@ import Glibc
         // test ends, so no other process of the run (a devchain, a local EVM) can take it and
         // answer; connecting to it is refused.
         let loop = try TestLoop.get()
-        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(holder) }
-        var bound = sockaddr_in()
-        bound.sin_family = sa_family_t(AF_INET)
-        bound.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bindResult = withUnsafePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, length) } }
-        try #require(bindResult == 0)
-        _ = withUnsafeMutablePointer(to: &bound) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &length) }
-        }
-        let address = SocketAddress.loopbackIPv4(port: UInt16(bigEndian: bound.sin_port))
+        let refusing = try RefusingPort()
+        let address = SocketAddress.loopbackIPv4(port: refusing.port)
         let client = DevchainClient(address: address, identity: Keys.alice, loop: loop, connectTimeout: .milliseconds(300))
         defer { Task { await client.close() } }
         let error = await settlementError { () async throws(SettlementError) in _ = try await client.now() }

@@ -1,6 +1,7 @@
 import Foundation
 import ParleyCrypto
 import ParleyEthereum
+import ParleyLocks
 import ParleyWire
 
 /// A local EVM with Parley's contracts deployed: one per test that asks for it.
@@ -27,7 +28,7 @@ public final class EVMFixture: Sendable {
     /// One local EVM at a time in this test process: each is a CPU-bound Python process, and
     /// the suite's dozens of EVM cases started at once starved the timing-sensitive
     /// transport tests of both cores. A fixture holds the permit until it is released.
-    static let permits = TestSemaphore(permits: 1)
+    static let permits = AsyncSemaphore(permits: 1)
 
     /// Starts the devnet, deploys (paid by its first account) and gives each of `keys`'
     /// settlement addresses 1,000 ether for gas.
@@ -84,31 +85,5 @@ public final class EVMFixture: Sendable {
 
     public func adapter(for key: SigningKey) -> EthereumAdapter {
         chain.adapter(for: key.publicKey, key: key.settlementKey)
-    }
-}
-
-/// A counting semaphore for tests: `acquire` waits (without blocking a thread) for a permit.
-public actor TestSemaphore {
-    private var available: Int
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    public init(permits: Int) {
-        available = permits
-    }
-
-    public func acquire() async {
-        if available > 0 {
-            available -= 1
-            return
-        }
-        await withCheckedContinuation { waiters.append($0) }
-    }
-
-    public func release() {
-        if waiters.isEmpty {
-            available += 1
-        } else {
-            waiters.removeFirst().resume()
-        }
     }
 }
