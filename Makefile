@@ -37,10 +37,14 @@ release: deps
 # The EVM suites (the conformance suite's `evm` cases, Tests/ParleyEthereumTests) run on the
 # local EVM, whose Python environment `evm-env` makes; `contracts-check` recompiles the
 # Vyper contracts and fails if the committed bytecode differs.
+# Tools/test/run-tests.py runs the test binary as `swift test` would, and ends a hung run
+# (no test ending for 10 minutes) with the names of the tests still running and every
+# thread's backtrace; it lists the slowest cases at the end. TEST_ARGS="--filter NAME"
+# runs a part.
 SIM_SEEDS ?= 2000
 test: deps vectors evm-env contracts-check
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	python3 Tools/test/run-tests.py $$($(SWIFT) build --show-bin-path)/ParleyPackageTests.xctest $(TEST_ARGS)
 	$(SWIFT) build -c release --product parley
 	$$($(SWIFT) build -c release --show-bin-path)/parley sim --seeds $(SIM_SEEDS) --require-coverage
 

@@ -55,8 +55,11 @@ public final class JSONRPCClient: Sendable {
         session = URLSession(configuration: configuration)
     }
 
+    /// No request is in flight by now (each holds the client until it ends), so nothing is
+    /// cancelled: `invalidateAndCancel` would cancel a task whose end FoundationNetworking
+    /// may still be recording, which traps (see `withDeadline`).
     deinit {
-        session.invalidateAndCancel()
+        session.finishTasksAndInvalidate()
     }
 
     /// Calls `method` and returns its `result`; a JSON-RPC error answer throws `.rpc`.
@@ -81,7 +84,10 @@ public final class JSONRPCClient: Sendable {
         let answer: (Data, URLResponse)
         let prepared = request
         do {
-            answer = try await withDeadline(callTimeout) { [session] in try await session.data(for: prepared) }
+            // The body holds the client, not just its session: a caller that gave up at the
+            // deadline may drop the last other reference, and `deinit` invalidates the
+            // session, on which a request that starts late would trap ("Session invalidated").
+            answer = try await withDeadline(callTimeout) { [self] in try await session.data(for: prepared) }
         } catch is DeadlinePassed {
             throw .timeout(method: method, seconds: seconds)
         } catch let error as URLError where error.code == .timedOut {
@@ -123,10 +129,13 @@ struct DeadlinePassed: Error {}
 
 /// Runs `body`, or throws `DeadlinePassed` once `limit` has passed, whichever comes first.
 ///
-/// The caller never waits for `body` past the limit: it is cancelled then, and left to end
-/// on its own. (A task group would wait for it, and URLSession on Linux does not always
-/// give up a request to a peer that accepted the connection and went silent: a frozen
-/// endpoint held a test for half an hour that way.)
+/// The caller never waits for `body` past the limit: `body` is left to end on its own (a
+/// task group would wait for it, and URLSession on Linux does not always give up a request
+/// to a peer that accepted the connection and went silent: a frozen endpoint held a test
+/// for half an hour that way). It is not cancelled either: cancelling an async URLSession
+/// request cancels its `URLSessionTask`, and FoundationNetworking traps when that races
+/// the task's own end ("Trying to access a behaviour for a task that in not in the
+/// registry"). The request ends by the session's own timeout instead.
 func withDeadline<T: Sendable>(
     _ limit: Duration, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
@@ -134,17 +143,14 @@ func withDeadline<T: Sendable>(
     return try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             outcome.install(continuation)
-            let work = Task {
+            Task {
                 do { outcome.finish(.success(try await body())) } catch { outcome.finish(.failure(error)) }
             }
             let timer = Task {
                 try? await Task.sleep(for: limit)
                 if !Task.isCancelled { outcome.finish(.failure(DeadlinePassed())) }
             }
-            outcome.onFinish {
-                work.cancel()
-                timer.cancel()
-            }
+            outcome.onFinish { timer.cancel() }
         }
     } onCancel: {
         outcome.finish(.failure(CancellationError()))

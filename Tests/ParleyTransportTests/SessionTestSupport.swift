@@ -97,7 +97,7 @@ struct RawDialer {
     let keys: SessionKeys
 
     static func handshake(on loop: EventLoop, to address: SocketAddress, expecting peer: PublicKey) async throws -> RawDialer {
-        let connection = try await loop.dial(to: address, timeout: .seconds(5))
+        let connection = try await loop.dial(to: address, timeout: testConfig.connectTimeout)
         let inbox = ByteInbox()
         inbox.attach(to: connection)
         var initiator = HandshakeInitiator(identity: SigningKey(), expectedPeer: peer)

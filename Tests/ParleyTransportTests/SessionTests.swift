@@ -280,7 +280,11 @@ struct SessionTests {
 
     @Test func peerThatNeverSendsIsReportedSilentAndTheSessionStaysOpen() async throws {
         try await withEventLoop { loop in
-            let config = SessionConfig(keepaliveInterval: .milliseconds(50), silenceInterval: .milliseconds(300))
+            // The handshake keeps the loaded-machine timeouts of `testConfig`: with the 5 s
+            // default, CI once saw this session closed under it.
+            var config = testConfig
+            config.keepaliveInterval = .milliseconds(50)
+            config.silenceInterval = .milliseconds(300)
             let server = try await ListeningPeer.start(on: loop, config: config)
             let raw = try await RawDialer.handshake(on: loop, to: server.address, expecting: server.key)
             let accepted = try await server.session()
