@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "ParleyNode", targets: ["ParleyNode"]),
         .library(name: "ParleyDrill", targets: ["ParleyDrill"]),
         .library(name: "ParleyGames", targets: ["ParleyGames"]),
+        .library(name: "ParleyControl", targets: ["ParleyControl"]),
         .executable(name: "parley", targets: ["parley"]),
     ],
     dependencies: [
@@ -83,6 +84,7 @@ let package = Package(
         .target(name: "CParleySpawn"),
         .target(name: "ParleySubprocess", dependencies: ["CParleySpawn", "ParleyLocks"]),
         .target(name: "ParleyGames", dependencies: ["ParleyChannel", "ParleyCrypto", "ParleyWire"]),
+        .target(name: "ParleyControl", dependencies: ["ParleyWire", "ParleyLocks"]),
         // Ethereum transactions (RLP, EIP-1559) for the Ethereum settlement adapter (Docs/Architecture.md).
         .target(
             name: "ParleyEthereum",
@@ -95,7 +97,7 @@ let package = Package(
             name: "ParleyDrill",
             dependencies: [
                 "ParleyNode", "ParleyDevchain", "ParleySettlement", "ParleyChannel", "ParleyCrypto", "ParleySubprocess",
-                "ParleyLocks", "ParleyEthereum", "ParleyWire", .product(name: "Yams", package: "Yams"),
+                "ParleyLocks", "ParleyEthereum", "ParleyWire", "ParleyControl", .product(name: "Yams", package: "Yams"),
             ]
         ),
         .executableTarget(
@@ -103,7 +105,7 @@ let package = Package(
             dependencies: [
                 "ParleyCrypto", "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyTransport",
                 "ParleySettlement", "ParleyDevchain", "ParleyNode", "ParleyDrill", "ParleySubprocess", "ParleyLocks",
-                "ParleySim", "ParleyEthereum", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ParleySim", "ParleyEthereum", "ParleyControl", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
@@ -132,6 +134,10 @@ let package = Package(
         .testTarget(
             name: "ParleyCryptoTests",
             dependencies: ["ParleyCrypto", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(
+            name: "ParleyControlTests",
+            dependencies: ["ParleyControl", "ParleyWire", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(
             name: "ParleyWireTests",

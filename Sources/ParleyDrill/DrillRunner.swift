@@ -1,5 +1,6 @@
 import Foundation
 import ParleyChannel
+import ParleyControl
 import ParleyCrypto
 import ParleyDevchain
 import ParleyEthereum
@@ -52,7 +53,8 @@ struct DrillAbort: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// A `parley node` child: commands in, answers and events out.
+/// A `parley node` child: typed requests in (control protocol JSON lines, each with an
+/// id), answers and events out.
 final class NodeChild: @unchecked Sendable {
     let name: String
     let executable: String
@@ -61,7 +63,8 @@ final class NodeChild: @unchecked Sendable {
     private(set) var listening = ""
     /// Index of the next stdout line not yet looked at for events.
     private var cursor = 0
-    private(set) var events: [[String: Any]] = []
+    private(set) var events: [ControlEvent] = []
+    private var nextID = 0
 
     init(name: String, executable: String, arguments: [String]) throws {
         self.name = name
@@ -73,12 +76,12 @@ final class NodeChild: @unchecked Sendable {
     /// Waits for the `ready` line and pins the port for restarts.
     func waitUntilReady() async throws {
         guard let (line, _) = await child.line(from: 0, within: .seconds(30), where: { $0.contains("\"ready\"") }),
-            let ready = Self.object(line)
+            case let .event(ready)? = try? ControlCodec.decodeLine(line)
         else {
             child.kill()
             throw DrillAbort("\(name)'s node did not start: \(child.standardError.suffix(600))")
         }
-        listening = ready["listening"] as? String ?? ""
+        listening = ready.listening ?? ""
         if let index = arguments.firstIndex(of: "--listen"), !listening.isEmpty { arguments[index + 1] = listening }
     }
 
@@ -98,35 +101,54 @@ final class NodeChild: @unchecked Sendable {
 
     var isRunning: Bool { child.process.isRunning }
 
-    /// Sends one command and returns its answer (the next line with a `command` key).
-    func command(_ line: String, timeout: Duration = .seconds(90)) async throws -> [String: Any] {
+    /// Sends one command (the console's word form) as a typed request and returns its
+    /// answer, told from other answers by its id.
+    func command(_ line: String, timeout: Duration = .seconds(90)) async throws -> ControlResponse {
         guard isRunning else { throw DrillAbort("\(name)'s node is not running (crashed? add `- restart: \(name)`)") }
+        var request: ControlRequest
+        do {
+            guard let parsed = try ControlCodec.words(line.split(separator: " ").map(String.init)) else {
+                throw DrillAbort("empty command")
+            }
+            request = parsed
+        } catch let error as ControlUsageError {
+            throw DrillAbort("`\(line.prefix(60))`: \(error)")
+        }
+        nextID += 1
+        let id = "drill-\(nextID)"
+        request.id = id
+        request.v = ControlProtocol.version
         collectEvents()
         let start = child.lineCount
-        try child.send(line)
+        try child.send(try ControlCodec.line(request))
         guard let (answer, _) = await child.line(
-                from: start, within: timeout, where: { $0.hasPrefix("{") && $0.contains("\"command\"") }),
-            let object = Self.object(answer)
+                from: start, within: timeout, where: { $0.contains("\"id\":\"\(id)\"") && $0.contains("\"ok\"") }),
+            case let .response(response)? = try? ControlCodec.decodeLine(answer)
         else {
             if child.hasEnded { throw DrillAbort("\(name)'s node exited: \(child.standardError.suffix(600))") }
             throw DrillAbort("\(name)'s node did not answer `\(line.prefix(60))` within \(timeout)")
         }
-        return object
+        return response
     }
 
     /// Moves event lines printed since the last call into `events`; returns the new ones.
     @discardableResult
-    func collectEvents() -> [[String: Any]] {
+    func collectEvents() -> [ControlEvent] {
         let fresh = child.lines(from: cursor)
         cursor += fresh.count
-        let parsed = fresh.compactMap(Self.object).filter { $0["event"] != nil }
+        let parsed = fresh.compactMap { line -> ControlEvent? in
+            guard case let .event(event)? = try? ControlCodec.decodeLine(line) else { return nil }
+            return event
+        }
         events += parsed
         return parsed
     }
+}
 
-    static func object(_ line: String) -> [String: Any]? {
-        (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
-    }
+/// The line `parley devchain --json` prints once it listens.
+struct DevchainReady: Decodable {
+    let listening: String
+    let key: String
 }
 
 /// Chain events as the subscription delivers them.
@@ -285,8 +307,8 @@ final class DrillRun: @unchecked Sendable {
         let answer = try await node(opener.name).command(
             "open \(responderKey.publicKey.hex)@\(try node(responder.name).listening) \(opener.deposit) \(responder.deposit)"
                 + (drill.game ? " tictactoe" : "") + (evm == nil ? "" : " \(responderKey.settlementKey.address)"))
-        guard answer["ok"] as? Bool == true, let id = answer["channel"] as? String else {
-            throw DrillAbort("opening the channel failed: \(answer["error"] ?? "no answer")")
+        guard answer.ok, let id = answer.channel else {
+            throw DrillAbort("opening the channel failed: \(answer.error ?? "no answer")")
         }
         channel = id
         channelID = Hex.decode(id).flatMap { try? Digest(bytes: $0) }.map(ChannelID.init(digest:))
@@ -296,8 +318,8 @@ final class DrillRun: @unchecked Sendable {
         try await waitUntil("both peers to see the channel funded", timeout: .seconds(20)) {
             for peer in self.drill.peers {
                 let status = try await self.node(peer.name).command("status")
-                let channels = status["channels"] as? [[String: Any]] ?? []
-                guard channels.contains(where: { $0["channel"] as? String == id && $0["funded"] as? Bool == true }) else {
+                let channels = status.channels ?? []
+                guard channels.contains(where: { $0.channel == id && $0.funded }) else {
                     return false
                 }
             }
@@ -313,11 +335,10 @@ final class DrillRun: @unchecked Sendable {
             arguments: ["devchain", "--listen", "127.0.0.1:0", "--data", root + "/chain", "--manual-time", "--json", "--stop-on-eof"])
         devchain = daemon
         guard let (line, _) = await daemon.line(from: 0, within: .seconds(30), where: { $0.contains("listening") }),
-            let ready = NodeChild.object(line), let listening = ready["listening"] as? String,
-            let daemonKey = ready["key"] as? String
+            let ready = try? JSONDecoder().decode(DevchainReady.self, from: Data(line.utf8))
         else { throw DrillAbort("the devchain did not start: \(daemon.standardError.suffix(600))") }
         // Pinned to the key the daemon announced: our client and every node refuse any other.
-        let address = "devchain://\(daemonKey)@\(listening)"
+        let address = "devchain://\(ready.key)@\(ready.listening)"
         let client: DevchainClient
         do { client = try await DevchainClient.connect(to: address, identity: try Self.key(&random)) } catch {
             throw DrillAbort("cannot reach the devchain: \(error)")
@@ -435,13 +456,12 @@ final class DrillRun: @unchecked Sendable {
         }
     }
 
-    private func describeNodeEvent(_ event: [String: Any], of peer: String) {
-        guard let kind = event["event"] as? String else { return }
-        switch kind {
-        case "exitStarted":
-            note(.note, from: peer, "watcher exits on chain with version \(event["version"] ?? "?") (\(event["reason"] ?? ""))",
+    private func describeNodeEvent(_ event: ControlEvent, of peer: String) {
+        switch event.event {
+        case .exitStarted:
+            note(.note, from: peer, "watcher exits on chain with version \(event.version.map(String.init) ?? "?") (\(event.reason ?? ""))",
                  emphasis: true)
-        case "peerSilent":
+        case .peerSilent:
             note(.note, from: peer, "the other peer did not answer in time")
         default:
             break
@@ -452,11 +472,11 @@ final class DrillRun: @unchecked Sendable {
 
     private func perform(_ action: Drill.Action) async throws -> Outcome {
         var outcome = Outcome()
-        func answer(_ node: NodeChild, _ command: String, timeout: Duration = .seconds(90)) async throws -> [String: Any]? {
+        func answer(_ node: NodeChild, _ command: String, timeout: Duration = .seconds(90)) async throws -> ControlResponse? {
             let reply = try await node.command(command, timeout: timeout)
-            if reply["ok"] as? Bool == true { return reply }
+            if reply.ok { return reply }
             outcome.refused = true
-            outcome.error = reply["error"] as? String ?? "refused"
+            outcome.error = reply.error ?? "refused"
             return nil
         }
         switch action {
@@ -464,15 +484,15 @@ final class DrillRun: @unchecked Sendable {
             let to = drill.other(than: from) ?? "?"
             let reply = try await answer(try node(from), "pay \(channel) \(amount) \(count)",
                                          timeout: .seconds(90) + .milliseconds(count * 20))
-            let version = (reply?["version"] as? UInt64).map { ", version \($0)" } ?? ""
+            let version = reply?.version.map { ", version \($0)" } ?? ""
             note(.message, from: from, to: to, "pay \(amount)\(count > 1 ? " ×\(count)" : "")\(version)")
             if let error = outcome.error { note(.note, from: from, "payment refused: \(error)", emphasis: true) }
             outcome.detail = "paid \(amount)\(count > 1 ? " × \(count)" : "")\(version)"
         case let .keep(peer, label):
-            if let reply = try await answer(try node(peer), "state \(channel)"), let state = reply["state"] as? String {
+            if let reply = try await answer(try node(peer), "state \(channel)"), let state = reply.state {
                 kept[label] = state
-                note(.note, from: peer, "keeps version \(reply["version"] ?? "?") as `\(label)`")
-                outcome.detail = "kept version \(reply["version"] ?? "?")"
+                note(.note, from: peer, "keeps version \(reply.version.map(String.init) ?? "?") as `\(label)`")
+                outcome.detail = "kept version \(reply.version.map(String.init) ?? "?")"
             }
         case let .register(peer, reference):
             let state: String
@@ -484,7 +504,7 @@ final class DrillRun: @unchecked Sendable {
                 } else if let holder = heldBy[label] {
                     // A final state the holder countersigned in secret (`hold-final`).
                     guard let reply = try await answer(try node(holder), "held \(channel)"),
-                        let saved = reply["state"] as? String
+                        let saved = reply.state
                     else { throw DrillAbort("\(holder) holds no secretly countersigned final state for `\(label)`") }
                     kept[label] = saved
                     state = saved
@@ -496,7 +516,7 @@ final class DrillRun: @unchecked Sendable {
             // stands down, so the other peer's watcher is the one the drill tests.
             let command = reference == .latest ? "register" : "cheat"
             let reply = try await answer(try node(peer), "\(command) \(channel) \(state)")
-            let what = (reply?["version"] as? UInt64).map { "version \($0)" } ?? Self.label(reference)
+            let what = reply?.version.map { "version \($0)" } ?? Self.label(reference)
             note(.chain, from: peer, to: "chain", "submits \(what)" + (outcome.error.map { " — refused: \($0)" } ?? ""),
                  emphasis: reference != .latest)
             outcome.detail = "submitted \(what)"
@@ -504,7 +524,7 @@ final class DrillRun: @unchecked Sendable {
             let closer = by ?? drill.peers[0].name
             note(.message, from: closer, to: drill.other(than: closer), "cooperative close")
             if let reply = try await answer(try node(closer), "close \(channel)") {
-                outcome.detail = "closed at version \(reply["version"] ?? "?")"
+                outcome.detail = "closed at version \(reply.version.map(String.init) ?? "?")"
             }
         case let .dispute(peer):
             _ = try await answer(try node(peer), "dispute \(channel)")
@@ -543,7 +563,7 @@ final class DrillRun: @unchecked Sendable {
         case let .move(peer, cell):
             let to = drill.other(than: peer) ?? "?"
             let reply = try await answer(try node(peer), "move \(channel) \(cell)")
-            let version = (reply?["version"] as? UInt64).map { ", version \($0)" } ?? ""
+            let version = reply?.version.map { ", version \($0)" } ?? ""
             note(.message, from: peer, to: to, "marks cell \(cell)\(version)")
             outcome.detail = "marked cell \(cell)\(version)"
         case let .progressFinal(peer):
@@ -560,7 +580,7 @@ final class DrillRun: @unchecked Sendable {
     /// `rejected` event). Refused = the receiver reacted; `changedState` is judged after.
     private func tamper(
         from: String, kind: String, outcome: inout Outcome,
-        answer: (NodeChild, String, Duration) async throws -> [String: Any]?
+        answer: (NodeChild, String, Duration) async throws -> ControlResponse?
     ) async throws {
         let receiverName = drill.other(than: from) ?? ""
         let receiver = try node(receiverName)
@@ -568,14 +588,14 @@ final class DrillRun: @unchecked Sendable {
         let seen = receiver.events.count
         let reply = try await answer(try node(from), "tamper \(channel) \(kind)", .seconds(30))
         note(.message, from: from, to: receiverName,
-             "tampered update (\(kind))" + ((reply?["version"]).map { ", version \($0)" } ?? ""), emphasis: true)
+             "tampered update (\(kind))" + (reply?.version.map { ", version \($0)" } ?? ""), emphasis: true)
         guard outcome.error == nil else { return }
         let end = ContinuousClock.now + .seconds(5)
         var reaction: String?
         while reaction == nil, ContinuousClock.now < end {
             receiver.collectEvents()
-            reaction = receiver.events.dropFirst(seen).first { ["error", "rejected"].contains($0["event"] as? String) }
-                .map { event in "\(event["error"] ?? event["reason"] ?? "rejected")" }
+            reaction = receiver.events.dropFirst(seen).first { [.error, .rejected].contains($0.event) }
+                .map { event in event.error ?? event.reason ?? "rejected" }
             if reaction == nil { try await Task.sleep(for: .milliseconds(10)) }
         }
         guard let reaction else {
@@ -610,12 +630,10 @@ final class DrillRun: @unchecked Sendable {
 
     private func view(of name: String, _ node: NodeChild) async throws -> PeerView? {
         let status = try await node.command("status")
-        guard let channels = status["channels"] as? [[String: Any]],
-            let entry = channels.first(where: { $0["channel"] as? String == channel }),
-            let version = (entry["version"] as? NSNumber)?.uint64Value,
-            let balances = entry["balances"] as? [String: Any],
-            let me = (balances["me"] as? NSNumber)?.uint64Value, let other = (balances["peer"] as? NSNumber)?.uint64Value
+        guard let entry = status.channels?.first(where: { $0.channel == channel }),
+            let me = UInt64(exactly: entry.balances.me.value), let other = UInt64(exactly: entry.balances.peer.value)
         else { return nil }
+        let version = entry.version
         let seat = drill.seat(of: name) ?? .first
         return PeerView(version: version, balances: seat == .first ? [me, other] : [other, me])
     }

@@ -36,7 +36,8 @@ public struct Channel: Sendable, Hashable {
     ///   chain if the policy says so); `.channelClosing`, `.notFunded`.
     @discardableResult
     public func pay(_ amount: Amount) async throws(NodeError) -> SignedState {
-        try await request(.intent(.pay(amount: amount)))
+        guard amount > 0 else { throw .invalidParameters("a payment must be at least 1 unit, got 0") }
+        return try await request(.intent(.pay(amount: amount)))
     }
 
     /// Proposes an arbitrary next state: `change` receives a copy of the latest state and

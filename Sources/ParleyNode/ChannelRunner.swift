@@ -536,7 +536,8 @@ private final class RunnerLoop: @unchecked Sendable {
     }
 
     private func submit(_ request: ChannelRunner.Request, _ waiter: CheckedContinuation<SignedState, any Error>) async {
-        if status.isClosing || status.isClosed {
+        if status.isClosed { return waiter.resume(throwing: NodeError.channelClosed(id)) }
+        if status.isClosing {
             let reason = status.closingReason ?? .closed
             return waiter.resume(throwing: NodeError.channelClosing(id, because: reason))
         }

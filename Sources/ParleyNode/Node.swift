@@ -71,6 +71,8 @@ public actor Node {
     private var peers: [PublicKey: PeerState] = [:]
     private var addresses: [PublicKey: SocketAddress] = [:]
     private var sessionWaiters: [PublicKey: [CheckedContinuation<(any MessageLink)?, Never>]] = [:]
+    /// Why the last dial for an `open` failed, for its error message.
+    private var dialFailures: [PublicKey: String] = [:]
     /// Tasks that run for the node's life (session notices, watcher events).
     private var tasks: [Task<Void, Never>] = []
     /// Short tasks (funding, on-chain moves), each removed when it ends: keeping finished
@@ -127,8 +129,11 @@ public actor Node {
     }
 
     private enum SessionNotice: Sendable {
-        case up(any MessageLink, dialed: Bool)
+        /// A session is up; `dialed` carries the address we dialled for it.
+        case up(any MessageLink, dialed: SocketAddress?)
         case down(any MessageLink, SessionCloseReason)
+        /// A dial to `peer` failed (refused, timed out); the link retries.
+        case dialFailed(PublicKey, String)
     }
 
     /// Opens the journal, recovers its channels, listens, starts the watcher and redials
@@ -152,6 +157,10 @@ public actor Node {
         let journal: Journal
         do { journal = try Journal(directory: directory, durability: policy.durability) } catch {
             throw NodeError.journal(error)
+        }
+        do { try NodeIdentityFile.check(directory: directory, key: identity.publicKey, journal: journal) } catch {
+            journal.close()
+            throw error
         }
         let network: TCPLinkNetwork
         do { network = try TCPLinkNetwork(identity: identity, config: policy.session, loop: loop) } catch {
@@ -243,7 +252,7 @@ public actor Node {
                 onRefused: { [logger] address, reason in
                     logger.info("handshake from \(address) failed: \(reason)")
                 },
-                onLink: { session in notices.yield(.up(session, dialed: false)) })
+                onLink: { session in notices.yield(.up(session, dialed: nil)) })
             listeningAddress = listener?.localAddress
         }
         for peer in Set(registry.runners.withLock { $0.values.filter { !$0.status.isClosed }.map(\.peer) }) {
@@ -403,13 +412,12 @@ public actor Node {
                 nonce: random.bytes(ChannelParams.nonceBytes),
                 challengeDuration: challengeDuration ?? policy.challengeDuration, appID: app, domain: domain)
         } catch { throw .invalidParameters("\(error)") }
-        if addresses[peer] != address {
-            addresses[peer] = address
-            do { try book.save(addresses) } catch { logger.warning("\(error)") }
-        }
+        // The address is kept (file `peers`) only once a handshake on it succeeds
+        // (`sessionUp`): a mistyped one, or one given while a session is up, changes nothing.
         guard let session = await session(with: peer, at: address, within: timeout) else {
+            let why = dialFailures.removeValue(forKey: peer).map { "dialling \(address) failed: \($0)" }
             await forgetIfUnused(peer)
-            throw .peerUnreachable("no session with \(peer.shortID) at \(address) within \(timeout)")
+            throw .peerUnreachable(why ?? "no session with \(peer.shortID) at \(address) within \(timeout)")
         }
         let engine: JournaledEngine
         let effects: [Effect]
@@ -629,6 +637,7 @@ public actor Node {
 
     func dispute(_ id: ChannelID) async throws(NodeError) {
         let runner = try runner(id)
+        guard !runner.status.isClosed else { throw .channelClosed(id) }
         runner.post(.closing(.exiting(.requested)))
         await watcher.dispute(id)
     }
@@ -677,9 +686,10 @@ public actor Node {
         let logger = self.logger
         let link = network.keepLink(to: peer, at: address, retry: policy.redial) { event in
             switch event {
-            case let .connected(session): notices.yield(.up(session, dialed: true))
+            case let .connected(session): notices.yield(.up(session, dialed: address))
             case let .attemptFailed(why, retryIn):
                 logger.debug("dial \(peer.shortID) at \(address) failed: \(why); retrying in \(retryIn)")
+                notices.yield(.dialFailed(peer, "\(why)"))
             case .disconnected: break  // the session's own close event reports it
             }
         }
@@ -691,16 +701,33 @@ public actor Node {
         switch notice {
         case let .up(session, dialed): await sessionUp(session, dialed: dialed)
         case let .down(session, reason): sessionDown(session, reason: reason)
+        case let .dialFailed(peer, why): dialFailed(peer, why)
         }
+    }
+
+    /// An `open` waiting for a first session with a peer we have no channel with fails at
+    /// the first failed dial (a refused connection answers in milliseconds; the user should
+    /// not wait out the open's whole timeout). Peers with channels are redialled as before.
+    private func dialFailed(_ peer: PublicKey, _ why: String) {
+        guard sessionWaiters[peer]?.isEmpty == false,
+            !registry.runners.withLock({ $0.values.contains { $0.peer == peer } })
+        else { return }
+        dialFailures[peer] = why
+        expireSessionWaiters(for: peer)
     }
 
     /// Newest session wins. An inbound session from a peer we also dial pauses our link
     /// (otherwise both sides would keep replacing each other's session); the link comes
     /// back when that inbound session ends.
-    private func sessionUp(_ session: any MessageLink, dialed: Bool) async {
+    private func sessionUp(_ session: any MessageLink, dialed: SocketAddress?) async {
         guard !stopped else { return session.close(reason: "node shut down") }
         let peer = session.peer
-        if !dialed, let link = peers[peer]?.link {
+        if let dialed, addresses[peer] != dialed {
+            // A handshake on this address succeeded: now it is worth keeping.
+            addresses[peer] = dialed
+            do { try book.save(addresses) } catch { logger.warning("\(error)") }
+        }
+        if dialed == nil, let link = peers[peer]?.link {
             peers[peer]?.link = nil
             await link.stop()
         }
@@ -709,7 +736,7 @@ public actor Node {
         let id = ObjectIdentifier(session)
         for runner in registry.runners.withLock({ $0.values.filter { $0.peer == peer } }) { runner.post(.attach(session)) }
         sink.yield(.peerConnected(peer))
-        logger.info("session with \(peer.shortID) up (\(dialed ? "dialled" : "accepted"), \(session.remoteDescription))")
+        logger.info("session with \(peer.shortID) up (\(dialed == nil ? "accepted" : "dialled"), \(session.remoteDescription))")
         sessionWaiters.removeValue(forKey: peer)?.forEach { $0.resume(returning: session) }
         if let old, old !== session { old.close(reason: "replaced by a newer session") }
         // Messages go from the transport straight to their channel's mailbox (no hop
@@ -757,6 +784,10 @@ public actor Node {
             // One at a time for the whole node, in arrival order: a proposal repeated on a
             // reconnect must find the channel the first one created.
             incomingOpens.yield((proposal, session))
+        } else if journal.channels[message.channelID]?.isClosed == true {
+            // A peer that has not seen the end of a channel we closed (it reestablishes
+            // after a restart): nothing to do, and nothing wrong.
+            logger.debug("message for closed channel \(message.channelID.shortID) from \(session.peer.shortID)")
         } else {
             logger.notice("message for unknown channel \(message.channelID.shortID) from \(session.peer.shortID)")
             sink.yield(.error(nil, "ignored a \(message.kind) for unknown channel \(message.channelID.shortID) from \(session.peer.shortID)"))

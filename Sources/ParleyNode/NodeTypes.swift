@@ -249,6 +249,11 @@ public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The channel is closing or closed (a final state, or a dispute on chain); `because`
     /// says what started it.
     case channelClosing(ChannelID, because: ClosingReason)
+    /// The channel is over: concluded on chain and paid out. Nothing more can be done on it.
+    case channelClosed(ChannelID)
+    /// The journal directory belongs to another node's key (its `identity` file or its
+    /// channels say so): opening it would sign for channels this key is not in.
+    case journalOfAnotherKey(directory: String, journal: PublicKey, ours: PublicKey)
     /// The chain does not show the channel funded yet.
     case notFunded(ChannelID)
     /// Our proposal went unanswered for the proposal timeout. The session was dropped; if
@@ -273,6 +278,9 @@ public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case let .unknownChannel(id): "channel \(id.shortID) is not known to this node"
         case let .channelClosing(id, reason): "channel \(id.shortID) is closing (\(reason)); no more updates"
+        case let .channelClosed(id): "channel \(id.shortID) is closed: it was settled on chain and takes no more commands"
+        case let .journalOfAnotherKey(directory, journal, ours):
+            "the journal \(directory) belongs to the key \(journal.humanForm), not to this node's key \(ours.humanForm): give the matching --key, or another --journal for this key"
         case let .notFunded(id): "channel \(id.shortID) is not funded on chain yet"
         case let .peerUnresponsive(id, after):
             "the peer did not answer on channel \(id.shortID) within \(after); the connection was dropped"

@@ -66,6 +66,11 @@ public struct PeerBook: PeerAddressStore {
     /// Writes the whole book durably. Throws a readable message on failure.
     public func save(_ addresses: [PublicKey: SocketAddress]) throws(NodeError) {
         let text = addresses.sorted { $0.key < $1.key }.map { "\($0.key.hex) \($0.value)\n" }.joined()
+        try Self.writeDurably(path, text)
+    }
+
+    /// Replaces the file at `path` with `text` through a temporary file, fsync and rename.
+    static func writeDurably(_ path: String, _ text: String) throws(NodeError) {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .invalidParameters("cannot write \(temporary): \(Self.lastError())") }
@@ -87,7 +92,7 @@ public struct PeerBook: PeerAddressStore {
         }
     }
 
-    private static func readFile(_ path: String) -> String? {
+    static func readFile(_ path: String) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

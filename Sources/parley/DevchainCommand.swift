@@ -161,7 +161,7 @@ struct DevchainCommand: AsyncParsableCommand {
         switch reason {
         case let .signal(name):
             writeToStandardError("parley devchain: stopped by \(name) at chain time \(server.now.seconds)\n")
-        case .inputClosed:
+        case .inputClosed, .quit:
             writeToStandardError("parley devchain: standard input closed; stopped at chain time \(server.now.seconds)\n")
         case let .fatal(why):
             throw failure("devchain", "stopped: \(why)")
@@ -225,73 +225,3 @@ private struct DevchainListening: Encodable {
     var timeTravel: String
 }
 
-/// Why the daemon stops: a signal, or a ledger it can no longer write.
-private enum StopReason: Sendable {
-    case signal(String)
-    /// `--stop-on-eof` and standard input ended.
-    case inputClosed
-    case fatal(String)
-}
-
-/// Written once, before the daemon waits; only keeps the sources alive.
-nonisolated(unsafe) private var signalSources: [any DispatchSourceSignal] = []
-
-/// Resolves once, on SIGINT/SIGTERM or a fatal error.
-private final class StopSignal: Sendable {
-    private struct State {
-        var reason: StopReason?
-        var waiter: CheckedContinuation<StopReason, Never>?
-    }
-
-    private let state = Locked(State())
-
-    func watchSignals() {
-        var sources: [any DispatchSourceSignal] = []
-        for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [self] in trigger(.signal(name)) }
-            source.resume()
-            sources.append(source)
-        }
-        // Kept for the life of the process: a released source stops delivering.
-        signalSources = sources
-    }
-
-    /// Reads (and ignores) standard input on a thread of its own until it ends.
-    func watchStandardInput() {
-        let thread = Thread { [self] in
-            var buffer = [UInt8](repeating: 0, count: 512)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
-                if count > 0 { continue }
-                if count < 0, errno == EINTR { continue }
-                break
-            }
-            trigger(.inputClosed)
-        }
-        thread.name = "devchain-stdin"
-        thread.start()
-    }
-
-    func trigger(_ reason: StopReason) {
-        let waiter = state.withLock { state -> CheckedContinuation<StopReason, Never>? in
-            guard state.reason == nil else { return nil }
-            state.reason = reason
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        waiter?.resume(returning: reason)
-    }
-
-    func wait() async -> StopReason {
-        await withCheckedContinuation { continuation in
-            let ready = state.withLock { state -> StopReason? in
-                if let reason = state.reason { return reason }
-                state.waiter = continuation
-                return nil
-            }
-            if let ready { continuation.resume(returning: ready) }
-        }
-    }
-}

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ParleyChannel
+import ParleyControl
 import ParleyCrypto
 import ParleyDevchain
 import ParleyGames
@@ -155,7 +156,31 @@ struct NodeCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Log at info level on stderr (default: warnings and errors only).")
     var verbose = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Also serve the commands on a Unix socket (mode 0600; `parley ctl --control unix:PATH`). The node then keeps running when stdin ends, until SIGTERM, SIGINT or `quit`.",
+            valueName: "unix:PATH"))
+    var control: String?
+
+    @Flag(name: .long, help: "Print answers and events as JSON lines even on a terminal (they are JSON when stdout is not a terminal).")
+    var json = false
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "How long `close` waits for the peer to countersign before it fails with a hint to `dispute` (the close may still complete later).",
+            valueName: "seconds"))
+    var closeTimeout: Double = 30
+
+    /// The socket path of --control.
+    var controlPath: String? { control.map { String($0.dropFirst("unix:".count)) } }
+
     func validate() throws {
+        if let control, !control.hasPrefix("unix:") || control.count <= 5 {
+            throw ValidationError("--control must be unix:PATH (a Unix socket path), got '\(control)'.")
+        }
+        guard closeTimeout > 0, closeTimeout <= 3600 else { throw ValidationError("--close-timeout must be in (0, 3600] seconds.") }
         guard proposalTimeout > 0, proposalTimeout <= 3600 else {
             throw ValidationError("--proposal-timeout must be in (0, 3600] seconds.")
         }
@@ -175,7 +200,7 @@ struct NodeCommand: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
-        let output = ConsoleOutput()
+        let output = ConsoleOutput(human: !json && isatty(STDOUT_FILENO) == 1)
         let running: NodeOptions.Running
         do { running = try await options.start(policy: policy(), apps: [TicTacToe()], label: "parley.node") } catch {
             throw failure("node", error.description)
@@ -187,17 +212,74 @@ struct NodeCommand: AsyncParsableCommand {
         node.setUpdateHandler { update in
             update.current.appData.isEmpty ? await Node.acceptPaymentsToMe(update) : .accept
         }
-        output.line([
-            "event": "ready", "key": .string(node.publicKey.humanForm),
-            "listening": await node.listeningAddress.map { .string($0.description) } ?? .null,
-            "channels": .number(UInt64(node.statuses.count)),
-        ])
-        let events = node.events
-        let printer = Task { for await event in events { output.line(NodeEventLine.render(event, node: node)) } }
-        let console = NodeConsole(node: node, output: output)
-        for await line in standardInputLines(threadName: "parley-node-stdin") {
-            if await console.execute(line) == .quit { break }
+        let stop = StopSignal()
+        stop.watchSignals()
+        let controller = NodeController(node: node, closeDeadline: .milliseconds(Int64((closeTimeout * 1000).rounded())))
+        let subscribers = EventSubscribers()
+        let server: ControlSocketServer?
+        do {
+            server = try controlPath.map { path in
+                try ControlSocketServer(path: path) { connection in
+                    Task { await controller.serve(connection, subscribers: subscribers, stop: { stop.trigger(.quit) }) }
+                }
+            }
+        } catch {
+            await node.shutDown()
+            await running.closeChain()
+            running.loop.shutdown()
+            throw failure("node", "\(error)")
         }
+        var ready = ControlEvent(.ready)
+        ready.key = node.publicKey.humanForm
+        ready.listening = await node.listeningAddress?.description
+        ready.channels = node.statuses.count
+        output.event(ready)
+        subscribers.send(ready)
+        let events = node.events
+        let printer = Task {
+            for await event in events {
+                let line = await NodeEventLine.render(event, node: node)
+                output.event(line)
+                subscribers.send(line)
+            }
+        }
+        // The console: each line runs as soon as it arrives, beside the others; answers come
+        // as they finish. A line typed as words gets the line number as its id.
+        let console = Task {
+            var number = 0
+            await withTaskGroup(of: Void.self) { group in
+                for await line in standardInputLines(threadName: "parley-node-stdin") {
+                    number += 1
+                    let request: ControlRequest
+                    do {
+                        guard var parsed = try ControlCodec.request(line) else { continue }
+                        if parsed.id == nil { parsed.id = String(number) }
+                        request = parsed
+                    } catch {
+                        output.response(.failure(line.split(separator: " ").first.map(String.init) ?? "?", id: String(number), error: "\(error)"))
+                        continue
+                    }
+                    if request.command == .quit {
+                        output.response(ControlResponse(command: "quit", id: request.id, ok: true))
+                        stop.trigger(.quit)
+                        return
+                    }
+                    if request.command == .subscribe {
+                        output.response(.failure("subscribe", id: request.id, error: "the console already shows every event"))
+                        continue
+                    }
+                    group.addTask { output.response(await controller.answer(request)) }
+                }
+            }
+            // Without a control socket, the end of stdin ends the node once the commands
+            // under way have answered (scripts and pipes); with one, the node keeps serving
+            // until SIGTERM/SIGINT or `quit`.
+            if controlPath == nil { stop.trigger(.inputClosed) }
+        }
+        let reason = await stop.wait()
+        if case let .signal(name) = reason { writeToStandardError("parley node: \(name): shutting down\n") }
+        server?.stop()
+        console.cancel()
         let stage = Locked("shutting the node down")
         let watchdog = Task.detached {
             try await Task.sleep(for: Self.shutdownGrace)

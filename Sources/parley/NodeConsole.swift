@@ -1,439 +1,410 @@
 import Foundation
 import ParleyChannel
+import ParleyControl
+import ParleySubprocess
 import ParleyCrypto
 import ParleyGames
 import ParleyLocks
 @_spi(Drills) import ParleyNode
 import ParleySettlement
-import ParleySubprocess
 import ParleyTransport
 import ParleyWire
 
-// The line protocol of `parley node`: one command per stdin line, one JSON answer per
-// command on stdout, and node events as JSON lines in between (see NodeCommand's help).
-
-/// A JSON value, so that every answer and event is built as data and printed with sorted keys.
-enum JSONValue: Encodable, Sendable, ExpressibleByStringLiteral, ExpressibleByBooleanLiteral,
-    ExpressibleByDictionaryLiteral, ExpressibleByArrayLiteral
-{
-    case string(String)
-    case number(UInt64)
-    /// An amount: a JSON number, which may exceed 64 bits (readers that parse numbers as
-    /// doubles lose precision above 2^53; Python's json and jq 1.7 keep it exact).
-    case amount(Amount)
-    case bool(Bool)
-    case object([String: JSONValue])
-    case array([JSONValue])
-    case null
-
-    init(stringLiteral value: String) { self = .string(value) }
-    init(booleanLiteral value: Bool) { self = .bool(value) }
-    init(dictionaryLiteral elements: (String, JSONValue)...) {
-        self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
-    }
-    init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case let .string(value): try container.encode(value)
-        case let .number(value): try container.encode(value)
-        case let .amount(value): try container.encode(value)
-        case let .bool(value): try container.encode(value)
-        case let .object(value): try container.encode(value)
-        case let .array(value): try container.encode(value)
-        case .null: try container.encodeNil()
-        }
-    }
-
-    /// `{"me": …, "peer": …}` for our seat `me`.
-    static func balances(_ allocation: Allocation, me: ParticipantIndex) -> JSONValue {
-        ["me": .amount(allocation[me]), "peer": .amount(allocation[me.peer])]
-    }
-}
-
-/// Every stdout line goes through here, one whole line per write(2), under one lock: a
-/// pipe reader sees each line as soon as it is written and never half of two lines.
-/// (Not `print` + `fflush`: stdio's flush-all would wait on the lock of stdin, which the
-/// reader thread holds while it blocks in `readLine`.)
-final class ConsoleOutput: Sendable {
-    private let lock = Locked<Void>(())
-
-    func line(_ value: JSONValue) {
-        let text: String
-        do { text = try jsonLine(value) + "\n" } catch {
-            writeToStandardError("parley node: cannot encode output: \(error)\n")
-            return
-        }
-        lock.withLock { _ in try? FileHandle.standardOutput.write(contentsOf: Data(text.utf8)) }
-    }
-}
-
-/// A command that failed; `message` is what the `error` field says.
-struct ConsoleFailure: Error, CustomStringConvertible {
-    let description: String
-    /// Fields the failure answer carries besides the error (e.g. how many payments went through).
-    var extra: [String: JSONValue] = [:]
-    init(_ description: String, extra: [String: JSONValue] = [:]) {
-        self.description = description
-        self.extra = extra
-    }
-}
-
-/// Runs the commands of one `parley node` process, one at a time, in order.
-struct NodeConsole {
+/// Runs control-protocol requests against one node: the stdin console and every control
+/// socket connection of `parley node` go through here (Docs/Control.md).
+struct NodeController: Sendable {
     let node: Node
-    let output: ConsoleOutput
 
     /// Shortest channel id prefix a command accepts.
     static let minimumPrefixLength = 8
+    /// How long `close` waits for an offline peer before it fails with a hint to `dispute`
+    /// (`parley node --close-timeout`).
+    var closeDeadline: Duration = .seconds(30)
 
-    enum Outcome {
-        case carryOn
-        case quit
-    }
-
-    /// Answers one input line with exactly one output line (blank lines are skipped).
-    func execute(_ line: String) async -> Outcome {
-        let words = line.split(whereSeparator: \.isWhitespace).map(String.init)
-        guard let verb = words.first else { return .carryOn }
-        let arguments = Array(words.dropFirst())
+    /// Answers one request. Never throws: a failure is an answer with `ok: false`.
+    func answer(_ request: ControlRequest) async -> ControlResponse {
+        let verb = request.command
         do {
-            var answer: [String: JSONValue]
-            switch verb.lowercased() {
-            case "open": answer = try await open(arguments)
-            case "pay": answer = try await pay(arguments)
-            case "close": answer = try await close(arguments)
-            case "dispute": answer = try await dispute(arguments)
-            case "status": answer = try await status(arguments)
-            case "state": answer = try await state(arguments)
-            case "register": answer = try await register(arguments, asCheater: false)
-            case "cheat": answer = try await register(arguments, asCheater: true)
-            case "tamper": answer = try await tamper(arguments)
-            case "move": answer = try await move(arguments)
-            case "hold-finals":
-                try expectCount(arguments, 1, usage: "hold-finals on|off")
-                guard ["on", "off"].contains(arguments[0]) else { throw ConsoleFailure("expected on or off (usage: hold-finals on|off)") }
-                node.setHoldingDeclinedFinals(arguments[0] == "on")
-                answer = [:]
-            case "held": answer = try await held(arguments)
-            case "progress-final":
-                try expectCount(arguments, 1, usage: "progress-final CHANNEL")
-                let channel = try await channel(arguments[0])
-                try await node.progressToFinalCopy(channel.id)
-                answer = ["channel": .string(channel.id.description)]
-            case "silence", "wake":
-                try expectCount(arguments, 0, usage: verb)
-                node.setSilent(verb.lowercased() == "silence")
-                answer = [:]
-            case "disconnect", "reconnect":
-                try expectCount(arguments, 0, usage: verb)
-                await node.setOffline(verb.lowercased() == "disconnect")
-                answer = [:]
-            case "quit", "exit":
-                try expectCount(arguments, 0, usage: "quit")
-                output.line(["ok": true, "command": "quit"])
-                return .quit
-            default:
-                throw ConsoleFailure(
-                    "unknown command '\(verb)'; commands: open, pay, move, close, dispute, status, state, register, cheat, silence, wake, disconnect, reconnect, tamper, hold-finals, held, progress-final, quit")
-            }
-            answer["ok"] = true
-            answer["command"] = .string(verb.lowercased())
-            output.line(.object(answer))
+            var response = try await run(request)
+            response.id = request.id
+            return response
+        } catch let failure as ControlFailure {
+            return .failure(verb.rawValue, id: request.id, error: failure.description, hint: failure.hint)
+                .with { $0.paid = failure.paid }
+        } catch let error as NodeError {
+            return .failure(verb.rawValue, id: request.id, error: error.description, hint: Self.hint(for: error, verb: verb))
         } catch {
-            var answer: [String: JSONValue] = (error as? ConsoleFailure)?.extra ?? [:]
-            answer["ok"] = false
-            answer["command"] = .string(verb.lowercased())
-            answer["error"] = .string("\(error)")
-            output.line(.object(answer))
+            return .failure(verb.rawValue, id: request.id, error: "\(error)")
         }
-        return .carryOn
     }
 
-    // MARK: - Commands
-
-    private func open(_ arguments: [String]) async throws -> [String: JSONValue] {
-        let usage = "open PUBKEY@HOST:PORT MINE THEIRS [tictactoe] [0xPEER]"
-        // On an Ethereum chain the peer's settlement address (its `parley keygen --show`
-        // 0x… address) comes last: the channel's states are signed with Ethereum keys.
-        var arguments = arguments
-        var peerSigner: SettlementAddress?
-        if let last = arguments.last, last.hasPrefix("0x"), arguments.count > 3 {
-            do { peerSigner = .ethereum(try EthereumAddress(hex: last)) } catch {
-                throw ConsoleFailure("bad peer address \(last): \(error) (usage: \(usage))")
+    private func run(_ request: ControlRequest) async throws -> ControlResponse {
+        let verb = request.command
+        var response = ControlResponse(command: verb.rawValue, id: request.id, ok: true)
+        switch verb {
+        case .open: try await open(request, into: &response)
+        case .pay: try await pay(request, into: &response)
+        case .move:
+            let channel = try await channel(request)
+            guard let cell = request.cell, (0..<TicTacToe.Board.cellCount).contains(cell) else {
+                throw ControlFailure("CELL must be 0...\(TicTacToe.Board.cellCount - 1) (usage: \(verb.usage))")
             }
-            arguments.removeLast()
+            let signed = try await channel.update { state in state = try TicTacToe.move(cell, in: state) }
+            response.channel = channel.id.description
+            response.version = signed.version
+            response.balances = Self.balances(signed.state.allocation, me: try channel.status.me)
+        case .close:
+            let channel = try await channel(request)
+            let payout = try await withDeadline(closeDeadline, what: "the peer to countersign the final state") {
+                try await channel.close()
+            }
+            let status = try channel.status
+            response.channel = channel.id.description
+            response.payout = payout
+            response.version = status.latest.version
+            response.balances = Self.balances(status.latest.state.allocation, me: status.me)
+        case .dispute:
+            let channel = try await channel(request)
+            try await channel.dispute()
+            response.channel = channel.id.description
+            response.version = try channel.status.latest.version
+        case .status:
+            response.key = node.publicKey.humanForm
+            response.listening = await node.listeningAddress?.description
+            response.chainBalance = try? await node.settlement.balance(of: node.publicKey)
+            response.channels = node.statuses.map(Self.describe)
+        case .balance:
+            response.key = node.publicKey.humanForm
+            response.chainBalance = try await node.settlement.balance(of: node.publicKey)
+            response.inChannels = node.statuses.filter { !$0.isClosed }.reduce(Amount.zero) { $0 + $1.myBalance }
+        case .state:
+            let channel = try await channel(request)
+            let latest = try channel.status.latest
+            guard latest.isFullySigned else { throw ControlFailure("the channel has no fully-signed state yet") }
+            response.channel = channel.id.description
+            response.version = latest.version
+            response.state = Hex.encode(latest.wireBytes)
+        case .register, .cheat:
+            let channel = try await channel(request)
+            let signed: SignedState
+            let text = request.state ?? ""
+            if text == "latest" {
+                signed = try channel.status.latest
+            } else {
+                guard let bytes = Hex.decode(text), !bytes.isEmpty else {
+                    throw ControlFailure("the state is not hex (use `state CHANNEL`)")
+                }
+                do { signed = try SignedState(wireBytes: bytes) } catch { throw ControlFailure("not a signed state: \(error)") }
+                guard signed.state.channelID == channel.id else {
+                    throw ControlFailure(
+                        "that state belongs to channel \(signed.state.channelID.shortID), not \(channel.id.shortID)")
+                }
+            }
+            if verb == .cheat { try await node.registerAsCheater(signed) } else { try await node.register(signed) }
+            response.channel = channel.id.description
+            response.version = signed.version
+        case .tamper:
+            let channel = try await channel(request)
+            guard let kind = request.kind.flatMap(Tampering.init(rawValue:)) else {
+                throw ControlFailure(
+                    "unknown kind '\(request.kind ?? "")'; kinds: \(Tampering.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            response.channel = channel.id.description
+            response.version = try await node.sendTampered(channel.id, kind)
+            response.kind = kind.rawValue
+        case .holdFinals:
+            guard let on = request.on else { throw ControlFailure("expected on or off (usage: \(verb.usage))") }
+            node.setHoldingDeclinedFinals(on)
+        case .held:
+            let channel = try await channel(request)
+            guard let held = node.heldFinalState(channel.id) else {
+                throw ControlFailure(
+                    "no final state was countersigned in secret on channel \(channel.id.shortID) (use hold-finals on first)")
+            }
+            response.channel = channel.id.description
+            response.version = held.version
+            response.state = Hex.encode(held.wireBytes)
+        case .progressFinal:
+            let channel = try await channel(request)
+            try await node.progressToFinalCopy(channel.id)
+            response.channel = channel.id.description
+        case .silence, .wake:
+            node.setSilent(verb == .silence)
+        case .disconnect, .reconnect:
+            await node.setOffline(verb == .disconnect)
+        case .help:
+            response.commands = ControlVerb.allCases.map {
+                ControlCommandHelp(command: $0.rawValue, usage: $0.usage, summary: $0.summary, drill: $0.isDrillOnly)
+            }
+        case .subscribe, .quit:
+            break  // the connection or the console acts on these
         }
-        guard arguments.count == 3 || (arguments.count == 4 && arguments[3] == "tictactoe") else {
-            throw ConsoleFailure("expected 3 arguments, or 4 with `tictactoe`, then the peer's 0x… address on Ethereum (usage: \(usage))")
+        return response
+    }
+
+    private func open(_ request: ControlRequest, into response: inout ControlResponse) async throws {
+        let usage = ControlVerb.open.usage
+        guard let target = request.peer, let at = target.firstIndex(of: "@") else {
+            throw ControlFailure("expected PUBKEY@HOST:PORT, got '\(request.peer ?? "")' (usage: \(usage))")
         }
-        let game = arguments.count == 4
-        guard let at = arguments[0].firstIndex(of: "@") else {
-            throw ConsoleFailure("expected PUBKEY@HOST:PORT, got '\(arguments[0])' (usage: \(usage))")
-        }
-        let peer = try publicKey(String(arguments[0][..<at]))
+        let peer = try Self.publicKey(String(target[..<at]))
         let address: SocketAddress
-        do { address = try SocketAddress(String(arguments[0][arguments[0].index(after: at)...])) } catch {
-            throw ConsoleFailure("bad peer address: \(error)")
+        do { address = try SocketAddress(String(target[target.index(after: at)...])) } catch {
+            throw ControlFailure("bad peer address: \(error) (usage: \(usage))")
         }
-        let mine = try amount(arguments[1], what: "MINE", allowZero: true)
-        let theirs = try amount(arguments[2], what: "THEIRS", allowZero: true)
-        guard mine > 0 || theirs > 0 else {
-            throw ConsoleFailure("a channel needs a deposit: MINE and THEIRS are both 0")
+        var peerSigner: SettlementAddress?
+        if let text = request.peerSigner {
+            do { peerSigner = .ethereum(try EthereumAddress(hex: text)) } catch {
+                throw ControlFailure("bad peer address \(text): \(error) (usage: \(usage))")
+            }
+        }
+        let mine = request.mine ?? 0
+        let theirs = request.theirs ?? 0
+        guard mine > 0 || theirs > 0 else { throw ControlFailure("a channel needs a deposit: MINE and THEIRS are both 0") }
+        let game: Bool
+        switch request.app?.lowercased() {
+        case nil, "payment": game = false
+        case "tictactoe": game = true
+        case let other?: throw ControlFailure("unknown app '\(other)'; apps: payment, tictactoe")
         }
         let channel = try await node.open(
             with: peer, at: address, deposit: mine, theirs: theirs, app: game ? TicTacToe.id : .payment,
             appData: game ? TicTacToe.initialAppData : [], peerSigner: peerSigner)
         let status = try channel.status
-        return [
-            "channel": .string(channel.id.description), "peer": .string(peer.humanForm),
-            "version": .number(status.latest.version), "balances": .balances(status.latest.state.allocation, me: status.me),
-        ]
+        response.channel = channel.id.description
+        response.peer = peer.humanForm
+        response.version = status.latest.version
+        response.balances = Self.balances(status.latest.state.allocation, me: status.me)
     }
 
-    private func pay(_ arguments: [String]) async throws -> [String: JSONValue] {
-        let usage = "pay CHANNEL AMOUNT [COUNT]"
-        guard arguments.count == 2 || arguments.count == 3 else {
-            throw ConsoleFailure("expected 2 or 3 arguments, got \(arguments.count) (usage: \(usage))")
+    private func pay(_ request: ControlRequest, into response: inout ControlResponse) async throws {
+        let channel = try await channel(request)
+        guard let value = request.amount, value > 0 else {
+            throw ControlFailure("AMOUNT must be a positive whole number (usage: \(ControlVerb.pay.usage))")
         }
-        let channel = try await channel(arguments[0])
-        let value = try amount(arguments[1], what: "AMOUNT", allowZero: false)
-        let count = arguments.count == 3 ? try positiveCount(arguments[2], what: "COUNT") : 1
+        let count = request.count ?? 1
+        guard count > 0 else { throw ControlFailure("COUNT must be at least 1 (usage: \(ControlVerb.pay.usage))") }
+        // All of it or none: COUNT payments that cannot all be made are not started, so a
+        // typo in COUNT does not drain the channel before failing.
+        let status = try channel.status
+        let (total, overflow) = value.multipliedReportingOverflow(by: Amount(UInt128(count)))
+        if count > 1, overflow || total > status.myBalance {
+            throw ControlFailure(
+                "\(count) payments of \(value) need \(overflow ? "more than 2^128" : String(describing: total)), only \(status.myBalance) available in channel \(channel.id.shortID); nothing was paid",
+                paid: 0)
+        }
         var paid: UInt64 = 0
         var signed: SignedState?
         while paid < count {
             do { signed = try await channel.pay(value) } catch {
-                throw ConsoleFailure("\(error)" + (paid > 0 ? " (after \(paid) of \(count) payments)" : ""), extra: ["paid": .number(paid)])
+                throw ControlFailure(
+                    "\(error)" + (paid > 0 ? " (after \(paid) of \(count) payments)" : ""), hint: Self.hint(for: error, verb: .pay),
+                    paid: paid)
             }
             paid += 1
         }
-        let me = try channel.status.me
         let latest = try signed ?? channel.status.latest
-        return [
-            "channel": .string(channel.id.description), "version": .number(latest.version),
-            "balances": .balances(latest.state.allocation, me: me), "paid": .number(paid),
-        ]
+        response.channel = channel.id.description
+        response.version = latest.version
+        response.balances = Self.balances(latest.state.allocation, me: status.me)
+        response.paid = paid
     }
 
-    private func state(_ arguments: [String]) async throws -> [String: JSONValue] {
-        try expectCount(arguments, 1, usage: "state CHANNEL")
-        let channel = try await channel(arguments[0])
-        let latest = try channel.status.latest
-        guard latest.isFullySigned else { throw ConsoleFailure("the channel has no fully-signed state yet") }
-        return [
-            "channel": .string(channel.id.description), "version": .number(latest.version),
-            "state": .string(Hex.encode(latest.wireBytes)),
-        ]
+    // MARK: - Describing
+
+    static func balances(_ allocation: Allocation, me: ParticipantIndex) -> ControlBalances {
+        ControlBalances(me: allocation[me], peer: allocation[me.peer])
     }
 
-    /// `register`: submit a state; our watcher keeps guarding the channel. `cheat` (drills):
-    /// the same, and our own watcher stops refuting on that channel, so the peer's is tested.
-    private func register(_ arguments: [String], asCheater: Bool) async throws -> [String: JSONValue] {
-        try expectCount(arguments, 2, usage: "\(asCheater ? "cheat" : "register") CHANNEL HEX|latest")
-        let channel = try await channel(arguments[0])
-        let signed: SignedState
-        if arguments[1] == "latest" {
-            signed = try channel.status.latest
-        } else {
-            guard let bytes = Hex.decode(arguments[1]), !bytes.isEmpty else { throw ConsoleFailure("the state is not hex (use `state CHANNEL`)") }
-            do { signed = try SignedState(wireBytes: bytes) } catch { throw ConsoleFailure("not a signed state: \(error)") }
-            guard signed.state.channelID == channel.id else {
-                throw ConsoleFailure("that state belongs to channel \(signed.state.channelID.shortID), not \(channel.id.shortID)")
+    static func describe(_ status: ChannelStatus) -> ControlChannel {
+        let word: ControlChannelStatus =
+            if status.isClosed {
+                status.isFunded ? .closed : .abandoned
+            } else if !status.isFunded {
+                status.closingReason == nil ? .funding : .abandoned
+            } else if status.isClosing {
+                .closing
+            } else {
+                .open
             }
+        return ControlChannel(
+            channel: status.id.description, peer: status.peer.humanForm, seat: Int(status.me.rawValue),
+            version: status.latest.version, balances: balances(status.latest.state.allocation, me: status.me),
+            status: word, phase: status.isClosed ? "closed" : status.phase.rawValue, funded: status.isFunded,
+            closing: status.isClosing && !status.isClosed, closingReason: status.closingReason?.description,
+            closed: status.isClosed, connected: status.isConnected)
+    }
+
+    /// What to do about a failure, where there is something to do.
+    static func hint(for error: any Error, verb: ControlVerb) -> String? {
+        guard let error = error as? NodeError else { return nil }
+        switch error {
+        case .peerUnreachable, .openTimedOut:
+            return verb == .open ? "check the peer's PUBKEY@HOST:PORT and that its node is running" : nil
+        case .peerUnresponsive:
+            return "the peer is not answering: `dispute CHANNEL` leaves through the chain without it"
+        case .notFunded:
+            return "wait for the `funded` event (both deposits on chain), or see Docs/Troubleshooting.md"
+        default:
+            return nil
         }
-        if asCheater { try await node.registerAsCheater(signed) } else { try await node.register(signed) }
-        return ["channel": .string(channel.id.description), "version": .number(signed.version)]
-    }
-
-    private func tamper(_ arguments: [String]) async throws -> [String: JSONValue] {
-        try expectCount(arguments, 2, usage: "tamper CHANNEL KIND")
-        let channel = try await channel(arguments[0])
-        guard let kind = Tampering(rawValue: arguments[1]) else {
-            throw ConsoleFailure("unknown kind '\(arguments[1])'; kinds: \(Tampering.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        let version = try await node.sendTampered(channel.id, kind)
-        return ["channel": .string(channel.id.description), "version": .number(version), "kind": .string(kind.rawValue)]
-    }
-
-    private func close(_ arguments: [String]) async throws -> [String: JSONValue] {
-        try expectCount(arguments, 1, usage: "close CHANNEL")
-        let channel = try await channel(arguments[0])
-        let payout = try await channel.close()
-        let status = try channel.status
-        return [
-            "channel": .string(channel.id.description), "payout": .amount(payout),
-            "version": .number(status.latest.version), "balances": .balances(status.latest.state.allocation, me: status.me),
-        ]
-    }
-
-    /// `move CHANNEL CELL`: our mark in cell 0...8 of a tic-tac-toe channel.
-    private func move(_ arguments: [String]) async throws -> [String: JSONValue] {
-        try expectCount(arguments, 2, usage: "move CHANNEL CELL")
-        let channel = try await channel(arguments[0])
-        guard let cell = Int(arguments[1]), (0..<TicTacToe.Board.cellCount).contains(cell) else {
-            throw ConsoleFailure("CELL must be 0...\(TicTacToe.Board.cellCount - 1), got '\(arguments[1])'")
-        }
-        let signed = try await channel.update { state in state = try TicTacToe.move(cell, in: state) }
-        let me = try channel.status.me
-        return [
-            "channel": .string(channel.id.description), "version": .number(signed.version),
-            "balances": .balances(signed.state.allocation, me: me),
-        ]
-    }
-
-    /// `held CHANNEL`: the final state this node countersigned in secret (drills).
-    private func held(_ arguments: [String]) async throws -> [String: JSONValue] {
-        try expectCount(arguments, 1, usage: "held CHANNEL")
-        let channel = try await channel(arguments[0])
-        guard let held = node.heldFinalState(channel.id) else {
-            throw ConsoleFailure("no final state was countersigned in secret on channel \(channel.id.shortID) (use hold-finals on first)")
-        }
-        return [
-            "channel": .string(channel.id.description), "version": .number(held.version),
-            "state": .string(Hex.encode(held.wireBytes)),
-        ]
-    }
-
-    private func dispute(_ arguments: [String]) async throws -> [String: JSONValue] {
-        try expectCount(arguments, 1, usage: "dispute CHANNEL")
-        let channel = try await channel(arguments[0])
-        try await channel.dispute()
-        return ["channel": .string(channel.id.description), "version": .number(try channel.status.latest.version)]
-    }
-
-    private func status(_ arguments: [String]) async throws -> [String: JSONValue] {
-        try expectCount(arguments, 0, usage: "status")
-        let listening = await node.listeningAddress
-        return [
-            "key": .string(node.publicKey.humanForm),
-            "listening": listening.map { .string($0.description) } ?? .null,
-            "channels": .array(node.statuses.map(Self.describe)),
-        ]
-    }
-
-    static func describe(_ status: ChannelStatus) -> JSONValue {
-        [
-            "channel": .string(status.id.description), "peer": .string(status.peer.humanForm),
-            "seat": .number(UInt64(status.me.rawValue)), "version": .number(status.latest.version),
-            "balances": .balances(status.latest.state.allocation, me: status.me), "phase": .string(status.phase.rawValue),
-            "funded": .bool(status.isFunded), "closing": .bool(status.isClosing),
-            "closingReason": status.closingReason.map { .string($0.description) } ?? .null, "closed": .bool(status.isClosed),
-            "connected": .bool(status.isConnected),
-        ]
     }
 
     // MARK: - Arguments
 
-    private func expectCount(_ arguments: [String], _ count: Int, usage: String) throws {
-        guard arguments.count == count else {
-            throw ConsoleFailure("expected \(plural(count, "argument")), got \(arguments.count) (usage: \(usage))")
-        }
-    }
-
-    private func amount(_ text: String, what: String, allowZero: Bool) throws -> Amount {
-        guard let value = Amount(text), allowZero || value > 0 else {
-            throw ConsoleFailure(
-                "\(what) must be a \(allowZero ? "non-negative" : "positive") whole number below 2^128, got '\(text)'")
-        }
-        return value
-    }
-
-    private func positiveCount(_ text: String, what: String) throws -> UInt64 {
-        guard let value = UInt64(text), value > 0 else {
-            throw ConsoleFailure("\(what) must be a positive whole number, got '\(text)'")
-        }
-        return value
-    }
-
-    private func publicKey(_ text: String) throws -> PublicKey {
+    static func publicKey(_ text: String) throws -> PublicKey {
         do {
             if text.utf8.count == 64, text.utf8.allSatisfy({ $0 < 0x80 && Character(Unicode.Scalar($0)).isHexDigit }) {
                 return try PublicKey(hex: text)
             }
             return try PublicKey(humanForm: text)
         } catch {
-            throw ConsoleFailure("bad public key '\(text)': \(error) (give the pk1… form or 64 hex digits)")
+            throw ControlFailure("bad public key '\(text)': \(error) (give the pk1… form or 64 hex digits)")
         }
     }
 
-    /// The channel whose hex id is `text` or starts with it.
-    private func channel(_ text: String) async throws -> Channel {
+    /// The channel whose hex id is the request's `channel` or starts with it.
+    private func channel(_ request: ControlRequest) async throws -> Channel {
+        guard let text = request.channel else {
+            throw ControlFailure("missing CHANNEL (usage: \(request.command.usage))")
+        }
         let prefix = text.lowercased()
         guard prefix.count >= Self.minimumPrefixLength, prefix.allSatisfy(\.isHexDigit) else {
-            throw ConsoleFailure(
+            throw ControlFailure(
                 "'\(text)' is not a channel id: give the hex id or a unique prefix of at least \(Self.minimumPrefixLength) hex digits")
         }
         let matches = node.statuses.map(\.id).filter { $0.description.hasPrefix(prefix) }
-        guard let id = matches.first else { throw ConsoleFailure("no channel id starts with \(prefix)") }
-        guard matches.count == 1 else {
-            throw ConsoleFailure("\(prefix) matches \(matches.count) channels; give more digits")
-        }
+        guard let id = matches.first else { throw ControlFailure("no channel id starts with \(prefix)", hint: "`status` lists the channels") }
+        guard matches.count == 1 else { throw ControlFailure("\(prefix) matches \(matches.count) channels; give more digits") }
         guard let channel = await node.channel(id) else { throw NodeError.unknownChannel(id) }
         return channel
     }
+
+    /// Runs `body`, failing with a hint once `limit` has passed (the body keeps running:
+    /// a close that completes later still closes the channel).
+    private func withDeadline<T: Sendable>(
+        _ limit: Duration, what: String, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let resumed = Locked(false)
+            let resume: @Sendable (Result<T, any Error>) -> Void = { result in
+                let first = resumed.withLock { done -> Bool in
+                    defer { done = true }
+                    return !done
+                }
+                if first { continuation.resume(with: result) }
+            }
+            Task {
+                do { resume(.success(try await body())) } catch { resume(.failure(error)) }
+            }
+            Task {
+                try? await Task.sleep(for: limit)
+                resume(.failure(ControlFailure(
+                    "no answer from the peer within \(limit) waiting for \(what)",
+                    hint: "the peer seems offline: `dispute CHANNEL` leaves through the chain without it")))
+            }
+        }
+    }
 }
 
-/// Renders every node event as one JSON line.
-enum NodeEventLine {
-    static func render(_ event: NodeEvent, node: Node) -> JSONValue {
-        let seat = { (id: ChannelID) in node.statuses.first { $0.id == id }?.me }
-        let channel = { (id: ChannelID) -> JSONValue in .string(id.description) }
-        switch event {
-        case let .opened(id, peer):
-            return ["event": "opened", "channel": channel(id), "peer": .string(peer.humanForm)]
-        case let .funded(id):
-            return ["event": "funded", "channel": channel(id)]
-        case let .proposed(id, version):
-            return ["event": "proposed", "channel": channel(id), "version": .number(version)]
-        case let .committed(id, signed, mine):
-            var line: [String: JSONValue] = [
-                "event": "committed", "channel": channel(id), "version": .number(signed.version), "mine": .bool(mine),
-            ]
-            if let me = seat(id) { line["balances"] = .balances(signed.state.allocation, me: me) }
-            return .object(line)
-        case let .rejected(id, version, reason, byPeer):
-            return [
-                "event": "rejected", "channel": channel(id), "version": version.map { .number($0) } ?? .null,
-                "reason": .string(reason), "byPeer": .bool(byPeer),
-            ]
-        case let .peerConnected(peer):
-            return ["event": "peerConnected", "peer": .string(peer.humanForm)]
-        case let .peerDisconnected(peer, reason):
-            return ["event": "peerDisconnected", "peer": .string(peer.humanForm), "reason": .string(reason)]
-        case let .peerSilent(id):
-            return ["event": "peerSilent", "channel": channel(id)]
-        case let .registered(id, version, deadline, by):
-            let who: JSONValue = seat(id).map { .string($0 == by ? "me" : "peer") } ?? .number(UInt64(by.rawValue))
-            return [
-                "event": "registered", "channel": channel(id), "version": .number(version),
-                "deadline": .number(deadline.seconds), "by": who,
-            ]
-        case let .progressed(id, version, deadline, by):
-            let who: JSONValue = seat(id).map { .string($0 == by ? "me" : "peer") } ?? .number(UInt64(by.rawValue))
-            return [
-                "event": "progressed", "channel": channel(id), "version": .number(version),
-                "deadline": .number(deadline.seconds), "by": who,
-            ]
-        case let .yourTurnOnChain(id, state, deadline):
-            return [
-                "event": "yourTurnOnChain", "channel": channel(id), "version": .number(state.version),
-                "deadline": .number(deadline.seconds),
-            ]
-        case let .refuted(id, stale, with):
-            return ["event": "refuted", "channel": channel(id), "stale": .number(stale), "version": .number(with)]
-        case let .exitStarted(id, version, reason):
-            return ["event": "exitStarted", "channel": channel(id), "version": .number(version), "reason": .string(reason.rawValue)]
-        case let .concluded(id, version, allocation):
-            var line: [String: JSONValue] = ["event": "concluded", "channel": channel(id), "version": .number(version)]
-            if let me = seat(id) { line["balances"] = .balances(allocation, me: me) }
-            return .object(line)
-        case let .withdrawn(id, amount):
-            return ["event": "withdrawn", "channel": channel(id), "amount": .amount(amount)]
-        case let .closed(id):
-            return ["event": "closed", "channel": channel(id)]
-        case let .error(id, message):
-            return ["event": "error", "channel": id.map(channel) ?? .null, "error": .string(message)]
+/// A command that failed; `description` is what the answer's `error` says.
+struct ControlFailure: Error, CustomStringConvertible {
+    let description: String
+    var hint: String?
+    /// `pay`: how many payments went through.
+    var paid: UInt64?
+    init(_ description: String, hint: String? = nil, paid: UInt64? = nil) {
+        self.description = description
+        self.hint = hint
+        self.paid = paid
+    }
+}
+
+extension ControlResponse {
+    func with(_ change: (inout ControlResponse) -> Void) -> ControlResponse {
+        var copy = self
+        change(&copy)
+        return copy
+    }
+}
+
+/// Every stdout line of `parley node` goes through here, one whole line (or block, for a
+/// human `status`) per write(2), under one lock: a pipe reader sees each line as soon as it
+/// is written and never half of two. JSON lines when stdout is not a terminal or with
+/// `--json`; the human form of ``ControlText`` on a terminal.
+/// (Not `print` + `fflush`: stdio's flush-all would wait on the lock of stdin, which the
+/// reader thread holds while it blocks in `readLine`.)
+final class ConsoleOutput: Sendable {
+    let human: Bool
+    private let lock = Locked<Void>(())
+
+    init(human: Bool) { self.human = human }
+
+    func response(_ response: ControlResponse) {
+        write(human ? ControlText.render(response) : encoded(response))
+    }
+
+    func event(_ event: ControlEvent) {
+        write(human ? ControlText.render(event) : encoded(event))
+    }
+
+    private func encoded(_ value: some Encodable) -> String? {
+        do { return try ControlCodec.line(value) } catch {
+            writeToStandardError("parley node: cannot encode output: \(error)\n")
+            return nil
         }
+    }
+
+    private func write(_ text: String?) {
+        guard let text else { return }
+        lock.withLock { _ in try? FileHandle.standardOutput.write(contentsOf: Data((text + "\n").utf8)) }
+    }
+}
+
+/// The control connections that asked for events (`subscribe`).
+final class EventSubscribers: Sendable {
+    private let connections = Locked<[ObjectIdentifier: ControlConnection]>([:])
+
+    func add(_ connection: ControlConnection) {
+        connections.withLock { $0[ObjectIdentifier(connection)] = connection }
+    }
+
+    func remove(_ connection: ControlConnection) {
+        _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }
+    }
+
+    func send(_ event: ControlEvent) {
+        let list = connections.withLock { Array($0.values) }
+        guard !list.isEmpty, let line = try? ControlCodec.line(event) else { return }
+        for connection in list { connection.write(line) }
+    }
+}
+
+extension NodeController {
+    /// Serves one control connection: its requests run concurrently, each answered on the
+    /// connection when done; `subscribe` adds the node's events; `quit` stops the node.
+    func serve(_ connection: ControlConnection, subscribers: EventSubscribers, stop: @escaping @Sendable () -> Void) async {
+        await withTaskGroup(of: Void.self) { group in
+            for await line in connection.lines() {
+                let request: ControlRequest
+                do {
+                    guard let parsed = try ControlCodec.request(line) else { continue }
+                    request = parsed
+                } catch {
+                    if let text = try? ControlCodec.line(ControlResponse.failure("?", id: nil, error: "\(error)")) {
+                        connection.write(text)
+                    }
+                    continue
+                }
+                group.addTask {
+                    let response = await answer(request)
+                    if response.ok, request.command == .subscribe { subscribers.add(connection) }
+                    if let text = try? ControlCodec.line(response) { connection.write(text) }
+                    if response.ok, request.command == .quit { stop() }
+                }
+            }
+        }
+        subscribers.remove(connection)
+        connection.close()
     }
 }

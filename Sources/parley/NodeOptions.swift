@@ -54,7 +54,7 @@ struct NodeOptions: ParsableArguments {
 
     @Option(
         name: .long,
-        help: ArgumentHelp("Mint N units to our chain account at start (devchain faucet, or a development token; for demos).", valueName: "N"))
+        help: ArgumentHelp("Top our chain account up to N units at start (devchain faucet, or a development token; for demos).", valueName: "N"))
     var mint: Amount = 0
 
     func validate() throws {
@@ -112,7 +112,12 @@ struct NodeOptions: ParsableArguments {
             closeChain = { await devchain.close() }
         }
         do {
-            if mint > 0 { _ = try await client.mint(mint, to: identity.publicKey) }
+            // Up to --mint, not --mint more on every start: a restarted node finds the money
+            // of its earlier starts (less what it deposited) and tops it up.
+            if mint > 0 {
+                let have = try await client.balance(of: identity.publicKey)
+                if have < mint { _ = try await client.mint(mint - have, to: identity.publicKey) }
+            }
             let node = try await Node(
                 identity: identity, listen: address, journal: journal, settlement: client, policy: policy,
                 logger: Logger(label: label), apps: apps, loop: loop)

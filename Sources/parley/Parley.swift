@@ -11,6 +11,6 @@ struct ParleyCLI: AsyncParsableCommand {
             every signature, and settles on chain when the other side goes silent \
             or cheats. Run `parley help <command>` for each command's options.
             """,
-        subcommands: [DemoCommand.self, BenchCommand.self, DrillCommand.self, PlayCommand.self, NodeCommand.self, KeygenCommand.self, EvmCommand.self, JournalCommand.self, TransportCommand.self, DevchainCommand.self, JournalCrashChildCommand.self, SimCommand.self]
+        subcommands: [DemoCommand.self, BenchCommand.self, DrillCommand.self, PlayCommand.self, NodeCommand.self, CtlCommand.self, KeygenCommand.self, EvmCommand.self, JournalCommand.self, TransportCommand.self, DevchainCommand.self, JournalCrashChildCommand.self, SimCommand.self]
     )
 }

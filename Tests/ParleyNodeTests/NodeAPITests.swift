@@ -216,6 +216,23 @@ final class FirstResult<T: Sendable>: Sendable {
 
 @Suite("Node API", .serialized, .timeLimit(.minutes(2)))
 struct NodeAPITests {
+    /// Issue 22, item 6: the API refuses a payment of 0 as the CLI does, before anything is
+    /// signed; and a dispute on a closed channel is refused rather than answered "ok".
+    @Test func aZeroPaymentAndADisputeAfterTheCloseAreRefused() async throws {
+        try await withCluster { cluster in
+            let (_, _, channel) = try await openPair(cluster)
+            let error = await nodeError { _ = try await channel.pay(0) }
+            guard case .invalidParameters? = error else {
+                Issue.record("pay(0) gave \(String(describing: error))")
+                return
+            }
+            #expect(try channel.status.latest.version == 0)
+            try await channel.close()
+            let dispute = await nodeError { try await channel.dispute() }
+            #expect(dispute == .channelClosed(channel.id), "\(String(describing: dispute))")
+        }
+    }
+
     // a.
     @Test(arguments: ChainBackend.allCases)
     func paymentsBothWaysThenCooperativeCloseReturnsThePayoutOnChain(_ backend: ChainBackend) async throws {

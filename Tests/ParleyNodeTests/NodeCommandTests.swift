@@ -205,21 +205,23 @@ final class NodeWorld: @unchecked Sendable {
         return (alice, bob)
     }
 
-    func start(_ name: String, key: SigningKey) async throws -> NodeProcess {
+    func start(
+        _ name: String, key: SigningKey, journal: String? = nil, mint: Amount = NodeCommandTests.minted, extra: [String] = []
+    ) async throws -> NodeProcess {
         let keyPath = "\(directory)/\(name).key"
         try KeyFile.write(key, to: keyPath)
         let node = try await NodeProcess.start(
-            name: name, signingKey: key, keyPath: keyPath, journal: "\(directory)/\(name)", chain: chain.daemon.address.description,
-            port: 0, mint: NodeCommandTests.minted)
+            name: name, signingKey: key, keyPath: keyPath, journal: journal ?? "\(directory)/\(name)",
+            chain: chain.daemon.address.description, port: 0, mint: mint, extra: extra)
         started.append(node)
         return node
     }
 
     /// The same node again after a crash: same key, journal and port, nothing minted.
-    func restart(_ node: NodeProcess) async throws -> NodeProcess {
+    func restart(_ node: NodeProcess, mint: Amount = 0, extra: [String] = []) async throws -> NodeProcess {
         let again = try await NodeProcess.start(
             name: node.name, signingKey: node.signingKey, keyPath: node.keyPath, journal: node.journal,
-            chain: chain.daemon.address.description, port: node.port, mint: 0)
+            chain: chain.daemon.address.description, port: node.port, mint: mint, extra: extra)
         started.append(again)
         return again
     }
@@ -281,6 +283,8 @@ struct ChannelLine: Decodable, Sendable {
     var version: UInt64
     var balances: Balances
     var phase: String
+    /// funding, open, closing, closed or abandoned.
+    var status: String
     var funded: Bool
     var closing: Bool
     var closingReason: String?
@@ -291,6 +295,10 @@ struct ChannelLine: Decodable, Sendable {
 /// One stdout line of `parley node`: an answer (has `ok`) or an event (has `event`).
 struct OutputLine: Decodable, Sendable {
     var raw = ""
+    var id: String?
+    var hint: String?
+    var paid: UInt64?
+    var chainBalance: Amount?
     var ok: Bool?
     var command: String?
     var error: String?
@@ -308,11 +316,16 @@ struct OutputLine: Decodable, Sendable {
 
     private enum Keys: String, CodingKey {
         case ok, command, error, event, channel, version, balances, payout, amount, key, listening, channels
+        case id, hint, paid, chainBalance
     }
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Keys.self)
         ok = try container.decodeIfPresent(Bool.self, forKey: .ok)
+        id = try container.decodeIfPresent(String.self, forKey: .id)
+        hint = try container.decodeIfPresent(String.self, forKey: .hint)
+        paid = try container.decodeIfPresent(UInt64.self, forKey: .paid)
+        chainBalance = try container.decodeIfPresent(Amount.self, forKey: .chainBalance)
         command = try container.decodeIfPresent(String.self, forKey: .command)
         error = try container.decodeIfPresent(String.self, forKey: .error)
         event = try container.decodeIfPresent(String.self, forKey: .event)
@@ -355,8 +368,8 @@ final class NodeProcess: @unchecked Sendable {
     let ready: OutputLine
     let port: UInt16
     private let input: FileHandle
-    /// Answers read so far: commands are answered one at a time, in order.
-    private var consumed = 0
+    /// Lines sent with `command`: the node gives a word line its line number as its id.
+    private var sent = 0
 
     var key: String { signingKey.publicKey.humanForm }
 
@@ -377,14 +390,15 @@ final class NodeProcess: @unchecked Sendable {
     }
 
     static func start(
-        name: String, signingKey: SigningKey, keyPath: String, journal: String, chain: String, port: UInt16, mint: Amount
+        name: String, signingKey: SigningKey, keyPath: String, journal: String, chain: String, port: UInt16, mint: Amount,
+        extra: [String] = []
     ) async throws -> NodeProcess {
         signal(SIGPIPE, SIG_IGN)  // a write to a node that died must fail, not kill the test runner
         let (process, stdout, stderr) = try DevchainDaemon.launch(
             [
                 "node", "--key", keyPath, "--listen", "127.0.0.1:\(port)", "--journal", journal, "--chain", "devchain://\(chain)",
                 "--mint", "\(mint)", "--proposal-timeout", "5", "--challenge", "\(challengeSeconds)",
-            ], standardInput: .pipe)
+            ] + extra, standardInput: .pipe)
         guard let input = process.standardInput else { throw NodeCommandFailure("no stdin pipe to \(name)") }
         let deadline = Date(timeIntervalSinceNow: readyTimeout)
         while stdout.lines.isEmpty, process.isRunning, Date() < deadline { try await Task.sleep(for: pollInterval) }
@@ -417,25 +431,41 @@ final class NodeProcess: @unchecked Sendable {
     func lines() -> [OutputLine] { stdout.lines.compactMap { try? OutputLine.parse($0) } }
     func events() -> [OutputLine] { lines().filter { $0.event != nil } }
 
-    /// Sends one command and returns its answer.
+    /// Sends one command and returns its answer (the one with its id).
     func command(_ line: String, timeout: TimeInterval = 10) async throws -> OutputLine {
+        try await answer(to: start(line), timeout: timeout)
+    }
+
+    /// Sends one command without waiting; returns the id its answer will carry.
+    func start(_ line: String) -> String {
+        sent += 1
         send(line + "\n")
-        let answers = try await answers(atLeast: consumed + 1, timeout: timeout)
-        consumed += 1
-        return answers[consumed - 1]
+        return String(sent)
     }
 
     /// Waits until at least `count` answers have come (all answers, from the start).
     func answers(atLeast count: Int, timeout: TimeInterval) async throws -> [OutputLine] {
         let deadline = Date(timeIntervalSinceNow: timeout)
         while true {
-            let running = process.isRunning
-            if !running { _ = stdout.waitForEnd(before: Date(timeIntervalSinceNow: 2)) }  // its last lines may be in flight
             let answers = lines().filter { $0.ok != nil }
             if answers.count >= count { return answers }
+            guard Date() < deadline, process.isRunning else {
+                throw NodeCommandFailure("\(name): \(answers.count) of \(count) answers after \(timeout) s; stderr:\n\(stderr.text)")
+            }
+            try await Task.sleep(for: Self.pollInterval)
+        }
+    }
+
+    /// The answer with `id`, waiting up to `timeout`.
+    func answer(to id: String, timeout: TimeInterval = 10) async throws -> OutputLine {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while true {
+            let running = process.isRunning
+            if !running { _ = stdout.waitForEnd(before: Date(timeIntervalSinceNow: 2)) }  // its last lines may be in flight
+            if let answer = lines().first(where: { $0.ok != nil && $0.id == id }) { return answer }
             guard Date() < deadline, running else {
                 throw NodeCommandFailure(
-                    "\(name): \(answers.count) of \(count) answers after \(timeout) s; stdout:\n\(stdout.text)\nstderr:\n\(stderr.text)")
+                    "\(name): no answer with id \(id) after \(timeout) s; stdout:\n\(stdout.text)\nstderr:\n\(stderr.text)")
             }
             try await Task.sleep(for: Self.pollInterval)
         }
@@ -473,7 +503,10 @@ final class NodeProcess: @unchecked Sendable {
         #expect(status == 0, "\(name) exited with \(status) at end of input; stderr: \(stderr.text)", sourceLocation: sourceLocation)
     }
 
-    private func exitStatus(timeout: TimeInterval = 10) async throws -> Int32 {
+    /// Closes the node's stdin (and nothing else).
+    func closeInput() throws { try input.close() }
+
+    func exitStatus(timeout: TimeInterval = 10) async throws -> Int32 {
         let deadline = Date(timeIntervalSinceNow: timeout)
         while process.isRunning {
             guard Date() < deadline else {
