@@ -17,13 +17,23 @@ import ParleyTransport
 struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node",
-        abstract: "Run a node: open, pay, close and dispute channels by typing commands on stdin.",
+        abstract: "Run a node: open, pay, close and dispute channels by typing commands on stdin or through `parley ctl`.",
         discussion: """
             Runs one Parley node with the identity in --key (a `parley keygen` file), \
             accepting peers on --listen, journaling every signature to --journal and \
-            settling on the `parley devchain` at --chain. It reads one command per line on \
-            stdin and answers each with exactly one JSON line on stdout (sorted keys, \
-            flushed at once). Commands run one at a time, in order; blank lines are skipped.
+            settling on the chain at --chain. It reads one command per line on stdin and \
+            answers each with one line on stdout: JSON (sorted keys, flushed at once) when \
+            stdout is not a terminal or with --json, a short human line on a terminal. \
+            Commands run concurrently: each answers when it is done, with the id of its \
+            request (a typed line gets its line number), so a slow `open` or `close` never \
+            holds `status`. A line may also be a JSON request of the control protocol, \
+            e.g. {"command":"pay","channel":"3f9a12cd","amount":20,"id":"a1"} \
+            (Docs/Control.md). Blank lines are skipped; `help` lists the commands.
+
+            With --control unix:PATH the node also serves the same commands on a Unix \
+            socket (mode 0600, only this user) for `parley ctl`, and keeps running when \
+            stdin ends: run it in the background, under systemd or in a container, and stop \
+            it with SIGTERM or SIGINT (or `quit`); journal writes under way finish first.
 
             Commands (CHANNEL: the 64-hex channel id or a unique prefix of >= 8 digits):
               open PUBKEY@HOST:PORT MINE THEIRS [tictactoe]
@@ -35,13 +45,17 @@ struct NodeCommand: AsyncParsableCommand {
                   Pay AMOUNT to the peer (COUNT times, default 1); either side of a
                   channel may pay. Answers once the peer countersigned the last one:
                   "channel", "version", "balances", "paid" (how many went through; on
-                  failure the answer has ok false, the error and "paid").
+                  failure the answer has ok false, the error and "paid"). COUNT
+                  payments that our balance cannot cover are refused before the
+                  first is made.
               move CHANNEL CELL
                   Tic-tac-toe channels (opened with `tictactoe`): our mark in cell
                   0...8. Answers with "channel", "version", "balances".
               close CHANNEL
                   Close cooperatively; answers once our payout is in our chain
-                  account: "channel", "version", "balances", "payout".
+                  account: "channel", "version", "balances", "payout". A peer that
+                  does not countersign within --close-timeout fails the command with
+                  a hint to `dispute`.
               dispute CHANNEL
                   Register our latest state on chain without the peer. Answers at
                   once; the watcher concludes after the challenge window and
@@ -76,15 +90,22 @@ struct NodeCommand: AsyncParsableCommand {
                   Drills (issue 15, item 4): as the player to move, "move" on chain
                   to a final copy of the registered state. The chain refuses it.
               status
-                  "key", "listening" and "channels": one object per channel with
-                  "channel", "peer", "seat" (0 opener, 1 responder), "version",
-                  "balances", "phase", "funded", "closing", "closed", "connected".
+                  "key", "listening", "chainBalance" and "channels": one object per
+                  channel with "channel", "peer", "seat" (0 opener, 1 responder),
+                  "version", "balances", "status" (funding, open, closing, closed,
+                  abandoned), "phase", "funded", "closing", "closed", "connected".
+              balance
+                  "chainBalance" (our chain account) and "inChannels" (what our open
+                  channels hold for us).
+              help
+                  Every command, its usage and what it does ("commands").
               quit
                   Answer {"command":"quit","ok":true}, shut down, exit 0. End of
                   stdin shuts down the same way, without an answer.
 
-            Every answer has "ok" and "command". A command that fails answers \
-            {"command":VERB,"error":MESSAGE,"ok":false} and the node keeps running.
+            Every answer has "v" (the protocol version), "id", "ok" and "command". A \
+            command that fails answers {"command":VERB,"error":MESSAGE,"hint":…,"ok":false,…} \
+            and the node keeps running.
 
             Lines with "event" instead of "ok" are events, printed as they happen and \
             never interleaved with other lines. The first line is \
@@ -93,10 +114,13 @@ struct NodeCommand: AsyncParsableCommand {
             it. Then, with "channel" (or "peer"): opened, funded, proposed, committed \
             ("version", "mine", "balances"), rejected, peerConnected, peerDisconnected, \
             peerSilent, registered ("version", "deadline", "by"), refuted, exitStarted, \
-            concluded, withdrawn ("amount"), closed and error ("error").
+            concluded, withdrawn ("amount"), closed, abandoned (a channel never funded, \
+            given up and any deposit reclaimed) and error ("error"). Events about a \
+            window carry "deadline" (chain time) and "secondsLeft".
 
-            Money: --mint N asks the devchain faucet for N units to our chain account at \
-            start, so a demo user has something to deposit (default 0: nothing minted).
+            Money: --mint N tops our chain account up to N units at start from the \
+            devchain faucet (or a development token), so a demo user has something to \
+            deposit; a restart does not mint again what is already there (default 0).
 
             Crashes: every signature is fsync'd to the journal before it is sent. Kill \
             the node (even with SIGKILL) and start it again with the same --key, \
