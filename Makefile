@@ -40,12 +40,14 @@ release: deps
 # Tools/test/run-tests.py runs the test binary as `swift test` would, and ends a hung run
 # (no test ending for 10 minutes) with the names of the tests still running and every
 # thread's backtrace; it lists the slowest cases at the end. TEST_ARGS="--filter NAME"
-# runs a part.
+# runs a part. Tools/tour/check-readme-tour.py then runs README.md's "Two terminals" tour
+# as written (its paths under /tmp/tour and ports 7545, 7001, 7002) with the release build.
 SIM_SEEDS ?= 2000
 test: deps vectors evm-env contracts-check
 	$(SWIFT) build --build-tests
 	python3 Tools/test/run-tests.py $$($(SWIFT) build --show-bin-path)/ParleyPackageTests.xctest $(TEST_ARGS)
 	$(SWIFT) build -c release --product parley
+	python3 Tools/tour/check-readme-tour.py --bin $$($(SWIFT) build -c release --show-bin-path)
 	$$($(SWIFT) build -c release --show-bin-path)/parley sim --seeds $(SIM_SEEDS) --require-coverage
 
 # The Ethereum test vectors (Tests/Vectors/: the backend's signed bytes, signed EIP-1559

@@ -143,7 +143,7 @@ extension ChannelEngine {
     /// journal before the signature leaves; nil when we already signed exactly this state
     /// (its signature is returned instead, nothing new is signed).
     ///
-    /// Moves on chain follow the same rule as updates (DESIGN.md invariant 1): a version is
+    /// Moves on chain follow the same rule as updates (Docs/Protocol.md invariant 1): a version is
     /// signed once. A version at or below the highest we signed is refused unless it is
     /// the very state we signed then (say, our off-chain proposal of the same move).
     package mutating func signForChain(_ state: ChannelState) throws(UpdateRejection) -> (StateSignature, journal: SignedState?) {

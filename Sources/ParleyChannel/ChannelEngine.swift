@@ -9,7 +9,7 @@ import ParleyWire
 ///
 /// Contract for the node: perform the returned effects in list order, and make
 /// every `.journal` effect durable before performing any effect after it. That
-/// ordering is what makes DESIGN.md invariants 1 and 2 hold: the engine always
+/// ordering is what makes Docs/Protocol.md invariants 1 and 2 hold: the engine always
 /// lists the journal record of a signature before the message carrying it.
 ///
 /// Safety the engine itself guarantees (tests pin each):

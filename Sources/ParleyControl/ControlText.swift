@@ -49,7 +49,7 @@ public enum ControlText {
             return "\(tag)chain account \(response.chainBalance.map(String.init(describing:)) ?? "unknown"), in open channels \(response.inChannels ?? 0)"
         case ControlVerb.status.rawValue:
             var lines = [
-                "\(tag)node \(shortKey(response.key)) listening on \(response.listening ?? "nothing"), chain account \(response.chainBalance.map(String.init(describing:)) ?? "unknown")"
+                "\(tag)node \(response.key ?? "-") listening on \(response.listening ?? "nothing"), chain account \(response.chainBalance.map(String.init(describing:)) ?? "unknown")"
             ]
             let channels = response.channels ?? []
             if channels.isEmpty { lines.append("  no channels") }
@@ -82,7 +82,8 @@ public enum ControlText {
         let channel = short(event.channel)
         switch event.event {
         case .ready:
-            return "ready: node \(shortKey(event.key)) listening on \(event.listening ?? "nothing"), \(event.channels ?? 0) channel(s) from the journal"
+            // The whole key: the tour has the other terminal paste it into `open`.
+            return "ready: node \(event.key ?? "-") listening on \(event.listening ?? "nothing"), \(event.channels ?? 0) channel(s) from the journal"
         case .opened: return "* channel \(channel) opened with \(shortKey(event.peer))"
         case .funded: return "* channel \(channel) funded: payments may flow"
         case .abandoned: return "* channel \(channel) was never funded and is given up; any deposit of ours is reclaimed"

@@ -1,7 +1,13 @@
 /// A self-contained HTML page for a run: per drill a sequence diagram (the two peers and
 /// the chain as lanes; payments, registrations, refutations and payouts as arrows) and the
-/// verdict of every step. No scripts, no external files.
+/// verdict of every step; a table of contents when several drills ran. Cut labels show
+/// their whole text on hover (SVG `<title>`); a peer's lane is drawn down between its
+/// crash and its restart. No scripts, no external files, no glyph that needs an emoji font.
 public enum DrillHTML {
+    /// The timeline notes that start and end a peer's down time (the runner writes them).
+    static let crashNote = "crashes (SIGKILL)"
+    static let restartNote = "restarts from its journal"
+
     public static func page(_ results: [DrillResult]) -> String {
         let passed = results.filter(\.passed).count
         var html = """
@@ -20,18 +26,27 @@ public enum DrillHTML {
             td.ok { color: #1f883d; font-weight: 600; } td.bad { color: #cf222e; font-weight: 600; }
             code { font: 12px ui-monospace, monospace; }
             .legend span { margin-right: 18px; }
+            nav ol { padding-left: 22px; } nav li { margin: 2px 0; }
             </style></head><body>
             <h1>Parley drills <span class="badge \(passed == results.count ? "pass" : "fail")">\(passed)/\(results.count) passed</span></h1>
             <p class="legend"><span style="color:#0969da">→ payment or message</span><span style="color:#cf222e">⇢ stale registration, tampering, crash</span><span style="color:#1f883d">⇒ refutation, exit, payout</span><span style="color:#8250df">- - chain time</span></p>
 
             """
-        for result in results { html += section(result) }
+        if results.count > 1 {
+            html += "<nav><ol>\n"
+            for (index, result) in results.enumerated() {
+                html += "<li><a href=\"#drill-\(index + 1)\">\(escape(result.name))</a> "
+                    + "<span class=\"badge \(result.passed ? "pass" : "fail")\">\(result.passed ? "PASS" : "FAIL")</span></li>\n"
+            }
+            html += "</ol></nav>\n"
+        }
+        for (index, result) in results.enumerated() { html += section(result, anchor: "drill-\(index + 1)") }
         html += "</body></html>\n"
         return html
     }
 
-    static func section(_ result: DrillResult) -> String {
-        var out = "<h2>\(escape(result.name)) <span class=\"badge \(result.passed ? "pass" : "fail")\">\(result.passed ? "PASS" : "FAIL")</span></h2>\n"
+    static func section(_ result: DrillResult, anchor: String = "drill-1") -> String {
+        var out = "<h2 id=\"\(anchor)\">\(escape(result.name)) <span class=\"badge \(result.passed ? "pass" : "fail")\">\(result.passed ? "PASS" : "FAIL")</span></h2>\n"
         if !result.description.isEmpty { out += "<p class=\"desc\">\(escape(result.description))</p>\n" }
         out += diagram(result)
         out += "<table><tr><th>line</th><th>step</th><th></th><th>detail</th></tr>\n"
@@ -64,18 +79,26 @@ public enum DrillHTML {
             svg += "<line x1=\"\(lx)\" y1=\"46\" x2=\"\(lx)\" y2=\"\(height - 8)\" stroke=\"#d0d7de\" stroke-width=\"2\"/>\n"
         }
         let chainX = x["chain"] ?? width / 2
+        for (lane, rows) in downTime(result.timeline) {
+            guard let lx = x[lane] else { continue }
+            let y1 = top + rows.lowerBound * rowHeight
+            let y2 = rows.upperBound < result.timeline.count ? top + rows.upperBound * rowHeight : height - 8
+            svg += "<line x1=\"\(lx)\" y1=\"\(y1)\" x2=\"\(lx)\" y2=\"\(y2)\" stroke=\"#cf222e\" stroke-width=\"4\" stroke-dasharray=\"3 5\"><title>\(escape(lane)) is down</title></line>"
+            svg += "<text x=\"\(lx + 8)\" y=\"\((y1 + y2) / 2)\" fill=\"#cf222e\" font-size=\"11\">down</text>\n"
+        }
         for (row, entry) in result.timeline.enumerated() {
             let y = top + row * rowHeight
             svg += "<text x=\"8\" y=\"\(y + 4)\" font-size=\"11\" fill=\"#8c959f\">t=\(entry.time)</text>"
             switch entry.kind {
             case .time:
                 svg += "<line x1=\"60\" y1=\"\(y)\" x2=\"\(width - 20)\" y2=\"\(y)\" stroke=\"#8250df\" stroke-dasharray=\"6 4\"/>"
-                svg += "<text x=\"\(width / 2)\" y=\"\(y - 5)\" text-anchor=\"middle\" fill=\"#8250df\" font-weight=\"600\">⏱ \(escape(entry.text))</text>\n"
+                svg += clock(x: width / 2 - 8 - entry.text.count * 4, y: y - 9)
+                svg += "<text x=\"\(width / 2)\" y=\"\(y - 5)\" text-anchor=\"middle\" fill=\"#8250df\" font-weight=\"600\">\(escape(entry.text))</text>\n"
             case .pass, .fail:
                 let color = entry.kind == .pass ? "#1f883d" : "#cf222e"
                 let fill = entry.kind == .pass ? "#dafbe1" : "#ffebe9"
                 svg += "<rect x=\"60\" y=\"\(y - 14)\" width=\"\(width - 80)\" height=\"24\" rx=\"4\" fill=\"\(fill)\" stroke=\"\(color)\"/>"
-                svg += "<text x=\"72\" y=\"\(y + 3)\" fill=\"\(color)\" font-size=\"12\">\(entry.kind == .pass ? "✓" : "✗") \(escape(clip(entry.text, 120)))</text>\n"
+                svg += "<text x=\"72\" y=\"\(y + 3)\" fill=\"\(color)\" font-size=\"12\">\(entry.kind == .pass ? "✓" : "✗") \(label(entry.text, 120))</text>\n"
             case .message, .chain, .note:
                 let from = x[entry.from] ?? chainX
                 if let toLane = entry.to, let to = x[toLane], to != from {
@@ -83,7 +106,7 @@ public enum DrillHTML {
                     let direction = to > from ? 1 : -1
                     svg += "<line x1=\"\(from + direction * 4)\" y1=\"\(y)\" x2=\"\(to - direction * 6)\" y2=\"\(y)\" stroke=\"\(color)\" stroke-width=\"\(weight)\"\(dash) marker-end=\"url(#\(marker))\"/>"
                     let bold = entry.emphasis ? " font-weight=\"700\"" : ""
-                    svg += "<text x=\"\((from + to) / 2)\" y=\"\(y - 6)\" text-anchor=\"middle\" fill=\"\(color)\" font-size=\"12\"\(bold)>\(escape(clip(entry.text, 60)))</text>\n"
+                    svg += "<text x=\"\((from + to) / 2)\" y=\"\(y - 6)\" text-anchor=\"middle\" fill=\"\(color)\" font-size=\"12\"\(bold)>\(label(entry.text, 60))</text>\n"
                 } else {
                     svg += box(at: from, y: y, text: entry.text, emphasis: entry.emphasis, width: width)
                 }
@@ -111,7 +134,32 @@ public enum DrillHTML {
         let stroke = emphasis ? "#cf222e" : "#8c959f"
         let fill = emphasis ? "#ffebe9" : "#f6f8fa"
         return "<rect x=\"\(left)\" y=\"\(y - 13)\" width=\"\(boxWidth)\" height=\"22\" rx=\"4\" fill=\"\(fill)\" stroke=\"\(stroke)\"/>"
-            + "<text x=\"\(left + boxWidth / 2)\" y=\"\(y + 3)\" text-anchor=\"middle\" font-size=\"12\">\(escape(shown))</text>\n"
+            + "<text x=\"\(left + boxWidth / 2)\" y=\"\(y + 3)\" text-anchor=\"middle\" font-size=\"12\">\(label(text, 46))</text>\n"
+    }
+
+    /// `text` cut to `limit` characters, with the whole text as its hover title when cut.
+    static func label(_ text: String, _ limit: Int) -> String {
+        let shown = clip(text, limit)
+        return escape(shown) + (shown == text ? "" : "<title>\(escape(text))</title>")
+    }
+
+    /// A small clock drawn in SVG (a circle and two hands), for chain-time rows.
+    static func clock(x: Int, y: Int) -> String {
+        "<g stroke=\"#8250df\" stroke-width=\"1.5\" fill=\"none\"><circle cx=\"\(x)\" cy=\"\(y)\" r=\"6\"/>"
+            + "<path d=\"M\(x),\(y) L\(x),\(y - 4) M\(x),\(y) L\(x + 3),\(y)\"/></g>"
+    }
+
+    /// For each peer, the timeline rows from its crash to its restart (open-ended if it
+    /// never restarted).
+    static func downTime(_ timeline: [TimelineEntry]) -> [(String, Range<Int>)] {
+        var down: [String: Int] = [:]
+        var spans: [(String, Range<Int>)] = []
+        for (row, entry) in timeline.enumerated() {
+            if entry.text == crashNote { down[entry.from] = row }
+            if entry.text == restartNote, let start = down.removeValue(forKey: entry.from) { spans.append((entry.from, start..<row)) }
+        }
+        for (lane, start) in down { spans.append((lane, start..<timeline.count)) }
+        return spans
     }
 
     private static func clip(_ text: String, _ limit: Int) -> String {

@@ -58,7 +58,7 @@ extension DrillResult {
             switch entry.kind {
             case .pass: mark = "✓"
             case .fail: mark = "✗"
-            case .time: mark = "⏱"
+            case .time: mark = "◷"
             default: mark = entry.emphasis ? "!" : " "
             }
             let time = "t=\(entry.time)".padding(toLength: 8, withPad: " ", startingAt: 0)

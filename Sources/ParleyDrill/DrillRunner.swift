@@ -19,7 +19,11 @@ public struct DrillRunner: Sendable {
     /// How long an expectation may take to come true (watchers act on their own time).
     public var settleTimeout: Duration = .seconds(15)
     /// How long a peer waits for an answer to a proposal before counting the other as silent.
+    /// On the local EVM at least ``evmProposalTimeout``: a node that has just restarted reads
+    /// the chain through Python for a while, and under a loaded test run the first payment
+    /// after `crash-restart-bob`'s restart missed a 1 s window.
     public var proposalTimeout: Double = 1.0
+    public static let evmProposalTimeout = 3.0
     /// Where each run's files go (a fresh directory inside); removed afterwards unless `keepFiles`.
     public var workDirectory: String = "/tmp"
     public var keepFiles = false
@@ -290,6 +294,7 @@ final class DrillRun: @unchecked Sendable {
                     throw DrillAbort("cannot fund \(peer.name) on the local EVM: \(error)")
                 }
             }
+            let proposalTimeout = evm == nil ? options.proposalTimeout : max(options.proposalTimeout, DrillRunner.evmProposalTimeout)
             let keyFile = "\(root)/\(peer.name).key"
             do { try KeyFile.write(key, to: keyFile) } catch { throw DrillAbort("cannot write \(keyFile): \(error)") }
             let node = try NodeChild(
@@ -297,7 +302,7 @@ final class DrillRun: @unchecked Sendable {
                 arguments: [
                     "node", "--key", keyFile, "--listen", "127.0.0.1:0", "--journal", "\(root)/\(peer.name)",
                     "--mint", "\(peer.deposit)", "--challenge", "\(drill.challenge)",
-                    "--proposal-timeout", "\(options.proposalTimeout)", "--clock-poll-ms", "20",
+                    "--proposal-timeout", "\(proposalTimeout)", "--clock-poll-ms", "20",
                 ] + chainArguments + (drill.disconnectGrace.map { ["--disconnect-grace", "\($0)"] } ?? []))
             nodes[peer.name] = node
             try await node.waitUntilReady()
@@ -543,10 +548,10 @@ final class DrillRun: @unchecked Sendable {
             note(.note, from: drill.peers[0].name, to: drill.peers[1].name, "connection allowed again")
         case let .crash(peer):
             try node(peer).crash()
-            note(.note, from: peer, "crashes (SIGKILL)", emphasis: true)
+            note(.note, from: peer, DrillHTML.crashNote, emphasis: true)
         case let .restart(peer):
             try await node(peer).restart()
-            note(.note, from: peer, "restarts from its journal")
+            note(.note, from: peer, DrillHTML.restartNote)
         case let .advance(seconds):
             do { chainTime = try await advanceChain(seconds) } catch {
                 throw DrillAbort("advancing chain time failed: \(error)")

@@ -23,7 +23,7 @@ public enum JournalError: Error, Equatable, Sendable, CustomStringConvertible {
     case closed
     case recordTooLarge(bytes: Int, limit: Int)
     /// An `opened` record for a channel id the journal already holds (open or closed): a
-    /// channel id is used once, ever (DESIGN.md invariant 8). Nothing was written.
+    /// channel id is used once, ever (Docs/Protocol.md invariant 8). Nothing was written.
     case channelExists(ChannelID)
 
     public var description: String {

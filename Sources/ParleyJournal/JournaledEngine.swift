@@ -8,7 +8,7 @@ import ParleyCrypto
 /// commit), and only then returns the remaining effects — sends, handler
 /// questions, notifications — in their original order. A signature therefore
 /// cannot leave before it is durable, and a countersigned state cannot be
-/// acknowledged, reported or used on chain before it is durable (DESIGN.md
+/// acknowledged, reported or used on chain before it is durable (Docs/Protocol.md
 /// invariants 1 and 2), whatever the caller does with the result.
 ///
 /// If the journal has stopped (disk full, I/O error), `handle` throws before
@@ -69,7 +69,7 @@ public struct JournaledEngine: Sendable {
     /// Our signature on `state`, a move on chain: journaled (as `.signed`) before it is
     /// returned, at a version above every version we signed; or the signature we already
     /// gave this very state. Throws `UpdateRejection.versionAlreadySigned` rather than sign a
-    /// second state of one version (DESIGN.md invariant 1), or a `JournalError`.
+    /// second state of one version (Docs/Protocol.md invariant 1), or a `JournalError`.
     public mutating func signForChain(_ state: ChannelState) async throws -> StateSignature {
         try Self.refuseIfStopped(journal)
         let (signature, record) = try engine.signForChain(state)

@@ -427,7 +427,7 @@ private final class RunnerLoop: @unchecked Sendable {
 
     /// Keeps one deadline armed while we wait on the peer without a proposal timer: for its
     /// `reestablish` (and commit proof) after a reconnect, and for a link to come back while
-    /// updates wait. Every wait on the peer ends (DESIGN.md invariant 9, issue 15 item 6).
+    /// updates wait. Every wait on the peer ends (Docs/Protocol.md invariant 9, issue 15 item 6).
     func armWaitTimer() {
         let phase = engine.engine.phase
         let kind: WaitKind? =

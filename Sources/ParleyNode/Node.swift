@@ -401,6 +401,13 @@ public actor Node {
         }
         let domain: SettlementDomain
         do { domain = try await settlementDomain() } catch { throw .chain(error) }
+        // Before anything is signed: a channel we cannot fund would get the peer's deposit
+        // made and then stuck until the funding timeout.
+        if deposit > 0 {
+            let have: Amount
+            do { have = try await settlement.balance(of: publicKey) } catch { throw .chain(error) }
+            guard have >= deposit else { throw .chainBalanceTooLow(have: have, need: deposit) }
+        }
         if domain.contract.count == EthereumAddress.byteCount, peerSigner?.backend != .ethereum {
             throw .invalidParameters(
                 "this node settles on an Ethereum adjudicator (\(domain)), whose channels are signed with Ethereum keys: pass the peer's settlement address (the 0x… of its `parley keygen --show`)")
@@ -637,7 +644,9 @@ public actor Node {
 
     func dispute(_ id: ChannelID) async throws(NodeError) {
         let runner = try runner(id)
-        guard !runner.status.isClosed else { throw .channelClosed(id) }
+        // The journal says closed as soon as the payout is withdrawn; the runner hears of it
+        // a moment later.
+        guard !runner.status.isClosed, journal.channels[id]?.isClosed != true else { throw .channelClosed(id) }
         runner.post(.closing(.exiting(.requested)))
         await watcher.dispute(id)
     }
@@ -839,7 +848,7 @@ public actor Node {
 
     /// Why we refuse a peer's channel proposal before the open handler sees it, or nil.
     ///
-    /// A channel id is used once, ever (DESIGN.md invariant 8): one our journal knows (open
+    /// A channel id is used once, ever (Docs/Protocol.md invariant 8): one our journal knows (open
     /// or closed) or the chain knows is refused, so an old proposal replayed after a restart
     /// opens nothing (issue 15, item 3). The proposal must be bound to our chain's domain,
     /// and within `policy.opens`.
@@ -850,6 +859,13 @@ public actor Node {
             guard params.domain == domain else { return "it is bound to \(params.domain), but we settle on \(domain)" }
             if try await settlement.channel(params.id) != nil {
                 return "the chain already has channel \(params.id.shortID)"
+            }
+            // We would sign version 0 and then fail to deposit our share.
+            if request.myDeposit > 0 {
+                let have = try await settlement.balance(of: publicKey)
+                if have < request.myDeposit {
+                    return "our chain account holds \(have), less than the \(request.myDeposit) it asks us to deposit"
+                }
             }
         } catch {
             return "the chain cannot be read to check it (\(error))"

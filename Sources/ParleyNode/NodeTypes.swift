@@ -251,6 +251,8 @@ public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
     case channelClosing(ChannelID, because: ClosingReason)
     /// The channel is over: concluded on chain and paid out. Nothing more can be done on it.
     case channelClosed(ChannelID)
+    /// `open`: our chain account holds less than the deposit asked of us; nothing was signed.
+    case chainBalanceTooLow(have: Amount, need: Amount)
     /// The journal directory belongs to another node's key (its `identity` file or its
     /// channels say so): opening it would sign for channels this key is not in.
     case journalOfAnotherKey(directory: String, journal: PublicKey, ours: PublicKey)
@@ -278,6 +280,8 @@ public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case let .unknownChannel(id): "channel \(id.shortID) is not known to this node"
         case let .channelClosing(id, reason): "channel \(id.shortID) is closing (\(reason)); no more updates"
+        case let .chainBalanceTooLow(have, need):
+            "our chain account holds \(have), less than the deposit of \(need); nothing was signed (fund the account first)"
         case let .channelClosed(id): "channel \(id.shortID) is closed: it was settled on chain and takes no more commands"
         case let .journalOfAnotherKey(directory, journal, ours):
             "the journal \(directory) belongs to the key \(journal.humanForm), not to this node's key \(ours.humanForm): give the matching --key, or another --journal for this key"
@@ -355,7 +359,7 @@ public enum ClosingReason: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A deliberately malformed update, for drills (`Node.sendTampered`). The receiving node
-/// must reject each one and keep its state (DESIGN.md invariant 6).
+/// must reject each one and keep its state (Docs/Protocol.md invariant 6).
 @_spi(Drills) public enum Tampering: String, Sendable, CaseIterable {
     /// A one-unit payment whose signature is random bytes.
     case badSignature = "bad-signature"

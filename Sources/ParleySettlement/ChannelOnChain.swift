@@ -94,7 +94,7 @@ public struct ChannelOnChain: Sendable, Equatable {
 }
 
 /// Whether a channel may take updates, judged from the chain's snapshot against what both
-/// journals agreed at version 0 (DESIGN.md invariant 8).
+/// journals agreed at version 0 (Docs/Protocol.md invariant 8).
 public enum ChannelUsability: Equatable, Sendable, CustomStringConvertible {
     /// Funded exactly as agreed, not concluded, no dispute open.
     case usable

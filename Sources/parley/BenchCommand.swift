@@ -3,7 +3,7 @@ import ParleyChannel
 import Foundation
 import ParleyJournal
 
-/// `parley bench`: the numbers of DESIGN.md's performance model, measured in one run.
+/// `parley bench`: the numbers of the design's performance model (Docs/Performance.md), measured in one run.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",

@@ -24,6 +24,19 @@ func failure(_ command: String, _ message: String) -> ExitCode {
 
 
 
+/// Creates `directory` and any missing parents (mode 0700), as `--journal` always has:
+/// `--data /tmp/tour/chain` or `--out /tmp/tour/bob.key` work on a fresh machine.
+func createDirectories(_ directory: String) throws {
+    guard !directory.isEmpty else { return }
+    try FileManager.default.createDirectory(
+        atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+}
+
+/// Creates the folder `path` goes in, and its parents.
+func createParentDirectories(of path: String) throws {
+    try createDirectories((path as NSString).deletingLastPathComponent)
+}
+
 func plural(_ count: Int, _ noun: String) -> String {
     "\(count) \(noun)\(count == 1 ? "" : "s")"
 }

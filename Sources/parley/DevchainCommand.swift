@@ -139,6 +139,7 @@ struct DevchainCommand: AsyncParsableCommand {
         let loop: EventLoop
         let server: DevchainServer
         do {
+            try createDirectories((data as NSString).deletingLastPathComponent)
             loop = try EventLoop(name: "devchain")
             var configuration = DevchainServer.Configuration(
                 listen: try SocketAddress(listen), dataDirectory: data, challengeDefault: challengeDefault,

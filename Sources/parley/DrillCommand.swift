@@ -24,7 +24,8 @@ struct DrillCommand: AsyncParsableCommand {
 
             Examples:
               parley drill Examples/Drills/*.yaml
-              parley drill Examples/Drills/stale-state-cheat.yaml --report /tmp/drills.html
+              parley drill Examples/Drills/stale-state-cheat.yaml \\
+                --report /tmp/drills.html
               parley drill my-drill.yaml --json --seed 7
               parley drill --chain evm Examples/Drills/*.yaml   (the local EVM: `make evm-env` first)
             """)
@@ -78,7 +79,10 @@ struct DrillCommand: AsyncParsableCommand {
             results.append(result)
         }
         if let report {
-            do { try DrillHTML.page(results).write(toFile: report, atomically: true, encoding: .utf8) } catch {
+            do {
+                try createParentDirectories(of: report)
+                try DrillHTML.page(results).write(toFile: report, atomically: true, encoding: .utf8)
+            } catch {
                 throw failure("drill", "cannot write \(report): \(error)")
             }
             if !json { print("report: \(report)") }

@@ -50,6 +50,7 @@ struct KeygenCommand: ParsableCommand {
         do {
             if let path = out {
                 let key = SigningKey()
+                try createParentDirectories(of: path)
                 try KeyFile.write(key, to: path, overwrite: force)
                 report(key, path: path, created: true)
             } else if let path = show {

@@ -4,7 +4,7 @@ import Testing
 
 @testable import ParleyChannel
 
-/// DESIGN.md invariant 6 (bad input changes nothing) and 3 (conservation),
+/// Docs/Protocol.md invariant 6 (bad input changes nothing) and 3 (conservation),
 /// one hostile proposal at a time against a responder at version 0.
 @Suite(.onBothBackends) struct BadInputTests {
     /// Delivers `message` to bob and returns his effects; checks nothing was journaled or changed.

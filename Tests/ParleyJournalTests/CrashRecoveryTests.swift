@@ -11,7 +11,7 @@ import Glibc
 #endif
 
 /// SIGKILLs a real `parley crash-child` process at random moments and checks
-/// that its journals hold everything it claimed before dying (DESIGN.md
+/// that its journals hold everything it claimed before dying (Docs/Protocol.md
 /// invariants 1 and 2): every signature it sent and every commit it reported.
 ///
 /// Randomized: the seed is printed; replay with `PARLEY_CRASH_SEED=<seed>`.

@@ -33,7 +33,7 @@ private func disputeHistory(_ node: TestNode) throws -> [DisputeEvent] {
     }
 }
 
-/// Every scenario DESIGN.md's invariants 4 and 5 promise, with two nodes, real fsync'd
+/// Every scenario Docs/Protocol.md's invariants 4 and 5 promise, with two nodes, real fsync'd
 /// journals, a watcher per node and the embedded chain. Chain time moves only when a
 /// test advances it, so every window boundary is exact.
 @Suite("Dispute scenarios", .timeLimit(.minutes(1)))

@@ -221,3 +221,20 @@ final class SilentListener: @unchecked Sendable {
 
     deinit { close(descriptor) }
 }
+
+extension NodeControlTests {
+    /// `open` with more than our chain account holds is refused before anything is signed:
+    /// the peer never deposits, so nothing of its waits for a funding timeout.
+    @Test func openingWithMoreThanTheAccountHoldsSignsNothing() async throws {
+        let world = try NodeWorld()
+        defer { world.tearDown() }
+        let (alice, bob) = try await world.startPair()
+        let open = try await alice.command("open \(bob.key)@127.0.0.1:\(bob.port) \(NodeCommandTests.minted + 1) 10", timeout: 10)
+        #expect(open.ok == false, "\(open.raw)")
+        #expect((open.error ?? "").contains("chain account holds \(NodeCommandTests.minted)"), "\(open.raw)")
+        #expect(try await alice.command("status").channels?.isEmpty == true)
+        #expect(try await world.account(bob) == NodeCommandTests.minted, "bob deposited for a channel that cannot be funded")
+        try await alice.quit()
+        try await bob.quit()
+    }
+}

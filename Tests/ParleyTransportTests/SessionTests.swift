@@ -260,7 +260,8 @@ struct SessionTests {
 
     @Test func idleSessionStaysOpenWhileKeepalivesFlow() async throws {
         try await withEventLoop { loop in
-            let config = SessionConfig(keepaliveInterval: .milliseconds(50), silenceInterval: .seconds(20))
+            var config = testConfig
+            config.keepaliveInterval = .milliseconds(50)
             let (server, session, accepted) = try await ListeningPeer.connectedPair(on: loop, config: config)
             // Whoever is idle longer pings; the other side answers, which also counts as sending.
             let counts = { @Sendable () async throws -> (pings: Int, pongs: Int) in
@@ -306,7 +307,9 @@ struct SessionTests {
 
     @Test func slowApplicationPausesReadingAndLosesNothing() async throws {
         try await withEventLoop { loop in
-            let config = SessionConfig(receiveHighWater: 64 << 10, receiveLowWater: 16 << 10)
+            var config = testConfig
+            config.receiveHighWater = 64 << 10
+            config.receiveLowWater = 16 << 10
             let (server, session, accepted) = try await ListeningPeer.connectedPair(on: loop, config: config)
             let count = 200
             let payload = [UInt8](repeating: 0xab, count: 16 << 10)

@@ -11,7 +11,11 @@ Without it a hung test held CI for its whole 90 minutes and printed nothing abou
 At the end it prints the slowest tests, so a run that creeps towards CI's budget shows
 where the time went. Standard library only: it runs before any virtual environment exists.
 
-    Tools/test/run-tests.py [--stall S] [--limit S] [--slowest N] BINARY [ARGS...]
+It also bounds how many tests run at once (--width, 16): with no bound, every suite of a
+run started together and starved the event-loop threads for over 10 s, and handshakes
+with 5 s timeouts failed.
+
+    Tools/test/run-tests.py [--stall S] [--limit S] [--width N] [--slowest N] BINARY [ARGS...]
 """
 
 import argparse
@@ -28,6 +32,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stall", type=float, default=600, help="seconds without a test ending that count as a hang (600)")
     parser.add_argument("--limit", type=float, default=3000, help="seconds the whole run may take (3000)")
+    parser.add_argument("--width", type=int, default=16,
+                        help="how many tests may run at once (16; 0: no limit). All of them at once starved "
+                             "the loop threads of both cores for over 10 s at the start of a run, past the "
+                             "5 s handshake timeouts of the daemons the tests start")
     parser.add_argument("--slowest", type=int, default=8, help="how many of the slowest tests to list at the end (8)")
     parser.add_argument("binary", help="the test binary, e.g. .build/debug/ParleyPackageTests.xctest")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="passed to the test binary (e.g. --filter NAME)")
@@ -38,7 +46,7 @@ def main() -> int:
         command = [
             options.binary, "--testing-library", "swift-testing",
             "--event-stream-output-path", events_path, "--event-stream-version", "0",
-        ] + options.args
+        ] + (["--experimental-maximum-parallelization-width", str(options.width)] if options.width > 0 else []) + options.args
         started = time.monotonic()
         child = subprocess.Popen(command, start_new_session=True)
         running: dict[str, float] = {}  # test or test case -> when it started (monotonic)
