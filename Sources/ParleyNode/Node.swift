@@ -1016,6 +1016,8 @@ public actor Node {
             sink.yield(.closed(id))
         case let .failed(id, why):
             sink.yield(.error(id, why))
+        case let .abandoned(id):
+            sink.yield(.abandoned(id))
         }
     }
 }

@@ -238,6 +238,9 @@ public enum NodeEvent: Sendable, Equatable {
     case withdrawn(ChannelID, amount: Amount)
     /// Nothing of ours is left in the channel.
     case closed(ChannelID)
+    /// The channel was never funded in time and is given up; any deposit of ours is taken
+    /// back. An outcome, not an error: `closed` follows.
+    case abandoned(ChannelID)
     /// Something went wrong that the node recovers from by itself (it retries or keeps
     /// serving other channels); `channel` is nil for node-wide trouble.
     case error(ChannelID?, String)

@@ -241,11 +241,12 @@ public actor Watcher {
     }
 
     /// A `fundInBackground` deadline passed: unless the channel got funded after all, the
-    /// channel is given up (`abandonFunding`).
+    /// channel is given up (`abandonFunding`). That is an outcome, not an error: it is
+    /// reported by the exit it starts (`exitStarted` with `.fundingTimedOut`, the console's
+    /// `abandoned`), and only a reclaim that fails is an error.
     private func backgroundFundingTimedOut(_ id: ChannelID) async {
         do {
             if try await reclaimUnfunded(id) { return }
-            emit(.failed(id, "funding: \(WatcherError.fundingTimedOut(id, after: policy.fundingTimeout))"))
         } catch {
             emit(.failed(id, "funding: \(error)"))
         }
@@ -259,6 +260,7 @@ public actor Watcher {
     public func abandonFunding(_ id: ChannelID) {
         guard journal.channels[id]?.isClosed == false, !funded.contains(id) else { return }
         fundingDeadlines[id] = nil
+        if journal.channels[id]?.exit != .fundingTimedOut { emit(.abandoned(id)) }
         requestExit(id, reason: .fundingTimedOut)
     }
 

@@ -68,6 +68,9 @@ public enum WatcherEvent: Sendable, Equatable {
     case withdrawn(ChannelID, amount: Amount)
     /// Nothing of ours is left in the channel; it is closed in the journal.
     case closed(ChannelID)
+    /// The channel was never funded (the funding timeout passed, or our deposit could not be
+    /// made) and is given up: our deposit, if it went in, is taken back, then `closed`.
+    case abandoned(ChannelID)
     /// A chain call or a journal write failed; the watcher retries after `retryDelay`.
     case failed(ChannelID, String)
 }

@@ -793,6 +793,7 @@ extension Simulation.Box {
         case let .closed(id):
             kind = "closed"
             oracle?.honestClosed(id)
+        case .abandoned: kind = "abandoned"
         case let .error(_, text):
             kind = "error"
             note(.honest, "error: \(text)")

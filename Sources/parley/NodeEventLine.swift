@@ -69,8 +69,7 @@ enum NodeEventLine {
             line.version = with
             return line
         case let .exitStarted(id, version, reason):
-            // Giving up a channel that was never funded is its own outcome, not a dispute.
-            var line = make(reason == .fundingTimedOut ? .abandoned : .exitStarted, id)
+            var line = make(.exitStarted, id)
             line.version = version
             line.reason = reason.rawValue
             return line
@@ -85,6 +84,8 @@ enum NodeEventLine {
             return line
         case let .closed(id):
             return make(.closed, id)
+        case let .abandoned(id):
+            return make(.abandoned, id)
         case let .error(id, message):
             var line = make(.error, id)
             line.error = message

@@ -269,7 +269,9 @@ struct DisputeScenarioTests {
     }
 
     /// The acceptor's way (no task waits for the peer's deposit): the deadline is found by
-    /// the watcher's clock poll, our deposit is taken back and `.failed` reported.
+    /// the watcher's clock poll, our deposit is taken back, and the channel is reported as
+    /// given up (`.abandoned`), an outcome and not an error:
+    /// no `.failed` (issue 22, item 2).
     @Test(arguments: ChainBackend.allCases)
     func backgroundFundingThatNeverCompletesIsReclaimedAndReported(_ backend: ChainBackend) async throws {
         let nodes = try TwoNodes(on: backend, policy: shortFundingPolicy)
@@ -279,8 +281,9 @@ struct DisputeScenarioTests {
         #expect(try await nodes.alice.account() < TwoNodes.startingBalance, "our deposit went in")
         #expect(await !nodes.alice.watcher.isFunded(nodes.id))
         #expect(await eventually(within: .seconds(20)) {
-            nodes.alice.seen.contains { if case .failed(nodes.id, let why) = $0 { why.contains("funding") } else { false } }
+            nodes.alice.seen.contains { $0 == .abandoned(nodes.id) }
         })
+        #expect(!nodes.alice.seen.contains { if case .failed(nodes.id, _) = $0 { true } else { false } })
         #expect(try await eventually { try await nodes.alice.account() == TwoNodes.startingBalance })
         #expect((try await nodes.onChain())?.depositsClosed == true)
         #expect(await eventually { nodes.alice.journal.channels[nodes.id]?.isClosed == true }, "the channel was left open")
