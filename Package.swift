@@ -136,6 +136,10 @@ let package = Package(
             dependencies: ["ParleyCrypto", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(
+            name: "DocSnippetTests",
+            dependencies: ["ParleyNode", "ParleySettlement", "ParleyTransport", "ParleyCrypto", "ParleyControl", "ParleyWire"]
+        ),
+        .testTarget(
             name: "ParleyControlTests",
             dependencies: ["ParleyControl", "ParleyWire", .product(name: "PropertyBased", package: "swift-property-based")]
         ),

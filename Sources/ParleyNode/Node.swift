@@ -134,6 +134,8 @@ public actor Node {
         case down(any MessageLink, SessionCloseReason)
         /// A dial to `peer` failed (refused, timed out); the link retries.
         case dialFailed(PublicKey, String)
+        /// The peer on `session` says it listens on `port` (of the address it came from).
+        case announced(any MessageLink, UInt16)
     }
 
     /// Opens the journal, recovers its channels, listens, starts the watcher and redials
@@ -711,7 +713,21 @@ public actor Node {
         case let .up(session, dialed): await sessionUp(session, dialed: dialed)
         case let .down(session, reason): sessionDown(session, reason: reason)
         case let .dialFailed(peer, why): dialFailed(peer, why)
+        case let .announced(session, port): announced(session, port: port)
         }
+    }
+
+    /// A peer's announcement of its listening port. Kept only when we know no address for
+    /// that peer yet: a dialled address that worked is never replaced by a claim. The host
+    /// is the one the session came from, never one the peer names, so an announcement can
+    /// only point us back at the peer's own machine; and any dial to it still has to
+    /// meet the peer's key in the handshake.
+    private func announced(_ session: any MessageLink, port: UInt16) {
+        let peer = session.peer
+        guard port != 0, addresses[peer] == nil, let came = try? SocketAddress(session.remoteDescription) else { return }
+        addresses[peer] = came.with(port: port)
+        do { try book.save(addresses) } catch { logger.warning("\(error)") }
+        logger.info("peer \(peer.shortID) announced it listens on \(came.with(port: port))")
     }
 
     /// An `open` waiting for a first session with a peer we have no channel with fails at
@@ -745,6 +761,13 @@ public actor Node {
         let id = ObjectIdentifier(session)
         for runner in registry.runners.withLock({ $0.values.filter { $0.peer == peer } }) { runner.post(.attach(session)) }
         sink.yield(.peerConnected(peer))
+        if let port = listeningAddress?.port {
+            // Tell the peer where we listen, so it can dial us back after a restart even if
+            // it only ever accepted (`PeerAnnouncement`). Best effort: a lost one is resent
+            // with the next session.
+            let bytes = PeerAnnouncement(port: port).wireBytes
+            Task { try? await session.send(bytes) }
+        }
         logger.info("session with \(peer.shortID) up (\(dialed == nil ? "accepted" : "dialled"), \(session.remoteDescription))")
         sessionWaiters.removeValue(forKey: peer)?.forEach { $0.resume(returning: session) }
         if let old, old !== session { old.close(reason: "replaced by a newer session") }
@@ -778,6 +801,13 @@ public actor Node {
     private nonisolated func route(_ bytes: [UInt8], from session: any MessageLink, id: ObjectIdentifier) {
         guard !switches.silent.load(ordering: .relaxed) else { return }
         let message: ChannelMessage
+        if PeerAnnouncement.isAnnouncement(bytes) {
+            if let announcement = PeerAnnouncement(wireBytes: bytes) {
+                let notices = self.notices
+                notices.yield(.announced(session, announcement.port))
+            }
+            return
+        }
         do { message = try ChannelMessage(wireBytes: bytes) } catch {
             logger.notice("undecodable message from \(session.peer.shortID): \(error)")
             sink.yield(.error(nil, "undecodable message from peer \(session.peer.shortID): \(error)"))

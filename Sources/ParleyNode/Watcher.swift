@@ -53,8 +53,13 @@ public actor Watcher {
     /// Channels with a deposit of ours submitted and not answered yet.
     private var depositing: Set<ChannelID> = []
     private var fundingWaiters: [ChannelID: [CheckedContinuation<Bool, Never>]] = [:]
-    /// `fundInBackground` channels not funded yet, with when to give up on them.
+    /// `fundInBackground` channels not funded yet, with when to give up on them (our clock).
     private var fundingDeadlines: [ChannelID: Duration] = [:]
+    /// The chain time of each unfunded channel's first deposit (either seat's), from the
+    /// chain's history. A channel is also given up once `fundingTimeout` of chain time has
+    /// passed since then: the money on chain has waited that long, whenever this process
+    /// started, so a restart does not extend the wait (issue 22, item 2).
+    private var firstDepositAt: [ChannelID: ChainTime] = [:]
     private var closeWaiters: [ChannelID: [CheckedContinuation<Result<Void, WatcherError>, Never>]] = [:]
     private var silenceTimers: [ChannelID: Task<Void, Never>] = [:]
     private var notRefuting: Set<ChannelID> = []
@@ -260,6 +265,7 @@ public actor Watcher {
     public func abandonFunding(_ id: ChannelID) {
         guard journal.channels[id]?.isClosed == false, !funded.contains(id) else { return }
         fundingDeadlines[id] = nil
+        firstDepositAt[id] = nil
         if journal.channels[id]?.exit != .fundingTimedOut { emit(.abandoned(id)) }
         requestExit(id, reason: .fundingTimedOut)
     }
@@ -389,6 +395,7 @@ public actor Watcher {
                 emit(.withdrawn(id, amount: amount))
             }
         case let .deposited(participant, _, total):
+            if firstDepositAt[id] == nil { firstDepositAt[id] = event.time }
             var seen = depositsSeen[id] ?? Allocation(0, 0)
             seen[participant] = total
             depositsSeen[id] = seen
@@ -406,7 +413,16 @@ public actor Watcher {
             do { try await time.sleep(for: policy.clockPollInterval) } catch { return }
             if !fundingDeadlines.isEmpty {
                 let now = time.now
-                for (id, deadline) in fundingDeadlines where now >= deadline {
+                // Whole chain seconds, rounded up, plus one for the clock's granularity: the
+                // chain deadline never comes before the timeout has really passed.
+                let parts = policy.fundingTimeout.components
+                let timeout = UInt64(max(parts.seconds, 0)) + (parts.attoseconds > 0 ? 1 : 0) + 1
+                let chainNow = fundingDeadlines.keys.contains { firstDepositAt[$0] != nil } ? try? await adapter.now() : nil
+                for (id, deadline) in fundingDeadlines {
+                    let onChain = chainNow.map { chainNow in
+                        firstDepositAt[id].map { chainNow.seconds >= $0.seconds + timeout } ?? false
+                    } ?? false
+                    guard now >= deadline || onChain else { continue }
                     fundingDeadlines[id] = nil
                     Task { await self.backgroundFundingTimedOut(id) }
                 }
@@ -559,6 +575,7 @@ public actor Watcher {
     private func markFunded(_ id: ChannelID) {
         funded.insert(id)
         fundingDeadlines[id] = nil
+        firstDepositAt[id] = nil
         for waiter in fundingWaiters.removeValue(forKey: id) ?? [] { waiter.resume(returning: true) }
     }
 

@@ -268,6 +268,34 @@ struct DisputeScenarioTests {
         await nodes.shutDown()
     }
 
+    /// Issue 22, item 2: the funding timeout counts from the channel's first deposit in
+    /// chain time, so a restart does not start it again. Alice deposits; the peer never
+    /// does; chain time passes the timeout while Alice's node is down. Her restarted watcher
+    /// gives the channel up at once, although her own clock's timeout (a minute) has only
+    /// just started.
+    @Test(arguments: ChainBackend.allCases)
+    func aRestartDoesNotExtendTheFundingTimeout(_ backend: ChainBackend) async throws {
+        let policy = WatcherPolicy(
+            disconnectGrace: .seconds(600), fundingTimeout: .seconds(60), clockPollInterval: .milliseconds(10),
+            retryDelay: .milliseconds(20))
+        let nodes = try TwoNodes(on: backend, policy: policy)
+        try await nodes.openChannel()
+        await nodes.alice.startWatching()
+        try await nodes.alice.watcher.fundInBackground(nodes.params, opening: nodes.opening)
+        #expect(try await nodes.alice.account() < TwoNodes.startingBalance, "our deposit went in")
+        try await nodes.advance(by: 30)
+        try await nodes.alice.restart(policy: policy)
+        try await nodes.alice.watcher.fundInBackground(nodes.params, opening: nodes.opening)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(nodes.alice.journal.channels[nodes.id]?.isClosed == false, "given up before the timeout")
+        try await nodes.advance(by: 32)
+        let started = ContinuousClock.now
+        #expect(await eventually(within: .seconds(20)) { nodes.alice.seen.contains { $0 == .abandoned(nodes.id) } })
+        #expect(ContinuousClock.now - started < .seconds(30), "the restarted node waited out its own clock")
+        #expect(try await eventually { try await nodes.alice.account() == TwoNodes.startingBalance }, "our deposit came back")
+        await nodes.shutDown()
+    }
+
     /// The acceptor's way (no task waits for the peer's deposit): the deadline is found by
     /// the watcher's clock poll, our deposit is taken back, and the channel is reported as
     /// given up (`.abandoned`), an outcome and not an error:

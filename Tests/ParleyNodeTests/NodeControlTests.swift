@@ -238,3 +238,21 @@ extension NodeControlTests {
         try await bob.quit()
     }
 }
+
+extension NodeControlTests {
+    /// A node learns where a peer listens from the peer's own announcement: Bob, who only
+    /// accepted Alice's session, keeps her address (her port, at the address her session
+    /// came from), so he can dial her after a restart.
+    @Test func theAcceptingSideLearnsThePeersAddressFromItsAnnouncement() async throws {
+        let world = try NodeWorld()
+        defer { world.tearDown() }
+        let (alice, bob) = try await world.startPair()
+        _ = try await world.open(from: alice, to: bob, mine: 10, theirs: 10)
+        let peers = "\(bob.journal)/peers"
+        let expected = "\(alice.signingKey.publicKey.hex) 127.0.0.1:\(alice.port)"
+        #expect(await eventually { ((try? String(contentsOfFile: peers, encoding: .utf8)) ?? "").contains(expected) },
+                "bob's peers file: \((try? String(contentsOfFile: peers, encoding: .utf8)) ?? "missing")")
+        try await alice.quit()
+        try await bob.quit()
+    }
+}
