@@ -42,6 +42,9 @@ public final class ControlSocketServer: @unchecked Sendable {
     public static let maxConnections = 32
     public let path: String
     private let descriptor: Int32
+    /// The socket file this server made (device and inode): `stop` removes only that one,
+    /// never a socket another node put at the same path since.
+    private let identity: (device: UInt64, inode: UInt64)
     private let connections = Locked<[ObjectIdentifier: ControlConnection]>([:])
     private let stopped = Locked(false)
 
@@ -53,8 +56,12 @@ public final class ControlSocketServer: @unchecked Sendable {
         var status = stat()
         if lstat(path, &status) == 0 {
             guard (status.st_mode & S_IFMT) == S_IFSOCK else { throw .notASocket(path) }
-            if (try? ControlClient.connect(path: path, timeout: .seconds(1))) != nil { throw .inUse(path) }
-            unlink(path)
+            // Only a socket nobody listens on (connection refused) is stale; one that answers,
+            // or does not answer in time, belongs to a live node.
+            switch ControlClient.probe(path: path, within: .seconds(1)) {
+            case .refused: unlink(path)
+            case .answered, .unsure: throw .inUse(path)
+            }
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .system("cannot make the control socket", String(cString: strerror(errno))) }
@@ -69,6 +76,9 @@ public final class ControlSocketServer: @unchecked Sendable {
             throw .system("cannot bind the control socket \(path)", String(cString: strerror(bindError)))
         }
         chmod(path, 0o600)
+        var made = stat()
+        _ = lstat(path, &made)
+        identity = (UInt64(made.st_dev), UInt64(made.st_ino))
         guard listen(fd, 16) == 0 else {
             let why = String(cString: strerror(errno))
             close(fd)
@@ -81,12 +91,18 @@ public final class ControlSocketServer: @unchecked Sendable {
         thread.start()
     }
 
+    /// Runs on its own thread until `stop`; it alone closes the listening descriptor, so
+    /// the number is never reused while it may still call `accept` on it.
     private func acceptLoop(_ onConnection: @escaping @Sendable (ControlConnection) -> Void) {
+        defer { close(descriptor) }
         while !stopped.withLock({ $0 }) {
             let client = accept(descriptor, nil, nil)
             if client < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                return  // shut down, or out of descriptors: stop() cleans up
+                if stopped.withLock({ $0 }) { return }
+                if errno != EINTR && errno != ECONNABORTED {
+                    usleep(100_000)  // out of descriptors or memory for now: try again
+                }
+                continue
             }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             var credentials = PeerCredentials()
@@ -120,9 +136,11 @@ public final class ControlSocketServer: @unchecked Sendable {
             return !stopped
         }
         guard first else { return }
-        shutdown(descriptor, Int32(SHUT_RDWR))
-        close(descriptor)
-        unlink(path)
+        shutdown(descriptor, Int32(SHUT_RDWR))  // wakes the accept thread, which closes it
+        var now = stat()
+        if lstat(path, &now) == 0, UInt64(now.st_dev) == identity.device, UInt64(now.st_ino) == identity.inode {
+            unlink(path)
+        }
         for connection in connections.withLock({ Array($0.values) }) { connection.close() }
     }
 
@@ -183,18 +201,19 @@ public final class ControlConnection: @unchecked Sendable {
         let bytes = Array((line + "\n").utf8)
         let failed = writeLock.withLock { closed -> Bool in
             guard !closed else { return false }
-            return !writeAll(descriptor, bytes)
+            return !writeAll(descriptor, bytes, within: .seconds(Self.writeTimeoutSeconds))
         }
         if failed { close() }
     }
 
-    /// Closes the connection; its reader ends.
+    /// Closes the connection; its reader ends, and a write under way fails at once (the
+    /// shutdown comes before the write lock, which a stuck write holds).
     public func close() {
+        shutdown(descriptor, Int32(SHUT_RDWR))
         let first = writeLock.withLock { closed -> Bool in
             defer { closed = true }
             return !closed
         }
-        shutdown(descriptor, Int32(SHUT_RDWR))
         if first { onClose(self) }
     }
 
@@ -215,21 +234,89 @@ public final class ControlClient: @unchecked Sendable {
 
     deinit { close(descriptor) }
 
-    /// Connects, failing at once if nobody listens and after `timeout` if the node does not accept.
+    /// Connects, failing at once if nobody listens and after `timeout` if the node does not
+    /// accept (a full backlog). The socket's owner must be this user (or root): a socket
+    /// another user put at the path after the node stopped gets no command of ours.
     public static func connect(path: String, timeout: Duration) throws(ControlSocketError) -> ControlClient {
-        var address = try ControlSocketServer.address(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .system("cannot make a socket", String(cString: strerror(errno))) }
+        let fd: Int32
+        switch dial(path: path, within: timeout) {
+        case let .connected(descriptor): fd = descriptor
+        case let .failed(code):
+            throw .unreachable(path, code == ENOENT ? "no such socket" : code == ECONNREFUSED ? "nobody listens on it" : String(cString: strerror(code)))
+        case .timedOut: throw .timeout(path)
+        }
+        var credentials = PeerCredentials()
+        var length = socklen_t(MemoryLayout<PeerCredentials>.size)
+        guard getsockopt(fd, SOL_SOCKET, PeerCredentials.option, &credentials, &length) == 0,
+            credentials.uid == getuid() || credentials.uid == 0
+        else {
+            close(fd)
+            throw .unreachable(path, "the socket belongs to another user")
+        }
+        return ControlClient(path: path, descriptor: fd)
+    }
+
+    enum Probe { case answered, refused, unsure }
+
+    /// Whether a node listens on `path`: `refused` only when the kernel says nobody does.
+    static func probe(path: String, within limit: Duration) -> Probe {
+        switch dial(path: path, within: limit) {
+        case let .connected(descriptor):
+            close(descriptor)
+            return .answered
+        case let .failed(code): return code == ECONNREFUSED ? .refused : .unsure
+        case .timedOut: return .unsure
+        }
+    }
+
+    private enum Dial {
+        case connected(Int32)
+        case failed(Int32)
+        case timedOut
+    }
+
+    /// A non-blocking connect, waited on with `poll` up to `limit`; the descriptor comes
+    /// back blocking. A full backlog (EAGAIN on a Unix socket) is tried again until then.
+    private static func dial(path: String, within limit: Duration) -> Dial {
+        let deadline = ContinuousClock.now + limit
+        while true {
+            switch dialOnce(path: path, within: limit) {
+            case .failed(EAGAIN) where ContinuousClock.now < deadline: usleep(50_000)
+            case .failed(EAGAIN): return .timedOut
+            case let other: return other
+            }
+        }
+    }
+
+    private static func dialOnce(path: String, within limit: Duration) -> Dial {
+        guard var address = try? ControlSocketServer.address(path) else { return .failed(ENAMETOOLONG) }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { return .failed(errno) }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard connected == 0 else {
-            let why = errno == ENOENT ? "no such socket" : errno == ECONNREFUSED ? "nobody listens on it" : String(cString: strerror(errno))
-            close(fd)
-            throw .unreachable(path, why)
+        if connected != 0 {
+            let code = errno
+            guard code == EINPROGRESS else {
+                close(fd)
+                return .failed(code)
+            }
+            let milliseconds = Int32(clamping: limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000)
+            var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            guard poll(&poller, 1, milliseconds) == 1 else {
+                close(fd)
+                return .timedOut
+            }
+            var failure: Int32 = 0
+            var size = socklen_t(MemoryLayout<Int32>.size)
+            if getsockopt(fd, SOL_SOCKET, SO_ERROR, &failure, &size) != 0 || failure != 0 {
+                close(fd)
+                return .failed(failure == 0 ? errno : failure)
+            }
         }
-        _ = timeout
-        return ControlClient(path: path, descriptor: fd)
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)
+        return .connected(fd)
     }
 
     /// Sends one request line.
@@ -318,10 +405,13 @@ struct LineReader {
     }
 }
 
-/// Writes every byte; false if the other end has gone.
-func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) -> Bool {
+/// Writes every byte; false if the other end has gone, or has not taken them all within
+/// `limit` (a client that reads a trickle is not kept waited on for ever).
+func writeAll(_ descriptor: Int32, _ bytes: [UInt8], within limit: Duration = .seconds(10)) -> Bool {
+    let deadline = ContinuousClock.now + limit
     var offset = 0
     while offset < bytes.count {
+        if ContinuousClock.now > deadline { return false }
         let written = bytes[offset...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         if written < 0 {
             if errno == EINTR { continue }

@@ -51,7 +51,10 @@ public final class JSONRPCClient: Sendable {
         let seconds = Double(callTimeout.components.seconds) + Double(callTimeout.components.attoseconds) / 1e18
         configuration.timeoutIntervalForRequest = seconds
         configuration.timeoutIntervalForResource = seconds
-        configuration.httpMaximumConnectionsPerHost = 4
+        // Requests that missed their deadline are not cancelled (see `withDeadline`) and may
+        // hold a connection until the session's own timeout ends them: room for those
+        // beside the calls that keep coming.
+        configuration.httpMaximumConnectionsPerHost = 16
         session = URLSession(configuration: configuration)
     }
 

@@ -73,6 +73,10 @@ public actor Node {
     private var sessionWaiters: [PublicKey: [CheckedContinuation<(any MessageLink)?, Never>]] = [:]
     /// Why the last dial for an `open` failed, for its error message.
     private var dialFailures: [PublicKey: String] = [:]
+    /// Our deposits for opens under way (checked against the chain balance, not yet on it).
+    private var depositsPromised: Amount = 0
+    /// Where peers without a channel (yet) said they listen; bounded.
+    private var announcedAddresses: [PublicKey: SocketAddress] = [:]
     /// Tasks that run for the node's life (session notices, watcher events).
     private var tasks: [Task<Void, Never>] = []
     /// Short tasks (funding, on-chain moves), each removed when it ends: keeping finished
@@ -405,11 +409,18 @@ public actor Node {
         do { domain = try await settlementDomain() } catch { throw .chain(error) }
         // Before anything is signed: a channel we cannot fund would get the peer's deposit
         // made and then stuck until the funding timeout.
+        // Opens under way count against the balance too: their deposits are not on chain
+        // yet, and concurrent opens must not each see the whole account.
         if deposit > 0 {
             let have: Amount
             do { have = try await settlement.balance(of: publicKey) } catch { throw .chain(error) }
-            guard have >= deposit else { throw .chainBalanceTooLow(have: have, need: deposit) }
+            let (need, overflow) = deposit.addingReportingOverflow(depositsPromised)
+            guard !overflow, have >= need else {
+                throw .chainBalanceTooLow(have: have > depositsPromised ? have - depositsPromised : 0, need: deposit)
+            }
         }
+        depositsPromised += deposit
+        defer { depositsPromised -= deposit }
         if domain.contract.count == EthereumAddress.byteCount, peerSigner?.backend != .ethereum {
             throw .invalidParameters(
                 "this node settles on an Ethereum adjudicator (\(domain)), whose channels are signed with Ethereum keys: pass the peer's settlement address (the 0x… of its `parley keygen --show`)")
@@ -725,9 +736,27 @@ public actor Node {
     private func announced(_ session: any MessageLink, port: UInt16) {
         let peer = session.peer
         guard port != 0, addresses[peer] == nil, let came = try? SocketAddress(session.remoteDescription) else { return }
-        addresses[peer] = came.with(port: port)
+        // Written only for peers we have a channel with: anyone can connect with a fresh
+        // key and announce, and the book must not grow with strangers. A stranger's
+        // announcement waits in memory (bounded) for the channel it may propose next.
+        guard registry.runners.withLock({ $0.values.contains { $0.peer == peer } }) else {
+            if announcedAddresses.count >= Self.maxAnnouncedAddresses, let any = announcedAddresses.keys.first {
+                announcedAddresses[any] = nil
+            }
+            announcedAddresses[peer] = came.with(port: port)
+            return
+        }
+        keepAnnounced(peer, came.with(port: port))
+    }
+
+    /// At most this many announcements from peers without a channel are held.
+    static let maxAnnouncedAddresses = 1024
+
+    private func keepAnnounced(_ peer: PublicKey, _ address: SocketAddress) {
+        guard addresses[peer] == nil else { return }
+        addresses[peer] = address
         do { try book.save(addresses) } catch { logger.warning("\(error)") }
-        logger.info("peer \(peer.shortID) announced it listens on \(came.with(port: port))")
+        logger.info("peer \(peer.shortID) announced it listens on \(address)")
     }
 
     /// An `open` waiting for a first session with a peer we have no channel with fails at
@@ -873,6 +902,7 @@ public actor Node {
             engine: engine, rules: rules, funding: opening, session: current === session ? session : nil, funded: false,
             closing: nil, closed: false, context: context())
         registry.runners.withLock { $0[params.id] = runner }
+        if let announced = announcedAddresses.removeValue(forKey: session.peer) { keepAnnounced(session.peer, announced) }
         runner.post(.perform(effects))  // the runner then asks for funding: version 0 is fully signed
     }
 

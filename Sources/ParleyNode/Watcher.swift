@@ -395,7 +395,7 @@ public actor Watcher {
                 emit(.withdrawn(id, amount: amount))
             }
         case let .deposited(participant, _, total):
-            if firstDepositAt[id] == nil { firstDepositAt[id] = event.time }
+            if firstDepositAt[id] == nil, !funded.contains(id) { firstDepositAt[id] = event.time }
             var seen = depositsSeen[id] ?? Allocation(0, 0)
             seen[participant] = total
             depositsSeen[id] = seen
@@ -419,8 +419,9 @@ public actor Watcher {
                 let timeout = UInt64(max(parts.seconds, 0)) + (parts.attoseconds > 0 ? 1 : 0) + 1
                 let chainNow = fundingDeadlines.keys.contains { firstDepositAt[$0] != nil } ? try? await adapter.now() : nil
                 for (id, deadline) in fundingDeadlines {
+                    // No addition: a chain reporting absurd times must not trap us.
                     let onChain = chainNow.map { chainNow in
-                        firstDepositAt[id].map { chainNow.seconds >= $0.seconds + timeout } ?? false
+                        firstDepositAt[id].map { chainNow.seconds >= $0.seconds && chainNow.seconds - $0.seconds >= timeout } ?? false
                     } ?? false
                     guard now >= deadline || onChain else { continue }
                     fundingDeadlines[id] = nil

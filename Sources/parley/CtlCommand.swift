@@ -37,6 +37,12 @@ struct CtlCommand: ParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments, e.g. `pay 3f9a12cd 20`.")
     var command: [String] = []
 
+    /// One line straight to the descriptor, unbuffered: in order, and nothing lost when
+    /// SIGINT ends `subscribe`.
+    static func output(_ line: String) {
+        try? FileHandle.standardOutput.write(contentsOf: Data((line + "\n").utf8))
+    }
+
     func validate() throws {
         guard control.hasPrefix("unix:"), control.count > 5 else {
             throw ValidationError("--control must be unix:PATH, the path `parley node --control` was given.")
@@ -62,15 +68,17 @@ struct CtlCommand: ParsableCommand {
         let limit = Duration.milliseconds(Int64((timeout * 1000).rounded()))
         let response: ControlResponse
         do {
-            response = try client.call(request, timeout: limit) { event in print(json ? (try? ControlCodec.line(event)) ?? "" : ControlText.render(event)) }
+            response = try client.call(request, timeout: limit) { event in
+                Self.output(json ? (try? ControlCodec.line(event)) ?? "" : ControlText.render(event))
+            }
         } catch {
             writeToStandardError("parley ctl: \(error)\n")
             throw ExitCode(2)
         }
         if json {
-            print((try? ControlCodec.line(response)) ?? "")
+            Self.output((try? ControlCodec.line(response)) ?? "")
         } else if response.ok {
-            print(ControlText.render(response))
+            Self.output(ControlText.render(response))
         } else {
             writeToStandardError(ControlText.render(response) + "\n")
         }
@@ -84,8 +92,7 @@ struct CtlCommand: ParsableCommand {
                     throw ExitCode(2)
                 }
                 if case let .event(event)? = try? ControlCodec.decodeLine(line) {
-                    // Straight to the descriptor: a pipe reader sees each event at once.
-                    try? FileHandle.standardOutput.write(contentsOf: Data(((json ? line : ControlText.render(event)) + "\n").utf8))
+                    Self.output(json ? line : ControlText.render(event))
                 }
             }
         }

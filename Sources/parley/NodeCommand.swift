@@ -302,15 +302,16 @@ struct NodeCommand: AsyncParsableCommand {
         }
         let reason = await stop.wait()
         if case let .signal(name) = reason { writeToStandardError("parley node: \(name): shutting down\n") }
-        server?.stop()
-        console.cancel()
-        let stage = Locked("shutting the node down")
+        let stage = Locked("closing the control socket")
         let watchdog = Task.detached {
             try await Task.sleep(for: Self.shutdownGrace)
             writeToStandardError(
                 "parley node: still \(stage.withLock { $0 }) after \(Self.shutdownGrace); exiting anyway (the journal is durable)\n")
             Foundation.exit(1)
         }
+        server?.stop()
+        console.cancel()
+        stage.withLock { $0 = "shutting the node down" }
         await node.shutDown()
         stage.withLock { $0 = "printing the last events" }
         await printer.value

@@ -294,14 +294,15 @@ struct NodeController: Sendable {
                 }
                 if first { continuation.resume(with: result) }
             }
-            Task {
-                do { resume(.success(try await body())) } catch { resume(.failure(error)) }
-            }
-            Task {
+            let timer = Task {
                 try? await Task.sleep(for: limit)
                 resume(.failure(ControlFailure(
                     "no answer from the peer within \(limit) waiting for \(what)",
                     hint: "the peer seems offline: `dispute CHANNEL` leaves through the chain without it")))
+            }
+            Task {
+                do { resume(.success(try await body())) } catch { resume(.failure(error)) }
+                timer.cancel()  // the first resume won: the timer's is ignored
             }
         }
     }

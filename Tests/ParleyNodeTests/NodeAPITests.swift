@@ -246,6 +246,36 @@ struct NodeAPITests {
         }
     }
 
+    /// Concurrent opens count each other's deposits: two opens of 600 from an account of
+    /// 1,000 cannot both be signed.
+    @Test func concurrentOpensCannotPromiseTheSameMoneyTwice() async throws {
+        try await withCluster { cluster in
+            let alice = try await cluster.start("alice")
+            let bob = try await cluster.start("bob")
+            let carol = try await cluster.start("carol")
+            let targets = [(bob.key.publicKey, try await bob.address), (carol.key.publicKey, try await carol.address)]
+            let outcomes = await withTaskGroup(of: NodeError?.self) { group in
+                for (key, address) in targets {
+                    group.addTask {
+                        do {
+                            _ = try await alice.node.open(with: key, at: address, deposit: 600, theirs: 0)
+                            return nil
+                        } catch let error as NodeError {
+                            return error
+                        } catch {
+                            return .invalidParameters("\(error)")
+                        }
+                    }
+                }
+                var all: [NodeError?] = []
+                for await outcome in group { all.append(outcome) }
+                return all
+            }
+            #expect(outcomes.filter { $0 == nil }.count <= 1, "\(outcomes)")
+            #expect(outcomes.contains { if case .chainBalanceTooLow? = $0 { true } else { false } }, "\(outcomes)")
+        }
+    }
+
     /// Issue 22, item 6: the API refuses a payment of 0 as the CLI does, before anything is
     /// signed; and a dispute on a closed channel is refused rather than answered "ok".
     @Test func aZeroPaymentAndADisputeAfterTheCloseAreRefused() async throws {

@@ -193,34 +193,6 @@ struct NodeControlTests {
     }
 }
 
-/// A loopback port that accepts TCP connections (the kernel completes them) and never
-/// reads or answers: a peer that hangs in the handshake.
-final class SilentListener: @unchecked Sendable {
-    let port: UInt16
-    private let descriptor: Int32
-
-    init() throws {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
-        }
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-        }
-        guard descriptor >= 0, bound == 0, named == 0, listen(descriptor, 16) == 0 else {
-            if descriptor >= 0 { close(descriptor) }
-            throw NodeCommandFailure("cannot make a silent listener")
-        }
-        self.descriptor = descriptor
-        port = UInt16(bigEndian: address.sin_port)
-    }
-
-    deinit { close(descriptor) }
-}
 
 extension NodeControlTests {
     /// `open` with more than our chain account holds is refused before anything is signed:
