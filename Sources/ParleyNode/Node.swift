@@ -419,8 +419,12 @@ public actor Node {
                 throw .chainBalanceTooLow(have: have > depositsPromised ? have - depositsPromised : 0, need: deposit)
             }
         }
+        // Held until our deposit is about to go to the chain: from then on the chain balance
+        // shows it (counting both would refuse opens the account can pay, as a game
+        // server's clients with exactly their stakes found).
         depositsPromised += deposit
-        defer { depositsPromised -= deposit }
+        var promised = deposit
+        defer { depositsPromised -= promised }
         if domain.contract.count == EthereumAddress.byteCount, peerSigner?.backend != .ethereum {
             throw .invalidParameters(
                 "this node settles on an Ethereum adjudicator (\(domain)), whose channels are signed with Ethereum keys: pass the peer's settlement address (the 0x… of its `parley keygen --show`)")
@@ -474,6 +478,8 @@ public actor Node {
             if runner.status.latest.isFullySigned { ensureFunding(params, opening: opening) }
             throw .openTimedOut(params.id)
         }
+        depositsPromised -= promised
+        promised = 0
         do { try await watcher.fund(params, opening: opening) } catch {
             // The channel is open in both journals: its funding must not end with this call.
             // Unreachable chain: the node goes on trying in the background (and gives the
