@@ -9,7 +9,8 @@ import Testing
 
 /// The control socket as a daemon's operator meets it: mode 0600, a stale file replaced, a
 /// live node or a file that is not a socket refused, and a stop that removes only its own
-/// socket. A client gets answers by id.
+/// socket. A client gets answers by id. The deadlines are long: under a loaded test run the
+/// echo server's task once waited over 5 s for a thread.
 @Suite(.serialized) struct ControlSocketTests {
     static func directory() -> String {
         let path = NSTemporaryDirectory() + "parley-ctl-\(UUID().uuidString.prefix(8))"
@@ -37,8 +38,8 @@ import Testing
         defer { server.stop() }
         var info = stat()
         #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o600)
-        let client = try ControlClient.connect(path: path, timeout: .seconds(5))
-        let answer = try client.call(ControlRequest(.status, id: "x1"), timeout: .seconds(5))
+        let client = try ControlClient.connect(path: path, timeout: .seconds(30))
+        let answer = try client.call(ControlRequest(.status, id: "x1"), timeout: .seconds(30))
         #expect(answer.ok && answer.id == "x1" && answer.command == "status")
     }
 
@@ -60,8 +61,8 @@ import Testing
         #expect(bound == 0)
         close(stale)
         let second = try Self.echo(path)
-        let client = try ControlClient.connect(path: path, timeout: .seconds(5))
-        #expect(try client.call(ControlRequest(.help), timeout: .seconds(5)).ok)
+        let client = try ControlClient.connect(path: path, timeout: .seconds(30))
+        #expect(try client.call(ControlRequest(.help), timeout: .seconds(30)).ok)
 
         // A node that replaced this one's socket keeps it when this one stops.
         unlink(path)

@@ -22,13 +22,13 @@ struct NodeControlTests {
         let alice = try await world.start("alice", key: SigningKey())
         let silent = try SilentListener()
         let openID = alice.start("open \(SigningKey().publicKey.humanForm)@127.0.0.1:\(silent.port) 10 10")
-        let started = Date()
-        let status = try await alice.command("status", timeout: 5)
+        let status = try await alice.command("status", timeout: 20)
         #expect(status.ok == true && status.id != openID, "\(status.raw)")
-        #expect(Date().timeIntervalSince(started) < 5, "status waited for the open")
-        #expect(alice.lines().first { $0.id == openID } == nil, "the open has not answered yet")
         let open = try await alice.answer(to: openID, timeout: 45)
         #expect(open.ok == false, "\(open.raw)")
+        // The order of the lines is the order of the answers: status came first.
+        let answers = alice.lines().compactMap(\.id)
+        #expect(answers.firstIndex(of: status.id ?? "") ?? .max < answers.firstIndex(of: openID) ?? .max, "\(answers)")
         try await alice.quit()
     }
 
@@ -48,7 +48,8 @@ struct NodeControlTests {
         let started = Date()
         let refused = try await alice.command("open \(stranger)@127.0.0.1:\(refusing.port) 5 5", timeout: 20)
         #expect(refused.ok == false, "\(refused.raw)")
-        #expect(Date().timeIntervalSince(started) < 10, "a refused connection took \(Date().timeIntervalSince(started)) s")
+        // Well under the open's own 30 s, with room for a loaded machine.
+        #expect(Date().timeIntervalSince(started) < 20, "a refused connection took \(Date().timeIntervalSince(started)) s")
         #expect((refused.error ?? "").localizedCaseInsensitiveContains("refused"), "\(refused.raw)")
         #expect(refused.hint != nil, "\(refused.raw)")
 
@@ -144,7 +145,7 @@ struct NodeControlTests {
         let started = Date()
         let close = try await alice.command("close \(id)", timeout: 15)
         #expect(close.ok == false, "\(close.raw)")
-        #expect(Date().timeIntervalSince(started) < 10)
+        #expect(Date().timeIntervalSince(started) < 20)
         #expect((close.hint ?? "").contains("dispute"), "\(close.raw)")
         alice.kill()
         bob.kill()
