@@ -698,13 +698,13 @@ public actor Node {
 
     /// After a failed open: stop dialling a peer we have no channel with, and forget its address.
     private func forgetIfUnused(_ peer: PublicKey) async {
-        guard !registry.runners.withLock({ $0.values.contains { $0.peer == peer } }) else { return }
+        guard !hasChannel(with: peer) else { return }
         if let link = peers[peer]?.link {
             peers[peer]?.link = nil
             await link.stop()
         }
         if addresses.removeValue(forKey: peer) != nil {
-            do { try book.save(addresses) } catch { logger.warning("\(error)") }
+            saveAddresses()
         }
     }
 
@@ -745,7 +745,7 @@ public actor Node {
         // Written only for peers we have a channel with: anyone can connect with a fresh
         // key and announce, and the book must not grow with strangers. A stranger's
         // announcement waits in memory (bounded) for the channel it may propose next.
-        guard registry.runners.withLock({ $0.values.contains { $0.peer == peer } }) else {
+        guard hasChannel(with: peer) else {
             if announcedAddresses.count >= Self.maxAnnouncedAddresses, let any = announcedAddresses.keys.first {
                 announcedAddresses[any] = nil
             }
@@ -755,13 +755,24 @@ public actor Node {
         keepAnnounced(peer, came.with(port: port))
     }
 
+    /// Whether any channel (open or closed) of ours is with `peer`.
+    private func hasChannel(with peer: PublicKey) -> Bool {
+        registry.runners.withLock { $0.values.contains { $0.peer == peer } }
+    }
+
+    /// Writes `addresses` to the peer book; a failure is only logged (the book is a
+    /// convenience, not part of any channel's safety).
+    private func saveAddresses() {
+        do { try book.save(addresses) } catch { logger.warning("\(error)") }
+    }
+
     /// At most this many announcements from peers without a channel are held.
     static let maxAnnouncedAddresses = 1024
 
     private func keepAnnounced(_ peer: PublicKey, _ address: SocketAddress) {
         guard addresses[peer] == nil else { return }
         addresses[peer] = address
-        do { try book.save(addresses) } catch { logger.warning("\(error)") }
+        saveAddresses()
         logger.info("peer \(peer.shortID) announced it listens on \(address)")
     }
 
@@ -770,7 +781,7 @@ public actor Node {
     /// not wait out the open's whole timeout). Peers with channels are redialled as before.
     private func dialFailed(_ peer: PublicKey, _ why: String) {
         guard sessionWaiters[peer]?.isEmpty == false,
-            !registry.runners.withLock({ $0.values.contains { $0.peer == peer } })
+            !hasChannel(with: peer)
         else { return }
         dialFailures[peer] = why
         expireSessionWaiters(for: peer)
@@ -785,7 +796,7 @@ public actor Node {
         if let dialed, addresses[peer] != dialed {
             // A handshake on this address succeeded: now it is worth keeping.
             addresses[peer] = dialed
-            do { try book.save(addresses) } catch { logger.warning("\(error)") }
+            saveAddresses()
         }
         if dialed == nil, let link = peers[peer]?.link {
             peers[peer]?.link = nil

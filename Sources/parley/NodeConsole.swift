@@ -285,25 +285,10 @@ struct NodeController: Sendable {
     private func withDeadline<T: Sendable>(
         _ limit: Duration, what: String, _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let resumed = Locked(false)
-            let resume: @Sendable (Result<T, any Error>) -> Void = { result in
-                let first = resumed.withLock { done -> Bool in
-                    defer { done = true }
-                    return !done
-                }
-                if first { continuation.resume(with: result) }
-            }
-            let timer = Task {
-                try? await Task.sleep(for: limit)
-                resume(.failure(ControlFailure(
-                    "no answer from the peer within \(limit) waiting for \(what)",
-                    hint: "the peer seems offline: `dispute CHANNEL` leaves through the chain without it")))
-            }
-            Task {
-                do { resume(.success(try await body())) } catch { resume(.failure(error)) }
-                timer.cancel()  // the first resume won: the timer's is ignored
-            }
+        do { return try await ParleyLocks.withDeadline(limit, body) } catch is DeadlinePassed {
+            throw ControlFailure(
+                "no answer from the peer within \(limit) waiting for \(what)",
+                hint: "the peer seems offline: `dispute CHANNEL` leaves through the chain without it")
         }
     }
 }
