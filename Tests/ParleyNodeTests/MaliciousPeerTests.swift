@@ -701,3 +701,25 @@ struct MaliciousPeerTests {
         }
     }
 }
+
+extension MaliciousPeerTests {
+    /// Issue 22: a stranger (a fresh key, no channel) that connects and announces a port, or
+    /// sends announcement-shaped garbage, gets nothing written to the node's peer book; the
+    /// node keeps serving.
+    @Test func aStrangersAnnouncementIsNotWrittenToThePeerBook() async throws {
+        try await withCluster { cluster in
+            let alice = try await cluster.start("alice")
+            let mallory = SigningKey()
+            let peer = try await RawPeer.dial(mallory, to: try await alice.address, expecting: alice.key.publicKey)
+            try await peer.session.send([0xF0, 0x01, 0x1b, 0x59])  // "I listen on 7001"
+            try await peer.session.send([0xF0, 0x01])  // truncated
+            try await peer.session.send([0xF0] + [UInt8](repeating: 0xff, count: 4096))  // oversized
+            try await Task.sleep(for: .milliseconds(300))
+            let book = (try? String(contentsOfFile: alice.directory + "/peers", encoding: .utf8)) ?? ""
+            #expect(!book.contains(mallory.publicKey.hex), "a stranger's announcement reached the peer book: \(book)")
+            #expect(alice.node.statuses.isEmpty)
+            // Alice still answers: a fresh session gets her announcement and a handshake.
+            _ = try await RawPeer.dial(SigningKey(), to: try await alice.address, expecting: alice.key.publicKey)
+        }
+    }
+}
