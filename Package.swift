@@ -15,7 +15,6 @@ let package = Package(
         .library(name: "ParleyDevchain", targets: ["ParleyDevchain"]),
         .library(name: "ParleyEthereum", targets: ["ParleyEthereum"]),
         .library(name: "ParleyNode", targets: ["ParleyNode"]),
-        .library(name: "ParleyDrill", targets: ["ParleyDrill"]),
         .library(name: "ParleyGames", targets: ["ParleyGames"]),
         .library(name: "ParleyControl", targets: ["ParleyControl"]),
         .executable(name: "parley", targets: ["parley"]),
@@ -59,7 +58,7 @@ let package = Package(
         .target(
             name: "ParleyDevchain",
             dependencies: [
-                "ParleySettlement", "ParleyGames", "ParleyTransport", "ParleyLocks", "ParleyChannel", "ParleyCrypto", "ParleyWire",
+                "ParleySettlement", "ParleyTransport", "ParleyLocks", "ParleyChannel", "ParleyCrypto", "ParleyWire",
             ]
         ),
         .target(
@@ -85,6 +84,15 @@ let package = Package(
         .target(name: "ParleySubprocess", dependencies: ["CParleySpawn", "ParleyLocks"]),
         .target(name: "ParleyGames", dependencies: ["ParleyChannel", "ParleyCrypto", "ParleyWire"]),
         .target(name: "ParleyControl", dependencies: ["ParleyWire", "ParleyLocks"]),
+        // The server side of the control protocol: a `Node` answering `ControlRequest`s
+        // (Docs/Control.md); `parley node` serves it on stdin and on a Unix socket.
+        .target(
+            name: "ParleyDaemon",
+            dependencies: [
+                "ParleyNode", "ParleyControl", "ParleyGames", "ParleySettlement", "ParleyTransport", "ParleyChannel",
+                "ParleyCrypto", "ParleyWire", "ParleyLocks",
+            ]
+        ),
         // Ethereum transactions (RLP, EIP-1559) for the Ethereum settlement adapter (Docs/Architecture.md).
         .target(
             name: "ParleyEthereum",
@@ -96,7 +104,7 @@ let package = Package(
         .target(
             name: "ParleyDrill",
             dependencies: [
-                "ParleyNode", "ParleyDevchain", "ParleySettlement", "ParleyChannel", "ParleyCrypto", "ParleySubprocess",
+                "ParleyDevchain", "ParleySettlement", "ParleyChannel", "ParleyCrypto", "ParleySubprocess",
                 "ParleyLocks", "ParleyEthereum", "ParleyWire", "ParleyControl", .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -105,7 +113,7 @@ let package = Package(
             dependencies: [
                 "ParleyCrypto", "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyTransport",
                 "ParleySettlement", "ParleyDevchain", "ParleyNode", "ParleyDrill", "ParleySubprocess", "ParleyLocks",
-                "ParleySim", "ParleyEthereum", "ParleyControl", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ParleySim", "ParleyEthereum", "ParleyControl", "ParleyGames", "ParleyDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
@@ -177,7 +185,7 @@ let package = Package(
             name: "ParleySettlementTests",
             dependencies: [
                 "ParleySettlement", "ParleyDevchain", "ParleyTransport", "ParleyLocks", "ParleyChannel", "ParleyCrypto",
-                "ParleyWire", "ParleyTestSupport", "ParleyEthereum", "parley",
+                "ParleyWire", "ParleyTestSupport", "ParleyEthereum", "ParleyGames", "parley",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

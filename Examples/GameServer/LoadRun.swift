@@ -66,7 +66,8 @@ struct LoadRun {
             let server = try await DevchainServer.start(
                 DevchainServer.Configuration(
                     listen: .loopbackIPv4(port: 0), dataDirectory: root + "/devchain", challengeDefault: options.challenge,
-                    timeMode: options.realTime ? .blocks(milliseconds: Self.blockMilliseconds) : .manual),
+                    timeMode: options.realTime ? .blocks(milliseconds: Self.blockMilliseconds) : .manual,
+                    apps: GameRules.all),
                 loop: chainLoop)
             devchain = server
             chainURL = "devchain://\(server.address)"

@@ -1,6 +1,5 @@
 import ParleyChannel
 import ParleyCrypto
-import ParleyGames
 import ParleySettlement
 import ParleyTransport
 
@@ -61,8 +60,4 @@ public enum Devchain {
             throw .invalidAddress(text, "\(error)")
         }
     }
-
-    /// The apps every devchain knows: `PaymentApp` (always), the turn-taking `CounterApp`
-    /// and `TicTacToe`.
-    public static let apps: [any AppRules] = [CounterApp(), TicTacToe()]
 }

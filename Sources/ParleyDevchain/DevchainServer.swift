@@ -47,14 +47,20 @@ public final class DevchainServer: Sendable {
         /// Called once if the ledger can no longer be written; the server then refuses every
         /// request, and the process should exit (memory may be ahead of disk).
         public var onFatal: @Sendable (String) -> Void = { _ in }
+        /// The app rules `progress` and the final payout follow, besides payments (which
+        /// every chain knows). `parley devchain` passes ``ParleyGames``' apps; the ledger
+        /// records app ids, so replaying it needs the same apps.
+        public var apps: [any AppRules]
 
         public init(
             listen: SocketAddress, dataDirectory: String,
             challengeDefault: UInt64 = ChannelParams.defaultChallengeDuration,
             timeMode: DevchainTimeMode = .blocks(milliseconds: DevchainTimeMode.defaultBlockMilliseconds),
             identity: SigningKey = Devchain.wellKnownIdentity, allowFaucet: Bool = false, allowTimeTravel: Bool = false,
-            session: SessionConfig = SessionConfig(), log: @escaping @Sendable (String) -> Void = { _ in }
+            session: SessionConfig = SessionConfig(), apps: [any AppRules] = [],
+            log: @escaping @Sendable (String) -> Void = { _ in }
         ) {
+            self.apps = apps
             self.listen = listen
             self.dataDirectory = dataDirectory
             self.challengeDefault = challengeDefault
@@ -148,7 +154,7 @@ public final class DevchainServer: Sendable {
     /// - Throws: `DevchainStoreError` (locked, corrupt, unreadable) or the transport's listen error.
     public static func start(_ configuration: Configuration, loop: EventLoop) async throws -> DevchainServer {
         let opened = try LedgerLog.open(directory: configuration.dataDirectory)
-        var adjudicator = Adjudicator(apps: Devchain.apps, domain: configuration.domain)
+        var adjudicator = Adjudicator(apps: configuration.apps, domain: configuration.domain)
         var time = ChainTime.zero
         var transactions = 0
         for (index, record) in opened.records.enumerated() {

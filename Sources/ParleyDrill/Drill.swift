@@ -1,5 +1,4 @@
 import ParleyChannel
-import ParleyNode
 
 /// A scripted dispute rehearsal: two peers, a channel between them, and steps that end in
 /// expectations. The file format is in Docs/Drills.md; `DrillParser` reads it.

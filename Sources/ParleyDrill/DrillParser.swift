@@ -1,5 +1,4 @@
 import ParleyChannel
-@_spi(Drills) import enum ParleyNode.Tampering
 import Yams
 
 /// Reads the drill format (Docs/Drills.md). Every problem is a `DrillFileError` naming the

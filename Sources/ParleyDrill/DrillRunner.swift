@@ -5,7 +5,6 @@ import ParleyCrypto
 import ParleyDevchain
 import ParleyEthereum
 import ParleyLocks
-@_spi(Drills) import ParleyNode
 import ParleySettlement
 import ParleyWire
 

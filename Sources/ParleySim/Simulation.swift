@@ -3,7 +3,7 @@ import ParleyChannel
 @_spi(Simulation) import ParleyCrypto
 import ParleyGames
 import ParleyJournal
-@_spi(Drills) import ParleyNode
+import ParleyNode
 import ParleySettlement
 import ParleyTransport
 import ParleyLocks

@@ -7,7 +7,7 @@ import ParleyDevchain
 import ParleyEthereum
 import ParleyJournal
 import ParleyLocks
-@_spi(Drills) import ParleyNode
+import ParleyNode
 import ParleySettlement
 import ParleySubprocess
 import ParleyTransport

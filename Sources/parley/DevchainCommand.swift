@@ -3,6 +3,7 @@ import Foundation
 import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
+import ParleyGames
 import ParleyLocks
 import ParleySettlement
 import ParleySubprocess
@@ -145,7 +146,7 @@ struct DevchainCommand: AsyncParsableCommand {
                 listen: try SocketAddress(listen), dataDirectory: data, challengeDefault: challengeDefault,
                 timeMode: manualTime ? .manual : .blocks(milliseconds: blockTime ?? DevchainTimeMode.defaultBlockMilliseconds),
                 identity: try identity.map { path throws(KeyFileError) in try KeyFile.load(from: path) } ?? Devchain.wellKnownIdentity,
-                allowFaucet: allowFaucet, allowTimeTravel: allowTimeTravel, log: { writeToStandardError("parley devchain: \($0)\n") })
+                allowFaucet: allowFaucet, allowTimeTravel: allowTimeTravel, apps: GameRules.all, log: { writeToStandardError("parley devchain: \($0)\n") })
             configuration.onFatal = { stop.trigger(.fatal($0)) }
             if let chainID { configuration.domain = try SettlementDomain(chainID: chainID) }
             server = try await DevchainServer.start(configuration, loop: loop)

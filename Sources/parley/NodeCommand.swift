@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ParleyChannel
 import ParleyControl
+import ParleyDaemon
 import ParleyCrypto
 import ParleyDevchain
 import ParleyGames

@@ -10,7 +10,7 @@ import ParleyWire
 import Synchronization
 import Testing
 
-@_spi(Drills) @testable import ParleyNode
+@testable import ParleyNode
 
 /// Force-move end to end: two nodes play tic-tac-toe over loopback TCP; one stops moving
 /// off-chain; the other registers after the turn timeout. The silent player either forfeits

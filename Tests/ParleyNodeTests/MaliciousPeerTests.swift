@@ -10,7 +10,7 @@ import ParleyWire
 import Synchronization
 import Testing
 
-@_spi(Drills) @testable import ParleyNode
+@testable import ParleyNode
 
 // Issue 15: what a malicious peer tried against a real node, and the rule that stops it.
 // Alice is a real `Node` (loopback TCP, fsync'd journal, LocalChain); Mallory speaks the

@@ -10,7 +10,7 @@ import Synchronization
 import ParleyTestSupport
 import Testing
 
-@_spi(Drills) @testable import ParleyNode
+@testable import ParleyNode
 
 // Behaviour of the public `Node` API: real nodes on loopback TCP, real fsync'd journals,
 // a chain per test (the embedded LocalChain, or a `parley devchain` subprocess where the

@@ -1,5 +1,6 @@
 import Foundation
 import ParleyChannel
+import ParleyGames
 import ParleyCrypto
 import ParleyDevchain
 import ParleySettlement

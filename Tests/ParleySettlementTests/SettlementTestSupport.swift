@@ -1,4 +1,5 @@
 import ParleyChannel
+import ParleyGames
 import ParleyCrypto
 import ParleyEthereum
 import ParleySettlement

@@ -5,8 +5,8 @@ import ParleyNode
 import ParleySettlement
 
 /// Node events as control-protocol events.
-enum NodeEventLine {
-    static func render(_ event: NodeEvent, node: Node) async -> ControlEvent {
+public enum NodeEventLine {
+    public static func render(_ event: NodeEvent, node: Node) async -> ControlEvent {
         let seat = { (id: ChannelID) in node.statuses.first { $0.id == id }?.me }
         func make(_ kind: ControlEventKind, _ id: ChannelID?) -> ControlEvent {
             ControlEvent(kind, channel: id?.description)

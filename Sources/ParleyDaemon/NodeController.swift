@@ -1,28 +1,32 @@
 import Foundation
 import ParleyChannel
 import ParleyControl
-import ParleySubprocess
 import ParleyCrypto
 import ParleyGames
 import ParleyLocks
-@_spi(Drills) import ParleyNode
+import ParleyNode
 import ParleySettlement
 import ParleyTransport
 import ParleyWire
 
 /// Runs control-protocol requests against one node: the stdin console and every control
 /// socket connection of `parley node` go through here (Docs/Control.md).
-struct NodeController: Sendable {
-    let node: Node
+public struct NodeController: Sendable {
+    public let node: Node
 
     /// Shortest channel id prefix a command accepts.
     static let minimumPrefixLength = 8
     /// How long `close` waits for an offline peer before it fails with a hint to `dispute`
     /// (`parley node --close-timeout`).
-    var closeDeadline: Duration = .seconds(30)
+    public var closeDeadline: Duration = .seconds(30)
+
+    public init(node: Node, closeDeadline: Duration = .seconds(30)) {
+        self.node = node
+        self.closeDeadline = closeDeadline
+    }
 
     /// Answers one request. Never throws: a failure is an answer with `ok: false`.
-    func answer(_ request: ControlRequest) async -> ControlResponse {
+    public func answer(_ request: ControlRequest) async -> ControlResponse {
         let verb = request.command
         do {
             var response = try await run(request)
@@ -212,7 +216,7 @@ struct NodeController: Sendable {
 
     // MARK: - Describing
 
-    static func balances(_ allocation: Allocation, me: ParticipantIndex) -> ControlBalances {
+    public static func balances(_ allocation: Allocation, me: ParticipantIndex) -> ControlBalances {
         ControlBalances(me: allocation[me], peer: allocation[me.peer])
     }
 
@@ -311,86 +315,5 @@ extension ControlResponse {
         var copy = self
         change(&copy)
         return copy
-    }
-}
-
-/// Every stdout line of `parley node` goes through here, one whole line (or block, for a
-/// human `status`) per write(2), under one lock: a pipe reader sees each line as soon as it
-/// is written and never half of two. JSON lines when stdout is not a terminal or with
-/// `--json`; the human form of ``ControlText`` on a terminal.
-/// (Not `print` + `fflush`: stdio's flush-all would wait on the lock of stdin, which the
-/// reader thread holds while it blocks in `readLine`.)
-final class ConsoleOutput: Sendable {
-    let human: Bool
-    private let lock = Locked<Void>(())
-
-    init(human: Bool) { self.human = human }
-
-    func response(_ response: ControlResponse) {
-        write(human ? ControlText.render(response) : encoded(response))
-    }
-
-    func event(_ event: ControlEvent) {
-        write(human ? ControlText.render(event) : encoded(event))
-    }
-
-    private func encoded(_ value: some Encodable) -> String? {
-        do { return try ControlCodec.line(value) } catch {
-            writeToStandardError("parley node: cannot encode output: \(error)\n")
-            return nil
-        }
-    }
-
-    private func write(_ text: String?) {
-        guard let text else { return }
-        lock.withLock { _ in try? FileHandle.standardOutput.write(contentsOf: Data((text + "\n").utf8)) }
-    }
-}
-
-/// The control connections that asked for events (`subscribe`).
-final class EventSubscribers: Sendable {
-    private let connections = Locked<[ObjectIdentifier: ControlConnection]>([:])
-
-    func add(_ connection: ControlConnection) {
-        connections.withLock { $0[ObjectIdentifier(connection)] = connection }
-    }
-
-    func remove(_ connection: ControlConnection) {
-        _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }
-    }
-
-    func send(_ event: ControlEvent) {
-        let list = connections.withLock { Array($0.values) }
-        guard !list.isEmpty, let line = try? ControlCodec.line(event) else { return }
-        for connection in list { connection.write(line) }
-    }
-}
-
-extension NodeController {
-    /// Serves one control connection: its requests run concurrently, each answered on the
-    /// connection when done; `subscribe` adds the node's events; `quit` stops the node.
-    func serve(_ connection: ControlConnection, subscribers: EventSubscribers, stop: @escaping @Sendable () -> Void) async {
-        await withTaskGroup(of: Void.self) { group in
-            for await line in connection.lines() {
-                let request: ControlRequest
-                do {
-                    guard let parsed = try ControlCodec.request(line) else { continue }
-                    request = parsed
-                } catch {
-                    if let text = try? ControlCodec.line(ControlResponse.failure("?", id: nil, error: "\(error)")) {
-                        connection.write(text)
-                    }
-                    continue
-                }
-                group.addTask {
-                    let response = await answer(request)
-                    if response.ok, request.command == .subscribe { subscribers.add(connection) }
-                    if let text = try? ControlCodec.line(response) { connection.write(text) }
-                    if response.ok, request.command == .quit { stop() }
-                }
-            }
-        }
-        subscribers.remove(connection)
-        connection.close()
     }
 }

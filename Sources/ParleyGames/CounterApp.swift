@@ -1,7 +1,9 @@
 import ParleyChannel
 
-/// The turn-taking reference app (app id `test.counter/1`), used by the
-/// conformance tests and drills, and known to every `parley devchain`.
+/// The turn-taking reference app (app id `test.counter/1`): the smallest app with turns,
+/// which the settlement conformance suite runs `progress` with on every chain. Every
+/// `parley devchain` knows it (``GameRules/all``), and `parley evm deploy` deploys its
+/// contract twin (`Contracts/CounterApp.vy`) next to the adjudicator.
 ///
 /// The app data is one counter byte. Seat 0 moves when the counter is even,
 /// seat 1 when it is odd; the only legal move adds one and keeps the
