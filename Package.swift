@@ -79,6 +79,15 @@ let package = Package(
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
+        // `parley bench`, `parley journal bench` and `parley transport bench`: the runs and
+        // their reports (Docs/Performance.md); the CLI only parses and prints.
+        .target(
+            name: "ParleyBench",
+            dependencies: [
+                "ParleyNode", "ParleyDevchain", "ParleyJournal", "ParleySettlement", "ParleyTransport", "ParleyChannel",
+                "ParleyCrypto", "ParleyWire", "ParleyLocks", "ParleySubprocess", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // posix_spawn with closefrom, which Swift's Glibc module does not declare (SpawnedProcess).
         .target(name: "CParleySpawn"),
         .target(name: "ParleySubprocess", dependencies: ["CParleySpawn", "ParleyLocks"]),
@@ -113,7 +122,7 @@ let package = Package(
             dependencies: [
                 "ParleyCrypto", "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyTransport",
                 "ParleySettlement", "ParleyDevchain", "ParleyNode", "ParleyDrill", "ParleySubprocess", "ParleyLocks",
-                "ParleySim", "ParleyEthereum", "ParleyControl", "ParleyGames", "ParleyDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ParleySim", "ParleyEthereum", "ParleyControl", "ParleyGames", "ParleyDaemon", "ParleyBench", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
@@ -165,13 +174,24 @@ let package = Package(
         .testTarget(
             name: "ParleyJournalTests",
             dependencies: [
-                "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyCrypto", "ParleyTestSupport", "ParleySubprocess", "parley",
+                "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyCrypto", "ParleyTestSupport", "ParleySubprocess",
+                "parley-crash-child",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
         .testTarget(
             name: "ParleyTransportTests",
             dependencies: ["ParleyTransport", "ParleyLocks", "ParleyChannel", "ParleyCrypto", "ParleyWire", "CLibUV", "ParleyTestSupport"]
+        ),
+        // The victim of the journal's crash-recovery test (SIGKILLed at random moments); built
+        // with the tests only.
+        .executableTarget(
+            name: "parley-crash-child",
+            dependencies: [
+                "ParleyJournal", "ParleyChannel", "ParleyCrypto", "ParleyWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Tests/CrashChild"
         ),
         // Test-only helpers for tests that run `parley` subprocesses; not a product.
         .target(

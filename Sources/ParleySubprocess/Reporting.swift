@@ -31,6 +31,11 @@ public var buildConfiguration: String {
     #endif
 }
 
+/// "1 channel", "2 channels".
+public func plural(_ count: Int, _ noun: String) -> String {
+    "\(count) \(noun)\(count == 1 ? "" : "s")"
+}
+
 /// Writes `text` to standard error, unbuffered (progress lines, diagnostics).
 public func writeToStandardError(_ text: String) {
     FileHandle.standardError.write(Data(text.utf8))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ParleyBench
 import ParleyChannel
 import Foundation
 import ParleyJournal
@@ -84,100 +85,5 @@ struct BenchCommand: AsyncParsableCommand {
             // The phases were printed as they finished; close with the verdict.
             print(result.verdict)
         }
-    }
-}
-
-/// What `parley bench --json` prints.
-struct BenchReport: Codable {
-    /// One settlement backend's state signing and checking, as an update pays for them:
-    /// hashing the state (BLAKE2b, or Keccak-256 and EIP-712) and signing, or hashing and
-    /// verifying (Ed25519) or recovering the signer (secp256k1), on one thread.
-    struct Backend: Codable {
-        var backend: String
-        var signPerSecond: Double
-        var verifyPerSecond: Double
-        /// Updates per second all cores could sign and check with this backend alone.
-        var cryptoCeilingPerSecond: Double
-    }
-
-    struct Single: Codable {
-        var updates: Int
-        var updatesPerSecond: Double
-        var p50Micros: Double
-        var p99Micros: Double
-        var p999Micros: Double
-        var ratioToCeiling: Double
-    }
-
-    struct Multi: Codable {
-        var channels: Int
-        var updates: Int
-        var updatesPerSecond: Double
-        var ratioToCeiling: Double
-        var p50Micros: Double
-        var p99Micros: Double
-        /// Opening the channels (both deposits on chain), per second.
-        var opensPerSecond: Double
-    }
-
-    struct Memory: Codable {
-        var channels: Int
-        /// Peer RSS after the idle channels are open minus before (the baseline taken after
-        /// handing free heap pages back with malloc_trim), divided by `channels`.
-        var bytesPerChannel: Double
-        /// The same with malloc_trim before both readings: live heap growth only.
-        var trimmedBytesPerChannel: Double
-        var rssBeforeBytes: Int
-        var rssAfterBytes: Int
-        var openSeconds: Double
-        /// The peer's RSS along the run (no trim): started, after the single-channel phase,
-        /// after opening the many channels, after paying on them.
-        var peerRssAtStartBytes: Int
-        var peerRssAfterSingleBytes: Int
-        var peerRssAfterOpeningManyBytes: Int
-        var peerRssAfterManyBytes: Int
-    }
-
-    /// The targets of the issue, as measured in this run.
-    struct Targets: Codable {
-        /// Many channels reach at least 60% of the crypto ceiling.
-        var multiRatioAtLeast60Percent: Bool
-        /// One channel does at least 800 updates/s with p99 under 3 ms.
-        var singleAtLeast800PerSecondP99Under3ms: Bool
-        /// An idle channel costs at most 4 KiB of the peer's resident memory.
-        var memoryAtMost4KiBPerChannel: Bool
-    }
-
-    var cryptoCeilingPerSecond: Double
-    var signPerSecond: Double
-    var verifyPerSecond: Double
-    var cores: Int
-    /// Each settlement backend's state signing and checking (the channel phases run on Ed25519).
-    var backends: [Backend]
-    var fsyncMicrosP50: Double
-    var fsyncMicrosP99: Double
-    var single: Single
-    var multi: Multi
-    var memory: Memory
-    var targets: Targets
-    var durability: String
-    /// The backend the channel phases ran on.
-    var channelBackend: String
-    var build: String
-    /// --seconds: how long each throughput phase measured.
-    var seconds: Double
-    /// The whole run, start to finish.
-    var totalSeconds: Double
-
-    /// The run and the targets, after the per-phase lines.
-    var verdict: String {
-        func yes(_ met: Bool) -> String { met ? "met" : "NOT met" }
-        return """
-            \(build) build, durability \(durability), \(channelBackend) channels, \(cores) cores, \(String(format: "%.1f", seconds)) s per phase, \
-            \(String(format: "%.1f", totalSeconds)) s in all
-            targets: many channels ≥ 60% of the ceiling: \(yes(targets.multiRatioAtLeast60Percent)); \
-            single ≥ 800/s with p99 < 3 ms: \(yes(targets.singleAtLeast800PerSecondP99Under3ms)); \
-            ≤ 4 KiB per idle channel: \(yes(targets.memoryAtMost4KiBPerChannel))
-            """
     }
 }

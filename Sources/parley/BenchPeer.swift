@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import ParleyBench
 import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
@@ -41,80 +42,12 @@ struct BenchPeerCommand: AsyncParsableCommand {
     func run() async throws {
         // Whatever happens, end with the parent: stdin is its pipe.
         let commands = standardInputLines(threadName: "bench-peer-stdin")
-        let loop: EventLoop
-        let node: Node
         do {
-            loop = try EventLoop(name: "bench-peer")
-            let key = SigningKey()
-            let client = try await DevchainClient.connect(to: chain, identity: key, loop: loop)
-            _ = try await client.mint(mint, to: key.publicKey)
-            node = try await Node(
-                identity: key, listen: .loopbackIPv4(port: 0), journal: journal, settlement: client,
-                policy: BenchPolicy.node(durability), logger: Logger(label: "parley.bench.peer") { _ in SwiftLogNoOpLogHandler() },
-                loop: loop)
+            try await BenchPeer.run(
+                chain: chain, journal: journal, mint: mint, durability: durability, commands: commands, write: writeUnbuffered)
         } catch {
             throw failure("bench peer", "\(error)")
         }
-        node.setOpenHandler { _ in true }
-        node.setUpdateHandler { _ in .accept }
-        guard let address = await node.listeningAddress else { throw failure("bench peer", "the node is not listening") }
-        try writeUnbuffered(
-            jsonLine(BenchPeerLine(
-                key: node.publicKey.hex, ethereumAddress: node.ethereumAddress.checksummed, address: address.description,
-                pid: getpid())))
-        for await command in commands {
-            switch command {
-            case "stats":
-                let raw = ResidentMemory.bytes() ?? 0
-                let trimmed = ResidentMemory.trimmedBytes() ?? 0
-                let funded = node.statuses.reduce(0) { $0 + ($1.isFunded ? 1 : 0) }
-                try writeUnbuffered(jsonLine(BenchPeerStats(rssBytes: raw, trimmedRssBytes: trimmed, funded: funded)))
-            case "trim":
-                // A baseline without the free pages malloc kept from earlier phases.
-                let trimmed = ResidentMemory.trimmedBytes() ?? 0
-                let funded = node.statuses.reduce(0) { $0 + ($1.isFunded ? 1 : 0) }
-                try writeUnbuffered(jsonLine(BenchPeerStats(rssBytes: trimmed, trimmedRssBytes: trimmed, funded: funded)))
-            case "quit":
-                Glibc.exit(0)
-            default:
-                writeToStandardError("parley bench peer: unknown command \(command)\n")
-            }
-        }
-        // The parent is gone. Every append was durable when acknowledged; nothing to flush.
-        Glibc.exit(0)
-    }
-}
-
-/// The peer's first line.
-struct BenchPeerLine: Codable {
-    var key: String
-    /// The peer's Ethereum settlement address, for Ethereum-backend channels.
-    var ethereumAddress: String
-    var address: String
-    var pid: Int32
-}
-
-/// The peer's answer to `stats` or `trim`.
-struct BenchPeerStats: Codable {
-    var rssBytes: Int
-    var trimmedRssBytes: Int
-    var funded: Int
-}
-
-/// The policy of both bench nodes.
-enum BenchPolicy {
-    static func node(_ durability: Durability) -> NodePolicy {
-        NodePolicy(
-            watcher: WatcherPolicy(clockPollInterval: .milliseconds(500), retryDelay: .milliseconds(100)),
-            // Thousands of updates queue behind one another at once; none of them is silence.
-            proposalTimeout: .seconds(60),
-            challengeDuration: 3_600,
-            durability: durability,
-            session: SessionConfig(),
-            // Nobody reads the events: keep the buffer small so it does not count as channel memory.
-            eventBuffer: 64,
-            // The bench opens thousands of channels between the same two nodes at once.
-            opens: .unlimited)
     }
 }
 

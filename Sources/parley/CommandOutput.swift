@@ -37,9 +37,6 @@ func createParentDirectories(of path: String) throws {
     try createDirectories((path as NSString).deletingLastPathComponent)
 }
 
-func plural(_ count: Int, _ noun: String) -> String {
-    "\(count) \(noun)\(count == 1 ? "" : "s")"
-}
 
 
 

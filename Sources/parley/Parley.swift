@@ -20,7 +20,7 @@ struct ParleyCLI: AsyncParsableCommand {
             Docs/Control.md says where to put it.
             """,
         version: "parley \(release) (channel protocol 1, control protocol \(ControlProtocol.version))",
-        subcommands: [DemoCommand.self, BenchCommand.self, DrillCommand.self, PlayCommand.self, NodeCommand.self, CtlCommand.self, KeygenCommand.self, EvmCommand.self, JournalCommand.self, TransportCommand.self, DevchainCommand.self, JournalCrashChildCommand.self, SimCommand.self]
+        subcommands: [DemoCommand.self, BenchCommand.self, DrillCommand.self, PlayCommand.self, NodeCommand.self, CtlCommand.self, KeygenCommand.self, EvmCommand.self, JournalCommand.self, TransportCommand.self, DevchainCommand.self, SimCommand.self]
     )
 
     /// As ArgumentParser's own entry, but a mistyped command gets "did you mean".

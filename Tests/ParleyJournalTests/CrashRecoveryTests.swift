@@ -10,7 +10,7 @@ import Testing
 import Glibc
 #endif
 
-/// SIGKILLs a real `parley crash-child` process at random moments and checks
+/// SIGKILLs a real `parley-crash-child` process at random moments and checks
 /// that its journals hold everything it claimed before dying (Docs/Protocol.md
 /// invariants 1 and 2): every signature it sent and every commit it reported.
 ///
@@ -43,7 +43,7 @@ import Glibc
             ?? UInt64.random(in: 0...UInt64.max)
         print("CrashRecoveryTests seed \(seed) (replay with PARLEY_CRASH_SEED=\(seed))")
         var random = SeededRandom(seed: seed)
-        let parley = try ParleyExecutable.require()
+        let parley = try ParleyExecutable.require(named: "parley-crash-child")
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("parley-crash-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -64,7 +64,7 @@ import Glibc
                 + "--max-segment-bytes \(segmentBytes), killed \(delay) ms after READY)"
             let lines = try CrashChild.runAndKill(
                 parley, arguments: [
-                    "crash-child", "--dir", directory, "--seed", String(childSeed),
+                    "--dir", directory, "--seed", String(childSeed),
                     "--max-segment-bytes", String(segmentBytes), "--backend", backend.description,
                 ], afterReadyMilliseconds: delay, readyTimeout: Self.readyTimeout, context: context)
             let claims = try ChildClaims(lines, context: context)
@@ -215,7 +215,7 @@ private struct CrashTestFailure: Error, CustomStringConvertible {
 }
 
 private enum CrashChild {
-    /// Starts `parley arguments…`, waits for READY plus `delay` ms, SIGKILLs it and returns every line it printed.
+    /// Starts `parley-crash-child arguments…`, waits for READY plus `delay` ms, SIGKILLs it and returns every line it printed.
     static func runAndKill(
         _ executable: String, arguments: [String], afterReadyMilliseconds delay: UInt64, readyTimeout: Duration,
         context: String

@@ -91,9 +91,9 @@ public enum ParleyExecutable {
     }
 
     /// The executable, or a thrown error (which fails the test): a missing binary must not pass silently.
-    public static func require() throws -> String {
-        guard let path = locate() else {
-            throw DevchainTestFailure(missingMessage)
+    public static func require(named name: String = "parley") throws -> String {
+        guard let path = locate(named: name) else {
+            throw DevchainTestFailure(missingMessage.replacingOccurrences(of: "`parley`", with: "`\(name)`"))
         }
         return path
     }

@@ -15,13 +15,13 @@ import Synchronization
 import Glibc
 #endif
 
-struct BenchFailure: Error, CustomStringConvertible {
-    let description: String
+package struct BenchFailure: Error, CustomStringConvertible {
+    package let description: String
     init(_ description: String) { self.description = description }
 }
 
 /// One `parley bench` run. See `BenchCommand` and Docs/Performance.md.
-struct BenchRun {
+package struct BenchRun {
     let seconds: Double
     let channels: Int
     let idleChannels: Int
@@ -30,6 +30,17 @@ struct BenchRun {
     let backend: ChannelBackendID
     /// Print a line per phase on stdout (not with --json).
     let narrate: Bool
+
+    package init(
+        seconds: Double, channels: Int, idleChannels: Int, durability: Durability, backend: ChannelBackendID, narrate: Bool
+    ) {
+        self.seconds = seconds
+        self.channels = channels
+        self.idleChannels = idleChannels
+        self.durability = durability
+        self.backend = backend
+        self.narrate = narrate
+    }
 
     /// Each side's deposit in every channel: more than any run pays in one direction.
     static let deposit: Amount = 1_000_000_000
@@ -46,7 +57,7 @@ struct BenchRun {
 
     private var measured: Duration { .nanoseconds(Int64(seconds * 1e9)) }
 
-    func run() async throws -> BenchReport {
+    package func run() async throws -> BenchReport {
         let started = ContinuousClock.now
         let progress = BenchPhaseProgress()
         let progressTask = isatty(STDERR_FILENO) != 0 ? Task { await progress.show() } : nil

@@ -5,7 +5,8 @@ import ParleyCrypto
 import ParleyJournal
 import ParleyWire
 
-/// `parley crash-child`: two journaled engines paying each other in one process until killed.
+/// `parley-crash-child`: two journaled engines paying each other in one process until killed.
+/// A test tool, built only with the tests (`swift build --build-tests`), never shipped in `parley`.
 ///
 /// The victim of `CrashRecoveryTests`, which SIGKILLs it at a random moment
 /// and then checks the journals against what it printed. The output is the
@@ -19,11 +20,11 @@ import ParleyWire
 ///
 /// Keys and the channel nonce are fixed, so every run (and a restart after a
 /// kill) talks about the same channel in `DIR/alice` and `DIR/bob`.
+@main
 struct JournalCrashChildCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "crash-child",
-        abstract: "Drive two journaled engines in one process until killed (crash-recovery test helper).",
-        shouldDisplay: false)
+        commandName: "parley-crash-child",
+        abstract: "Drive two journaled engines in one process until killed (crash-recovery test helper).")
 
     @Option(name: .long, help: ArgumentHelp("Directory holding the alice/ and bob/ journals.", valueName: "dir"))
     var dir: String
@@ -38,7 +39,7 @@ struct JournalCrashChildCommand: AsyncParsableCommand {
     var maxSegmentBytes = Journal.defaultMaxSegmentBytes
 
     @Option(name: .long, help: "The channel's settlement backend: ed25519 or ethereum. Keep it across restarts of one directory.")
-    var backend: ChannelBackendID = .ed25519
+    var backend = ChannelBackendID.ed25519.description
 
     func validate() throws {
         guard updates >= 0 else { throw ValidationError("--updates must not be negative.") }
@@ -47,7 +48,10 @@ struct JournalCrashChildCommand: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            var child = try CrashChildRun(directory: dir, seed: seed, maxSegmentBytes: maxSegmentBytes, backend: backend)
+            guard let backendID = ChannelBackendID.allCases.first(where: { $0.description == backend }) else {
+                throw ValidationError("--backend must be ed25519 or ethereum.")
+            }
+            var child = try CrashChildRun(directory: dir, seed: seed, maxSegmentBytes: maxSegmentBytes, backend: backendID)
             try await child.run(updates: updates)
         } catch {
             FileHandle.standardError.write(Data("parley crash-child: \(error)\n".utf8))
