@@ -32,19 +32,12 @@ public enum SettlementAddress: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-extension SettlementAddress: WireCodable {
-    /// The backend tag, then the address's fixed bytes (32 or 20).
-    public func encode(to writer: inout WireWriter) {
-        writer.write(backend.rawValue)
-        writer.writeFixed(bytes)
-    }
-
+/// On the wire: the backend tag, then the address's fixed bytes (32 or 20).
+extension SettlementAddress: BackendTagged {
     public init(from reader: inout WireReader) throws(WireError) {
-        let tag = try reader.readUInt8("settlement address backend")
-        switch ChannelBackendID(rawValue: tag) {
+        switch try Self.readBackend("settlement address backend", from: &reader) {
         case .ed25519: self = .ed25519(try PublicKey(from: &reader))
         case .ethereum: self = .ethereum(try EthereumAddress(from: &reader))
-        case nil: throw .unknownTag(field: "settlement address backend", tag: tag)
         }
     }
 }

@@ -23,19 +23,12 @@ public enum StateSignature: Hashable, Sendable {
     }
 }
 
-extension StateSignature: WireCodable {
-    /// The backend tag, then the signature's fixed bytes (64 or 65).
-    public func encode(to writer: inout WireWriter) {
-        writer.write(backend.rawValue)
-        writer.writeFixed(bytes)
-    }
-
+/// On the wire: the backend tag, then the signature's fixed bytes (64 or 65).
+extension StateSignature: BackendTagged {
     public init(from reader: inout WireReader) throws(WireError) {
-        let tag = try reader.readUInt8("signature backend")
-        switch ChannelBackendID(rawValue: tag) {
+        switch try Self.readBackend("signature backend", from: &reader) {
         case .ed25519: self = .ed25519(try Signature(from: &reader))
         case .ethereum: self = .ethereum(try RecoverableSignature(from: &reader))
-        case nil: throw .unknownTag(field: "signature backend", tag: tag)
         }
     }
 }
