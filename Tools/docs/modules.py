@@ -96,7 +96,9 @@ def diagram(manifest):
 
 
 def table_rows(text):
-    return set(re.findall(r"^\| `([A-Za-z0-9_-]+)` \|", text, re.M))
+    """The target names of the module table: the rows of the "## Modules" section."""
+    section = text.split("\n## Modules\n", 1)[-1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([A-Za-z0-9_-]+)` \|", section, re.M))
 
 
 def main():
