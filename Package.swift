@@ -2,6 +2,10 @@
 import PackageDescription
 
 // Module map and the reasons for each cut: Docs/Architecture.md.
+
+/// swift-system's `FileDescriptor`, under `ParleyFiles` and the modules that open files through it.
+let systemPackage = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
+
 let package = Package(
     name: "Parley",
     platforms: [.macOS(.v15)],
@@ -25,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         .systemLibrary(
@@ -49,22 +54,25 @@ let package = Package(
             providers: [.apt(["nettle-dev"])]
         ),
         .target(name: "ParleyLocks"),
-        .target(name: "ParleyCrypto", dependencies: ["CSodium", "CSecp256k1", "CNettle", "ParleyLocks"]),
+        // The one durable-file layer (Docs/Architecture.md): every file the library keeps goes through it.
+        .target(name: "ParleyFiles", dependencies: ["ParleyLocks", systemPackage]),
+        .target(name: "ParleyCrypto", dependencies: ["CSodium", "CSecp256k1", "CNettle", "ParleyLocks", "ParleyFiles", systemPackage]),
         .target(name: "ParleyWire", dependencies: ["ParleyCrypto"]),
         .target(name: "ParleyChannel", dependencies: ["ParleyCrypto", "ParleyWire"]),
-        .target(name: "ParleyJournal", dependencies: ["ParleyChannel", "ParleyWire", "ParleyCrypto"]),
+        .target(name: "ParleyJournal", dependencies: ["ParleyChannel", "ParleyWire", "ParleyCrypto", "ParleyFiles", "ParleyLocks", systemPackage]),
         .target(name: "ParleyTransport", dependencies: ["CLibUV", "ParleyLocks", "ParleyCrypto", "ParleyWire"]),
         .target(name: "ParleySettlement", dependencies: ["ParleyLocks", "ParleyChannel", "ParleyCrypto", "ParleyWire"]),
         .target(
             name: "ParleyDevchain",
             dependencies: [
-                "ParleySettlement", "ParleyTransport", "ParleyLocks", "ParleyChannel", "ParleyCrypto", "ParleyWire",
+                "ParleySettlement", "ParleyTransport", "ParleyLocks", "ParleyFiles", "ParleyChannel", "ParleyCrypto", "ParleyWire",
+                systemPackage,
             ]
         ),
         .target(
             name: "ParleyNode",
             dependencies: [
-                "ParleySettlement", "ParleyJournal", "ParleyTransport", "ParleyLocks", "ParleyChannel", "ParleyCrypto",
+                "ParleySettlement", "ParleyJournal", "ParleyTransport", "ParleyLocks", "ParleyFiles", "ParleyChannel", "ParleyCrypto",
                 "ParleyWire", .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -85,7 +93,8 @@ let package = Package(
             name: "ParleyBench",
             dependencies: [
                 "ParleyNode", "ParleyDevchain", "ParleyJournal", "ParleySettlement", "ParleyTransport", "ParleyChannel",
-                "ParleyCrypto", "ParleyWire", "ParleyLocks", "ParleySubprocess", .product(name: "Logging", package: "swift-log"),
+                "ParleyCrypto", "ParleyWire", "ParleyLocks", "ParleyFiles", "ParleySubprocess", systemPackage,
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // posix_spawn with closefrom, which Swift's Glibc module does not declare (SpawnedProcess).
@@ -242,6 +251,7 @@ let package = Package(
                 "ParleyEthereum", "ParleySettlement", "ParleyChannel", "ParleyCrypto", "ParleyWire", "ParleyTestSupport",
             ]
         ),
+        .testTarget(name: "ParleyFilesTests", dependencies: ["ParleyFiles", "ParleyLocks", systemPackage]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CLibUV", "CSodium", "CSecp256k1", "CNettle"]),
         .testTarget(name: "ParleySubprocessTests", dependencies: ["ParleySubprocess"]),
     ],

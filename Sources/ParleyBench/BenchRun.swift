@@ -3,6 +3,7 @@ import Logging
 import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
+import ParleyFiles
 import ParleyJournal
 import ParleyLocks
 import ParleyNode
@@ -10,6 +11,7 @@ import ParleySubprocess
 import ParleyTransport
 import ParleyWire
 import Synchronization
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -405,20 +407,26 @@ package struct BenchRun {
     /// 200 appends of 100 bytes to a fresh file at `path`, each followed by fsync (after 10
     /// unmeasured ones); p50 and p99 in microseconds.
     static func measureFsync(path: String, appends: Int = 200, bytes: Int = 100) throws -> (p50: Double, p99: Double) {
-        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw BenchFailure("cannot create \(path): \(String(cString: strerror(errno)))") }
+        let file: DurableFile
+        do {
+            file = try DurableFile.open(path, .writeOnly, options: [.create, .append])
+        } catch {
+            throw BenchFailure("cannot create \(path): \(error.reason)")
+        }
         defer {
-            close(fd)
-            unlink(path)
+            file.close()
+            try? FileSystemPaths.remove(path)
         }
         let record = [UInt8](repeating: 0x5a, count: bytes)
         var samples: [Double] = []
         samples.reserveCapacity(appends)
         for index in 0..<(appends + 10) {
             let before = ContinuousClock.now
-            let written = record.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard written == bytes, fsync(fd) == 0 else {
-                throw BenchFailure("append + fsync to \(path) failed: \(String(cString: strerror(errno)))")
+            do {
+                try file.writeAll(record)
+                try file.sync()
+            } catch {
+                throw BenchFailure("append + fsync to \(path) failed: \(error.reason)")
             }
             if index >= 10 { samples.append(durationSeconds(ContinuousClock.now - before) * 1e6) }
         }

@@ -5,6 +5,8 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import ParleyFiles
+import SystemPackage
 
 /// Signing keys on disk.
 ///
@@ -32,6 +34,9 @@ public enum KeyFile {
     /// ``load(from:)`` never reads more than this many bytes of a file.
     public static let maxFileBytes = 4096
     private static let maxReportedHeaderCharacters = 64
+    private static let privateMode: FilePermissions = [.ownerReadWrite]
+    private static let permissionBits = FilePermissions(rawValue: 0o7777)
+    private static let groupAndOtherBits: FilePermissions = [.groupReadWriteExecute, .otherReadWriteExecute]
 
     /// Writes `key` to a new file at `path`, readable and writable by its owner only.
     ///
@@ -48,23 +53,20 @@ public enum KeyFile {
     /// crash could still lose it.
     public static func write(_ key: SigningKey, to path: String, overwrite: Bool = false) throws(KeyFileError) {
         let contents = encodedContents(of: key)
-        if overwrite {
-            let temporary = temporaryPath(besides: path)
-            try createPrivateFile(at: temporary, containing: contents, reportingAs: path)
-            do {
-                try POSIXFile.renameFile(temporary, to: path)
-            } catch {
-                POSIXFile.unlinkFile(temporary)
-                throw .systemError(path: path, operation: error.operation, errno: error.code)
+        let directory = FileSystemPaths.parentDirectory(of: path)
+        do throws(FileError) {
+            try contents.withUnsafeBytes { (bytes) throws(FileError) in
+                if overwrite {
+                    try AtomicFileWrite.replace(path, with: bytes, mode: privateMode)
+                } else {
+                    try AtomicFileWrite.create(path, with: bytes, mode: privateMode)
+                    try FileSystemPaths.syncDirectory(directory, acceptingUnsupported: true)
+                }
             }
-        } else {
-            try createPrivateFile(at: path, containing: contents, reportingAs: path)
-        }
-        let directory = parentDirectory(of: path)
-        do {
-            try POSIXFile.syncDirectory(directory)
         } catch {
-            throw .systemError(path: directory, operation: error.operation, errno: error.code)
+            if !overwrite && error.operation == "open" && error.errno == EEXIST { throw .alreadyExists(path: path) }
+            // The temporary file is an implementation detail: name the file asked for.
+            throw .systemError(path: error.path == directory ? directory : path, operation: error.operation, errno: error.errno)
         }
     }
 
@@ -78,23 +80,23 @@ public enum KeyFile {
     /// bad hex, extra lines, or a public key line that does not match the seed.
     /// No file content can crash it. The bytes read are wiped before it returns.
     public static func load(from path: String) throws(KeyFileError) -> SigningKey {
-        let fd: Int32
+        let file: DurableFile
         do {
             // O_NONBLOCK: opening a FIFO by mistake must fail below, not hang here.
-            fd = try POSIXFile.openFile(path, flags: O_RDONLY | O_NONBLOCK)
+            file = try DurableFile.open(path, .readOnly, options: .nonBlocking)
         } catch {
-            throw error.code == ENOENT
-                ? .notFound(path: path) : .systemError(path: path, operation: error.operation, errno: error.code)
+            throw error.errno == ENOENT
+                ? .notFound(path: path) : .systemError(path: path, operation: error.operation, errno: error.errno)
         }
-        defer { POSIXFile.closeFile(fd) }
-        try checkIsPrivateRegularFile(fd, path: path)
+        defer { file.close() }
+        try checkIsPrivateRegularFile(file)
 
         var length = 0
         let contents = try SecretBytes(count: maxFileBytes + 1) { (buffer) throws(KeyFileError) in
-            do throws(SystemCallError) {
-                length = try POSIXFile.readFully(fd, into: buffer)
+            do throws(FileError) {
+                length = try file.readFully(into: buffer)
             } catch {
-                throw .systemError(path: path, operation: error.operation, errno: error.code)
+                throw .systemError(path: path, operation: error.operation, errno: error.errno)
             }
         }
         guard length <= maxFileBytes else { throw .tooLarge(path: path, limit: maxFileBytes) }
@@ -119,57 +121,20 @@ public enum KeyFile {
         }
     }
 
-    /// Creates `path` exclusively with mode 0600, writes `contents` and fsyncs it. On failure
-    /// the new file is removed. Errors name `reportedPath`, the path the caller asked for.
-    private static func createPrivateFile(
-        at path: String, containing contents: SecretBytes, reportingAs reportedPath: String
-    ) throws(KeyFileError) {
-        let fd: Int32
-        do {
-            fd = try POSIXFile.openFile(path, flags: O_WRONLY | O_CREAT | O_EXCL, mode: POSIXFile.privateMode)
-        } catch {
-            if error.code == EEXIST && path == reportedPath { throw .alreadyExists(path: path) }
-            throw .systemError(path: reportedPath, operation: error.operation, errno: error.code)
-        }
-        do throws(SystemCallError) {
-            // The umask only narrows open's mode; fchmod makes it exactly 0600 either way.
-            try POSIXFile.setMode(fd, POSIXFile.privateMode)
-            try contents.withUnsafeBytes { (bytes) throws(SystemCallError) in try POSIXFile.writeAll(fd, bytes) }
-            try POSIXFile.syncFile(fd)
-            POSIXFile.closeFile(fd)
-        } catch {
-            POSIXFile.closeFile(fd)
-            POSIXFile.unlinkFile(path)
-            throw .systemError(path: reportedPath, operation: error.operation, errno: error.code)
-        }
-    }
-
-    static func parentDirectory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        let directory = path[..<slash]
-        return directory.isEmpty ? "/" : String(directory)
-    }
-
-    private static func temporaryPath(besides path: String) -> String {
-        let name = path.lastIndex(of: "/").map { String(path[path.index(after: $0)...]) } ?? path
-        let unique = Hex.encode(SecureRandom.bytes(8))
-        return parentDirectory(of: path) + "/." + name + ".tmp-" + unique
-    }
-
     // MARK: Loading
 
-    private static func checkIsPrivateRegularFile(_ fd: Int32, path: String) throws(KeyFileError) {
-        let info: stat
+    private static func checkIsPrivateRegularFile(_ file: DurableFile) throws(KeyFileError) {
+        let info: Stat
         do {
-            info = try POSIXFile.status(fd)
+            info = try file.status()
         } catch {
-            throw .systemError(path: path, operation: error.operation, errno: error.code)
+            throw .systemError(path: file.path, operation: error.operation, errno: error.errno)
         }
-        guard POSIXFile.isRegularFile(info) else { throw .notARegularFile(path: path) }
-        guard info.st_mode & POSIXFile.groupAndOtherBits == 0 else {
-            throw .insecurePermissions(path: path, mode: UInt32(info.st_mode & POSIXFile.permissionBits))
+        guard info.type == .regular else { throw .notARegularFile(path: file.path) }
+        guard info.permissions.isDisjoint(with: groupAndOtherBits) else {
+            throw .insecurePermissions(path: file.path, mode: UInt32(info.permissions.rawValue & permissionBits.rawValue))
         }
-        guard info.st_size <= maxFileBytes else { throw .tooLarge(path: path, limit: maxFileBytes) }
+        guard info.size <= maxFileBytes else { throw .tooLarge(path: file.path, limit: maxFileBytes) }
     }
 
     /// Parses file contents; errors are reported in file order, at the first problem.

@@ -1,3 +1,5 @@
+import ParleyFiles
+
 /// Why a key file could not be written or loaded. Every case names the file, and its
 /// description says what to do about it. No case ever carries secret material.
 public enum KeyFileError: Error, Equatable, CustomStringConvertible {
@@ -59,7 +61,7 @@ public enum KeyFileError: Error, Equatable, CustomStringConvertible {
         case let .publicKeyMismatch(path):
             "\(path) is corrupt or was edited: its public key line does not match its seed. Restore it from a backup"
         case let .systemError(path, operation, code):
-            "\(operation) failed for \(path): \(POSIXFile.message(for: code)) (errno \(code))"
+            "\(operation) failed for \(path): \(FileError.message(for: code)) (errno \(code))"
         }
     }
 }

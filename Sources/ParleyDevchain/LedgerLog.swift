@@ -1,4 +1,5 @@
 import ParleyCrypto
+import ParleyFiles
 import ParleySettlement
 import ParleyWire
 
@@ -103,8 +104,8 @@ final class LedgerLog {
     static let maxRecordBytes = 256 * 1024
 
     let path: String
-    private let fd: Int32
-    private let lockFD: Int32
+    private let file: DurableFile
+    private let lock: LockFile
     private(set) var size: Int
 
     /// What opening found.
@@ -115,70 +116,73 @@ final class LedgerLog {
         var truncated: (offset: Int, bytes: Int)?
     }
 
-    private init(path: String, fd: Int32, lockFD: Int32, size: Int) {
-        self.path = path
-        self.fd = fd
-        self.lockFD = lockFD
+    private init(file: DurableFile, lock: LockFile, size: Int) {
+        self.path = file.path
+        self.file = file
+        self.lock = lock
         self.size = size
     }
 
     deinit {
-        close(fd)
-        close(lockFD)  // releases the flock
+        file.close()
+        lock.release()
     }
 
     /// Locks `directory` (creating it if missing), reads every record, and truncates a torn tail.
     static func open(directory: String) throws(DevchainStoreError) -> Opened {
-        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
-            throw .io(operation: "create directory", path: directory, errno: errno)
-        }
-        let lockFD = try lock(directory)
+        try storing { () throws(FileError) in try FileSystemPaths.createDirectory(directory, intermediates: false) }
+        let lock = try lock(directory)
         let path = directory + "/" + fileName
-        let fd = posixOpen(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            let code = errno
-            close(lockFD)
-            throw .io(operation: "open", path: path, errno: code)
-        }
         do throws(DevchainStoreError) {
-            let bytes = try readAll(fd, path: path)
-            var (records, goodEnd) = try parse(bytes, path: path)
-            var truncated: (Int, Int)?
+            let file = try storing { () throws(FileError) in try DurableFile.open(path, .readWrite, options: .create) }
+            do throws(DevchainStoreError) {
+                return try open(file, lock: lock, directory: directory)
+            } catch {
+                file.close()
+                throw error
+            }
+        } catch {
+            lock.release()
+            throw error
+        }
+    }
+
+    /// Reads `file` whole, starts it over when it holds no full header, and cuts a torn tail.
+    private static func open(_ file: DurableFile, lock: LockFile, directory: String) throws(DevchainStoreError) -> Opened {
+        let bytes = try storing { () throws(FileError) in try file.readToEnd() }
+        var (records, goodEnd) = try parse(bytes, path: file.path)
+        var truncated: (Int, Int)?
+        try storing { () throws(FileError) in
             if bytes.count < header.count {
                 // New, or a crash while writing the header: start the file over.
-                try check(ftruncate(fd, 0), "truncate", path)
-                try writeAll(fd, header, path: path)
-                try check(fsync(fd), "fsync", path)
-                try syncDirectory(directory)
+                try file.truncate(to: 0)
+                try file.writeAll(header)
+                try file.sync()
+                try FileSystemPaths.syncDirectory(directory)
                 goodEnd = header.count
                 records = []
             } else if goodEnd < bytes.count {
-                try check(ftruncate(fd, off_t(goodEnd)), "truncate", path)
-                try check(fsync(fd), "fsync", path)
+                try file.truncate(to: goodEnd)
+                try file.sync()
                 truncated = (goodEnd, bytes.count - goodEnd)
             }
-            guard lseek(fd, off_t(goodEnd), SEEK_SET) >= 0 else {
-                throw DevchainStoreError.io(operation: "seek", path: path, errno: errno)
-            }
-            let log = LedgerLog(path: path, fd: fd, lockFD: lockFD, size: goodEnd)
-            return Opened(log: log, records: records, truncated: truncated)
-        } catch {
-            close(fd)
-            close(lockFD)
-            throw error
+            try file.seek(to: goodEnd)
         }
+        return Opened(log: LedgerLog(file: file, lock: lock, size: goodEnd), records: records, truncated: truncated)
     }
 
     /// Appends `record` and fsyncs; when it returns, the record survives a crash.
     func append(_ record: LedgerRecord) throws(DevchainStoreError) {
         let frame = Self.frame(record)
         do throws(DevchainStoreError) {
-            try Self.writeAll(fd, frame, path: path)
-            try Self.check(fsync(fd), "fsync", path)
+            try Self.storing { () throws(FileError) in
+                try file.writeAll(frame)
+                try file.sync()
+            }
         } catch {
             // Leave no half record behind for the next append to follow.
-            _ = ftruncate(fd, off_t(size))
-            _ = lseek(fd, off_t(size), SEEK_SET)
+            try? file.truncate(to: size)
+            try? file.seek(to: size)
             throw error
         }
         size += frame.count
@@ -246,62 +250,37 @@ final class LedgerLog {
         return (records, offset)
     }
 
-    // MARK: - POSIX
+    // MARK: - Files
 
-    private static func lock(_ directory: String) throws(DevchainStoreError) -> Int32 {
+    private static func lock(_ directory: String) throws(DevchainStoreError) -> LockFile {
         let path = directory + "/" + lockFileName
-        let fd = posixOpen(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let code = errno
-            let holder = (try? readAll(fd, path: path)).map { String(decoding: $0.prefix(64), as: UTF8.self) }
+        let lock: LockFile
+        do {
+            lock = try LockFile.acquire(path, attempts: 1)
+        } catch where LockFile.isBusy(error) {
+            let holder = (try? FileSystemPaths.readFile(path, limit: 64)).map { String(decoding: $0, as: UTF8.self) }
                 .flatMap { $0.isEmpty ? nil : $0.trimmingNewline } ?? "unknown process"
-            close(fd)
-            if code == EWOULDBLOCK { throw .locked(directory: directory, holder: holder) }
-            throw .io(operation: "lock", path: path, errno: code)
+            throw .locked(directory: directory, holder: holder)
+        } catch {
+            throw storeError(error)
         }
-        let pid = Array("pid \(getpid())\n".utf8)
-        _ = ftruncate(fd, 0)
-        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
-        return fd
+        try? lock.file.truncate(to: 0)
+        try? lock.file.writeAll(Array("pid \(getpid())\n".utf8), atOffset: 0)
+        return lock
     }
 
-    private static func readAll(_ fd: Int32, path: String) throws(DevchainStoreError) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        var offset: off_t = 0
-        while true {
-            let count = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw .io(operation: "read", path: path, errno: errno) }
-            if count == 0 { return bytes }
-            bytes += chunk[0..<count]
-            offset += off_t(count)
+    /// Runs `body`, turning its `FileError` into the store's error with the same words as before.
+    private static func storing<T>(_ body: () throws(FileError) -> T) throws(DevchainStoreError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw storeError(error)
         }
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(DevchainStoreError) {
-        var written = 0
-        while written < bytes.count {
-            let count = bytes.withUnsafeBytes { buffer -> Int in
-                guard let base = buffer.baseAddress else { return 0 }
-                return write(fd, base + written, buffer.count - written)
-            }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { throw .io(operation: "write", path: path, errno: errno) }
-            written += count
-        }
-    }
-
-    private static func syncDirectory(_ directory: String) throws(DevchainStoreError) {
-        let fd = posixOpen(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw .io(operation: "open", path: directory, errno: errno) }
-        defer { close(fd) }
-        try check(fsync(fd), "fsync", directory)
-    }
-
-    private static func check(_ status: Int32, _ operation: String, _ path: String) throws(DevchainStoreError) {
-        guard status == 0 else { throw .io(operation: operation, path: path, errno: errno) }
+    private static func storeError(_ error: FileError) -> DevchainStoreError {
+        let names = ["mkdir": "create directory", "flock": "lock"]
+        return .io(operation: names[error.operation] ?? error.operation, path: error.path, errno: error.errno)
     }
 
     private static func readUInt32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
@@ -311,14 +290,4 @@ final class LedgerLog {
 
 extension String {
     fileprivate var trimmingNewline: String { hasSuffix("\n") ? String(dropLast()) : self }
-}
-
-private func posixOpen(_ path: String, _ flags: Int32, _ mode: mode_t = 0) -> Int32 {
-    #if canImport(Glibc)
-    Glibc.open(path, flags, mode)
-    #elseif canImport(Musl)
-    Musl.open(path, flags, mode)
-    #else
-    Darwin.open(path, flags, mode)
-    #endif
 }

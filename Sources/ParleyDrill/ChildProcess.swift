@@ -1,4 +1,5 @@
 import Foundation
+import ParleyLocks
 import ParleySubprocess
 
 /// A child process whose stdout is read line by line on its own thread. Waiting never
@@ -6,7 +7,7 @@ import ParleySubprocess
 final class ChildProcess: @unchecked Sendable {
     let process: SpawnedProcess
     private let input: FileHandle
-    private let lock = NSLock()
+    private let lock = PThreadLock()
     private var lines: [String] = []
     private var finished = false
     private var errorText: [UInt8] = []

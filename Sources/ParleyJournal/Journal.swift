@@ -1,5 +1,7 @@
 import Foundation
 import ParleyChannel
+import ParleyFiles
+import ParleyLocks
 import ParleyWire
 
 /// Whether `append` waits for the disk.
@@ -307,7 +309,7 @@ public final class Journal: @unchecked Sendable {
             if queue.count < target && !closing {
                 writerWaitsFor = target
                 stats.gatheringWaits += 1
-                let deadline = Self.deadline(after: groupCommitWindow)
+                let deadline = ConditionLock.deadline(after: groupCommitWindow)
                 while queue.count < target && !closing && lock.wait(until: deadline) {}
             }
             writerWaitsFor = 0
@@ -319,16 +321,6 @@ public final class Journal: @unchecked Sendable {
             swap(&taken, &queue)
             return taken
         }
-    }
-
-    /// `CLOCK_MONOTONIC` now plus `duration`, for `ConditionLock.wait(until:)`.
-    private static func deadline(after duration: Duration) -> timespec {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let nanoseconds = Int(now.tv_nsec) + Int(duration.components.attoseconds / 1_000_000_000)
-        return timespec(
-            tv_sec: now.tv_sec + Int(duration.components.seconds) + nanoseconds / 1_000_000_000,
-            tv_nsec: nanoseconds % 1_000_000_000)
     }
 
     /// One write and (with `.fsync`) one sync for all waiting batches: the group commit.
@@ -551,52 +543,5 @@ private final class BlockingResult: @unchecked Sendable {
             while result == nil { lock.wait() }
             return result ?? .failure(.closed)
         }
-    }
-}
-
-/// A pthread mutex with a condition variable (cleaner under ThreadSanitizer than the alternatives here).
-final class ConditionLock: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-
-    init() {
-        pthread_mutex_init(mutex, nil)
-        // Timed waits measure against the monotonic clock, so a wall-clock step cannot
-        // stretch or cut short a group-commit gathering window.
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(condition, &attributes)
-        pthread_condattr_destroy(&attributes)
-    }
-
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
-    }
-
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
-    }
-
-    /// Call with the lock held.
-    func wait() {
-        pthread_cond_wait(condition, mutex)
-    }
-
-    /// Call with the lock held. Waits until signalled or `deadline` (`CLOCK_MONOTONIC`)
-    /// passes; false once it has passed.
-    func wait(until deadline: timespec) -> Bool {
-        var deadline = deadline
-        return pthread_cond_timedwait(condition, mutex, &deadline) != ETIMEDOUT
-    }
-
-    /// Call with the lock held.
-    func broadcast() {
-        pthread_cond_broadcast(condition)
     }
 }

@@ -1,3 +1,4 @@
+import ParleyFiles
 import ParleyWire
 
 /// The on-disk layout of a segment file. See Docs/Journal.md for a byte-level picture.

@@ -1,9 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import ParleyCrypto
+import ParleyFiles
 import ParleyLocks
 import ParleyTransport
 
@@ -69,43 +65,21 @@ public struct PeerBook: PeerAddressStore {
         try Self.writeDurably(path, text)
     }
 
-    /// Replaces the file at `path` with `text` through a temporary file, fsync and rename.
+    /// Replaces the file at `path` with `text` through a temporary file, fsync and rename
+    /// (`AtomicFileWrite.replace`). Throws a readable message on failure.
     static func writeDurably(_ path: String, _ text: String) throws(NodeError) {
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .invalidParameters("cannot write \(temporary): \(Self.lastError())") }
-        let bytes = Array(text.utf8)
-        var written = 0
-        while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else {
-                close(fd)
-                throw .invalidParameters("cannot write \(temporary): \(Self.lastError())")
-            }
-            written += n
-        }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard synced, rename(temporary, path) == 0 else {
-            throw .invalidParameters("cannot save \(path): \(Self.lastError())")
+        do {
+            try AtomicFileWrite.replace(path, with: Array(text.utf8))
+        } catch where error.operation == "open" || error.operation == "write" {
+            throw .invalidParameters("cannot write \(error.path): \(error.reason)")
+        } catch {
+            throw .invalidParameters("cannot save \(path): \(error.reason)")
         }
     }
 
+    /// The text of the file at `path` (its first 4 MiB), or nil if it cannot be read.
     static func readFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while bytes.count < 1 << 22 {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { break }
-            bytes += chunk[0..<n]
-        }
+        guard let bytes = try? FileSystemPaths.readFile(path, limit: 1 << 22) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
-
-    private static func lastError() -> String { String(cString: strerror(errno)) }
 }

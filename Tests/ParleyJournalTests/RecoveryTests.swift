@@ -5,10 +5,6 @@ import ParleyWire
 import Testing
 
 @Suite struct FramingTests {
-    @Test func crc32cMatchesTheStandardCheckValue() {
-        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
-    }
-
     @Test func segmentFileNamesRoundTrip() {
         #expect(SegmentFormat.fileName(index: 42) == "segment-0000000000000042.log")
         #expect(SegmentFormat.index(ofFileName: "segment-0000000000000042.log") == 42)
