@@ -41,12 +41,15 @@ release: deps
 # (no test ending for 10 minutes) with the names of the tests still running and every
 # thread's backtrace; it lists the slowest cases at the end. TEST_ARGS="--filter NAME"
 # runs a part. Tools/docs/snippets.py first turns the Swift snippets of README.md and
-# Docs/{Node,Control}.md into Tests/DocSnippetTests, so the build compiles them as written.
+# Docs/{Node,Control}.md into Tests/DocSnippetTests, so the build compiles them as written;
+# Tools/docs/modules.py --check fails when Docs/Architecture.md's module diagram or table no
+# longer matches Package.swift.
 # Tools/tour/check-readme-tour.py then runs README.md's "Two terminals" tour
 # as written (its paths under /tmp/tour and ports 7545, 7001, 7002) with the release build.
 SIM_SEEDS ?= 2000
 test: deps vectors evm-env contracts-check
 	python3 Tools/docs/snippets.py
+	python3 Tools/docs/modules.py --check
 	$(SWIFT) build --build-tests
 	python3 Tools/test/run-tests.py $$($(SWIFT) build --show-bin-path)/ParleyPackageTests.xctest $(TEST_ARGS)
 	$(SWIFT) build -c release --product parley
