@@ -50,6 +50,8 @@ public final class EthereumChain: Sendable {
     /// where nobody hands out money (`mint` then fails with `notPermitted`).
     let faucet: EthereumSigningKey?
     let logger: Logger
+    /// Every adapter's calls through this chain: latency and failures (Docs/Metrics.md).
+    let chainCalls = ChainCallMetrics()
 
     /// What the event pollers met, for tests and status lines.
     public struct Diagnostics: Sendable, Equatable {

@@ -33,6 +33,8 @@ struct RunnerContext: Sendable {
     /// level-triggered, so a channel whose opening completes late (after a crash, on a
     /// resent proposal) is funded too (issue 15, item 7).
     let fund: @Sendable (ChannelParams, Allocation) -> Void
+    /// The node's metrics (Docs/Metrics.md).
+    let metrics: NodeMetrics
 }
 
 /// Drives one channel. It alone owns the channel's `JournaledEngine`: every input goes
@@ -242,6 +244,8 @@ private final class RunnerLoop: @unchecked Sendable {
     /// (see `NodePolicy.turnTimeout`).
     var turnTimer: UInt64?
     var status: ChannelStatus
+    /// The `parley_channels` bucket this channel is counted in.
+    var countedBucket: NodeMetrics.ChannelBucket
     /// Where `status` is published for readers on other threads.
     let published: StatusBox
     let context: RunnerContext
@@ -277,6 +281,8 @@ private final class RunnerLoop: @unchecked Sendable {
         self.published = published
         self.context = context
         self.inputs = inputs
+        countedBucket = status.metricsBucket
+        context.metrics.channelMoved(from: nil, to: countedBucket)
         if engine.engine.latest.isFullySigned { recentCommitted = [engine.engine.latest] }
     }
 
@@ -311,6 +317,11 @@ private final class RunnerLoop: @unchecked Sendable {
             isClosed: status.isClosed, isConnected: session != nil)
         let current = status
         published.value.withLock { $0 = current }
+        let bucket = current.metricsBucket
+        if bucket != countedBucket {
+            context.metrics.channelMoved(from: countedBucket, to: bucket)
+            countedBucket = bucket
+        }
     }
 
     func handle(_ input: ChannelRunner.Input) async {
@@ -719,6 +730,8 @@ private final class RunnerLoop: @unchecked Sendable {
     private func decide(_ proposal: IncomingProposal) async -> Decision {
         context.emit(.proposed(id, version: proposal.proposed.version))
         let decision: Decision
+        // The `reason` label of a rejection here: why, in a word.
+        var kind = "declined"
         if context.holdFinal(proposal, engine.engine.params) {
             decision = .reject("declined")
         } else if status.isClosed {
@@ -727,17 +740,22 @@ private final class RunnerLoop: @unchecked Sendable {
             // a state committed then is one we would never withdraw from (found by the
             // simulator, issue 16).
             decision = .reject("the channel is closed")
+            kind = "channelClosed"
         } else if settlingOnChain {
             decision = .reject("the channel is being settled on chain")
+            kind = "settlingOnChain"
         } else if status.isClosing, !proposal.proposed.isFinal {
             decision = .reject("the channel is closing")
+            kind = "closing"
         } else if !status.isFunded, await !chainShowsUsable() {
             decision = .reject("the channel is not funded on chain yet")
+            kind = "notFunded"
         } else {
             decision = await context.updateHandler().decide(IncomingUpdate(
                 channel: id, me: status.me, current: proposal.current, proposed: proposal.proposed))
         }
         if case let .reject(reason) = decision {
+            context.metrics.rejected(by: .us, reason: kind)
             context.emit(.rejected(id, version: proposal.proposed.version, reason: reason, byPeer: false))
         }
         return decision
@@ -759,6 +777,7 @@ private final class RunnerLoop: @unchecked Sendable {
                 waiters.removeValue(forKey: update)?.resume(returning: signed)
                 progressMade()
             }
+            context.metrics.committed(mine: update != nil)
             context.emit(.committed(id, signed, mine: update != nil))
             if signed.state.isFinal {
                 status = status.with(closing: .finalState)
@@ -770,11 +789,16 @@ private final class RunnerLoop: @unchecked Sendable {
                 await context.watcher.settle(id)
             }
         case let .updateFailed(update, failure):
-            if case let .rejected(reason) = failure {
+            switch failure {
+            case let .rejected(reason):
+                context.metrics.rejected(by: .peer, reason: reason.kind)
                 context.emit(.rejected(id, version: nil, reason: reason.description, byPeer: true))
+            case let .refused(rejection):
+                context.metrics.rejected(by: .local, reason: rejection.kind)
             }
             waiters.removeValue(forKey: update)?.resume(throwing: NodeError.updateFailed(id, failure))
         case let .refusedIncoming(rejection):
+            context.metrics.rejected(by: .us, reason: rejection.kind)
             context.emit(.error(id, "refused the peer's proposal: \(rejection)"))
         case let .ignoredMessage(rejection):
             context.logger.notice("channel \(id.shortID): ignored a message from the peer: \(rejection)")

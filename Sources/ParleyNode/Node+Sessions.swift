@@ -138,6 +138,7 @@ extension Node {
         }
         let old = peers[peer]?.session
         peers[peer, default: PeerState()].session = session
+        if old == nil { metrics.peerSessions.increment() }
         let id = ObjectIdentifier(session)
         for runner in registry.runners.withLock({ $0.values.filter { $0.peer == peer } }) { runner.post(.attach(session)) }
         sink.yield(.peerConnected(peer))
@@ -165,6 +166,7 @@ extension Node {
         let peer = session.peer
         guard let current = peers[peer]?.session, current === session else { return }
         peers[peer]?.session = nil
+        metrics.peerSessions.decrement()
         let id = ObjectIdentifier(session)
         for runner in registry.runners.withLock({ $0.values.filter { $0.peer == peer } }) { runner.post(.detach(id)) }
         sink.yield(.peerDisconnected(peer, reason: reason.description))

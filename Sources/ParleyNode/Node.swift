@@ -55,6 +55,8 @@ public actor Node {
     let signers: NodeSigners
     let watcher: Watcher
     let logger: Logger
+    /// What this node records (Docs/Metrics.md), made with the factory bound at `init`.
+    let metrics = NodeMetrics()
     /// How peers are reached (libuv TCP sessions, or the simulator's in-memory links).
     let network: any LinkNetwork
     let clock: any NodeClock
@@ -330,7 +332,8 @@ public actor Node {
             },
             fund: { [weak self] params, opening in
                 Task { await self?.ensureFunding(params, opening: opening) }
-            })
+            },
+            metrics: metrics)
     }
 
     /// Runs `work` on a task of its own that the node forgets once it ends (and cancels at shutdown).
@@ -404,6 +407,7 @@ public actor Node {
         for state in peers.values { await state.link?.stop() }
         await listener?.close()
         for state in peers.values { state.session?.close(reason: "node shut down") }
+        metrics.peerSessions.decrement(by: Double(peers.values.filter { $0.session != nil }.count))
         peers = [:]
         for waiters in sessionWaiters.values { waiters.forEach { $0.resume(returning: nil) } }
         sessionWaiters = [:]
