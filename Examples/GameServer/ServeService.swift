@@ -15,7 +15,10 @@ struct ServeService: Service {
     /// Serves until SIGINT or SIGTERM, then shuts down with `shutDown`.
     static func run(shutDown: @escaping @Sendable () async -> Void) async throws {
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [ServeService(shutDown: shutDown)], gracefulShutdownSignals: [.sigterm, .sigint],
+            services: [
+                // Returning after `quit` or end of input is the end of the daemon, not a failure.
+                .init(service: ServeService(shutDown: shutDown), successTerminationBehavior: .gracefullyShutdownGroup)
+            ], gracefulShutdownSignals: [.sigterm, .sigint],
             logger: Logger(label: "game-server.lifecycle") { _ in SwiftLogNoOpLogHandler() }))
         try await group.run()
     }

@@ -19,7 +19,10 @@ struct DaemonService: Service {
     /// Runs `body` under a service group until it returns.
     static func run(stop: StopSignal, body: @escaping @Sendable () async throws -> Void) async throws {
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [DaemonService(stop: stop, body: body)], gracefulShutdownSignals: [.sigterm, .sigint],
+            services: [
+                // Returning after `quit` or end of input is the end of the daemon, not a failure.
+                .init(service: DaemonService(stop: stop, body: body), successTerminationBehavior: .gracefullyShutdownGroup)
+            ], gracefulShutdownSignals: [.sigterm, .sigint],
             logger: Logger(label: "parley.lifecycle") { _ in SwiftLogNoOpLogHandler() }))
         try await group.run()
     }
