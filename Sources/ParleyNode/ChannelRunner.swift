@@ -388,7 +388,9 @@ private final class RunnerLoop: @unchecked Sendable {
             let core = engine.engine
             guard turnTimer == version, core.latest.version == version, !status.isClosing else { return }
             turnTimer = nil
-            context.logger.warning("channel \(id.shortID): the peer did not move within \(context.policy.turnTimeout.map { "\($0)" } ?? "-")")
+            context.logger.warning(
+                "the peer did not move in time",
+                metadata: ["channel": "\(id.shortID)", "timeout": "\(context.policy.turnTimeout.map { "\($0)" } ?? "-")"])
             if context.policy.watcher.disputeOnSilence { status = status.with(closing: .peerUnresponsive) }
             await context.watcher.peerUnresponsive(id)
         case let .tamper(kind, waiter):
@@ -473,12 +475,14 @@ private final class RunnerLoop: @unchecked Sendable {
         await feed(.dropQueued)
         switch wait.kind {
         case .resync:
-            context.logger.warning("channel \(id.shortID): the peer did not resynchronise within \(timeout)")
+            context.logger.warning("the peer did not resynchronise in time", metadata: ["channel": "\(id.shortID)", "timeout": "\(timeout)"])
             session?.close(reason: "no reestablish from the peer within \(timeout)")
             if context.policy.watcher.disputeOnSilence { status = status.with(closing: .peerUnresponsive) }
             await context.watcher.peerUnresponsive(id)
         case .reconnect:
-            context.logger.info("channel \(id.shortID): the peer did not come back within \(timeout); waiting updates failed")
+            context.logger.info(
+                "the peer did not come back in time; waiting updates failed",
+                metadata: ["channel": "\(id.shortID)", "timeout": "\(timeout)"])
         }
     }
 
@@ -521,7 +525,7 @@ private final class RunnerLoop: @unchecked Sendable {
         guard progressTimer == generation else { return }
         progressTimer = nil
         let timeout = progressTimeout
-        context.logger.warning("channel \(id.shortID): no update committed within \(timeout)")
+        context.logger.warning("no update committed in time", metadata: ["channel": "\(id.shortID)", "timeout": "\(timeout)"])
         for waiter in waiters.values { waiter.resume(throwing: NodeError.peerUnresponsive(id, after: timeout)) }
         waiters = [:]
         await feed(.dropQueued)
@@ -582,7 +586,7 @@ private final class RunnerLoop: @unchecked Sendable {
             // The journal stopped (disk full, I/O error): nothing more is signed. Fail
             // every waiter; the watcher still guards the last durable state.
             context.emit(.error(id, "journal stopped: \(error); channel frozen at its last durable state"))
-            context.logger.error("journal stopped on channel \(id.shortID): \(error)")
+            context.logger.error("journal stopped", metadata: ["channel": "\(id.shortID)", "error": "\(error)"])
             for waiter in waiters.values { waiter.resume(throwing: NodeError.journal(error)) }
             waiters = [:]
             status = status.with(closing: .journalStopped)
@@ -625,7 +629,7 @@ private final class RunnerLoop: @unchecked Sendable {
         guard let session, !context.isSilent() else { return }
         do { try await session.send(message.wireBytes) } catch {
             // The session is closing; its close event detaches it and reestablish resends.
-            context.logger.debug("send on channel \(id.shortID) failed: \(error)")
+            context.logger.debug("send failed", metadata: ["channel": "\(id.shortID)", "error": "\(error)"])
         }
     }
 
@@ -686,7 +690,8 @@ private final class RunnerLoop: @unchecked Sendable {
             try await engine.reserveVersions(through: reserve, signed: signed)
         }
         try await session.send(message.wireBytes)
-        context.logger.notice("channel \(id.shortID): sent a tampered proposal (\(kind.rawValue)) at version \(next.version)")
+        context.logger.notice(
+            "sent a tampered proposal", metadata: ["channel": "\(id.shortID)", "kind": "\(kind.rawValue)", "version": "\(next.version)"])
         if reserve != nil {
             let clock = context.clock
             Task {
@@ -801,18 +806,18 @@ private final class RunnerLoop: @unchecked Sendable {
             context.metrics.rejected(by: .us, reason: rejection.kind)
             context.emit(.error(id, "refused the peer's proposal: \(rejection)"))
         case let .ignoredMessage(rejection):
-            context.logger.notice("channel \(id.shortID): ignored a message from the peer: \(rejection)")
+            context.logger.notice("ignored a message from the peer", metadata: ["channel": "\(id.shortID)", "reason": "\(rejection)"])
             context.emit(.error(id, "ignored a message from the peer: \(rejection)"))
         case let .proposalTimedOut(version):
             timer = nil
-            context.logger.warning("channel \(id.shortID): no answer to proposal \(version)")
+            context.logger.warning("no answer to our proposal", metadata: ["channel": "\(id.shortID)", "version": "\(version)"])
             let timeout = context.policy.proposalTimeout
             for waiter in waiters.values { waiter.resume(throwing: NodeError.peerUnresponsive(id, after: timeout)) }
             waiters = [:]
             if context.policy.watcher.disputeOnSilence { status = status.with(closing: .peerUnresponsive) }
             await context.watcher.peerUnresponsive(id)
         case let .reestablished(version):
-            context.logger.debug("channel \(id.shortID) reestablished at version \(version)")
+            context.logger.debug("channel reestablished", metadata: ["channel": "\(id.shortID)", "version": "\(version)"])
         }
     }
 }

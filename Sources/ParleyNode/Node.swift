@@ -247,7 +247,7 @@ public actor Node {
         tasks.append(Task { for await event in watcherEvents { self.forward(event) } })
         let (known, problems) = book.load()
         addresses = known
-        for problem in problems { logger.warning("\(problem)") }
+        for problem in problems { logger.warning("reading the peer book", metadata: ["problem": "\(problem)"]) }
         try recoverChannels()
         await watcher.start()
         await armRecoveredDeadlines()
@@ -258,7 +258,7 @@ public actor Node {
             listener = try await network.listen(
                 on: listen, accept: { $0 != me && !switches.offline.load(ordering: .relaxed) },
                 onRefused: { [logger] address, reason in
-                    logger.info("handshake from \(address) failed: \(reason)")
+                    logger.info("handshake failed", metadata: ["address": "\(address)", "reason": "\(reason)"])
                 },
                 onLink: { session in notices.yield(.up(session, dialed: nil)) })
             listeningAddress = listener?.localAddress
@@ -272,13 +272,15 @@ public actor Node {
     func recoverChannels() throws {
         for (id, record) in journal.channels where !record.isClosed {
             guard let rules = apps[record.params.appID] else {
-                logger.error("channel \(id.shortID) uses app \(record.params.appID), which this node has no rules for; not restored")
+                logger.error(
+                    "channel uses an app this node has no rules for; not restored",
+                    metadata: ["channel": "\(id.shortID)", "app": "\(record.params.appID)"])
                 sink.yield(.error(id, "no rules for app \(record.params.appID); channel not restored"))
                 continue
             }
             let engine: JournaledEngine
             do { engine = try JournaledEngine.restore(record, key: signers.signer(for: record.params), rules: rules, journal: journal) } catch {
-                logger.error("channel \(id.shortID) could not be restored: \(error)")
+                logger.error("channel could not be restored", metadata: ["channel": "\(id.shortID)", "error": "\(error)"])
                 sink.yield(.error(id, "could not restore from the journal: \(error)"))
                 continue
             }
@@ -288,7 +290,7 @@ public actor Node {
                 engine: engine, rules: rules, funding: record.funding, session: nil, funded: false,
                 closing: closing, closed: false, settlingOnChain: record.dispute != nil, context: context())
             registry.runners.withLock { $0[id] = runner }
-            logger.info("recovered channel \(id.shortID) at version \(record.latest.version)")
+            logger.info("recovered channel", metadata: ["channel": "\(id.shortID)", "version": "\(record.latest.version)"])
             // One empty input: the runner then does what its state calls for (funding a fully
             // signed channel that is not funded yet), whichever way the opening completed.
             runner.post(.perform([]))

@@ -343,7 +343,7 @@ public actor Watcher {
                 }
                 return  // the adapter ended the stream: it is shutting down
             } catch {
-                logger.warning("chain event stream failed: \(error); resubscribing after event \(lastSequence)")
+                logger.warning("chain event stream failed; resubscribing", metadata: ["error": "\(error)", "after": "\(lastSequence)"])
                 do { try await time.sleep(for: policy.retryDelay) } catch { return }
             }
         }
@@ -496,7 +496,8 @@ public actor Watcher {
                 }
             } catch {
                 // Someone moved first (a higher registration, the window closed, …): look again.
-                logger.info("registering version \(state.version) of \(id.shortID) refused: \(error)")
+                logger.info(
+                    "registering refused", metadata: ["channel": "\(id.shortID)", "version": "\(state.version)", "error": "\(error)"])
                 return !isTransport(error) || retryLater(id, after: "\(error)")
             }
             // `.refuted` and `.exitStarted` are reported when the chain's event arrives.
@@ -568,7 +569,7 @@ public actor Watcher {
     @discardableResult
     private func retryLater(_ id: ChannelID, after failure: String) -> Bool {
         emit(.failed(id, failure))
-        logger.warning("channel \(id.shortID): \(failure); retrying")
+        logger.warning("retrying", metadata: ["channel": "\(id.shortID)", "error": "\(failure)"])
         let delay = policy.retryDelay
         Task {
             do { try await time.sleep(for: delay) } catch { return }
