@@ -30,6 +30,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -59,21 +62,24 @@ let package = Package(
         .target(name: "ParleyCrypto", dependencies: ["CSodium", "CSecp256k1", "CNettle", "ParleyLocks", "ParleyFiles", systemPackage]),
         .target(name: "ParleyWire", dependencies: ["ParleyCrypto"]),
         .target(name: "ParleyChannel", dependencies: ["ParleyCrypto", "ParleyWire"]),
-        .target(name: "ParleyJournal", dependencies: ["ParleyChannel", "ParleyWire", "ParleyCrypto", "ParleyFiles", "ParleyLocks", systemPackage]),
-        .target(name: "ParleyTransport", dependencies: ["CLibUV", "ParleyLocks", "ParleyCrypto", "ParleyWire"]),
-        .target(name: "ParleySettlement", dependencies: ["ParleyLocks", "ParleyChannel", "ParleyCrypto", "ParleyWire"]),
+        .target(name: "ParleyJournal", dependencies: ["ParleyChannel", "ParleyWire", "ParleyCrypto", "ParleyFiles", "ParleyLocks", systemPackage, .product(name: "Metrics", package: "swift-metrics")]),
+        .target(name: "ParleyTransport", dependencies: ["CLibUV", "ParleyLocks", "ParleyCrypto", "ParleyWire", .product(name: "Metrics", package: "swift-metrics")]),
+        .target(
+            name: "ParleySettlement",
+            dependencies: ["ParleyLocks", "ParleyChannel", "ParleyCrypto", "ParleyWire", .product(name: "Metrics", package: "swift-metrics")]
+        ),
         .target(
             name: "ParleyDevchain",
             dependencies: [
                 "ParleySettlement", "ParleyTransport", "ParleyLocks", "ParleyFiles", "ParleyChannel", "ParleyCrypto", "ParleyWire",
-                systemPackage,
+                systemPackage, .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         .target(
             name: "ParleyNode",
             dependencies: [
                 "ParleySettlement", "ParleyJournal", "ParleyTransport", "ParleyLocks", "ParleyFiles", "ParleyChannel", "ParleyCrypto",
-                "ParleyWire", .product(name: "Logging", package: "swift-log"),
+                "ParleyWire", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         // The whole-node simulator (Docs/Simulation.md): the real node against an adversary,
@@ -116,7 +122,7 @@ let package = Package(
             name: "ParleyEthereum",
             dependencies: [
                 "ParleySettlement", "ParleyChannel", "ParleyCrypto", "ParleyWire", "ParleyLocks", "ParleySubprocess",
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         .target(
@@ -126,12 +132,26 @@ let package = Package(
                 "ParleyLocks", "ParleyEthereum", "ParleyWire", "ParleyControl", .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // `GET /metrics` in Prometheus text format for `--metrics HOST:PORT` (Docs/Metrics.md);
+        // kept out of the libraries, which only record through swift-metrics. A small HTTP/1.1
+        // responder on the node's libuv loop rather than FlyingFox: FlyingFox 0.27 puts no
+        // deadline on reading a request and closes a malformed one without a 400.
+        .target(
+            name: "ParleyMetricsEndpoint",
+            dependencies: [
+                "ParleyTransport", .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         .executableTarget(
             name: "parley",
             dependencies: [
                 "ParleyCrypto", "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyTransport",
                 "ParleySettlement", "ParleyDevchain", "ParleyNode", "ParleyDrill", "ParleySubprocess", "ParleyLocks",
-                "ParleySim", "ParleyEthereum", "ParleyControl", "ParleyGames", "ParleyDaemon", "ParleyBench", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ParleySim", "ParleyEthereum", "ParleyControl", "ParleyGames", "ParleyDaemon", "ParleyBench", "ParleyMetricsEndpoint",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -154,6 +174,7 @@ let package = Package(
                 "ParleyCrypto", "ParleySubprocess", "ParleyLocks", "ParleyWire", "ParleyEthereum",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Examples/GameServer"
         ),
@@ -224,6 +245,7 @@ let package = Package(
                 "ParleyNode", "ParleySettlement", "ParleyJournal", "ParleyTransport", "ParleyChannel", "ParleyCrypto",
                 "ParleyWire", "ParleyDevchain", "ParleyTestSupport", "ParleyGames", "ParleySubprocess", "parley",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
         .testTarget(

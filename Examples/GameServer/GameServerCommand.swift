@@ -260,12 +260,13 @@ struct ServeCommand: AsyncParsableCommand {
             maxStake: maxStake, logger: logger, loop: loop)
         guard let address = await host.node.listeningAddress else { throw GameServerFailure("not listening") }
         writeLine("game-server: serving tic-tac-toe at \(identity.publicKey.humanForm)@\(address)")
-        await Signals.waitForTermination()
-        let counts = host.snapshot
-        writeLine("game-server: \(counts.opened) matches, \(counts.moves) moves, \(counts.closed) closed; shutting down")
-        await host.shutDown()
-        await gameChain.close()
-        loop.shutdown()
+        try await ServeService.run {
+            let counts = host.snapshot
+            writeLine("game-server: \(counts.opened) matches, \(counts.moves) moves, \(counts.closed) closed; shutting down")
+            await host.shutDown()
+            await gameChain.close()
+            loop.shutdown()
+        }
     }
 }
 

@@ -60,6 +60,8 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
     /// Dials the daemon and redials it whenever the session ends, until `close()`.
     private let dialer = Locked<PeerLink?>(nil)
     private let state = Locked(State())
+    /// Each request's latency and failures (Docs/Metrics.md).
+    private let metrics = ChainCallMetrics()
 
     private struct Stream {
         var continuation: AsyncThrowingStream<ChainEvent, any Error>.Continuation
@@ -362,6 +364,14 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
             }
         }
 
+        var metricsOutcome: ChainCallMetrics.Outcome {
+            switch self {
+            case .ok: .ok
+            case .refused, .failed: .refused
+            case .transport, .unsent: .transport
+            }
+        }
+
         /// For the devchain-only methods.
         func devchain() throws(DevchainError) -> [UInt8] {
             switch self {
@@ -397,12 +407,16 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
     /// (within `connectTimeout`); transactions and clock moves are not, and nothing that went
     /// unanswered is (see the type's comment).
     private func request(_ operation: DevchainRequest.Operation) async -> Outcome {
-        let deadline = ContinuousClock.now + connectTimeout
+        let start = ContinuousClock.now
+        let deadline = start + connectTimeout
         while true {
             let outcome = await requestOnce(operation)
             guard case let .transport(why) = outcome, why == Self.lostInFlight, operation.isRead,
                 ContinuousClock.now < deadline, !state.withLock({ $0.isClosed })
-            else { return outcome }
+            else {
+                if let call = operation.metricsCall { metrics.record(call, since: start, outcome.metricsOutcome) }
+                return outcome
+            }
         }
     }
 

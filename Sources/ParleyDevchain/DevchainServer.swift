@@ -126,6 +126,7 @@ public final class DevchainServer: Sendable {
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var nextWaiter: UInt64 = 0
         var sessions: [ObjectIdentifier: Session] = [:]
+        let metrics: DevchainMetrics
     }
 
     public let configuration: Configuration
@@ -133,6 +134,7 @@ public final class DevchainServer: Sendable {
     private let core: Locked<Core>
     private let listener: Locked<TCPListener?>
     private let endpoint: SessionEndpoint
+    private let metrics: DevchainMetrics
     /// Live subscriptions, checked for lag after every commit that made events.
     private let subscribers = Locked<[ObjectIdentifier: SubscriberCursor]>([:])
     /// The address clients dial (with the port the OS chose for port 0).
@@ -144,6 +146,7 @@ public final class DevchainServer: Sendable {
     ) {
         self.configuration = configuration
         self.recovery = recovery
+        metrics = core.metrics
         self.core = Locked(core)
         listener = Locked(nil)
         self.endpoint = endpoint
@@ -177,7 +180,7 @@ public final class DevchainServer: Sendable {
         let recovery = Recovery(transactions: transactions, time: time, truncatedBytes: opened.truncated?.bytes)
         let core = Core(
             adjudicator: adjudicator, clock: DevchainClock(mode: configuration.timeMode, start: time),
-            persistedTime: time, log: opened.log)
+            persistedTime: time, log: opened.log, metrics: DevchainMetrics())
         let endpoint = SessionEndpoint(identity: configuration.identity, loop: loop, config: configuration.session)
         let holder = ServerHolder()
         let log = configuration.log
@@ -214,6 +217,7 @@ public final class DevchainServer: Sendable {
             core.log = nil
             core.failure = core.failure ?? "the devchain shut down"
             defer {
+                core.metrics.clients.decrement(by: Double(core.sessions.count))
                 core.sessions = [:]
                 core.waiters = [:]
             }
@@ -229,6 +233,12 @@ public final class DevchainServer: Sendable {
     /// A mint or advance `caller` may not make (`Configuration.refusal(of:by:)`) is refused
     /// before anything is read or changed.
     func handle(_ operation: DevchainRequest.Operation, caller: PublicKey) -> DevchainResult {
+        let result = answer(operation, caller: caller)
+        if case let .submit(tx) = operation { metrics.record(tx, result) }
+        return result
+    }
+
+    private func answer(_ operation: DevchainRequest.Operation, caller: PublicKey) -> DevchainResult {
         if let refusal = configuration.refusal(of: operation, by: caller) { return .failed(refusal) }
         let (result, wake, madeEvents) = core.withLock { core -> (DevchainResult, [CheckedContinuation<Void, Never>], Bool) in
             if let failure = core.failure { return (.failed(.storageFailed(failure)), [], false) }
@@ -339,7 +349,9 @@ public final class DevchainServer: Sendable {
         guard let log = core.log else {
             throw .io(operation: "append to", path: "the closed ledger", errno: 9)
         }
+        let start = ContinuousClock.now
         try log.append(record)
+        core.metrics.ledgerFsync.record(duration: ContinuousClock.now - start)
         core.persistedTime = max(core.persistedTime, record.time)
     }
 
@@ -383,6 +395,7 @@ public final class DevchainServer: Sendable {
         let open = core.withLock { core -> Bool in
             guard core.failure == nil else { return false }
             core.sessions[ObjectIdentifier(session)] = session
+            core.metrics.clients.increment()
             return true
         }
         guard open else { return session.close(reason: "the devchain is shutting down") }
@@ -390,7 +403,9 @@ public final class DevchainServer: Sendable {
     }
 
     func closed(_ session: Session) {
-        core.withLock { _ = $0.sessions.removeValue(forKey: ObjectIdentifier(session)) }
+        core.withLock { core in
+            if core.sessions.removeValue(forKey: ObjectIdentifier(session)) != nil { core.metrics.clients.decrement() }
+        }
     }
 }
 

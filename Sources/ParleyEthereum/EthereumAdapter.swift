@@ -31,26 +31,34 @@ public struct EthereumAdapter: SettlementAdapter, DevFaucet {
 
     /// The latest block's timestamp: a transaction sent now is judged at this time or later.
     public func now() async throws(SettlementError) -> ChainTime {
-        let latest = try await transport { () async throws(EthereumRPCError) in try await chain.block("latest") }
-        guard let latest else { throw .transport("the Ethereum node has no latest block") }
-        return latest.time
+        try await chain.chainCalls.measure(.now) { () async throws(SettlementError) -> ChainTime in
+            let latest = try await transport { () async throws(EthereumRPCError) in try await chain.block("latest") }
+            guard let latest else { throw .transport("the Ethereum node has no latest block") }
+            return latest.time
+        }
     }
 
     public func domain() async throws(SettlementError) -> SettlementDomain {
-        try await transport { () async throws(EthereumRPCError) in try await chain.domain() }
+        try await chain.chainCalls.measure(.domain) { () async throws(SettlementError) -> SettlementDomain in
+            try await transport { () async throws(EthereumRPCError) in try await chain.domain() }
+        }
     }
 
     public func channel(_ id: ChannelID) async throws(SettlementError) -> ChannelOnChain? {
-        try await transport { () async throws(EthereumRPCError) in try await chain.channel(id) }
+        try await chain.chainCalls.measure(.channel) { () async throws(SettlementError) -> ChannelOnChain? in
+            try await transport { () async throws(EthereumRPCError) in try await chain.channel(id) }
+        }
     }
 
     /// The balance in the adjudicator's asset of an identity this chain knows the account of
     /// (every identity an adapter was made for, and those given to `remember`).
     public func balance(of account: PublicKey) async throws(SettlementError) -> Amount {
-        guard let address = chain.account(of: account) else {
-            throw .transport("no Ethereum account is known for \(account); EthereumChain.remember(_:as:) names it")
+        try await chain.chainCalls.measure(.balance) { () async throws(SettlementError) -> Amount in
+            guard let address = chain.account(of: account) else {
+                throw .transport("no Ethereum account is known for \(account); EthereumChain.remember(_:as:) names it")
+            }
+            return try await transport { () async throws(EthereumRPCError) in try await chain.balance(of: address) }
         }
-        return try await transport { () async throws(EthereumRPCError) in try await chain.balance(of: address) }
     }
 
     public func events(after sequence: UInt64) -> AsyncThrowingStream<ChainEvent, any Error> {
@@ -63,108 +71,120 @@ public struct EthereumAdapter: SettlementAdapter, DevFaucet {
     public func deposit(
         params: ChannelParams, opening: Allocation, participant: ParticipantIndex, amount: Amount
     ) async throws(SettlementError) -> [ChainEvent] {
-        let domain = try await domain()
-        guard params.domain == domain else { throw .wrongDomain(expected: domain, got: params.domain) }
-        guard params.backendID == .ethereum else {
-            throw .transport("an EVM adjudicator settles only Ethereum-backend channels; this one signs with \(params.backendID)")
-        }
-        chain.rememberParams(params)
-        let call = Call.deposit(params, opening, participant, amount)
-        let data = AdjudicatorABI.call(
-            AdjudicatorABI.deposit,
-            [AdjudicatorABI.params(params), AdjudicatorABI.allocation(opening), .uint(UInt64(participant.rawValue)), .amount(amount)])
-        let token = try await transport { () async throws(EthereumRPCError) in try await chain.token() }
-        if let token {
-            // The adjudicator pulls the deposit with transferFrom, after every rule passed:
-            // so a simulation refused only for the money means the rules agree. Check the
-            // balance, then allow exactly the amount.
-            switch try await simulate(data, value: .zero) {
-            case .accepted, .reverted("insufficientBalance"): break
-            case let .reverted(reason): throw await refusal(reason, call)
+        try await chain.chainCalls.measure(.deposit) { () async throws(SettlementError) -> [ChainEvent] in
+            let domain = try await domain()
+            guard params.domain == domain else { throw .wrongDomain(expected: domain, got: params.domain) }
+            guard params.backendID == .ethereum else {
+                throw .transport("an EVM adjudicator settles only Ethereum-backend channels; this one signs with \(params.backendID)")
             }
-            // One approve-then-deposit at a time per account: concurrent deposits into two
-            // channels would otherwise both see the old allowance, and the second
-            // `transferFrom` would find the approval already spent.
-            let lock = chain.depositLock(for: address)
-            await lock.acquire()
-            do throws(SettlementError) {
-                let has = try await balance(of: identity)
-                guard has >= amount else { throw .insufficientBalance(account: identity, has: has, needs: amount) }
-                let allowance = try await transport { () async throws(EthereumRPCError) in
-                    try ABIDecoder(
-                        try await chain.call(
-                            token, AdjudicatorABI.call(AdjudicatorABI.allowance, [.address(address.bytes), .address(chain.adjudicator.bytes)]))
-                    ).amount(0, "allowance")
+            chain.rememberParams(params)
+            let call = Call.deposit(params, opening, participant, amount)
+            let data = AdjudicatorABI.call(
+                AdjudicatorABI.deposit,
+                [AdjudicatorABI.params(params), AdjudicatorABI.allocation(opening), .uint(UInt64(participant.rawValue)), .amount(amount)])
+            let token = try await transport { () async throws(EthereumRPCError) in try await chain.token() }
+            if let token {
+                // The adjudicator pulls the deposit with transferFrom, after every rule passed:
+                // so a simulation refused only for the money means the rules agree. Check the
+                // balance, then allow exactly the amount.
+                switch try await simulate(data, value: .zero) {
+                case .accepted, .reverted("insufficientBalance"): break
+                case let .reverted(reason): throw await refusal(reason, call)
                 }
-                if allowance < amount {
-                    _ = try await send(
-                        to: token, AdjudicatorABI.call(AdjudicatorABI.approve, [.address(chain.adjudicator.bytes), .amount(amount)]),
-                        call: call)
+                // One approve-then-deposit at a time per account: concurrent deposits into two
+                // channels would otherwise both see the old allowance, and the second
+                // `transferFrom` would find the approval already spent.
+                let lock = chain.depositLock(for: address)
+                await lock.acquire()
+                do throws(SettlementError) {
+                    let has = try await balance(of: identity)
+                    guard has >= amount else { throw .insufficientBalance(account: identity, has: has, needs: amount) }
+                    let allowance = try await transport { () async throws(EthereumRPCError) in
+                        try ABIDecoder(
+                            try await chain.call(
+                                token, AdjudicatorABI.call(AdjudicatorABI.allowance, [.address(address.bytes), .address(chain.adjudicator.bytes)]))
+                        ).amount(0, "allowance")
+                    }
+                    if allowance < amount {
+                        _ = try await send(
+                            to: token, AdjudicatorABI.call(AdjudicatorABI.approve, [.address(chain.adjudicator.bytes), .amount(amount)]),
+                            call: call)
+                    }
+                    let events = try await submit(data, call: call)
+                    await lock.release()
+                    return events
+                } catch {
+                    await lock.release()
+                    throw error
                 }
-                let events = try await submit(data, call: call)
-                await lock.release()
-                return events
-            } catch {
-                await lock.release()
-                throw error
             }
+            return try await submit(data, value: amount, call: call)
         }
-        return try await submit(data, value: amount, call: call)
     }
 
     @discardableResult
     public func reclaim(_ channel: ChannelID) async throws(SettlementError) -> [ChainEvent] {
-        let params = try await params(of: channel)
-        return try await submit(
-            AdjudicatorABI.call(AdjudicatorABI.reclaim, [AdjudicatorABI.params(params)]), call: .reclaim(params))
+        try await chain.chainCalls.measure(.reclaim) { () async throws(SettlementError) -> [ChainEvent] in
+            let params = try await params(of: channel)
+            return try await submit(
+                AdjudicatorABI.call(AdjudicatorABI.reclaim, [AdjudicatorABI.params(params)]), call: .reclaim(params))
+        }
     }
 
     // MARK: - Registerer, Concluder
 
     @discardableResult
     public func register(_ signed: SignedState) async throws(SettlementError) -> [ChainEvent] {
-        let params = try await params(of: signed.state.channelID)
-        for seat in ParticipantIndex.allCases where signed[seat] == nil { throw .missingSignature(seat) }
-        try checkAppData(signed.state)
-        let data = AdjudicatorABI.call(
-            AdjudicatorABI.register,
-            [
-                AdjudicatorABI.params(params), AdjudicatorABI.state(signed.state),
-                .fixedArray([AdjudicatorABI.signature(signed[.first]), AdjudicatorABI.signature(signed[.second])]),
-            ])
-        return try await submit(data, call: .register(params, signed.state))
+        try await chain.chainCalls.measure(.register) { () async throws(SettlementError) -> [ChainEvent] in
+            let params = try await params(of: signed.state.channelID)
+            for seat in ParticipantIndex.allCases where signed[seat] == nil { throw .missingSignature(seat) }
+            try checkAppData(signed.state)
+            let data = AdjudicatorABI.call(
+                AdjudicatorABI.register,
+                [
+                    AdjudicatorABI.params(params), AdjudicatorABI.state(signed.state),
+                    .fixedArray([AdjudicatorABI.signature(signed[.first]), AdjudicatorABI.signature(signed[.second])]),
+                ])
+            return try await submit(data, call: .register(params, signed.state))
+        }
     }
 
     @discardableResult
     public func progress(
         _ channel: ChannelID, to state: ChannelState, moverSignature: StateSignature
     ) async throws(SettlementError) -> [ChainEvent] {
-        let params = try await params(of: channel)
-        guard state.channelID == channel else { throw .wrongChannel(expected: channel, got: state.channelID) }
-        try checkAppData(state)
-        guard let onChain = try await self.channel(channel) else { throw .unknownChannel(channel) }
-        guard !onChain.isConcluded else { throw .alreadyConcluded }
-        guard let current = onChain.registeredState else { throw .nothingRegistered }
-        let data = AdjudicatorABI.call(
-            AdjudicatorABI.progress,
-            [
-                AdjudicatorABI.params(params), AdjudicatorABI.state(current), AdjudicatorABI.state(state),
-                AdjudicatorABI.signature(moverSignature),
-            ])
-        return try await submit(data, call: .progress(params, current, state))
+        try await chain.chainCalls.measure(.progress) { () async throws(SettlementError) -> [ChainEvent] in
+            let params = try await params(of: channel)
+            guard state.channelID == channel else { throw .wrongChannel(expected: channel, got: state.channelID) }
+            try checkAppData(state)
+            guard let onChain = try await self.channel(channel) else { throw .unknownChannel(channel) }
+            guard !onChain.isConcluded else { throw .alreadyConcluded }
+            guard let current = onChain.registeredState else { throw .nothingRegistered }
+            let data = AdjudicatorABI.call(
+                AdjudicatorABI.progress,
+                [
+                    AdjudicatorABI.params(params), AdjudicatorABI.state(current), AdjudicatorABI.state(state),
+                    AdjudicatorABI.signature(moverSignature),
+                ])
+            return try await submit(data, call: .progress(params, current, state))
+        }
     }
 
     @discardableResult
     public func conclude(_ channel: ChannelID) async throws(SettlementError) -> [ChainEvent] {
-        try await submit(AdjudicatorABI.call(AdjudicatorABI.conclude, [.fixedBytes(channel.digest.bytes)]), call: .conclude(channel))
+        try await chain.chainCalls.measure(.conclude) { () async throws(SettlementError) -> [ChainEvent] in
+            try await submit(AdjudicatorABI.call(AdjudicatorABI.conclude, [.fixedBytes(channel.digest.bytes)]), call: .conclude(channel))
+        }
     }
 
     @discardableResult
     public func withdraw(_ channel: ChannelID, participant: ParticipantIndex) async throws(SettlementError) -> [ChainEvent] {
-        let params = try await params(of: channel)
-        return try await submit(
-            AdjudicatorABI.call(AdjudicatorABI.withdraw, [AdjudicatorABI.params(params), .uint(UInt64(participant.rawValue))]),
-            call: .withdraw(params, participant))
+        try await chain.chainCalls.measure(.withdraw) { () async throws(SettlementError) -> [ChainEvent] in
+            let params = try await params(of: channel)
+            return try await submit(
+                AdjudicatorABI.call(AdjudicatorABI.withdraw, [AdjudicatorABI.params(params), .uint(UInt64(participant.rawValue))]),
+                call: .withdraw(params, participant))
+        }
     }
 
     // MARK: - DevFaucet
@@ -174,29 +194,31 @@ public struct EthereumAdapter: SettlementAdapter, DevFaucet {
     /// faucet key. Elsewhere it fails with `notPermitted`.
     @discardableResult
     public func mint(_ amount: Amount, to account: PublicKey) async throws(SettlementError) -> [ChainEvent] {
-        guard amount > .zero else { throw .zeroAmount }
-        guard let address = chain.account(of: account) else {
-            throw .transport("no Ethereum account is known for \(account); EthereumChain.remember(_:as:) names it")
-        }
-        let token = try await transport { () async throws(EthereumRPCError) in try await chain.token() }
-        if let token {
-            // As on Parley's chains, the money supply stays within an Amount (128 bits).
-            let supply = try await transport { () async throws(EthereumRPCError) in
-                try ABIDecoder(try await chain.call(token, AdjudicatorABI.totalSupply)).amount(0, "total supply")
+        try await chain.chainCalls.measure(.mint) { () async throws(SettlementError) -> [ChainEvent] in
+            guard amount > .zero else { throw .zeroAmount }
+            guard let address = chain.account(of: account) else {
+                throw .transport("no Ethereum account is known for \(account); EthereumChain.remember(_:as:) names it")
             }
-            guard !supply.addingReportingOverflow(amount).overflow else { throw .balanceOverflow }
-            _ = try await send(to: token, AdjudicatorABI.call(AdjudicatorABI.mint, [.address(address.bytes), .amount(amount)]), call: .mint)
+            let token = try await transport { () async throws(EthereumRPCError) in try await chain.token() }
+            if let token {
+                // As on Parley's chains, the money supply stays within an Amount (128 bits).
+                let supply = try await transport { () async throws(EthereumRPCError) in
+                    try ABIDecoder(try await chain.call(token, AdjudicatorABI.totalSupply)).amount(0, "total supply")
+                }
+                guard !supply.addingReportingOverflow(amount).overflow else { throw .balanceOverflow }
+                _ = try await send(to: token, AdjudicatorABI.call(AdjudicatorABI.mint, [.address(address.bytes), .amount(amount)]), call: .mint)
+                return []
+            }
+            guard let faucet = chain.faucet else {
+                throw .notPermitted("this Ethereum chain has no faucet: send ether to \(address) from a funded account")
+            }
+            do {
+                _ = try await chain.sender(for: faucet).send(to: address, data: [], value: amount)
+            } catch {
+                throw .transport("the faucet's transfer failed: \(error)")
+            }
             return []
         }
-        guard let faucet = chain.faucet else {
-            throw .notPermitted("this Ethereum chain has no faucet: send ether to \(address) from a funded account")
-        }
-        do {
-            _ = try await chain.sender(for: faucet).send(to: address, data: [], value: amount)
-        } catch {
-            throw .transport("the faucet's transfer failed: \(error)")
-        }
-        return []
     }
 
     // MARK: - Sending

@@ -50,6 +50,8 @@ public final class EthereumChain: Sendable {
     /// where nobody hands out money (`mint` then fails with `notPermitted`).
     let faucet: EthereumSigningKey?
     let logger: Logger
+    /// Every adapter's calls through this chain: latency and failures (Docs/Metrics.md).
+    let chainCalls = ChainCallMetrics()
 
     /// What the event pollers met, for tests and status lines.
     public struct Diagnostics: Sendable, Equatable {
@@ -292,7 +294,7 @@ public final class EthereumChain: Sendable {
                 do {
                     if let log = try Self.log(from: entry, adjudicator: adjudicator, domain: domain) { out.append(log) }
                 } catch {
-                    logger.warning("skipped an adjudicator log that does not decode (\(error)): \(entry)")
+                    logger.warning("skipped an adjudicator log that does not decode", metadata: ["error": "\(error)", "log": "\(entry)"])
                 }
             }
             if end == UInt64.max { break }
@@ -422,11 +424,13 @@ public final class EthereumChain: Sendable {
 extension EthereumChain {
     func logReorganisation(fork: UInt64) {
         diagnostics.withLock { $0.reorganisations += 1 }
-        logger.warning("the chain reorganised below the confirmation depth; events are read again from block \(fork + 1)")
+        logger.warning(
+            "the chain reorganised below the confirmation depth; reading events again", metadata: ["fromBlock": "\(fork + 1)"])
     }
 
     func logPollFailure(_ error: any Error, attempt: Int) {
         diagnostics.withLock { $0.pollFailures += 1 }
-        if attempt == 1 || attempt % 20 == 0 { logger.warning("polling the Ethereum endpoint failed (attempt \(attempt)): \(error)") }
+        if attempt == 1 || attempt % 20 == 0 { logger.warning(
+                "polling the Ethereum endpoint failed", metadata: ["attempt": "\(attempt)", "error": "\(error)"]) }
     }
 }

@@ -102,6 +102,7 @@ public final class Journal: @unchecked Sendable {
     private var table: ChannelTable
     private let lockFD: Int32
     private var stats = Stats()
+    private let metrics = JournalMetrics()
     /// Batches the previous group commit carried: how many appenders are active.
     private var previousCommitBatches = 0
     /// The array of the last commit's batches, emptied, kept so the queue reuses its storage.
@@ -338,12 +339,18 @@ public final class Journal: @unchecked Sendable {
         let path = currentSegmentPath
         do {
             try fileSystem.write(fd, bytes, path: path)
-            if durability == .fsync { try fileSystem.sync(fd, path: path) }
+            if durability == .fsync {
+                let start = ContinuousClock.now
+                try fileSystem.sync(fd, path: path)
+                metrics.fsync.record(duration: ContinuousClock.now - start)
+            }
         } catch {
             stop(error)
             return .failure(error)
         }
         segmentBytes += bytes.count
+        metrics.commits.increment()
+        metrics.appends.increment(by: batches.reduce(0) { $0 + $1.entries.count })
         lock.withLock {
             for batch in batches {
                 for entry in batch.entries {

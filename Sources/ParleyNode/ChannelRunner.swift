@@ -33,6 +33,8 @@ struct RunnerContext: Sendable {
     /// level-triggered, so a channel whose opening completes late (after a crash, on a
     /// resent proposal) is funded too (issue 15, item 7).
     let fund: @Sendable (ChannelParams, Allocation) -> Void
+    /// The node's metrics (Docs/Metrics.md).
+    let metrics: NodeMetrics
 }
 
 /// Drives one channel. It alone owns the channel's `JournaledEngine`: every input goes
@@ -242,6 +244,8 @@ private final class RunnerLoop: @unchecked Sendable {
     /// (see `NodePolicy.turnTimeout`).
     var turnTimer: UInt64?
     var status: ChannelStatus
+    /// The `parley_channels` bucket this channel is counted in.
+    var countedBucket: NodeMetrics.ChannelBucket
     /// Where `status` is published for readers on other threads.
     let published: StatusBox
     let context: RunnerContext
@@ -277,6 +281,8 @@ private final class RunnerLoop: @unchecked Sendable {
         self.published = published
         self.context = context
         self.inputs = inputs
+        countedBucket = status.metricsBucket
+        context.metrics.channelMoved(from: nil, to: countedBucket)
         if engine.engine.latest.isFullySigned { recentCommitted = [engine.engine.latest] }
     }
 
@@ -311,6 +317,11 @@ private final class RunnerLoop: @unchecked Sendable {
             isClosed: status.isClosed, isConnected: session != nil)
         let current = status
         published.value.withLock { $0 = current }
+        let bucket = current.metricsBucket
+        if bucket != countedBucket {
+            context.metrics.channelMoved(from: countedBucket, to: bucket)
+            countedBucket = bucket
+        }
     }
 
     func handle(_ input: ChannelRunner.Input) async {
@@ -377,7 +388,9 @@ private final class RunnerLoop: @unchecked Sendable {
             let core = engine.engine
             guard turnTimer == version, core.latest.version == version, !status.isClosing else { return }
             turnTimer = nil
-            context.logger.warning("channel \(id.shortID): the peer did not move within \(context.policy.turnTimeout.map { "\($0)" } ?? "-")")
+            context.logger.warning(
+                "the peer did not move in time",
+                metadata: ["channel": "\(id.shortID)", "timeout": "\(context.policy.turnTimeout.map { "\($0)" } ?? "-")"])
             if context.policy.watcher.disputeOnSilence { status = status.with(closing: .peerUnresponsive) }
             await context.watcher.peerUnresponsive(id)
         case let .tamper(kind, waiter):
@@ -462,12 +475,14 @@ private final class RunnerLoop: @unchecked Sendable {
         await feed(.dropQueued)
         switch wait.kind {
         case .resync:
-            context.logger.warning("channel \(id.shortID): the peer did not resynchronise within \(timeout)")
+            context.logger.warning("the peer did not resynchronise in time", metadata: ["channel": "\(id.shortID)", "timeout": "\(timeout)"])
             session?.close(reason: "no reestablish from the peer within \(timeout)")
             if context.policy.watcher.disputeOnSilence { status = status.with(closing: .peerUnresponsive) }
             await context.watcher.peerUnresponsive(id)
         case .reconnect:
-            context.logger.info("channel \(id.shortID): the peer did not come back within \(timeout); waiting updates failed")
+            context.logger.info(
+                "the peer did not come back in time; waiting updates failed",
+                metadata: ["channel": "\(id.shortID)", "timeout": "\(timeout)"])
         }
     }
 
@@ -510,7 +525,7 @@ private final class RunnerLoop: @unchecked Sendable {
         guard progressTimer == generation else { return }
         progressTimer = nil
         let timeout = progressTimeout
-        context.logger.warning("channel \(id.shortID): no update committed within \(timeout)")
+        context.logger.warning("no update committed in time", metadata: ["channel": "\(id.shortID)", "timeout": "\(timeout)"])
         for waiter in waiters.values { waiter.resume(throwing: NodeError.peerUnresponsive(id, after: timeout)) }
         waiters = [:]
         await feed(.dropQueued)
@@ -571,7 +586,7 @@ private final class RunnerLoop: @unchecked Sendable {
             // The journal stopped (disk full, I/O error): nothing more is signed. Fail
             // every waiter; the watcher still guards the last durable state.
             context.emit(.error(id, "journal stopped: \(error); channel frozen at its last durable state"))
-            context.logger.error("journal stopped on channel \(id.shortID): \(error)")
+            context.logger.error("journal stopped", metadata: ["channel": "\(id.shortID)", "error": "\(error)"])
             for waiter in waiters.values { waiter.resume(throwing: NodeError.journal(error)) }
             waiters = [:]
             status = status.with(closing: .journalStopped)
@@ -614,7 +629,7 @@ private final class RunnerLoop: @unchecked Sendable {
         guard let session, !context.isSilent() else { return }
         do { try await session.send(message.wireBytes) } catch {
             // The session is closing; its close event detaches it and reestablish resends.
-            context.logger.debug("send on channel \(id.shortID) failed: \(error)")
+            context.logger.debug("send failed", metadata: ["channel": "\(id.shortID)", "error": "\(error)"])
         }
     }
 
@@ -675,7 +690,8 @@ private final class RunnerLoop: @unchecked Sendable {
             try await engine.reserveVersions(through: reserve, signed: signed)
         }
         try await session.send(message.wireBytes)
-        context.logger.notice("channel \(id.shortID): sent a tampered proposal (\(kind.rawValue)) at version \(next.version)")
+        context.logger.notice(
+            "sent a tampered proposal", metadata: ["channel": "\(id.shortID)", "kind": "\(kind.rawValue)", "version": "\(next.version)"])
         if reserve != nil {
             let clock = context.clock
             Task {
@@ -719,6 +735,8 @@ private final class RunnerLoop: @unchecked Sendable {
     private func decide(_ proposal: IncomingProposal) async -> Decision {
         context.emit(.proposed(id, version: proposal.proposed.version))
         let decision: Decision
+        // The `reason` label of a rejection here: why, in a word.
+        var kind = "declined"
         if context.holdFinal(proposal, engine.engine.params) {
             decision = .reject("declined")
         } else if status.isClosed {
@@ -727,17 +745,22 @@ private final class RunnerLoop: @unchecked Sendable {
             // a state committed then is one we would never withdraw from (found by the
             // simulator, issue 16).
             decision = .reject("the channel is closed")
+            kind = "channelClosed"
         } else if settlingOnChain {
             decision = .reject("the channel is being settled on chain")
+            kind = "settlingOnChain"
         } else if status.isClosing, !proposal.proposed.isFinal {
             decision = .reject("the channel is closing")
+            kind = "closing"
         } else if !status.isFunded, await !chainShowsUsable() {
             decision = .reject("the channel is not funded on chain yet")
+            kind = "notFunded"
         } else {
             decision = await context.updateHandler().decide(IncomingUpdate(
                 channel: id, me: status.me, current: proposal.current, proposed: proposal.proposed))
         }
         if case let .reject(reason) = decision {
+            context.metrics.rejected(by: .us, reason: kind)
             context.emit(.rejected(id, version: proposal.proposed.version, reason: reason, byPeer: false))
         }
         return decision
@@ -759,6 +782,7 @@ private final class RunnerLoop: @unchecked Sendable {
                 waiters.removeValue(forKey: update)?.resume(returning: signed)
                 progressMade()
             }
+            context.metrics.committed(mine: update != nil)
             context.emit(.committed(id, signed, mine: update != nil))
             if signed.state.isFinal {
                 status = status.with(closing: .finalState)
@@ -770,25 +794,30 @@ private final class RunnerLoop: @unchecked Sendable {
                 await context.watcher.settle(id)
             }
         case let .updateFailed(update, failure):
-            if case let .rejected(reason) = failure {
+            switch failure {
+            case let .rejected(reason):
+                context.metrics.rejected(by: .peer, reason: reason.kind)
                 context.emit(.rejected(id, version: nil, reason: reason.description, byPeer: true))
+            case let .refused(rejection):
+                context.metrics.rejected(by: .local, reason: rejection.kind)
             }
             waiters.removeValue(forKey: update)?.resume(throwing: NodeError.updateFailed(id, failure))
         case let .refusedIncoming(rejection):
+            context.metrics.rejected(by: .us, reason: rejection.kind)
             context.emit(.error(id, "refused the peer's proposal: \(rejection)"))
         case let .ignoredMessage(rejection):
-            context.logger.notice("channel \(id.shortID): ignored a message from the peer: \(rejection)")
+            context.logger.notice("ignored a message from the peer", metadata: ["channel": "\(id.shortID)", "reason": "\(rejection)"])
             context.emit(.error(id, "ignored a message from the peer: \(rejection)"))
         case let .proposalTimedOut(version):
             timer = nil
-            context.logger.warning("channel \(id.shortID): no answer to proposal \(version)")
+            context.logger.warning("no answer to our proposal", metadata: ["channel": "\(id.shortID)", "version": "\(version)"])
             let timeout = context.policy.proposalTimeout
             for waiter in waiters.values { waiter.resume(throwing: NodeError.peerUnresponsive(id, after: timeout)) }
             waiters = [:]
             if context.policy.watcher.disputeOnSilence { status = status.with(closing: .peerUnresponsive) }
             await context.watcher.peerUnresponsive(id)
         case let .reestablished(version):
-            context.logger.debug("channel \(id.shortID) reestablished at version \(version)")
+            context.logger.debug("channel reestablished", metadata: ["channel": "\(id.shortID)", "version": "\(version)"])
         }
     }
 }

@@ -90,7 +90,7 @@ extension Node {
         // The session may have been replaced while the proposal was journaled: start on
         // the current one (or none; the next session to the peer restarts the handshake).
         let current = peers[peer]?.session
-        if current !== session { logger.debug("session with \(peer.shortID) changed while opening") }
+        if current !== session { logger.debug("session changed while opening", metadata: ["peer": "\(peer.shortID)"]) }
         let opening = Allocation(deposit, theirs)
         let runner = ChannelRunner(
             engine: engine, rules: rules, funding: opening, session: current, funded: false, closing: nil, closed: false,
@@ -171,12 +171,14 @@ extension Node {
             channel: params.id, peer: session.peer, theirDeposit: opening[.first], myDeposit: opening[.second],
             challengeDuration: params.challengeDuration, appID: params.appID)
         if let refusal = await openRefusal(request, params: params) {
-            logger.notice("refused channel \(params.id.shortID) from \(session.peer.shortID): \(refusal)")
+            logger.notice(
+                "refused a channel proposal",
+                metadata: ["channel": "\(params.id.shortID)", "peer": "\(session.peer.shortID)", "reason": "\(refusal)"])
             sink.yield(.error(params.id, "refused a channel proposal from \(session.peer.shortID): \(refusal)"))
             return
         }
         guard await switches.open.withLock({ $0 }).decide(request) else {
-            logger.info("declined channel \(params.id.shortID) from \(session.peer.shortID)")
+            logger.info("declined a channel proposal", metadata: ["channel": "\(params.id.shortID)", "peer": "\(session.peer.shortID)"])
             return
         }
         guard registry.runners.withLock({ $0[params.id] }) == nil else { return }
@@ -249,10 +251,11 @@ extension Node {
                 if await watcher.isFunded(params.id) { registry.runners.withLock { $0[params.id] }?.post(.funded(nil)) }
                 return
             } catch .chain(.transport(let why)) where clock.now < giveUp {
-                logger.info("funding channel \(params.id.shortID): the chain is unreachable (\(why)); retrying")
+                logger.info(
+                    "funding: the chain is unreachable; retrying", metadata: ["channel": "\(params.id.shortID)", "error": "\(why)"])
                 do { try await clock.sleep(for: policy.watcher.retryDelay) } catch { return }
             } catch {
-                logger.warning("funding channel \(params.id.shortID): \(error)")
+                logger.warning("funding failed", metadata: ["channel": "\(params.id.shortID)", "error": "\(error)"])
                 sink.yield(.error(params.id, "funding: \(error)"))
                 // The deposit could not be made in time (or at all): the channel is given
                 // up, not left open at version 0.

@@ -50,7 +50,7 @@ extension Node {
             switch event {
             case let .connected(session): notices.yield(.up(session, dialed: address))
             case let .attemptFailed(why, retryIn):
-                logger.debug("dial \(peer.shortID) at \(address) failed: \(why); retrying in \(retryIn)")
+                logger.debug("dial failed; retrying", metadata: ["peer": "\(peer.shortID)", "address": "\(address)", "error": "\(why)", "retryIn": "\(retryIn)"])
                 notices.yield(.dialFailed(peer, "\(why)"))
             case .disconnected: break  // the session's own close event reports it
             }
@@ -97,7 +97,7 @@ extension Node {
     /// Writes `addresses` to the peer book; a failure is only logged (the book is a
     /// convenience, not part of any channel's safety).
     func saveAddresses() {
-        do { try book.save(addresses) } catch { logger.warning("\(error)") }
+        do { try book.save(addresses) } catch { logger.warning("cannot save the peer book", metadata: ["error": "\(error)"]) }
     }
 
     /// At most this many announcements from peers without a channel are held.
@@ -107,7 +107,7 @@ extension Node {
         guard addresses[peer] == nil else { return }
         addresses[peer] = address
         saveAddresses()
-        logger.info("peer \(peer.shortID) announced it listens on \(address)")
+        logger.info("peer announced where it listens", metadata: ["peer": "\(peer.shortID)", "address": "\(address)"])
     }
 
     /// An `open` waiting for a first session with a peer we have no channel with fails at
@@ -138,6 +138,7 @@ extension Node {
         }
         let old = peers[peer]?.session
         peers[peer, default: PeerState()].session = session
+        if old == nil { metrics.peerSessions.increment() }
         let id = ObjectIdentifier(session)
         for runner in registry.runners.withLock({ $0.values.filter { $0.peer == peer } }) { runner.post(.attach(session)) }
         sink.yield(.peerConnected(peer))
@@ -148,7 +149,9 @@ extension Node {
             let bytes = PeerAnnouncement(port: port).wireBytes
             Task { try? await session.send(bytes) }
         }
-        logger.info("session with \(peer.shortID) up (\(dialed == nil ? "accepted" : "dialled"), \(session.remoteDescription))")
+        logger.info(
+            "session up",
+            metadata: ["peer": "\(peer.shortID)", "how": "\(dialed == nil ? "accepted" : "dialled")", "remote": "\(session.remoteDescription)"])
         sessionWaiters.removeValue(forKey: peer)?.forEach { $0.resume(returning: session) }
         if let old, old !== session { old.close(reason: "replaced by a newer session") }
         // Messages go from the transport straight to their channel's mailbox (no hop
@@ -165,10 +168,11 @@ extension Node {
         let peer = session.peer
         guard let current = peers[peer]?.session, current === session else { return }
         peers[peer]?.session = nil
+        metrics.peerSessions.decrement()
         let id = ObjectIdentifier(session)
         for runner in registry.runners.withLock({ $0.values.filter { $0.peer == peer } }) { runner.post(.detach(id)) }
         sink.yield(.peerDisconnected(peer, reason: reason.description))
-        logger.info("session with \(peer.shortID) ended: \(reason)")
+        logger.info("session ended", metadata: ["peer": "\(peer.shortID)", "reason": "\(reason)"])
         if !stopped, peers[peer]?.link == nil, let address = addresses[peer],
             registry.runners.withLock({ $0.values.contains { $0.peer == peer && !$0.status.isClosed } })
         {
@@ -189,7 +193,7 @@ extension Node {
             return
         }
         do { message = try ChannelMessage(wireBytes: bytes) } catch {
-            logger.notice("undecodable message from \(session.peer.shortID): \(error)")
+            logger.notice("undecodable message", metadata: ["peer": "\(session.peer.shortID)", "error": "\(error)"])
             sink.yield(.error(nil, "undecodable message from peer \(session.peer.shortID): \(error)"))
             return
         }
@@ -206,9 +210,9 @@ extension Node {
         } else if journal.channels[message.channelID]?.isClosed == true {
             // A peer that has not seen the end of a channel we closed (it reestablishes
             // after a restart): nothing to do, and nothing wrong.
-            logger.debug("message for closed channel \(message.channelID.shortID) from \(session.peer.shortID)")
+            logger.debug("message for a closed channel", metadata: ["channel": "\(message.channelID.shortID)", "peer": "\(session.peer.shortID)"])
         } else {
-            logger.notice("message for unknown channel \(message.channelID.shortID) from \(session.peer.shortID)")
+            logger.notice("message for an unknown channel", metadata: ["channel": "\(message.channelID.shortID)", "peer": "\(session.peer.shortID)"])
             sink.yield(.error(nil, "ignored a \(message.kind) for unknown channel \(message.channelID.shortID) from \(session.peer.shortID)"))
         }
     }

@@ -55,6 +55,8 @@ public actor Node {
     let signers: NodeSigners
     let watcher: Watcher
     let logger: Logger
+    /// What this node records (Docs/Metrics.md), made with the factory bound at `init`.
+    let metrics = NodeMetrics()
     /// How peers are reached (libuv TCP sessions, or the simulator's in-memory links).
     let network: any LinkNetwork
     let clock: any NodeClock
@@ -245,7 +247,7 @@ public actor Node {
         tasks.append(Task { for await event in watcherEvents { self.forward(event) } })
         let (known, problems) = book.load()
         addresses = known
-        for problem in problems { logger.warning("\(problem)") }
+        for problem in problems { logger.warning("reading the peer book", metadata: ["problem": "\(problem)"]) }
         try recoverChannels()
         await watcher.start()
         await armRecoveredDeadlines()
@@ -256,7 +258,7 @@ public actor Node {
             listener = try await network.listen(
                 on: listen, accept: { $0 != me && !switches.offline.load(ordering: .relaxed) },
                 onRefused: { [logger] address, reason in
-                    logger.info("handshake from \(address) failed: \(reason)")
+                    logger.info("handshake failed", metadata: ["address": "\(address)", "reason": "\(reason)"])
                 },
                 onLink: { session in notices.yield(.up(session, dialed: nil)) })
             listeningAddress = listener?.localAddress
@@ -270,13 +272,15 @@ public actor Node {
     func recoverChannels() throws {
         for (id, record) in journal.channels where !record.isClosed {
             guard let rules = apps[record.params.appID] else {
-                logger.error("channel \(id.shortID) uses app \(record.params.appID), which this node has no rules for; not restored")
+                logger.error(
+                    "channel uses an app this node has no rules for; not restored",
+                    metadata: ["channel": "\(id.shortID)", "app": "\(record.params.appID)"])
                 sink.yield(.error(id, "no rules for app \(record.params.appID); channel not restored"))
                 continue
             }
             let engine: JournaledEngine
             do { engine = try JournaledEngine.restore(record, key: signers.signer(for: record.params), rules: rules, journal: journal) } catch {
-                logger.error("channel \(id.shortID) could not be restored: \(error)")
+                logger.error("channel could not be restored", metadata: ["channel": "\(id.shortID)", "error": "\(error)"])
                 sink.yield(.error(id, "could not restore from the journal: \(error)"))
                 continue
             }
@@ -286,7 +290,7 @@ public actor Node {
                 engine: engine, rules: rules, funding: record.funding, session: nil, funded: false,
                 closing: closing, closed: false, settlingOnChain: record.dispute != nil, context: context())
             registry.runners.withLock { $0[id] = runner }
-            logger.info("recovered channel \(id.shortID) at version \(record.latest.version)")
+            logger.info("recovered channel", metadata: ["channel": "\(id.shortID)", "version": "\(record.latest.version)"])
             // One empty input: the runner then does what its state calls for (funding a fully
             // signed channel that is not funded yet), whichever way the opening completed.
             runner.post(.perform([]))
@@ -330,7 +334,8 @@ public actor Node {
             },
             fund: { [weak self] params, opening in
                 Task { await self?.ensureFunding(params, opening: opening) }
-            })
+            },
+            metrics: metrics)
     }
 
     /// Runs `work` on a task of its own that the node forgets once it ends (and cancels at shutdown).
@@ -404,6 +409,7 @@ public actor Node {
         for state in peers.values { await state.link?.stop() }
         await listener?.close()
         for state in peers.values { state.session?.close(reason: "node shut down") }
+        metrics.peerSessions.decrement(by: Double(peers.values.filter { $0.session != nil }.count))
         peers = [:]
         for waiters in sessionWaiters.values { waiters.forEach { $0.resume(returning: nil) } }
         sessionWaiters = [:]

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import ParleyChannel
 import ParleyCrypto
 import ParleyJournal
@@ -34,6 +35,9 @@ public actor Watcher {
     /// Polling, retries and funding timeouts (``NodeClock``; virtual under the simulator).
     private let time: any NodeClock
     private let logger: Logger
+    /// Our registrations the chain took, by why we made them (Docs/Metrics.md).
+    private let disputesStarted = Counter(label: "parley_disputes_started_total")
+    private let refutationsSubmitted = Counter(label: "parley_refutations_submitted_total")
     private let sink: AsyncStream<WatcherEvent>.Continuation
 
     /// Reconciliation rounds per wake-up before yielding: each round follows a state change,
@@ -339,7 +343,7 @@ public actor Watcher {
                 }
                 return  // the adapter ended the stream: it is shutting down
             } catch {
-                logger.warning("chain event stream failed: \(error); resubscribing after event \(lastSequence)")
+                logger.warning("chain event stream failed; resubscribing", metadata: ["error": "\(error)", "after": "\(lastSequence)"])
                 do { try await time.sleep(for: policy.retryDelay) } catch { return }
             }
         }
@@ -482,12 +486,18 @@ public actor Watcher {
         case let .waitUntil(deadline):
             deadlines[id] = deadline
             return false
-        case let .register(state, _):
+        case let .register(state, reason):
             do {
                 try await adapter.register(state)
+                switch reason {
+                case .refute: refutationsSubmitted.increment()
+                case .exit: disputesStarted.increment()
+                case .cooperativeClose: break
+                }
             } catch {
                 // Someone moved first (a higher registration, the window closed, …): look again.
-                logger.info("registering version \(state.version) of \(id.shortID) refused: \(error)")
+                logger.info(
+                    "registering refused", metadata: ["channel": "\(id.shortID)", "version": "\(state.version)", "error": "\(error)"])
                 return !isTransport(error) || retryLater(id, after: "\(error)")
             }
             // `.refuted` and `.exitStarted` are reported when the chain's event arrives.
@@ -559,7 +569,7 @@ public actor Watcher {
     @discardableResult
     private func retryLater(_ id: ChannelID, after failure: String) -> Bool {
         emit(.failed(id, failure))
-        logger.warning("channel \(id.shortID): \(failure); retrying")
+        logger.warning("retrying", metadata: ["channel": "\(id.shortID)", "error": "\(failure)"])
         let delay = policy.retryDelay
         Task {
             do { try await time.sleep(for: delay) } catch { return }

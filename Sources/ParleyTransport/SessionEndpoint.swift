@@ -21,6 +21,7 @@ public final class SessionEndpoint: Sendable {
     private let pending = Atomic<Int>(0)
     private let failures = Atomic<Int>(0)
     private let refusals = Atomic<Int>(0)
+    private let handshakeMetrics = HandshakeMetrics()
     /// Loop-confined: used only on `loop`'s thread.
     private let admission: HandshakeAdmission
 
@@ -66,12 +67,15 @@ public final class SessionEndpoint: Sendable {
             to: address, timeout: config.connectTimeout, retry: config.dialRetry, watermarks: config.sendWatermarks)
         let initiator = HandshakeInitiator(identity: identity, expectedPeer: peer)
         let config = self.config
+        let metrics = handshakeMetrics
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Session, Error>) in
             loop.runOnLoop({
                 SessionHandshake(connection: connection, role: .initiator(initiator), config: config) { result in
                     switch result {
                     case let .success(session): continuation.resume(returning: session)
-                    case let .failure(reason): continuation.resume(throwing: SessionError.notEstablished(reason))
+                    case let .failure(reason):
+                        metrics.failed(.dialer, reason)
+                        continuation.resume(throwing: SessionError.notEstablished(reason))
                     }
                 }.start()
             }, orElse: { continuation.resume(throwing: TCPError.loopShutDown) })
@@ -126,6 +130,7 @@ public final class SessionEndpoint: Sendable {
             case let .failure(reason):
                 failures.wrappingAdd(1, ordering: .relaxed)
                 if reason.isListenerRefusal { refusals.wrappingAdd(1, ordering: .relaxed) }
+                handshakeMetrics.failed(.listener, reason)
                 onFailure(remote, reason)
             }
         }.start()
@@ -139,6 +144,7 @@ public final class SessionEndpoint: Sendable {
         connection.close(reason: reason.description)
         failures.wrappingAdd(1, ordering: .relaxed)
         refusals.wrappingAdd(1, ordering: .relaxed)
+        handshakeMetrics.failed(.listener, reason)
         onFailure(connection.remoteAddress, reason)
     }
 }

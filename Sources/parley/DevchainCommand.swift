@@ -5,6 +5,7 @@ import ParleyCrypto
 import ParleyDevchain
 import ParleyGames
 import ParleyLocks
+import ParleyMetricsEndpoint
 import ParleySettlement
 import ParleySubprocess
 import ParleyTransport
@@ -59,6 +60,10 @@ struct DevchainCommand: AsyncParsableCommand {
                "manualTime":BOOL,"replayed":N,"time":T,"timeTravel":WHO}
             It runs until SIGINT or SIGTERM (or, with --stop-on-eof, until standard input \
             ends), then closes the listener and every client and persists the clock. Protocol and guarantees: Docs/Settlement.md, "The devchain daemon".
+
+            With --metrics HOST:PORT it serves its metrics (transactions applied and \
+            refused, clients, ledger fsyncs) at http://HOST:PORT/metrics in the Prometheus \
+            text format; Docs/Metrics.md lists them.
 
             Examples:
               parley devchain --listen 127.0.0.1:7545 --data ~/.parley/devchain
@@ -120,6 +125,8 @@ struct DevchainCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the listening line as one JSON object.")
     var json = false
 
+    @OptionGroup var metricsOption: MetricsOption
+
     @Flag(
         name: .long,
         help: "Stop (as on SIGTERM) when standard input reaches its end: a parent that holds the write end of a pipe takes the daemon down with it, however the parent ends.")
@@ -136,9 +143,11 @@ struct DevchainCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let metricsBackend = metricsOption.bootstrap()
         let stop = StopSignal()
         let loop: EventLoop
         let server: DevchainServer
+        let metricsServer: MetricsHTTPServer?
         do {
             try createDirectories((data as NSString).deletingLastPathComponent)
             loop = try EventLoop(name: "devchain")
@@ -150,23 +159,28 @@ struct DevchainCommand: AsyncParsableCommand {
             configuration.onFatal = { stop.trigger(.fatal($0)) }
             if let chainID { configuration.domain = try SettlementDomain(chainID: chainID) }
             server = try await DevchainServer.start(configuration, loop: loop)
+            metricsServer = try await metricsOption.serve(metricsBackend, loop: loop, command: "devchain")
         } catch {
             throw failure("devchain", "\(error)")
         }
-        stop.watchSignals()
         if stopOnEOF { stop.watchStandardInput() }
         writeToStandardError(Self.accessNote(server))
         try announce(server)
-        let reason = await stop.wait()
-        await server.shutdown()
-        loop.shutdown()
-        switch reason {
-        case let .signal(name):
-            writeToStandardError("parley devchain: stopped by \(name) at chain time \(server.now.seconds)\n")
-        case .inputClosed, .quit:
-            writeToStandardError("parley devchain: standard input closed; stopped at chain time \(server.now.seconds)\n")
-        case let .fatal(why):
-            throw failure("devchain", "stopped: \(why)")
+        try await DaemonService.run(stop: stop) {
+            let reason = await stop.wait()
+            // Stops accepting, closes every client, persists the clock; every accepted
+            // transaction was fsync'd before its answer.
+            await server.shutdown()
+            await metricsServer?.close()
+            loop.shutdown()
+            switch reason {
+            case .signal:
+                writeToStandardError("parley devchain: stopped by a signal at chain time \(server.now.seconds)\n")
+            case .inputClosed, .quit:
+                writeToStandardError("parley devchain: standard input closed; stopped at chain time \(server.now.seconds)\n")
+            case let .fatal(why):
+                throw failure("devchain", "stopped: \(why)")
+            }
         }
     }
 

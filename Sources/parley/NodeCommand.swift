@@ -8,6 +8,7 @@ import ParleyCrypto
 import ParleyDevchain
 import ParleyGames
 import ParleyLocks
+import ParleyMetricsEndpoint
 import ParleyNode
 import ParleySettlement
 import ParleySubprocess
@@ -35,6 +36,10 @@ struct NodeCommand: AsyncParsableCommand {
             socket (mode 0600, only this user) for `parley ctl`, and keeps running when \
             stdin ends: run it in the background, under systemd or in a container, and stop \
             it with SIGTERM or SIGINT (or `quit`); journal writes under way finish first.
+
+            With --metrics HOST:PORT the node serves its metrics (updates, channels, \
+            sessions, journal fsyncs, chain calls) at http://HOST:PORT/metrics in the \
+            Prometheus text format; Docs/Metrics.md lists them.
 
             Commands (CHANNEL: the 64-hex channel id or a unique prefix of >= 8 digits):
               open PUBKEY@HOST:PORT MINE THEIRS [tictactoe]
@@ -154,6 +159,8 @@ struct NodeCommand: AsyncParsableCommand {
 
     @OptionGroup var options: NodeOptions
 
+    @OptionGroup var metricsOption: MetricsOption
+
     @Option(
         name: .long,
         help: ArgumentHelp(
@@ -225,6 +232,7 @@ struct NodeCommand: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
+        let metricsBackend = metricsOption.bootstrap()
         let output = ConsoleOutput(human: !json && isatty(STDOUT_FILENO) == 1)
         let running: NodeOptions.Running
         do { running = try await options.start(policy: policy(), apps: [TicTacToe()], label: "parley.node") } catch {
@@ -238,7 +246,6 @@ struct NodeCommand: AsyncParsableCommand {
             update.current.appData.isEmpty ? await Node.acceptPaymentsToMe(update) : .accept
         }
         let stop = StopSignal()
-        stop.watchSignals()
         let controller = NodeController(node: node, closeDeadline: .milliseconds(Int64((closeTimeout * 1000).rounded())))
         let subscribers = EventSubscribers()
         let server: ControlSocketServer?
@@ -253,6 +260,14 @@ struct NodeCommand: AsyncParsableCommand {
             await running.closeChain()
             running.loop.shutdown()
             throw failure("node", "\(error)")
+        }
+        let metricsServer: MetricsHTTPServer?
+        do { metricsServer = try await metricsOption.serve(metricsBackend, loop: running.loop, command: "node") } catch {
+            server?.stop()
+            await node.shutDown()
+            await running.closeChain()
+            running.loop.shutdown()
+            throw failure("node", "--metrics: \(error)")
         }
         var ready = ControlEvent(.ready)
         ready.key = node.publicKey.humanForm
@@ -301,26 +316,30 @@ struct NodeCommand: AsyncParsableCommand {
             // until SIGTERM/SIGINT or `quit`.
             if controlPath == nil { stop.trigger(.inputClosed) }
         }
-        let reason = await stop.wait()
-        if case let .signal(name) = reason { writeToStandardError("parley node: \(name): shutting down\n") }
-        let stage = Locked("closing the control socket")
-        let watchdog = Task.detached {
-            try await Task.sleep(for: Self.shutdownGrace)
-            writeToStandardError(
-                "parley node: still \(stage.withLock { $0 }) after \(Self.shutdownGrace); exiting anyway (the journal is durable)\n")
-            Foundation.exit(1)
+        try await DaemonService.run(stop: stop) {
+            let reason = await stop.wait()
+            if case .signal = reason { writeToStandardError("parley node: signalled to stop: shutting down\n") }
+            let stage = Locked("closing the control socket")
+            let watchdog = Task.detached {
+                try await Task.sleep(for: Self.shutdownGrace)
+                writeToStandardError(
+                    "parley node: still \(stage.withLock { $0 }) after \(Self.shutdownGrace); exiting anyway (the journal is durable)\n")
+                Foundation.exit(1)
+            }
+            server?.stop()
+            console.cancel()
+            stage.withLock { $0 = "shutting the node down" }
+            await node.shutDown()
+            stage.withLock { $0 = "printing the last events" }
+            await printer.value
+            stage.withLock { $0 = "closing the chain client" }
+            await running.closeChain()
+            stage.withLock { $0 = "closing the metrics endpoint" }
+            await metricsServer?.close()
+            stage.withLock { $0 = "stopping the event loop" }
+            running.loop.shutdown()
+            watchdog.cancel()
         }
-        server?.stop()
-        console.cancel()
-        stage.withLock { $0 = "shutting the node down" }
-        await node.shutDown()
-        stage.withLock { $0 = "printing the last events" }
-        await printer.value
-        stage.withLock { $0 = "closing the chain client" }
-        await running.closeChain()
-        stage.withLock { $0 = "stopping the event loop" }
-        running.loop.shutdown()
-        watchdog.cancel()
     }
 
     /// How long `quit` waits for the node to shut down before the process exits regardless.

@@ -74,7 +74,7 @@ struct NodeOptions: ParsableArguments {
     var isEthereum: Bool { chain.hasPrefix("http://") || chain.hasPrefix("https://") }
 
     /// A node, its chain adapter and the loop they share.
-    struct Running {
+    struct Running: Sendable {
         let node: Node
         let chain: any SettlementAdapter & DevFaucet
         let loop: EventLoop

@@ -1,10 +1,10 @@
 import Foundation
 import ParleyLocks
 
-/// Why a daemon (`parley devchain`, `parley node`) stops: a signal, the end of its input,
-/// `quit`, or a ledger it can no longer write.
+/// Why a daemon (`parley devchain`, `parley node`) stops: SIGTERM/SIGINT (graceful shutdown
+/// of its service group), the end of its input, `quit`, or a ledger it can no longer write.
 enum StopReason: Sendable {
-    case signal(String)
+    case signal
     /// `--stop-on-eof` and standard input ended (devchain), or stdin ended (node).
     case inputClosed
     /// `quit` (node).
@@ -12,10 +12,7 @@ enum StopReason: Sendable {
     case fatal(String)
 }
 
-/// Written once, before the daemon waits; only keeps the sources alive.
-nonisolated(unsafe) private var signalSources: [any DispatchSourceSignal] = []
-
-/// Resolves once, on SIGINT/SIGTERM or a fatal error.
+/// Resolves once, with the first reason to stop.
 final class StopSignal: Sendable {
     private struct State {
         var reason: StopReason?
@@ -23,19 +20,6 @@ final class StopSignal: Sendable {
     }
 
     private let state = Locked(State())
-
-    func watchSignals() {
-        var sources: [any DispatchSourceSignal] = []
-        for (number, name) in [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [self] in trigger(.signal(name)) }
-            source.resume()
-            sources.append(source)
-        }
-        // Kept for the life of the process: a released source stops delivering.
-        signalSources = sources
-    }
 
     /// Reads (and ignores) standard input on a thread of its own until it ends.
     func watchStandardInput() {
