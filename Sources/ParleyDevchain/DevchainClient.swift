@@ -55,15 +55,15 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
     public let connectTimeout: Duration
     /// How long a request sent on a session waits for its answer; see the type's comment.
     public let requestTimeout: Duration
-    private let loop: EventLoop
-    private let ownsLoop: Bool
+    let loop: EventLoop
+    let ownsLoop: Bool
     /// Dials the daemon and redials it whenever the session ends, until `close()`.
-    private let dialer = Locked<PeerLink?>(nil)
-    private let state = Locked(State())
+    let dialer = Locked<PeerLink?>(nil)
+    let state = Locked(State())
     /// Each request's latency and failures (Docs/Metrics.md).
-    private let metrics = ChainCallMetrics()
+    let metrics = ChainCallMetrics()
 
-    private struct Stream {
+    struct Stream {
         var continuation: AsyncThrowingStream<ChainEvent, any Error>.Continuation
         /// The newest sequence delivered on this stream: a resubscription starts after it.
         var lastDelivered: UInt64
@@ -72,7 +72,7 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
     }
 
     /// A request waiting for its answer.
-    private struct Pending {
+    struct Pending {
         /// The session it was sent on.
         var session: ObjectIdentifier
         var continuation: CheckedContinuation<Outcome, Never>
@@ -86,9 +86,9 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         }
     }
 
-    private typealias SessionWaiter = CheckedContinuation<Result<Session, DevchainError>, Never>
+    typealias SessionWaiter = CheckedContinuation<Result<Session, DevchainError>, Never>
 
-    private struct State {
+    struct State {
         var session: Session?
         var nextID: UInt64 = 1
         /// Requests waiting for an answer, by request id.
@@ -337,321 +337,6 @@ public final class DevchainClient: SettlementAdapter, DevFaucet, Sendable {
         return stream
     }
 
-    // MARK: - Requests
-
-    /// How one request ended.
-    private enum Outcome: Sendable {
-        case ok([UInt8])
-        case refused(SettlementError)
-        case failed(DevchainRefusal)
-        /// Sent, and then lost with its connection or not answered in time.
-        case transport(String)
-        /// Never sent: the client closed, no daemon answered, or the daemon proved another key.
-        case unsent(DevchainError)
-
-        /// For the `SettlementAdapter` methods: chain refusals as they are, everything else `.transport`.
-        func settlement() throws(SettlementError) -> [UInt8] {
-            switch self {
-            case let .ok(payload): return payload
-            case let .refused(error): throw error
-            case let .failed(refusal):
-                switch refusal {
-                case .faucetNotAllowed, .timeTravelNotAllowed: throw .notPermitted("\(refusal)")
-                default: throw .transport("the devchain refused the request: \(refusal)")
-                }
-            case let .transport(why), let .unsent(.transport(why)): throw .transport(why)
-            case let .unsent(error): throw .transport(error.description)
-            }
-        }
-
-        var metricsOutcome: ChainCallMetrics.Outcome {
-            switch self {
-            case .ok: .ok
-            case .refused, .failed: .refused
-            case .transport, .unsent: .transport
-            }
-        }
-
-        /// For the devchain-only methods.
-        func devchain() throws(DevchainError) -> [UInt8] {
-            switch self {
-            case let .ok(payload): return payload
-            case let .refused(error): throw .transport("unexpected chain refusal: \(error)")
-            case let .failed(refusal): throw .refused(refusal)
-            case let .transport(why): throw .transport(why)
-            case let .unsent(error): throw error
-            }
-        }
-    }
-
-    private func time(_ operation: DevchainRequest.Operation) async throws(DevchainError) -> ChainTime {
-        try Self.decode(try await request(operation).devchain(), DevchainError.self) { bytes throws(WireError) in
-            try ChainTime(wireBytes: bytes)
-        }
-    }
-
-    /// An answer that does not decode means the daemon speaks another protocol: a transport failure.
-    private static func decode<T, E: Error>(
-        _ payload: [UInt8], _ failure: E.Type, _ decoder: ([UInt8]) throws(WireError) -> T
-    ) throws(E) -> T where E: TransportFailure {
-        do {
-            return try decoder(payload)
-        } catch {
-            throw E.transport("unreadable answer from the devchain: \(error)")
-        }
-    }
-
-    /// Sends one request on the current session (waiting up to `connectTimeout` for one if
-    /// needed) and waits up to `requestTimeout` for its answer.
-    /// Reads change nothing, so one lost with its connection is sent again on the next session
-    /// (within `connectTimeout`); transactions and clock moves are not, and nothing that went
-    /// unanswered is (see the type's comment).
-    private func request(_ operation: DevchainRequest.Operation) async -> Outcome {
-        let start = ContinuousClock.now
-        let deadline = start + connectTimeout
-        while true {
-            let outcome = await requestOnce(operation)
-            guard case let .transport(why) = outcome, why == Self.lostInFlight, operation.isRead,
-                ContinuousClock.now < deadline, !state.withLock({ $0.isClosed })
-            else {
-                if let call = operation.metricsCall { metrics.record(call, since: start, outcome.metricsOutcome) }
-                return outcome
-            }
-        }
-    }
-
-    private func requestOnce(_ operation: DevchainRequest.Operation) async -> Outcome {
-        let session: Session
-        switch await self.session() {
-        case let .success(current): session = current
-        case let .failure(error): return .unsent(error)
-        }
-        return await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
-            let id = state.withLock { state -> UInt64? in
-                guard state.session === session else { return nil }
-                let id = state.takeID()
-                state.pending[id] = Pending(
-                    session: ObjectIdentifier(session), continuation: continuation,
-                    deadline: .now + requestTimeout, isRead: operation.isRead)
-                if state.sweeper == nil { state.sweeper = Task { [weak self] in await self?.sweep() } }
-                return id
-            }
-            guard let id else { return continuation.resume(returning: .transport(Self.lostInFlight)) }
-            send(DevchainRequest(id: id, operation: operation), on: session)
-        }
-    }
-
-    /// Fails each pending request whose deadline passed, sleeping until the next deadline;
-    /// ends (clearing `State.sweeper`) when nothing is pending or the client closed. Every
-    /// request gets the same timeout, so a request added later never has an earlier deadline
-    /// than the one slept towards.
-    private func sweep() async {
-        while true {
-            let (expired, next) = state.withLock { state -> ([Pending], ContinuousClock.Instant?) in
-                let now = ContinuousClock.now
-                var expired: [Pending] = []
-                var next: ContinuousClock.Instant?
-                for (id, request) in state.pending {
-                    if request.deadline <= now {
-                        expired.append(request)
-                        state.pending[id] = nil
-                    } else {
-                        next = min(next ?? request.deadline, request.deadline)
-                    }
-                }
-                if next == nil || Task.isCancelled { state.sweeper = nil }
-                return (expired, Task.isCancelled ? nil : next)
-            }
-            for request in expired { request.resume(returning: .transport(unansweredMessage(isRead: request.isRead))) }
-            guard let next else { return }
-            do { try await Task.sleep(until: next, clock: .continuous) } catch { return }
-        }
-    }
-
-    static let lostInFlight =
-        "the connection to the devchain dropped with the request in flight; it may or may not have been applied, re-read chain state before retrying"
-
-    /// Why a request failed whose answer did not come within `requestTimeout`.
-    private func unansweredMessage(isRead: Bool) -> String {
-        let head = "no answer from the devchain at \(address) within \(requestTimeout)"
-        return isRead
-            ? "\(head): the daemon is stopped, wedged or overloaded"
-            : "\(head); the request may or may not have been applied, re-read chain state before retrying"
-    }
-
-    private func send(_ request: DevchainRequest, on session: Session) {
-        let bytes = request.wireBytes
-        Task {
-            do {
-                try await session.send(bytes)
-            } catch {
-                fail(request.id, .transport(Self.lostInFlight))
-            }
-        }
-    }
-
-    /// Ends request `id` with `outcome`, unless it already ended: then a late answer or a send
-    /// failure does nothing.
-    private func fail(_ id: UInt64, _ outcome: Outcome) {
-        state.withLock { $0.pending.removeValue(forKey: id) }?.resume(returning: outcome)
-    }
-
-    /// The current session, or the next one within `connectTimeout`. Fails at once when the
-    /// client is closed or the address proved another key than `daemonKey` on the latest dial.
-    private func session() async -> Result<Session, DevchainError> {
-        let (ready, waiterID) = state.withLock { state -> (Result<Session, DevchainError>?, UInt64) in
-            (sessionNow(state), state.takeID())
-        }
-        // The usual case, connected: no timer to make.
-        if let ready { return ready }
-        let timeout = connectTimeout
-        let timer = Task { [weak self] in
-            do { try await Task.sleep(for: timeout) } catch { return }
-            guard let self else { return }
-            let (waiter, lastFailure) = state.withLock {
-                ($0.sessionWaiters.removeValue(forKey: waiterID), $0.lastDialFailure)
-            }
-            let why = "no devchain answered at \(address) within \(timeout)" + (lastFailure.map { " (last attempt: \($0))" } ?? "")
-            waiter?.resume(returning: .failure(.transport(why)))
-        }
-        defer { timer.cancel() }
-        return await withCheckedContinuation { (continuation: SessionWaiter) in
-            let ready = state.withLock { state -> Result<Session, DevchainError>? in
-                if let ready = sessionNow(state) { return ready }
-                state.sessionWaiters[waiterID] = continuation
-                return nil
-            }
-            if let ready { continuation.resume(returning: ready) }
-        }
-    }
-
-    /// What `session()` returns without waiting: the session, or why there will be none; nil to wait.
-    private func sessionNow(_ state: State) -> Result<Session, DevchainError>? {
-        if state.isClosed { return .failure(.transport("the client was closed")) }
-        if let session = state.session { return .success(session) }
-        if let proved = state.wrongKey { return .failure(wrongKey(proved)) }
-        return nil
-    }
-
-    private func wrongKey(_ proved: PublicKey) -> DevchainError {
-        .wrongDaemonKey(address: address, pinned: daemonKey, proved: proved)
-    }
-
-    // MARK: - Sessions
-
-    /// Notes why a dial failed. A daemon that proved another key fails every waiting request
-    /// at once: waiting for it to change its key would only delay the error.
-    private func dialFailed(_ error: any Error) {
-        var proved: PublicKey?
-        if case let .notEstablished(.handshakeFailed(.unexpectedPeer(_, got)))? = error as? SessionError { proved = got }
-        let waiters = state.withLock { state -> [SessionWaiter] in
-            state.lastDialFailure = "\(error)"
-            state.wrongKey = proved
-            guard proved != nil else { return [] }
-            defer { state.sessionWaiters = [:] }
-            return Array(state.sessionWaiters.values)
-        }
-        if let proved { for waiter in waiters { waiter.resume(returning: .failure(wrongKey(proved))) } }
-    }
-
-    /// Makes `session` the current one and resubscribes every stream on it; false if the client closed.
-    private func connected(_ session: Session) -> Bool {
-        let (open, waiters, subscribes) = state.withLock { state -> (Bool, [SessionWaiter], [(UInt64, UInt64)]) in
-            guard !state.isClosed else { return (false, [], []) }
-            state.session = session
-            state.wrongKey = nil
-            state.lastDialFailure = nil
-            let waiters = Array(state.sessionWaiters.values)
-            state.sessionWaiters = [:]
-            let subscribes = state.streams.keys.sorted().map { key in (Self.subscribe(key, on: session, in: &state), key) }
-            return (true, waiters, subscribes)
-        }
-        guard open else { return false }
-        for waiter in waiters { waiter.resume(returning: .success(session)) }
-        for (id, key) in subscribes { send(subscribeRequest(id, key: key), on: session) }
-        return true
-    }
-
-    /// Records a new daemon subscription for stream `key`; returns its id.
-    private static func subscribe(_ key: UInt64, on session: Session, in state: inout State) -> UInt64 {
-        let id = state.takeID()
-        state.subscriptions[id] = (key, ObjectIdentifier(session))
-        state.streams[key]?.subscription = id
-        return id
-    }
-
-    private func subscribeRequest(_ id: UInt64, key: UInt64) -> DevchainRequest {
-        let after = state.withLock { $0.streams[key]?.lastDelivered } ?? 0
-        return DevchainRequest(id: id, operation: .subscribe(after: after))
-    }
-
-    /// Handles `session`'s messages until it ends, then fails what was in flight on it.
-    private func read(_ session: Session) async {
-        for await event in session.events {
-            guard case let .message(bytes) = event else { continue }
-            do {
-                switch try DevchainServerMessage(wireBytes: bytes) {
-                case let .response(id, result): answered(id, result)
-                case let .events(subscription, events): deliver(events, to: subscription)
-                }
-            } catch {
-                session.close(reason: "undecodable message from the devchain: \(error)")
-            }
-        }
-        // The next session may already be up: clean up only what belonged to this one.
-        let ended = ObjectIdentifier(session)
-        let pending = state.withLock { state -> [Pending] in
-            if state.session === session {
-                state.session = nil
-                for key in state.streams.keys { state.streams[key]?.subscription = nil }
-            }
-            state.subscriptions = state.subscriptions.filter { $0.value.session != ended }
-            let lost = state.pending.filter { $0.value.session == ended }
-            for id in lost.keys { state.pending[id] = nil }
-            return Array(lost.values)
-        }
-        for request in pending { request.resume(returning: .transport(Self.lostInFlight)) }
-    }
-
-    /// An answer for a request that already ended (it timed out) finds nothing and is dropped.
-    private func answered(_ id: UInt64, _ result: DevchainResult) {
-        let (request, stream) = state.withLock { state in
-            (state.pending.removeValue(forKey: id), state.subscriptions[id].flatMap { state.streams[$0.key] })
-        }
-        if let request {
-            switch result {
-            case let .ok(payload): request.resume(returning: .ok(payload))
-            case let .refused(error): request.resume(returning: .refused(error))
-            case let .failed(refusal): request.resume(returning: .failed(refusal))
-            }
-        } else if let stream, case let .failed(refusal) = result {
-            stream.continuation.finish(throwing: SettlementError.transport("the devchain refused the subscription: \(refusal)"))
-        }
-    }
-
-    private func deliver(_ events: [ChainEvent], to subscription: UInt64) {
-        state.withLock { state in
-            guard let key = state.subscriptions[subscription]?.key, var stream = state.streams[key] else { return }
-            // Yielding under the lock keeps order; the sequence check makes resubscription exactly-once.
-            for event in events where event.sequence > stream.lastDelivered {
-                stream.continuation.yield(event)
-                stream.lastDelivered = event.sequence
-            }
-            state.streams[key] = stream
-        }
-    }
-
-    private func streamEnded(_ key: UInt64) {
-        let unsubscribe = state.withLock { state -> (Session, UInt64)? in
-            guard let stream = state.streams.removeValue(forKey: key) else { return nil }
-            guard let id = stream.subscription, let session = state.session else { return nil }
-            state.subscriptions[id] = nil
-            return (session, id)
-        }
-        guard let (session, id) = unsubscribe else { return }
-        let request = state.withLock { DevchainRequest(id: $0.takeID(), operation: .unsubscribe(subscription: id)) }
-        send(request, on: session)
-    }
 }
 
 /// Errors the client can report an unreadable answer as.

@@ -280,12 +280,12 @@ public final class SimNetwork: @unchecked Sendable {
     /// Schedules `bytes` on `link`; false when the sender must wait (Mallory's unread bytes
     /// are past the high-water mark). Throws when the link is closed.
     /// A message from the honest node (through its link's `send`).
-    fileprivate func honestSend(_ bytes: [UInt8], on id: Int) {
+    func honestSend(_ bytes: [UInt8], on id: Int) {
         tap(bytes, true)
         transmit(bytes, on: id, toHonest: false, now: now())
     }
 
-    fileprivate func transmit(_ bytes: [UInt8], on id: Int, toHonest: Bool, now: Duration) {
+    func transmit(_ bytes: [UInt8], on id: Int, toHonest: Bool, now: Duration) {
         state.withLock { state in
             guard var link = state.links[id] else { return }
             var random = state.random
@@ -313,7 +313,7 @@ public final class SimNetwork: @unchecked Sendable {
         }
     }
 
-    fileprivate func mustWait(_ id: Int) -> Bool {
+    func mustWait(_ id: Int) -> Bool {
         state.withLock { state in
             guard let link = state.links[id] else { return false }
             return link.unreadByMallory >= state.conditions.highWater
@@ -321,7 +321,7 @@ public final class SimNetwork: @unchecked Sendable {
     }
 
     /// Closes `id`; `byHonest` nil for the network itself (a partition).
-    fileprivate func close(_ id: Int, reason: String, byHonest: Bool?) {
+    func close(_ id: Int, reason: String, byHonest: Bool?) {
         guard let link = state.withLock({ state -> SimLink? in
             let link = state.links.removeValue(forKey: id)?.honestEnd
             state.deliveries.removeAll { $0.link == id }
@@ -337,7 +337,7 @@ public final class SimNetwork: @unchecked Sendable {
 
     // MARK: - The honest node's side
 
-    fileprivate func listen(
+    func listen(
         incarnation: Int, accept: @escaping @Sendable (PublicKey) -> Bool,
         onLink: @escaping @Sendable (any MessageLink) -> Void
     ) -> Bool {
@@ -348,14 +348,14 @@ public final class SimNetwork: @unchecked Sendable {
         }
     }
 
-    fileprivate func stopListening(incarnation: Int) {
+    func stopListening(incarnation: Int) {
         state.withLock { state in
             if state.listening?.incarnation == incarnation { state.listening = nil }
         }
     }
 
     /// The honest node dials `address`: a link to Mallory, or why not.
-    fileprivate func honestDial(_ address: SocketAddress, expecting peer: PublicKey, incarnation: Int, now: Duration)
+    func honestDial(_ address: SocketAddress, expecting peer: PublicKey, incarnation: Int, now: Duration)
         -> Result<SimLink, SimDialError>
     {
         let made = state.withLock { state -> Result<(Int, SimLink), SimDialError> in
@@ -387,7 +387,7 @@ public final class SimNetwork: @unchecked Sendable {
         }
     }
 
-    fileprivate func isCurrent(_ incarnation: Int) -> Bool { state.withLock { $0.incarnation == incarnation } }
+    func isCurrent(_ incarnation: Int) -> Bool { state.withLock { $0.incarnation == incarnation } }
 
     /// The honest node's ``LinkNetwork`` for one life.
     private struct View: LinkNetwork {
@@ -432,195 +432,6 @@ public enum SimDialError: Error, Sendable, CustomStringConvertible {
         switch self {
         case let .unreachable(why): "unreachable: \(why)"
         case .crashed: "the process crashed"
-        }
-    }
-}
-
-/// The honest node's end of one simulated link.
-final class SimLink: MessageLink, @unchecked Sendable {
-    let peer: PublicKey
-    let remoteDescription: String
-    let id: Int
-    private unowned let network: SimNetwork
-    private let state = Locked(LinkEnd())
-
-    private struct LinkEnd {
-        var handler: (@Sendable ([UInt8]) -> Void)?
-        /// Messages that arrived before `run` installed the handler.
-        var early: [[UInt8]] = []
-        var closed: SessionCloseReason?
-        var runWaiter: CheckedContinuation<SessionCloseReason, Never>?
-        var senders: [CheckedContinuation<Void, any Error>] = []
-        var closeWaiters: [CheckedContinuation<Void, Never>] = []
-    }
-
-    init(network: SimNetwork, id: Int, peer: PublicKey, remote: String) {
-        self.network = network
-        self.id = id
-        self.peer = peer
-        remoteDescription = remote
-    }
-
-    func send(_ message: [UInt8]) async throws {
-        if state.withLock({ $0.closed }) != nil { throw SessionError.closed(.localClose("link closed")) }
-        network.honestSend(message, on: id)
-        guard network.mustWait(id) else { return }
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let closed = state.withLock { end -> Bool in
-                if end.closed != nil { return true }
-                end.senders.append(continuation)
-                return false
-            }
-            if closed { continuation.resume(throwing: SessionError.closed(.localClose("link closed"))) }
-        }
-    }
-
-    func close(reason: String) {
-        network.close(id, reason: reason, byHonest: true)
-    }
-
-    func run(delivering handler: @escaping @Sendable ([UInt8]) -> Void) async -> SessionCloseReason {
-        let early = state.withLock { end -> [[UInt8]] in
-            end.handler = handler
-            defer { end.early = [] }
-            return end.early
-        }
-        for message in early { handler(message) }
-        return await withCheckedContinuation { continuation in
-            let closed = state.withLock { end -> SessionCloseReason? in
-                if let closed = end.closed { return closed }
-                end.runWaiter = continuation
-                return nil
-            }
-            if let closed { continuation.resume(returning: closed) }
-        }
-    }
-
-    func deliver(_ bytes: [UInt8]) {
-        let handler = state.withLock { end -> (@Sendable ([UInt8]) -> Void)? in
-            guard end.closed == nil else { return nil }
-            if end.handler == nil { end.early.append(bytes) }
-            return end.handler
-        }
-        handler?(bytes)
-    }
-
-    func releaseSenders() {
-        let senders = state.withLock { end -> [CheckedContinuation<Void, any Error>] in
-            defer { end.senders = [] }
-            return end.senders
-        }
-        for sender in senders { sender.resume() }
-    }
-
-    func ended(_ reason: SessionCloseReason) {
-        let woken = state.withLock { end -> (CheckedContinuation<SessionCloseReason, Never>?, [CheckedContinuation<Void, any Error>], [CheckedContinuation<Void, Never>])? in
-            guard end.closed == nil else { return nil }
-            end.closed = reason
-            defer {
-                end.runWaiter = nil
-                end.senders = []
-                end.closeWaiters = []
-                end.handler = nil
-            }
-            return (end.runWaiter, end.senders, end.closeWaiters)
-        }
-        guard let (waiter, senders, closeWaiters) = woken else { return }
-        waiter?.resume(returning: reason)
-        for sender in senders { sender.resume(throwing: SessionError.closed(reason)) }
-        for closeWaiter in closeWaiters { closeWaiter.resume() }
-    }
-
-    var isClosed: Bool { state.withLock { $0.closed != nil } }
-
-    /// Returns once the link has closed.
-    func waitUntilClosed() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let closed = state.withLock { end -> Bool in
-                if end.closed != nil { return true }
-                end.closeWaiters.append(continuation)
-                return false
-            }
-            if closed { continuation.resume() }
-        }
-    }
-}
-
-struct SimListener: LinkListener {
-    let network: SimNetwork
-    let incarnation: Int
-    let localAddress: SocketAddress
-
-    func close() async { network.stopListening(incarnation: incarnation) }
-}
-
-/// Dials Mallory and redials with backoff whenever the link ends, on the node's clock.
-final class SimKeeper: LinkKeeper, @unchecked Sendable {
-    private let network: SimNetwork
-    private let incarnation: Int
-    private let clock: any NodeClock
-    private let random: any NodeRandom
-    private let peer: PublicKey
-    private let address: SocketAddress
-    private let retry: RetryPolicy
-    private let onEvent: @Sendable (LinkDialEvent) -> Void
-    private let state = Locked<(task: Task<Void, Never>?, link: SimLink?, stopped: Bool)>((nil, nil, false))
-
-    init(
-        network: SimNetwork, incarnation: Int, clock: any NodeClock, random: any NodeRandom, peer: PublicKey,
-        address: SocketAddress, retry: RetryPolicy, onEvent: @escaping @Sendable (LinkDialEvent) -> Void
-    ) {
-        self.network = network
-        self.incarnation = incarnation
-        self.clock = clock
-        self.random = random
-        self.peer = peer
-        self.address = address
-        self.retry = retry
-        self.onEvent = onEvent
-    }
-
-    func start() {
-        state.withLock { state in
-            guard state.task == nil, !state.stopped else { return }
-            state.task = Task { await self.run() }
-        }
-    }
-
-    func stop() async {
-        let (task, link) = state.withLock { state -> (Task<Void, Never>?, SimLink?) in
-            state.stopped = true
-            defer {
-                state.task = nil
-                state.link = nil
-            }
-            return (state.task, state.link)
-        }
-        task?.cancel()
-        link?.close(reason: "link stopped")
-    }
-
-    private func run() async {
-        var attempt = 0
-        while !Task.isCancelled, network.isCurrent(incarnation), !state.withLock({ $0.stopped }) {
-            attempt += 1
-            // Full jitter, from the simulation's generator rather than the system's.
-            let ceiling = retry.backoffCeiling(afterAttempt: min(attempt, 16))
-            let delay = Duration.milliseconds(random.integer(in: 0...max(0, Int(ceiling / .milliseconds(1)))))
-            switch network.honestDial(address, expecting: peer, incarnation: incarnation, now: clock.now) {
-            case let .success(link):
-                attempt = 0
-                state.withLock { $0.link = link }
-                onEvent(.connected(link))
-                await link.waitUntilClosed()
-                if Task.isCancelled { return }
-                state.withLock { $0.link = nil }
-                onEvent(.disconnected(.peerClosed(nil), retryIn: delay))
-            case let .failure(error):
-                if case .crashed = error { return }
-                onEvent(.attemptFailed(error, retryIn: delay))
-            }
-            do { try await clock.sleep(for: delay) } catch { return }
         }
     }
 }
