@@ -215,7 +215,7 @@ final class ClientFleet: Sendable {
                     try await channel.waitUntilClosed()
                     return .forfeited(why: Self.closingReason(of: channel))
                 }
-                record(move: 1e6 * durationSeconds(ContinuousClock.now - proposed))
+                record(move: 1e6 * Reporting.seconds(ContinuousClock.now - proposed))
                 exchanges += 1
             }
             try await channel.close()

@@ -112,7 +112,7 @@ final class GameHost: Sendable {
                 guard let cell = Strategy.answer(on: board) else { throw AppRuleViolation("no free cell") }
                 state = try TicTacToe.move(cell, in: state)
             }
-            let micros = 1e6 * durationSeconds(ContinuousClock.now - seen)
+            let micros = 1e6 * Reporting.seconds(ContinuousClock.now - seen)
             answerMicros.withLock { $0.append(micros) }
             counters.withLock { $0.moves += 1 }
         } catch {

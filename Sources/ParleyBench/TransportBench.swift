@@ -124,11 +124,11 @@ private final class ProgressCounter: Sendable {
     var total: Int { count.withLock { $0 } }
 
     func show(from start: ContinuousClock.Instant, until end: ContinuousClock.Instant) async {
-        await showProgressLine(every: .milliseconds(250)) {
+        await Terminal.showProgressLine(every: .milliseconds(250)) {
             let now = ContinuousClock.now
             guard now > start else { return nil }
-            let elapsed = durationSeconds(start.duration(to: min(now, end)))
-            let left = max(0, durationSeconds(now.duration(to: end)))
+            let elapsed = Reporting.seconds(start.duration(to: min(now, end)))
+            let left = max(0, Reporting.seconds(now.duration(to: end)))
             return String(format: "%d round trips, %.0f/s, %.1f s left", total, Double(total) / elapsed, left)
         }
     }
@@ -150,15 +150,15 @@ package struct TransportBenchResult: Encodable {
         self.payloadBytes = payloadBytes
         self.roundTrips = roundTrips
         self.seconds = seconds
-        roundTripsPerSecond = rounded(Double(roundTrips) / seconds, digits: 1)
-        p50Micros = rounded(durationSeconds(p50) * 1e6, digits: 1)
-        p99Micros = rounded(durationSeconds(p99) * 1e6, digits: 1)
-        build = buildConfiguration
+        roundTripsPerSecond = Reporting.rounded(Double(roundTrips) / seconds, digits: 1)
+        p50Micros = Reporting.rounded(Reporting.seconds(p50) * 1e6, digits: 1)
+        p99Micros = Reporting.rounded(Reporting.seconds(p99) * 1e6, digits: 1)
+        build = Reporting.buildConfiguration
     }
 
     package var text: String {
         """
-        \(plural(sessions, "session")), \(payloadBytes)-byte messages, \(String(format: "%.1f", seconds)) s (\(build) build): \
+        \(Reporting.plural(sessions, "session")), \(payloadBytes)-byte messages, \(String(format: "%.1f", seconds)) s (\(build) build): \
         \(Int(roundTripsPerSecond)) encrypted round trips/s
         one round trip: p50 \(p50Micros) µs, p99 \(p99Micros) µs
         """

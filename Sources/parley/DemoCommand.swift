@@ -233,7 +233,7 @@ struct DemoRun {
         let done = Atomic<Int>(0)
         let total = options.payments
         let progress = Task {
-            await showProgressLine(every: .milliseconds(200)) {
+            await Terminal.showProgressLine(every: .milliseconds(200)) {
                 let count = done.load(ordering: .relaxed)
                 return count == 0 ? nil : "  payments: \(count)/\(total)"
             }
@@ -251,18 +251,18 @@ struct DemoRun {
                 break
             }
             lastCommit = ContinuousClock.now
-            latencies.append(durationSeconds(lastCommit - before) * 1e6)
+            latencies.append(Reporting.seconds(lastCommit - before) * 1e6)
             done.store(index, ordering: .relaxed)
             if index == keepAt, options.dispute == .cheat { stale = try channel.status.latest }
         }
-        let seconds = durationSeconds(lastCommit - started)
+        let seconds = Reporting.seconds(lastCommit - started)
         progress.cancel()
         await progress.value
         let committed = latencies.count
         let signedVersion = try channel.status.latest.version
         let perSecond = seconds > 0 ? Double(committed) / seconds : 0
-        say("\(plural(committed, "payment")) in \(String(format: "%.2f", seconds)) s: \(Int(perSecond)) updates/s, "
-            + "p50 \(Int(percentile(latencies, 0.50))) µs, p99 \(Int(percentile(latencies, 0.99))) µs; latest fully-signed version \(signedVersion)")
+        say("\(Reporting.plural(committed, "payment")) in \(String(format: "%.2f", seconds)) s: \(Int(perSecond)) updates/s, "
+            + "p50 \(Int(Reporting.percentile(latencies, 0.50))) µs, p99 \(Int(Reporting.percentile(latencies, 0.99))) µs; latest fully-signed version \(signedVersion)")
 
         var staleVersion: UInt64?
         switch options.dispute {
@@ -318,12 +318,12 @@ struct DemoRun {
             + "(sum \(payout.alice + payout.bob) of \(2 * options.deposit) deposited)")
         say("Check the journals: parley journal verify \(aliceDirectory)")
         return DemoResult(
-            payments: committed, seconds: rounded(seconds, digits: 3), updatesPerSecond: rounded(perSecond, digits: 1),
-            p50Micros: rounded(percentile(latencies, 0.50), digits: 1), p99Micros: rounded(percentile(latencies, 0.99), digits: 1),
+            payments: committed, seconds: Reporting.rounded(seconds, digits: 3), updatesPerSecond: Reporting.rounded(perSecond, digits: 1),
+            p50Micros: Reporting.rounded(Reporting.percentile(latencies, 0.50), digits: 1), p99Micros: Reporting.rounded(Reporting.percentile(latencies, 0.99), digits: 1),
             finalVersion: finalVersion, settledVersion: settledVersion, payout: payout, deposits: options.deposit,
             dispute: options.dispute, staleVersion: staleVersion, chain: chain.name,
             journals: ["alice": aliceDirectory, "bob": bobDirectory], durability: policy.durability.rawValue,
-            build: buildConfiguration)
+            build: Reporting.buildConfiguration)
     }
 
     /// `--data`, checked to hold no journals yet, or a fresh temporary directory.
