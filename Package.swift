@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -111,7 +112,10 @@ let package = Package(
         ),
         // posix_spawn with closefrom, which Swift's Glibc module does not declare (SpawnedProcess).
         .target(name: "CParleySpawn"),
-        .target(name: "ParleySubprocess", dependencies: ["CParleySpawn", "ParleyLocks"]),
+        .target(
+            name: "ParleySubprocess",
+            dependencies: ["CParleySpawn", "ParleyLocks", .product(name: "Histogram", package: "hdrhistogram-swift")]
+        ),
         .target(name: "ParleyGames", dependencies: ["ParleyChannel", "ParleyCrypto", "ParleyWire"]),
         .target(name: "ParleyControl", dependencies: ["ParleyWire", "ParleyLocks"]),
         // The server side of the control protocol: a `Node` answering `ControlRequest`s

@@ -356,8 +356,8 @@ struct ClientCommand: AsyncParsableCommand {
             completed: completed.count, forfeits: forfeited.count,
             errors: errors.count, errorSamples: Array(errors.prefix(10)), moves: numbers.moves,
             playSeconds: Reporting.rounded(playSeconds, digits: 3),
-            p50Micros: Reporting.rounded(Reporting.percentile(numbers.latencies, 0.5), digits: 1),
-            p99Micros: Reporting.rounded(Reporting.percentile(numbers.latencies, 0.99), digits: 1),
+            p50Micros: Reporting.rounded(numbers.latencies.micros(at: 0.5), digits: 1),
+            p99Micros: Reporting.rounded(numbers.latencies.micros(at: 0.99), digits: 1),
             lastCompletedSeconds: completed.map { Reporting.seconds($0.after) }.max().map { Reporting.rounded($0, digits: 3) },
             firstForfeitSeconds: forfeited.map { Reporting.seconds($0.after) }.min().map { Reporting.rounded($0, digits: 3) },
             forfeitReasons: forfeitReasons)

@@ -50,8 +50,6 @@ package struct BenchRun {
     static let warmUp: Duration = .milliseconds(300)
     /// Opens in flight at once.
     static let openWindow = 100
-    /// Latency samples kept in the many-channel phase.
-    static let maxMultiSamples = 1_000_000
 
     private func say(_ line: String) {
         if narrate { print(line) }
@@ -194,8 +192,7 @@ package struct BenchRun {
         progress.set("single channel: paying for \(String(format: "%.1f", seconds)) s", counting: true)
         let warmEnd = ContinuousClock.now + Self.warmUp
         while ContinuousClock.now < warmEnd { try await single.pay(1) }
-        var latencies: [Double] = []
-        latencies.reserveCapacity(Int(seconds * 5_000))
+        var latencies = LatencyRecorder()
         let singleStart = ContinuousClock.now
         let singleEnd = singleStart + measured
         var now = singleStart
@@ -203,15 +200,15 @@ package struct BenchRun {
             let before = now
             try await single.pay(1)
             now = ContinuousClock.now
-            latencies.append(Reporting.seconds(now - before) * 1e6)
+            latencies.record(now - before)
             progress.tick()
         }
         let singleSeconds = Reporting.seconds(now - singleStart)
         let singleRate = Double(latencies.count) / singleSeconds
         let singleResult = BenchReport.Single(
             updates: latencies.count, updatesPerSecond: Reporting.rounded(singleRate, digits: 1),
-            p50Micros: Reporting.rounded(Reporting.percentile(latencies, 0.50), digits: 1), p99Micros: Reporting.rounded(Reporting.percentile(latencies, 0.99), digits: 1),
-            p999Micros: Reporting.rounded(Reporting.percentile(latencies, 0.999), digits: 1), ratioToCeiling: Reporting.rounded(singleRate / ceiling, digits: 4))
+            p50Micros: Reporting.rounded(latencies.micros(at: 0.50), digits: 1), p99Micros: Reporting.rounded(latencies.micros(at: 0.99), digits: 1),
+            p999Micros: Reporting.rounded(latencies.micros(at: 0.999), digits: 1), ratioToCeiling: Reporting.rounded(singleRate / ceiling, digits: 4))
         say(
             "single channel: \(Int(singleRate)) updates/s, p50 \(singleResult.p50Micros) µs, p99 \(singleResult.p99Micros) µs, "
                 + "p99.9 \(singleResult.p999Micros) µs (\(latencies.count) payments, \(durability.rawValue))")
@@ -227,39 +224,37 @@ package struct BenchRun {
         progress.set("many channels: \(channels) paying for \(String(format: "%.1f", seconds)) s", counting: true)
         let multiWarmEnd = ContinuousClock.now + Self.warmUp
         let multiEnd = multiWarmEnd + measured
-        let perChannelSamples = max(1, Self.maxMultiSamples / max(channels, 1))
-        let (multiCount, multiLatencies) = try await withThrowingTaskGroup(of: (Int, [Double]).self) { group in
+        // One recorder for every channel: a histogram each would cost far more memory.
+        let multiLatencies = Locked(LatencyRecorder())
+        let multiCount = try await withThrowingTaskGroup(of: Int.self) { group in
             for channel in many {
                 group.addTask {
-                    var samples: [Double] = []
                     var counted = 0
                     while true {
                         let before = ContinuousClock.now
-                        guard before < multiEnd else { return (counted, samples) }
+                        guard before < multiEnd else { return counted }
                         try await channel.pay(1)
                         let after = ContinuousClock.now
                         // Throughput: completions inside the window. Latency: payments wholly inside it.
                         if after >= multiWarmEnd, after <= multiEnd {
                             counted += 1
                             progress.tick()
-                            if before >= multiWarmEnd, samples.count < perChannelSamples {
-                                samples.append(Reporting.seconds(after - before) * 1e6)
+                            if before >= multiWarmEnd {
+                                multiLatencies.withLock { $0.record(after - before) }
                             }
                         }
                     }
                 }
             }
-            return try await group.reduce(into: (0, [Double]())) {
-                $0.0 += $1.0
-                $0.1 += $1.1
-            }
+            return try await group.reduce(0, +)
         }
+        let multiRecorded = multiLatencies.withLock { $0 }
         let multiRate = Double(multiCount) / seconds
         let multiResult = BenchReport.Multi(
             channels: channels, updates: multiCount, updatesPerSecond: Reporting.rounded(multiRate, digits: 1),
             ratioToCeiling: Reporting.rounded(multiRate / ceiling, digits: 4),
-            p50Micros: Reporting.rounded(Reporting.percentile(multiLatencies, 0.50), digits: 1),
-            p99Micros: Reporting.rounded(Reporting.percentile(multiLatencies, 0.99), digits: 1),
+            p50Micros: Reporting.rounded(multiRecorded.micros(at: 0.50), digits: 1),
+            p99Micros: Reporting.rounded(multiRecorded.micros(at: 0.99), digits: 1),
             opensPerSecond: Reporting.rounded(Double(channels) / openSeconds, digits: 1))
         say(
             "\(channels) channels: \(Int(multiRate)) updates/s = \(String(format: "%.1f", multiRate / ceiling * 100))% of the crypto ceiling, "
@@ -418,8 +413,7 @@ package struct BenchRun {
             try? FileSystemPaths.remove(path)
         }
         let record = [UInt8](repeating: 0x5a, count: bytes)
-        var samples: [Double] = []
-        samples.reserveCapacity(appends)
+        var latencies = LatencyRecorder()
         for index in 0..<(appends + 10) {
             let before = ContinuousClock.now
             do {
@@ -428,9 +422,9 @@ package struct BenchRun {
             } catch {
                 throw BenchFailure("append + fsync to \(path) failed: \(error.reason)")
             }
-            if index >= 10 { samples.append(Reporting.seconds(ContinuousClock.now - before) * 1e6) }
+            if index >= 10 { latencies.record(ContinuousClock.now - before) }
         }
-        return (Reporting.percentile(samples, 0.50), Reporting.percentile(samples, 0.99))
+        return (latencies.micros(at: 0.50), latencies.micros(at: 0.99))
     }
 }
 

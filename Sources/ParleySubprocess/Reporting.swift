@@ -3,14 +3,6 @@ import Foundation
 /// How `parley bench`, `parley demo` and `game-server --load` turn measurements into report
 /// numbers: one copy of each rule, so their numbers are computed the same way.
 public enum Reporting {
-    /// The `fraction` quantile of `values` (nearest rank), 0 when empty.
-    public static func percentile(_ values: [Double], _ fraction: Double) -> Double {
-        guard !values.isEmpty else { return 0 }
-        let sorted = values.sorted()
-        let rank = Int((fraction * Double(sorted.count)).rounded(.up)) - 1
-        return sorted[min(max(rank, 0), sorted.count - 1)]
-    }
-
     /// `duration` in seconds.
     public static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18

@@ -228,8 +228,7 @@ struct DemoRun {
         let silentAt = options.dispute == .silent ? options.payments / 2 : options.payments
         let keepAt = max(1, options.payments / 10)
         var stale: SignedState?
-        var latencies: [Double] = []
-        latencies.reserveCapacity(options.payments)
+        var latencies = LatencyRecorder()
         let done = Atomic<Int>(0)
         let total = options.payments
         let progress = Task {
@@ -251,7 +250,7 @@ struct DemoRun {
                 break
             }
             lastCommit = ContinuousClock.now
-            latencies.append(Reporting.seconds(lastCommit - before) * 1e6)
+            latencies.record(lastCommit - before)
             done.store(index, ordering: .relaxed)
             if index == keepAt, options.dispute == .cheat { stale = try channel.status.latest }
         }
@@ -262,7 +261,7 @@ struct DemoRun {
         let signedVersion = try channel.status.latest.version
         let perSecond = seconds > 0 ? Double(committed) / seconds : 0
         say("\(Reporting.plural(committed, "payment")) in \(String(format: "%.2f", seconds)) s: \(Int(perSecond)) updates/s, "
-            + "p50 \(Int(Reporting.percentile(latencies, 0.50))) µs, p99 \(Int(Reporting.percentile(latencies, 0.99))) µs; latest fully-signed version \(signedVersion)")
+            + "p50 \(Int(latencies.micros(at: 0.50))) µs, p99 \(Int(latencies.micros(at: 0.99))) µs; latest fully-signed version \(signedVersion)")
 
         var staleVersion: UInt64?
         switch options.dispute {
@@ -319,7 +318,7 @@ struct DemoRun {
         say("Check the journals: parley journal verify \(aliceDirectory)")
         return DemoResult(
             payments: committed, seconds: Reporting.rounded(seconds, digits: 3), updatesPerSecond: Reporting.rounded(perSecond, digits: 1),
-            p50Micros: Reporting.rounded(Reporting.percentile(latencies, 0.50), digits: 1), p99Micros: Reporting.rounded(Reporting.percentile(latencies, 0.99), digits: 1),
+            p50Micros: Reporting.rounded(latencies.micros(at: 0.50), digits: 1), p99Micros: Reporting.rounded(latencies.micros(at: 0.99), digits: 1),
             finalVersion: finalVersion, settledVersion: settledVersion, payout: payout, deposits: options.deposit,
             dispute: options.dispute, staleVersion: staleVersion, chain: chain.name,
             journals: ["alice": aliceDirectory, "bob": bobDirectory], durability: policy.durability.rawValue,
