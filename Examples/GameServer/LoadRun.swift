@@ -169,7 +169,7 @@ struct LoadRun {
                 rssOpen = ResidentMemory.bytes() ?? rssBefore
                 trimmedOpen = ResidentMemory.trimmedBytes() ?? trimmedBefore
                 phase.withLock { $0 = options.idle ? "closing down" : "playing" }
-                child.send(options.idle ? "stop" : "go")
+                try? child.send(options.idle ? "stop" : "go")
             case let .done(result):
                 report = result
             }

@@ -181,7 +181,7 @@ package struct BenchRun {
 
     /// Phases 3 to 5, between our node and the peer process.
     private func measureChannels(
-        node: Node, peer: PipedChild, peerLines: inout AsyncStream<String>.Iterator, peerKey: PublicKey, peerSigner: SettlementAddress?,
+        node: Node, peer: PipedChild, peerLines: inout PipedChild.Lines.Iterator, peerKey: PublicKey, peerSigner: SettlementAddress?,
         peerAddress: SocketAddress, ceiling: Double, progress: BenchPhaseProgress
     ) async throws -> ChannelResults {
         let atStart = try await peerStats(peer, &peerLines, command: "stats", funded: 0)
@@ -288,11 +288,11 @@ package struct BenchRun {
 
     /// Asks the peer for its memory once it holds `funded` funded channels (polling, up to 60 s).
     private func peerStats(
-        _ peer: PipedChild, _ lines: inout AsyncStream<String>.Iterator, command: String, funded: Int
+        _ peer: PipedChild, _ lines: inout PipedChild.Lines.Iterator, command: String, funded: Int
     ) async throws -> BenchPeerStats {
         let deadline = ContinuousClock.now + .seconds(60)
         while true {
-            peer.send(command)
+            try? peer.send(command)
             guard let line = await lines.next() else { throw BenchFailure("the peer process exited") }
             guard let stats = try? JSONDecoder().decode(BenchPeerStats.self, from: Data(line.utf8)) else {
                 throw BenchFailure("unexpected line from the peer: \(line)")
