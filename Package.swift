@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -56,14 +57,20 @@ let package = Package(
             pkgConfig: "nettle",
             providers: [.apt(["nettle-dev"])]
         ),
-        .target(name: "ParleyLocks"),
+        .target(name: "ParleyLocks", dependencies: [.product(name: "DequeModule", package: "swift-collections")]),
         // The one durable-file layer (Docs/Architecture.md): every file the library keeps goes through it.
         .target(name: "ParleyFiles", dependencies: ["ParleyLocks", systemPackage]),
         .target(name: "ParleyCrypto", dependencies: ["CSodium", "CSecp256k1", "CNettle", "ParleyLocks", "ParleyFiles", systemPackage]),
         .target(name: "ParleyWire", dependencies: ["ParleyCrypto"]),
-        .target(name: "ParleyChannel", dependencies: ["ParleyCrypto", "ParleyWire"]),
+        .target(name: "ParleyChannel", dependencies: ["ParleyCrypto", "ParleyWire", .product(name: "DequeModule", package: "swift-collections")]),
         .target(name: "ParleyJournal", dependencies: ["ParleyChannel", "ParleyWire", "ParleyCrypto", "ParleyFiles", "ParleyLocks", systemPackage, .product(name: "Metrics", package: "swift-metrics")]),
-        .target(name: "ParleyTransport", dependencies: ["CLibUV", "ParleyLocks", "ParleyCrypto", "ParleyWire", .product(name: "Metrics", package: "swift-metrics")]),
+        .target(
+            name: "ParleyTransport",
+            dependencies: [
+                "CLibUV", "ParleyLocks", "ParleyCrypto", "ParleyWire", .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
         .target(
             name: "ParleySettlement",
             dependencies: ["ParleyLocks", "ParleyChannel", "ParleyCrypto", "ParleyWire", .product(name: "Metrics", package: "swift-metrics")]
@@ -105,7 +112,10 @@ let package = Package(
         ),
         // posix_spawn with closefrom, which Swift's Glibc module does not declare (SpawnedProcess).
         .target(name: "CParleySpawn"),
-        .target(name: "ParleySubprocess", dependencies: ["CParleySpawn", "ParleyLocks"]),
+        .target(
+            name: "ParleySubprocess",
+            dependencies: ["CParleySpawn", "ParleyLocks", .product(name: "Histogram", package: "hdrhistogram-swift")]
+        ),
         .target(name: "ParleyGames", dependencies: ["ParleyChannel", "ParleyCrypto", "ParleyWire"]),
         .target(name: "ParleyControl", dependencies: ["ParleyWire", "ParleyLocks"]),
         // The server side of the control protocol: a `Node` answering `ControlRequest`s
@@ -152,11 +162,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
         .executableTarget(
             name: "offline-channel",
-            dependencies: ["ParleyCrypto", "ParleyChannel", "ParleyJournal"],
+            dependencies: ["ParleyCrypto", "ParleyChannel", "ParleyJournal", .product(name: "DequeModule", package: "swift-collections")],
             path: "Examples/OfflineChannel"
         ),
         .executableTarget(
@@ -198,6 +209,7 @@ let package = Package(
             name: "ParleyChannelTests",
             dependencies: [
                 "ParleyChannel", "ParleyWire", "ParleyCrypto",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
@@ -211,7 +223,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ParleyTransportTests",
-            dependencies: ["ParleyTransport", "ParleyLocks", "ParleyChannel", "ParleyCrypto", "ParleyWire", "CLibUV", "ParleyTestSupport"]
+            dependencies: [
+                "ParleyTransport", "ParleyLocks", "ParleyChannel", "ParleyCrypto", "ParleyWire", "CLibUV", "ParleyTestSupport",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
         ),
         // The victim of the journal's crash-recovery test (SIGKILLed at random moments); built
         // with the tests only.
@@ -220,6 +235,7 @@ let package = Package(
             dependencies: [
                 "ParleyJournal", "ParleyChannel", "ParleyCrypto", "ParleyWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
             path: "Tests/CrashChild"
         ),

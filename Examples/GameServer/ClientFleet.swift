@@ -71,7 +71,7 @@ final class ClientFleet: Sendable {
 
     private struct Tally {
         var openFailures: [String] = []
-        var latencies: [Double] = []
+        var latencies = LatencyRecorder()
         var moves = 0
         var lastMove: ContinuousClock.Instant?
     }
@@ -179,7 +179,7 @@ final class ClientFleet: Sendable {
 
     struct PlayNumbers {
         var moves: Int
-        var latencies: [Double]
+        var latencies: LatencyRecorder
         var lastMove: ContinuousClock.Instant?
     }
 
@@ -215,7 +215,7 @@ final class ClientFleet: Sendable {
                     try await channel.waitUntilClosed()
                     return .forfeited(why: Self.closingReason(of: channel))
                 }
-                record(move: 1e6 * durationSeconds(ContinuousClock.now - proposed))
+                record(move: ContinuousClock.now - proposed)
                 exchanges += 1
             }
             try await channel.close()
@@ -247,12 +247,12 @@ final class ClientFleet: Sendable {
     static let closingGrace: Duration = .seconds(10)
 
     /// Counts one committed move; `latency` when it is the server's answer to ours.
-    private func record(move latency: Double?) {
+    private func record(move latency: Duration?) {
         let now = ContinuousClock.now
         tally.withLock {
             $0.moves += 1
             $0.lastMove = now
-            if let latency { $0.latencies.append(latency) }
+            if let latency { $0.latencies.record(latency) }
         }
     }
 

@@ -42,7 +42,7 @@ final class GameHost: Sendable {
     let node: Node
     private let counters = Locked(Counters())
     /// Time from a client's move being committed here to our answer being committed.
-    private let answerMicros = Locked<[Double]>([])
+    private let answerTimes = Locked(LatencyRecorder())
 
     private init(node: Node) {
         self.node = node
@@ -72,7 +72,7 @@ final class GameHost: Sendable {
 
     var snapshot: Counters { counters.withLock { $0 } }
 
-    var answerLatencies: [Double] { answerMicros.withLock { $0 } }
+    var answerLatencies: LatencyRecorder { answerTimes.withLock { $0 } }
 
     func shutDown() async {
         await node.shutDown()
@@ -112,8 +112,8 @@ final class GameHost: Sendable {
                 guard let cell = Strategy.answer(on: board) else { throw AppRuleViolation("no free cell") }
                 state = try TicTacToe.move(cell, in: state)
             }
-            let micros = 1e6 * durationSeconds(ContinuousClock.now - seen)
-            answerMicros.withLock { $0.append(micros) }
+            let answered = ContinuousClock.now - seen
+            answerTimes.withLock { $0.record(answered) }
             counters.withLock { $0.moves += 1 }
         } catch {
             counters.withLock {

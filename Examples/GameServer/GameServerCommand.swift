@@ -154,7 +154,7 @@ struct GameServerCommand: AsyncParsableCommand {
             quiet: json)
         let summary: LoadSummary
         do { summary = try await LoadRun(options: options).run() } catch {
-            writeToStandardError("game-server: \(error)\n")
+            Terminal.writeError("game-server: \(error)\n")
             throw ExitCode.failure
         }
         if json {
@@ -350,16 +350,16 @@ struct ClientCommand: AsyncParsableCommand {
         let forfeited = outcomes.values.filter { if case .forfeited = $0.outcome { true } else { false } }
         var forfeitReasons: [String: Int] = [:]
         for case let .forfeited(why) in outcomes.values.map(\.outcome) { forfeitReasons[why, default: 0] += 1 }
-        let playSeconds = numbers.lastMove.map { durationSeconds($0 - started) } ?? 0
+        let playSeconds = numbers.lastMove.map { Reporting.seconds($0 - started) } ?? 0
         let report = ClientReport(
             matches: matches, clients: max(1, min(clients, matches)), opened: fleet.openCount,
             completed: completed.count, forfeits: forfeited.count,
             errors: errors.count, errorSamples: Array(errors.prefix(10)), moves: numbers.moves,
-            playSeconds: rounded(playSeconds, digits: 3),
-            p50Micros: rounded(percentile(numbers.latencies, 0.5), digits: 1),
-            p99Micros: rounded(percentile(numbers.latencies, 0.99), digits: 1),
-            lastCompletedSeconds: completed.map { durationSeconds($0.after) }.max().map { rounded($0, digits: 3) },
-            firstForfeitSeconds: forfeited.map { durationSeconds($0.after) }.min().map { rounded($0, digits: 3) },
+            playSeconds: Reporting.rounded(playSeconds, digits: 3),
+            p50Micros: Reporting.rounded(numbers.latencies.micros(at: 0.5), digits: 1),
+            p99Micros: Reporting.rounded(numbers.latencies.micros(at: 0.99), digits: 1),
+            lastCompletedSeconds: completed.map { Reporting.seconds($0.after) }.max().map { Reporting.rounded($0, digits: 3) },
+            firstForfeitSeconds: forfeited.map { Reporting.seconds($0.after) }.min().map { Reporting.rounded($0, digits: 3) },
             forfeitReasons: forfeitReasons)
         writeLine(ClientLine.done(report).json)
     }

@@ -43,7 +43,7 @@ struct LoadRun {
     static let blockMilliseconds: UInt64 = 100
 
     private func say(_ text: String) {
-        if !options.quiet { writeToStandardError(text + "\n") }
+        if !options.quiet { Terminal.writeError(text + "\n") }
     }
 
     func run() async throws -> LoadSummary {
@@ -138,7 +138,7 @@ struct LoadRun {
         let phase = Locked("opening")
         let matches = options.matches
         let progress = Task {
-            await showProgressLine(every: .milliseconds(250)) {
+            await Terminal.showProgressLine(every: .milliseconds(250)) {
                 let counts = host.snapshot
                 return "  \(phase.withLock { $0 }): funded \(counts.funded)/\(matches) · server moves \(counts.moves) · to chain \(counts.exits) · closed \(counts.closed)"
             }
@@ -156,20 +156,20 @@ struct LoadRun {
         var report: ClientReport?
         for await line in child.lines {
             guard let parsed = try? JSONDecoder().decode(ClientLine.self, from: Data(line.utf8)) else {
-                writeToStandardError("game-server client: \(line)\n")
+                Terminal.writeError("game-server client: \(line)\n")
                 continue
             }
             switch parsed {
             case let .opened(count, _):
                 opened = count
-                openSeconds = durationSeconds(ContinuousClock.now - started)
+                openSeconds = Reporting.seconds(ContinuousClock.now - started)
                 // Every open channel is funded on our side too before we measure.
                 let deadline = ContinuousClock.now + .seconds(60)
                 while host.snapshot.funded < count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
                 rssOpen = ResidentMemory.bytes() ?? rssBefore
                 trimmedOpen = ResidentMemory.trimmedBytes() ?? trimmedBefore
                 phase.withLock { $0 = options.idle ? "closing down" : "playing" }
-                child.send(options.idle ? "stop" : "go")
+                try? child.send(options.idle ? "stop" : "go")
             case let .done(result):
                 report = result
             }
@@ -190,7 +190,7 @@ struct LoadRun {
                 try await Task.sleep(for: .milliseconds(100))
             } while ContinuousClock.now < deadline
         }
-        let seconds = durationSeconds(ContinuousClock.now - started)
+        let seconds = Reporting.seconds(ContinuousClock.now - started)
         let counts = host.snapshot
         let answers = host.answerLatencies
         var errorSamples = report.errorSamples
@@ -219,21 +219,21 @@ struct LoadRun {
         return LoadSummary(
             matches: options.matches, opened: opened, completed: conservation.completed, forfeits: conservation.forfeits,
             errors: errors, errorSamples: errorSamples,
-            movesPerSecond: rounded(report.playSeconds > 0 ? Double(report.moves) / report.playSeconds : 0, digits: 1),
+            movesPerSecond: Reporting.rounded(report.playSeconds > 0 ? Double(report.moves) / report.playSeconds : 0, digits: 1),
             p50Micros: report.p50Micros, p99Micros: report.p99Micros,
-            bytesPerChannel: rounded(Double(rssOpen - rssBefore) / denominator, digits: 0),
-            trimmedBytesPerChannel: rounded(Double(trimmedOpen - trimmedBefore) / denominator, digits: 0),
-            seconds: rounded(seconds, digits: 3), clients: report.clients, vanish: options.vanish, idle: options.idle,
+            bytesPerChannel: Reporting.rounded(Double(rssOpen - rssBefore) / denominator, digits: 0),
+            trimmedBytesPerChannel: Reporting.rounded(Double(trimmedOpen - trimmedBefore) / denominator, digits: 0),
+            seconds: Reporting.rounded(seconds, digits: 3), clients: report.clients, vanish: options.vanish, idle: options.idle,
             conservation: options.idle ? "skipped" : (conservation.payouts == conservation.stakes && conservation.unsettled == 0 ? "held" : "mismatch"),
             stakes: conservation.stakes, payouts: conservation.payouts, moves: report.moves, serverMoves: counts.moves,
-            serverAnswerP50Micros: rounded(percentile(answers, 0.5), digits: 1),
-            serverAnswerP99Micros: rounded(percentile(answers, 0.99), digits: 1),
+            serverAnswerP50Micros: Reporting.rounded(answers.micros(at: 0.5), digits: 1),
+            serverAnswerP99Micros: Reporting.rounded(answers.micros(at: 0.99), digits: 1),
             forfeitsToServer: conservation.forfeitsToServer, serverMoveFailures: counts.moveFailures, serverNodeErrors: counts.nodeErrors, rssBeforeBytes: rssBefore, rssOpenBytes: rssOpen,
-            openSeconds: rounded(openSeconds, digits: 3), lastCompletedSeconds: report.lastCompletedSeconds,
+            openSeconds: Reporting.rounded(openSeconds, digits: 3), lastCompletedSeconds: report.lastCompletedSeconds,
             firstForfeitSeconds: report.firstForfeitSeconds, clientCompleted: report.completed,
             clientForfeits: report.forfeits, forfeitReasons: report.forfeitReasons, serverLastNodeError: counts.lastNodeError,
             serverLastMoveFailure: counts.lastMoveFailure, timeMode: options.evm ? (options.realTime ? "evm real" : "evm manual") : options.externalChain != nil ? "external" : options.realTime ? "real" : "manual",
-            seed: options.seed, build: buildConfiguration)
+            seed: options.seed, build: Reporting.buildConfiguration)
     }
 
     /// Manual chain time: whenever a game waits out a challenge window on chain, jump past it.

@@ -20,7 +20,7 @@ extension StandardInput {
     static func exitAtEndOfInput() {
         Thread {
             while readLine() != nil {}
-            writeToStandardError("game-server client: the parent closed stdin; exiting\n")
+            Terminal.writeError("game-server client: the parent closed stdin; exiting\n")
             exit(3)
         }.start()
     }

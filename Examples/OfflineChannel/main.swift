@@ -12,6 +12,7 @@
 
 import Foundation
 import ParleyChannel
+import DequeModule
 import ParleyCrypto
 import ParleyJournal
 
@@ -19,8 +20,8 @@ import ParleyJournal
 struct Peer {
     let name: String
     var engine: JournaledEngine
-    var inbox: [ChannelMessage] = []
-    var pendingDecisions: [IncomingProposal] = []
+    var inbox = Deque<ChannelMessage>()
+    var pendingDecisions = Deque<IncomingProposal>()
     /// Lost a simultaneous-proposal tie-break; retry once the other side has had its turn.
     var retryPending = false
 }
@@ -88,12 +89,11 @@ struct Exchange {
                 moved = true
             }
             for index in peers.indices {
-                while !peers[index].inbox.isEmpty {
-                    try input(.received(peers[index].inbox.removeFirst()), to: index)
+                while let message = peers[index].inbox.popFirst() {
+                    try input(.received(message), to: index)
                     moved = true
                 }
-                while !peers[index].pendingDecisions.isEmpty {
-                    let proposal = peers[index].pendingDecisions.removeFirst()
+                while let proposal = peers[index].pendingDecisions.popFirst() {
                     let decision = decide(proposal, me: peers[index].engine.engine.me)
                     try input(.decided(version: proposal.proposed.version, decision), to: index)
                     moved = true

@@ -62,7 +62,7 @@ package enum BenchPeer {
             case "quit":
                 Glibc.exit(0)
             default:
-                writeToStandardError("parley bench peer: unknown command \(command)\n")
+                Terminal.writeError("parley bench peer: unknown command \(command)\n")
             }
         }
         // The parent is gone. Every append was durable when acknowledged; nothing to flush.

@@ -50,8 +50,6 @@ package struct BenchRun {
     static let warmUp: Duration = .milliseconds(300)
     /// Opens in flight at once.
     static let openWindow = 100
-    /// Latency samples kept in the many-channel phase.
-    static let maxMultiSamples = 1_000_000
 
     private func say(_ line: String) {
         if narrate { print(line) }
@@ -81,8 +79,8 @@ package struct BenchRun {
                 "backend \(backend): sign \(Int(rates.sign))/s, verify \(Int(rates.verify))/s per thread, state hashing included; "
                     + "ceiling \(Int(ceiling)) updates/s")
             return BenchReport.Backend(
-                backend: backend.description, signPerSecond: rounded(rates.sign, digits: 1),
-                verifyPerSecond: rounded(rates.verify, digits: 1), cryptoCeilingPerSecond: rounded(ceiling, digits: 1))
+                backend: backend.description, signPerSecond: Reporting.rounded(rates.sign, digits: 1),
+                verifyPerSecond: Reporting.rounded(rates.verify, digits: 1), cryptoCeilingPerSecond: Reporting.rounded(ceiling, digits: 1))
         }
 
         // The channel phases' ratios are to the ceiling of the backend they run on: Ed25519's
@@ -99,7 +97,7 @@ package struct BenchRun {
         // 2. fsync of a small append, in the directory the journals live in.
         progress.set("fsync: 200 appends")
         let fsync = try Self.measureFsync(path: root + "/fsync-probe")
-        say("fsync: p50 \(rounded(fsync.p50, digits: 1)) µs, p99 \(rounded(fsync.p99, digits: 1)) µs (100-byte append + fsync, \(root))")
+        say("fsync: p50 \(Reporting.rounded(fsync.p50, digits: 1)) µs, p99 \(Reporting.rounded(fsync.p99, digits: 1)) µs (100-byte append + fsync, \(root))")
 
         // Chain, peer process and our node.
         progress.set("starting the devchain, the peer process and our node")
@@ -154,18 +152,18 @@ package struct BenchRun {
             await devchain.shutdown()
             progressTask?.cancel()
             await progressTask?.value
-            let totalSeconds = durationSeconds(ContinuousClock.now - started)
+            let totalSeconds = Reporting.seconds(ContinuousClock.now - started)
             return BenchReport(
-                cryptoCeilingPerSecond: rounded(phaseCeiling, digits: 1), signPerSecond: rounded(crypto.sign, digits: 1),
-                verifyPerSecond: rounded(crypto.verify, digits: 1), cores: cores, backends: backends,
-                fsyncMicrosP50: rounded(fsync.p50, digits: 1), fsyncMicrosP99: rounded(fsync.p99, digits: 1),
+                cryptoCeilingPerSecond: Reporting.rounded(phaseCeiling, digits: 1), signPerSecond: Reporting.rounded(crypto.sign, digits: 1),
+                verifyPerSecond: Reporting.rounded(crypto.verify, digits: 1), cores: cores, backends: backends,
+                fsyncMicrosP50: Reporting.rounded(fsync.p50, digits: 1), fsyncMicrosP99: Reporting.rounded(fsync.p99, digits: 1),
                 single: result.single, multi: result.multi, memory: result.memory,
                 targets: BenchReport.Targets(
                     multiRatioAtLeast60Percent: result.multi.ratioToCeiling >= 0.6,
                     singleAtLeast800PerSecondP99Under3ms: result.single.updatesPerSecond >= 800 && result.single.p99Micros < 3_000,
                     memoryAtMost4KiBPerChannel: result.memory.bytesPerChannel <= 4_096),
-                durability: durability.rawValue, channelBackend: backend.description, build: buildConfiguration, seconds: seconds,
-                totalSeconds: rounded(totalSeconds, digits: 1))
+                durability: durability.rawValue, channelBackend: backend.description, build: Reporting.buildConfiguration, seconds: seconds,
+                totalSeconds: Reporting.rounded(totalSeconds, digits: 1))
         } catch {
             peer.kill()
             await node?.shutDown()
@@ -183,7 +181,7 @@ package struct BenchRun {
 
     /// Phases 3 to 5, between our node and the peer process.
     private func measureChannels(
-        node: Node, peer: PipedChild, peerLines: inout AsyncStream<String>.Iterator, peerKey: PublicKey, peerSigner: SettlementAddress?,
+        node: Node, peer: PipedChild, peerLines: inout PipedChild.Lines.Iterator, peerKey: PublicKey, peerSigner: SettlementAddress?,
         peerAddress: SocketAddress, ceiling: Double, progress: BenchPhaseProgress
     ) async throws -> ChannelResults {
         let atStart = try await peerStats(peer, &peerLines, command: "stats", funded: 0)
@@ -194,8 +192,7 @@ package struct BenchRun {
         progress.set("single channel: paying for \(String(format: "%.1f", seconds)) s", counting: true)
         let warmEnd = ContinuousClock.now + Self.warmUp
         while ContinuousClock.now < warmEnd { try await single.pay(1) }
-        var latencies: [Double] = []
-        latencies.reserveCapacity(Int(seconds * 5_000))
+        var latencies = LatencyRecorder()
         let singleStart = ContinuousClock.now
         let singleEnd = singleStart + measured
         var now = singleStart
@@ -203,15 +200,15 @@ package struct BenchRun {
             let before = now
             try await single.pay(1)
             now = ContinuousClock.now
-            latencies.append(durationSeconds(now - before) * 1e6)
+            latencies.record(now - before)
             progress.tick()
         }
-        let singleSeconds = durationSeconds(now - singleStart)
+        let singleSeconds = Reporting.seconds(now - singleStart)
         let singleRate = Double(latencies.count) / singleSeconds
         let singleResult = BenchReport.Single(
-            updates: latencies.count, updatesPerSecond: rounded(singleRate, digits: 1),
-            p50Micros: rounded(percentile(latencies, 0.50), digits: 1), p99Micros: rounded(percentile(latencies, 0.99), digits: 1),
-            p999Micros: rounded(percentile(latencies, 0.999), digits: 1), ratioToCeiling: rounded(singleRate / ceiling, digits: 4))
+            updates: latencies.count, updatesPerSecond: Reporting.rounded(singleRate, digits: 1),
+            p50Micros: Reporting.rounded(latencies.micros(at: 0.50), digits: 1), p99Micros: Reporting.rounded(latencies.micros(at: 0.99), digits: 1),
+            p999Micros: Reporting.rounded(latencies.micros(at: 0.999), digits: 1), ratioToCeiling: Reporting.rounded(singleRate / ceiling, digits: 4))
         say(
             "single channel: \(Int(singleRate)) updates/s, p50 \(singleResult.p50Micros) µs, p99 \(singleResult.p99Micros) µs, "
                 + "p99.9 \(singleResult.p999Micros) µs (\(latencies.count) payments, \(durability.rawValue))")
@@ -222,45 +219,43 @@ package struct BenchRun {
         let openStart = ContinuousClock.now
         let many = try await Self.open(
             channels, node: node, peerKey: peerKey, peerSigner: peerSigner, peerAddress: peerAddress, progress: progress)
-        let openSeconds = durationSeconds(ContinuousClock.now - openStart)
+        let openSeconds = Reporting.seconds(ContinuousClock.now - openStart)
         let afterOpen = try await peerStats(peer, &peerLines, command: "stats", funded: 0)
         progress.set("many channels: \(channels) paying for \(String(format: "%.1f", seconds)) s", counting: true)
         let multiWarmEnd = ContinuousClock.now + Self.warmUp
         let multiEnd = multiWarmEnd + measured
-        let perChannelSamples = max(1, Self.maxMultiSamples / max(channels, 1))
-        let (multiCount, multiLatencies) = try await withThrowingTaskGroup(of: (Int, [Double]).self) { group in
+        // One recorder for every channel: a histogram each would cost far more memory.
+        let multiLatencies = Locked(LatencyRecorder())
+        let multiCount = try await withThrowingTaskGroup(of: Int.self) { group in
             for channel in many {
                 group.addTask {
-                    var samples: [Double] = []
                     var counted = 0
                     while true {
                         let before = ContinuousClock.now
-                        guard before < multiEnd else { return (counted, samples) }
+                        guard before < multiEnd else { return counted }
                         try await channel.pay(1)
                         let after = ContinuousClock.now
                         // Throughput: completions inside the window. Latency: payments wholly inside it.
                         if after >= multiWarmEnd, after <= multiEnd {
                             counted += 1
                             progress.tick()
-                            if before >= multiWarmEnd, samples.count < perChannelSamples {
-                                samples.append(durationSeconds(after - before) * 1e6)
+                            if before >= multiWarmEnd {
+                                multiLatencies.withLock { $0.record(after - before) }
                             }
                         }
                     }
                 }
             }
-            return try await group.reduce(into: (0, [Double]())) {
-                $0.0 += $1.0
-                $0.1 += $1.1
-            }
+            return try await group.reduce(0, +)
         }
+        let multiRecorded = multiLatencies.withLock { $0 }
         let multiRate = Double(multiCount) / seconds
         let multiResult = BenchReport.Multi(
-            channels: channels, updates: multiCount, updatesPerSecond: rounded(multiRate, digits: 1),
-            ratioToCeiling: rounded(multiRate / ceiling, digits: 4),
-            p50Micros: rounded(percentile(multiLatencies, 0.50), digits: 1),
-            p99Micros: rounded(percentile(multiLatencies, 0.99), digits: 1),
-            opensPerSecond: rounded(Double(channels) / openSeconds, digits: 1))
+            channels: channels, updates: multiCount, updatesPerSecond: Reporting.rounded(multiRate, digits: 1),
+            ratioToCeiling: Reporting.rounded(multiRate / ceiling, digits: 4),
+            p50Micros: Reporting.rounded(multiRecorded.micros(at: 0.50), digits: 1),
+            p99Micros: Reporting.rounded(multiRecorded.micros(at: 0.99), digits: 1),
+            opensPerSecond: Reporting.rounded(Double(channels) / openSeconds, digits: 1))
         say(
             "\(channels) channels: \(Int(multiRate)) updates/s = \(String(format: "%.1f", multiRate / ceiling * 100))% of the crypto ceiling, "
                 + "p50 \(multiResult.p50Micros) µs, p99 \(multiResult.p99Micros) µs (opened at \(Int(multiResult.opensPerSecond))/s)")
@@ -276,12 +271,12 @@ package struct BenchRun {
             idleChannels, node: node, peerKey: peerKey, peerSigner: peerSigner, peerAddress: peerAddress, progress: progress)
         progress.set("memory: waiting for the peer to see every channel funded")
         let after = try await peerStats(peer, &peerLines, command: "stats", funded: expected + idleChannels)
-        let idleSeconds = durationSeconds(ContinuousClock.now - idleStart)
+        let idleSeconds = Reporting.seconds(ContinuousClock.now - idleStart)
         let memory = BenchReport.Memory(
             channels: idleChannels,
-            bytesPerChannel: rounded(Double(after.rssBytes - before.rssBytes) / Double(idleChannels), digits: 0),
-            trimmedBytesPerChannel: rounded(Double(after.trimmedRssBytes - before.trimmedRssBytes) / Double(idleChannels), digits: 0),
-            rssBeforeBytes: before.rssBytes, rssAfterBytes: after.rssBytes, openSeconds: rounded(idleSeconds, digits: 2),
+            bytesPerChannel: Reporting.rounded(Double(after.rssBytes - before.rssBytes) / Double(idleChannels), digits: 0),
+            trimmedBytesPerChannel: Reporting.rounded(Double(after.trimmedRssBytes - before.trimmedRssBytes) / Double(idleChannels), digits: 0),
+            rssBeforeBytes: before.rssBytes, rssAfterBytes: after.rssBytes, openSeconds: Reporting.rounded(idleSeconds, digits: 2),
             peerRssAtStartBytes: atStart.rssBytes, peerRssAfterSingleBytes: afterSingle.rssBytes,
             peerRssAfterOpeningManyBytes: afterOpen.rssBytes, peerRssAfterManyBytes: afterMulti.rssBytes)
         say(
@@ -293,11 +288,11 @@ package struct BenchRun {
 
     /// Asks the peer for its memory once it holds `funded` funded channels (polling, up to 60 s).
     private func peerStats(
-        _ peer: PipedChild, _ lines: inout AsyncStream<String>.Iterator, command: String, funded: Int
+        _ peer: PipedChild, _ lines: inout PipedChild.Lines.Iterator, command: String, funded: Int
     ) async throws -> BenchPeerStats {
         let deadline = ContinuousClock.now + .seconds(60)
         while true {
-            peer.send(command)
+            try? peer.send(command)
             guard let line = await lines.next() else { throw BenchFailure("the peer process exited") }
             guard let stats = try? JSONDecoder().decode(BenchPeerStats.self, from: Data(line.utf8)) else {
                 throw BenchFailure("unexpected line from the peer: \(line)")
@@ -401,7 +396,7 @@ package struct BenchRun {
             calls += batch
             now = ContinuousClock.now
         } while now - start < duration
-        return (Double(calls) / durationSeconds(now - start), calls)
+        return (Double(calls) / Reporting.seconds(now - start), calls)
     }
 
     /// 200 appends of 100 bytes to a fresh file at `path`, each followed by fsync (after 10
@@ -418,8 +413,7 @@ package struct BenchRun {
             try? FileSystemPaths.remove(path)
         }
         let record = [UInt8](repeating: 0x5a, count: bytes)
-        var samples: [Double] = []
-        samples.reserveCapacity(appends)
+        var latencies = LatencyRecorder()
         for index in 0..<(appends + 10) {
             let before = ContinuousClock.now
             do {
@@ -428,9 +422,9 @@ package struct BenchRun {
             } catch {
                 throw BenchFailure("append + fsync to \(path) failed: \(error.reason)")
             }
-            if index >= 10 { samples.append(durationSeconds(ContinuousClock.now - before) * 1e6) }
+            if index >= 10 { latencies.record(ContinuousClock.now - before) }
         }
-        return (percentile(samples, 0.50), percentile(samples, 0.99))
+        return (latencies.micros(at: 0.50), latencies.micros(at: 0.99))
     }
 }
 
@@ -448,7 +442,7 @@ final class BenchPhaseProgress: Sendable {
     func tick() { count.add(1, ordering: .relaxed) }
 
     func show() async {
-        await showProgressLine(every: .milliseconds(250)) {
+        await Terminal.showProgressLine(every: .milliseconds(250)) {
             let (text, counting) = phase.withLock { $0 }
             guard !text.isEmpty else { return nil }
             return "  bench: " + text + (counting ? ": \(count.load(ordering: .relaxed))" : "")

@@ -68,7 +68,7 @@ package struct JournalBenchWorkload: Sendable {
             }
             try await group.waitForAll()
         }
-        let seconds = durationSeconds(start.duration(to: .now))
+        let seconds = Reporting.seconds(start.duration(to: .now))
         progress?.cancel()
         await progress?.value
         let after = journal.statistics
@@ -84,8 +84,8 @@ private enum JournalBenchProgress {
     static let quietPeriod = 0.5
 
     static func show(_ journal: Journal, baseline: Int, total: Int, start: ContinuousClock.Instant) async {
-        await showProgressLine(every: interval) {
-            let elapsed = durationSeconds(start.duration(to: .now))
+        await Terminal.showProgressLine(every: interval) {
+            let elapsed = Reporting.seconds(start.duration(to: .now))
             guard elapsed >= quietPeriod else { return nil }
             let done = journal.statistics.records - baseline
             return "\(done)/\(total) records, \(Int(Double(done) / elapsed)) records/s"
@@ -107,10 +107,10 @@ package struct JournalBenchResult: Encodable {
     init(writers: Int, records: Int, seconds: Double, syncs: Int, durability: Durability) {
         self.writers = writers
         self.records = records
-        self.seconds = rounded(seconds, digits: 6)
-        recordsPerSecond = rounded(seconds > 0 ? Double(records) / seconds : 0, digits: 1)
+        self.seconds = Reporting.rounded(seconds, digits: 6)
+        recordsPerSecond = Reporting.rounded(seconds > 0 ? Double(records) / seconds : 0, digits: 1)
         self.syncs = syncs
-        recordsPerSync = syncs > 0 ? rounded(Double(records) / Double(syncs), digits: 2) : nil
+        recordsPerSync = syncs > 0 ? Reporting.rounded(Double(records) / Double(syncs), digits: 2) : nil
         self.durability = durability.rawValue
     }
 
@@ -130,10 +130,10 @@ package struct JournalBenchResult: Encodable {
     }
 
     package var text: String {
-        let perSync = recordsPerSync.map { "\(plural(syncs, "fsync")), \($0) records per sync" }
+        let perSync = recordsPerSync.map { "\(Reporting.plural(syncs, "fsync")), \($0) records per sync" }
             ?? "no fsync (durability none: not crash-safe)"
         return """
-            \(plural(records, "record")) from \(plural(writers, "writer")) in \(String(format: "%.3f", seconds)) s: \
+            \(Reporting.plural(records, "record")) from \(Reporting.plural(writers, "writer")) in \(String(format: "%.3f", seconds)) s: \
             \(Int(recordsPerSecond)) records/s
             \(perSync)
             """

@@ -7,8 +7,6 @@ import ParleyTransport
 /// Echo round trips over real sessions between two loops of this process.
 package struct TransportBench {
     static let warmUp = Duration.milliseconds(300)
-    /// Latencies kept per session: enough for a stable p99 without unbounded memory.
-    static let maxSamplesPerSession = 200_000
 
     let sessions: Int
     let seconds: Double
@@ -47,27 +45,26 @@ package struct TransportBench {
         let message = [UInt8](repeating: 0x42, count: payload)
         let warmUpEnd = ContinuousClock.now + Self.warmUp
         let end = warmUpEnd + .nanoseconds(Int64(seconds * 1e9))
-        let counter = ProgressCounter()
+        let counter = RoundTripTally()
         let progress = isatty(STDERR_FILENO) != 0
             ? Task { await counter.show(from: warmUpEnd, until: end) } : nil
-        let perSession = try await withThrowingTaskGroup(of: [Duration].self) { group in
+        try await withThrowingTaskGroup(of: Void.self) { group in
             for session in dialed {
                 group.addTask {
                     try await pingPong(session, message: message, warmUpEnd: warmUpEnd, end: end, counter: counter)
                 }
             }
-            return try await group.reduce(into: [[Duration]]()) { $0.append($1) }
+            try await group.waitForAll()
         }
         progress?.cancel()
         await progress?.value
         for session in dialed { session.close(reason: "bench finished") }
         await listener.close()
 
-        var latencies = perSession.flatMap { $0 }
-        latencies.sort()
+        let latencies = counter.latencies
         return TransportBenchResult(
-            sessions: sessions, payloadBytes: payload, roundTrips: counter.total, seconds: seconds,
-            p50: percentile(latencies, 0.50), p99: percentile(latencies, 0.99))
+            sessions: sessions, payloadBytes: payload, roundTrips: latencies.count, seconds: seconds,
+            p50Micros: latencies.micros(at: 0.50), p99Micros: latencies.micros(at: 0.99))
     }
 }
 
@@ -81,21 +78,20 @@ private func echo(_ session: Session) async {
 /// One message in flight on `session` until `end`; round trips after `warmUpEnd` count.
 private func pingPong(
     _ session: Session, message: [UInt8], warmUpEnd: ContinuousClock.Instant, end: ContinuousClock.Instant,
-    counter: ProgressCounter
-) async throws -> [Duration] {
-    var samples: [Duration] = []
-    samples.reserveCapacity(1024)
+    counter: RoundTripTally
+) async throws {
+    var measured = 0
     var iterator = session.events.makeAsyncIterator()
     while true {
         let start = ContinuousClock.now
-        guard start < end else { return samples }
+        guard start < end else { return }
         try await session.send(message)
         guard case .message = await iterator.next() else {
-            throw TransportBenchError.sessionEnded(samples.count)
+            throw TransportBenchError.sessionEnded(measured)
         }
         if start >= warmUpEnd {
-            counter.add()
-            if samples.count < TransportBench.maxSamplesPerSession { samples.append(start.duration(to: .now)) }
+            measured += 1
+            counter.add(start.duration(to: .now))
         }
     }
 }
@@ -110,25 +106,22 @@ private enum TransportBenchError: Error, CustomStringConvertible {
     }
 }
 
-private func percentile(_ sorted: [Duration], _ fraction: Double) -> Duration {
-    guard !sorted.isEmpty else { return .zero }
-    return sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * fraction))]
-}
+/// The measured round trips of every session, and the progress line drawn from their count.
+private final class RoundTripTally: Sendable {
+    private let recorded = Locked(LatencyRecorder())
 
-/// Counts measured round trips across sessions, and draws the progress line.
-private final class ProgressCounter: Sendable {
-    private let count = Locked(0)
+    func add(_ latency: Duration) { recorded.withLock { $0.record(latency) } }
 
-    func add() { count.withLock { $0 += 1 } }
+    var latencies: LatencyRecorder { recorded.withLock { $0 } }
 
-    var total: Int { count.withLock { $0 } }
+    var total: Int { recorded.withLock { $0.count } }
 
     func show(from start: ContinuousClock.Instant, until end: ContinuousClock.Instant) async {
-        await showProgressLine(every: .milliseconds(250)) {
+        await Terminal.showProgressLine(every: .milliseconds(250)) {
             let now = ContinuousClock.now
             guard now > start else { return nil }
-            let elapsed = durationSeconds(start.duration(to: min(now, end)))
-            let left = max(0, durationSeconds(now.duration(to: end)))
+            let elapsed = Reporting.seconds(start.duration(to: min(now, end)))
+            let left = max(0, Reporting.seconds(now.duration(to: end)))
             return String(format: "%d round trips, %.0f/s, %.1f s left", total, Double(total) / elapsed, left)
         }
     }
@@ -145,20 +138,20 @@ package struct TransportBenchResult: Encodable {
     var p99Micros: Double
     var build: String
 
-    init(sessions: Int, payloadBytes: Int, roundTrips: Int, seconds: Double, p50: Duration, p99: Duration) {
+    init(sessions: Int, payloadBytes: Int, roundTrips: Int, seconds: Double, p50Micros: Double, p99Micros: Double) {
         self.sessions = sessions
         self.payloadBytes = payloadBytes
         self.roundTrips = roundTrips
         self.seconds = seconds
-        roundTripsPerSecond = rounded(Double(roundTrips) / seconds, digits: 1)
-        p50Micros = rounded(durationSeconds(p50) * 1e6, digits: 1)
-        p99Micros = rounded(durationSeconds(p99) * 1e6, digits: 1)
-        build = buildConfiguration
+        roundTripsPerSecond = Reporting.rounded(Double(roundTrips) / seconds, digits: 1)
+        self.p50Micros = Reporting.rounded(p50Micros, digits: 1)
+        self.p99Micros = Reporting.rounded(p99Micros, digits: 1)
+        build = Reporting.buildConfiguration
     }
 
     package var text: String {
         """
-        \(plural(sessions, "session")), \(payloadBytes)-byte messages, \(String(format: "%.1f", seconds)) s (\(build) build): \
+        \(Reporting.plural(sessions, "session")), \(payloadBytes)-byte messages, \(String(format: "%.1f", seconds)) s (\(build) build): \
         \(Int(roundTripsPerSecond)) encrypted round trips/s
         one round trip: p50 \(p50Micros) µs, p99 \(p99Micros) µs
         """

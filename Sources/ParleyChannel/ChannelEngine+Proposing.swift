@@ -11,8 +11,7 @@ extension ChannelEngine {
             failQueued(.refused(.updateAfterFinal), into: &effects)
             return
         }
-        while phase == .idle, !yieldingAfterTie, !queue.isEmpty {
-            let request = queue.removeFirst()
+        while phase == .idle, !yieldingAfterTie, let request = queue.popFirst() {
             let next: ChannelState
             do { next = try successor(for: request.intent) } catch {
                 effects.append(.notify(.updateFailed(request.id, .refused(error))))
@@ -96,7 +95,7 @@ extension ChannelEngine {
         }
         // Both proposed at once and both proposals are burned. The first seat
         // retries at once; the second waits, so the retries do not collide again.
-        queue.insert((pending.id, pending.intent), at: 0)
+        queue.prepend((pending.id, pending.intent))
         if me == .second {
             yieldingAfterTie = true
             effects.append(.scheduleRetry)
@@ -116,7 +115,7 @@ extension ChannelEngine {
         guard let pending = outgoing else { return }
         outgoing = nil
         effects.append(.journal(.aborted(version: pending.version)))
-        queue.insert((pending.id, pending.intent), at: 0)
+        queue.prepend((pending.id, pending.intent))
     }
 
     mutating func failQueued(_ failure: UpdateFailure, into effects: inout [Effect]) {

@@ -1,3 +1,4 @@
+import DequeModule
 import ParleyCrypto
 import ParleyWire
 
@@ -50,7 +51,7 @@ public struct ChannelEngine: Sendable {
     /// The peer's proposal waiting for our update handler.
     var incoming: Incoming?
     /// Local update requests not yet proposed, oldest first.
-    var queue: [(id: UpdateID, intent: UpdateIntent)] = []
+    var queue = Deque<(id: UpdateID, intent: UpdateIntent)>()
     /// We lost a simultaneous-proposal tie-break and wait for `.retryDue`.
     var yieldingAfterTie = false
     var link: Link = .up

@@ -6,6 +6,7 @@ import ParleyDevchain
 import ParleyEthereum
 import ParleyLocks
 import ParleySettlement
+import ParleySubprocess
 import ParleyWire
 
 /// Runs drills with real processes: a chain with manual time (a `parley devchain`, or the
@@ -62,7 +63,7 @@ final class NodeChild: @unchecked Sendable {
     let name: String
     let executable: String
     private(set) var arguments: [String]
-    private(set) var child: ChildProcess
+    private(set) var child: PipedChild
     private(set) var listening = ""
     /// Index of the next stdout line not yet looked at for events.
     private var cursor = 0
@@ -73,7 +74,7 @@ final class NodeChild: @unchecked Sendable {
         self.name = name
         self.executable = executable
         self.arguments = arguments
-        child = try ChildProcess(executable: executable, arguments: arguments)
+        child = try PipedChild(executable: executable, arguments: arguments, standardError: .capture)
     }
 
     /// Waits for the `ready` line and pins the port for restarts.
@@ -97,12 +98,12 @@ final class NodeChild: @unchecked Sendable {
     /// Starts the node again with the same key, journal and port.
     func restart() async throws {
         collectEvents()
-        child = try ChildProcess(executable: executable, arguments: arguments)
+        child = try PipedChild(executable: executable, arguments: arguments, standardError: .capture)
         cursor = 0
         try await waitUntilReady()
     }
 
-    var isRunning: Bool { child.process.isRunning }
+    var isRunning: Bool { child.isRunning }
 
     /// Sends one command (the console's word form) as a typed request and returns its
     /// answer, told from other answers by its id.
@@ -173,7 +174,7 @@ final class DrillRun: @unchecked Sendable {
     private var timeline: [TimelineEntry] = []
     private var steps: [DrillResult.StepResult] = []
     private var nodes: [String: NodeChild] = [:]
-    private var devchain: ChildProcess?
+    private var devchain: PipedChild?
     private var evm: LocalEVM?
     private var chain: (any SettlementAdapter)?
     private var closeChain: @Sendable () async -> Void = {}
@@ -334,9 +335,10 @@ final class DrillRun: @unchecked Sendable {
 
     /// A `parley devchain --manual-time` child; answers the nodes' chain arguments.
     private func startDevchain(_ random: inout SeededRandom) async throws -> [String] {
-        let daemon = try ChildProcess(
+        let daemon = try PipedChild(
             executable: options.executable,
-            arguments: ["devchain", "--listen", "127.0.0.1:0", "--data", root + "/chain", "--manual-time", "--json", "--stop-on-eof"])
+            arguments: ["devchain", "--listen", "127.0.0.1:0", "--data", root + "/chain", "--manual-time", "--json", "--stop-on-eof"],
+            standardError: .capture)
         devchain = daemon
         guard let (line, _) = await daemon.line(from: 0, within: .seconds(30), where: { $0.contains("listening") }),
             let ready = try? JSONDecoder().decode(DevchainReady.self, from: Data(line.utf8))
@@ -386,7 +388,7 @@ final class DrillRun: @unchecked Sendable {
     private func tearDown() async {
         for node in nodes.values where node.isRunning {
             _ = try? await node.command("quit", timeout: .seconds(10))
-            await node.child.finish(within: .seconds(5))
+            await node.child.stop(saying: nil, timeout: .seconds(5))
         }
         chainFollower?.cancel()
         await closeChain()

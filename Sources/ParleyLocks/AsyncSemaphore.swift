@@ -1,9 +1,11 @@
+import DequeModule
+
 /// A counting semaphore for async code: `acquire` suspends (never blocks a thread) until a
 /// permit is free; waiters get permits in arrival order. With one permit it is a lock that
 /// may be held across `await`s, which an actor alone is not (it is reentrant).
 public actor AsyncSemaphore {
     private var available: Int
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+    private var waiters = Deque<CheckedContinuation<Void, Never>>()
 
     public init(permits: Int) {
         available = permits
@@ -18,10 +20,10 @@ public actor AsyncSemaphore {
     }
 
     public func release() {
-        if waiters.isEmpty {
-            available += 1
+        if let next = waiters.popFirst() {
+            next.resume()
         } else {
-            waiters.removeFirst().resume()
+            available += 1
         }
     }
 }

@@ -1,3 +1,4 @@
+import DequeModule
 import ParleyChannel
 import ParleyCrypto
 import ParleyGames
@@ -67,7 +68,7 @@ final class Mallory: @unchecked Sendable {
     /// Channel ids in the order she learned them (dictionary order is not stable).
     var order: [ChannelID] = []
     var link: Int?
-    var inbox: [[UInt8]] = []
+    var inbox = Deque<[UInt8]>()
     var openProposals: [OpenProposal] = []
     var declineFinals = false
     /// Final states she countersigned in secret and answered "declined".
@@ -134,8 +135,8 @@ final class Mallory: @unchecked Sendable {
     /// Handles up to `limit` waiting messages the way the protocol says, deciding proposals by `decide`.
     func follow(limit: Int) {
         count(.follow)
-        for _ in 0..<min(limit, inbox.count) {
-            let bytes = inbox.removeFirst()
+        for _ in 0..<limit {
+            guard let bytes = inbox.popFirst() else { break }
             guard let message = try? ChannelMessage(wireBytes: bytes) else { continue }
             archive(message)
             if case let .openProposal(proposal) = message {
@@ -198,9 +199,9 @@ final class Mallory: @unchecked Sendable {
     /// Runs her engine on `input` and performs its effects.
     private func feed(_ id: ChannelID, _ input: EngineInput) {
         guard var engine = channels[id]?.engine else { return }
-        var pending: [EngineInput] = [input]
-        while !pending.isEmpty {
-            let effects = engine.handle(pending.removeFirst())
+        var pending: Deque<EngineInput> = [input]
+        while let next = pending.popFirst() {
+            let effects = engine.handle(next)
             // The engine is hers alone; the states she keeps are written straight into
             // `channels` (by `keep`), so no stale copy of the channel is written back.
             channels[id]?.engine = engine

@@ -1,3 +1,4 @@
+import DequeModule
 import ParleyLocks
 import ParleySettlement
 
@@ -153,7 +154,7 @@ private actor SelfTestLedger {
 
 /// A one-slot mailbox bridged with a checked continuation: one receiver waits, senders queue.
 private actor SelfTestMailbox {
-    private var queued: [String] = []
+    private var queued = Deque<String>()
     private var waiter: CheckedContinuation<String?, Never>?
     private var closed = false
 
@@ -168,7 +169,7 @@ private actor SelfTestMailbox {
 
     /// The next message; nil once closed and drained.
     func receive() async -> String? {
-        if !queued.isEmpty { return queued.removeFirst() }
+        if let message = queued.popFirst() { return message }
         if closed { return nil }
         return await withCheckedContinuation { waiter = $0 }
     }

@@ -1,3 +1,4 @@
+import DequeModule
 import ParleyCrypto
 import ParleyWire
 import ParleyLocks
@@ -217,8 +218,7 @@ public final class Session: @unchecked Sendable {
 
     private let outboxLock = PThreadLock()
     // Guarded by outboxLock:
-    private var outbox: [OutgoingFrame] = []
-    private var outboxHead = 0
+    private var outbox = Deque<OutgoingFrame>()
     /// Wire bytes of the frames in the outbox (sealed or not yet).
     private var outboxBytes = 0
     /// A flush is registered with the loop (or on its way there); no further wake-up is needed.
@@ -404,7 +404,7 @@ public final class Session: @unchecked Sendable {
     /// Registers a flush for the end of this loop iteration if frames wait and none is due.
     private func requestFlushOnLoop() {
         outboxLock.withLock {
-            guard !flushRequested, outboxHead < outbox.count else { return }
+            guard !flushRequested, !outbox.isEmpty else { return }
             flushRequested = true
             connection.eventLoop.flushBeforeNextPoll(self)
         }
@@ -422,14 +422,18 @@ public final class Session: @unchecked Sendable {
             let queued = connection.bytesQueued
             let high = connection.watermarks.high
             var taken = 0
-            var end = outboxHead
-            while end < outbox.count && queued + taken < high {
-                taken += outbox[end].frameBytes
-                end += 1
+            var count = 0
+            for frame in outbox {
+                guard queued + taken < high else { break }
+                taken += frame.frameBytes
+                count += 1
             }
-            let frames = Array(outbox[outboxHead..<end])
-            outboxHead = end
-            outbox.compactConsumed(head: &outboxHead, minimum: 0, keepingCapacityUpTo: Self.retainedOutboxCapacity)
+            let frames = Array(outbox.prefix(count))
+            if count == outbox.count {
+                outbox.removeAll(keepingCapacity: count <= Self.retainedOutboxCapacity)
+            } else {
+                outbox.removeFirst(count)
+            }
             if !frames.isEmpty { flushCount += 1 }
             return frames
         }
@@ -549,10 +553,9 @@ public final class Session: @unchecked Sendable {
             sendClosedReason = reason
             defer {
                 outbox = []
-                outboxHead = 0
                 outboxBytes = 0
             }
-            return Array(outbox[outboxHead...])
+            return Array(outbox)
         }
         for frame in dropped { frame.waiter?.resume(throwing: SessionError.closed(reason)) }
         livenessTimer?.cancel()

@@ -1,3 +1,4 @@
+import DequeModule
 import ParleyLocks
 import ParleyWire
 
@@ -34,8 +35,7 @@ final class SessionInbox: @unchecked Sendable {
     private let lock = PThreadLock()
     private let highWater: Int
     private let lowWater: Int
-    private var queue: [SessionEvent] = []  // guarded by lock
-    private var head = 0
+    private var queue = Deque<SessionEvent>()  // guarded by lock
     private var bytes = 0
     private var isPaused = false
     private var isFinished = false
@@ -127,12 +127,11 @@ final class SessionInbox: @unchecked Sendable {
     func takeMessages() -> [[UInt8]] {
         let (messages, resume) = lock.withLock { () -> ([[UInt8]], Bool) in
             var messages: [[UInt8]] = []
-            var rest: [SessionEvent] = []
-            for event in queue[head...] {
+            var rest = Deque<SessionEvent>()
+            for event in queue {
                 if case let .message(bytes) = event { messages.append(bytes) } else { rest.append(event) }
             }
             queue = rest
-            head = 0
             bytes = 0
             let resume = isPaused
             isPaused = false
@@ -145,10 +144,7 @@ final class SessionInbox: @unchecked Sendable {
     /// The oldest buffered event, if any, and whether taking it drained the inbox to the
     /// low-water mark while reading was paused (call with the lock held).
     private func takeBuffered() -> (SessionEvent?, Bool) {
-        guard head < queue.count else { return (nil, false) }
-        let event = queue[head]
-        head += 1
-        queue.compactConsumed(head: &head, minimum: 1024)
+        guard let event = queue.popFirst() else { return (nil, false) }
         bytes -= Self.size(of: event)
         let resume = isPaused && bytes <= lowWater
         if resume { isPaused = false }

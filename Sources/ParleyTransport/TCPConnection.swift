@@ -1,4 +1,5 @@
 import CLibUV
+import DequeModule
 import Synchronization
 
 /// An open TCP stream on an `EventLoop`.
@@ -61,7 +62,7 @@ public final class TCPConnection: @unchecked Sendable {
     private var onClose: (@Sendable (TCPCloseReason) -> Void)?
     private var wantsToRead = false
     private var isReading = false
-    private var waitingSends: [WaitingSend] = []
+    private var waitingSends = Deque<WaitingSend>()
     private var closeWaiters: [CheckedContinuation<TCPCloseReason, Never>] = []
     /// Called (loop thread) when write completions bring `bytesQueued` down to the
     /// low-water mark: a ``Session`` that holds frames back above the high-water mark
@@ -284,8 +285,7 @@ public final class TCPConnection: @unchecked Sendable {
     }
 
     private func admitWaitingSends() {
-        while case .open = state, !waitingSends.isEmpty, bytesQueued < watermarks.high {
-            let next = waitingSends.removeFirst()
+        while case .open = state, bytesQueued < watermarks.high, let next = waitingSends.popFirst() {
             next.accepted(write(next.bytes))
         }
     }

@@ -8,6 +8,9 @@ public struct FrameDecoder: Sendable {
     /// The largest payload length accepted. May be raised (or lowered) between frames,
     /// for example from the handshake's limit to the session's, keeping buffered bytes.
     public var maxFrameBytes: Int
+    /// An array with a consumed-prefix index rather than a `Deque`: each payload leaves as
+    /// one contiguous copy, whereas a ring buffer that wrapped would copy it byte by byte
+    /// (`Array(deque[range])` goes through the slice's iterator).
     private var buffer: [UInt8] = []
     private var consumed = 0
 
@@ -37,8 +40,20 @@ public struct FrameDecoder: Sendable {
         let start = consumed + header
         let payload = Array(buffer[start..<start + length])
         consumed = start + length
-        buffer.compactConsumed(head: &consumed, minimum: 4096)
+        dropConsumed()
         return payload
+    }
+
+    /// Forgets the consumed bytes once they are all of the buffer, or more than 4 KiB and
+    /// more than half of it, so appending and consuming both stay amortised O(1).
+    private mutating func dropConsumed() {
+        if consumed == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            consumed = 0
+        } else if consumed > 4096 && consumed * 2 > buffer.count {
+            buffer.removeFirst(consumed)
+            consumed = 0
+        }
     }
 }
 

@@ -18,7 +18,7 @@ func jsonLine(_ value: some Encodable) throws -> String {
 
 /// Reports `message` on stderr as `parley <command>: message`; throw the result to exit 1.
 func failure(_ command: String, _ message: String) -> ExitCode {
-    writeToStandardError("parley \(command): \(message)\n")
+    Terminal.writeError("parley \(command): \(message)\n")
     return ExitCode.failure
 }
 

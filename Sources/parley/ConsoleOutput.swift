@@ -25,7 +25,7 @@ final class ConsoleOutput: Sendable {
 
     private func encoded(_ value: some Encodable) -> String? {
         do { return try ControlCodec.line(value) } catch {
-            writeToStandardError("parley node: cannot encode output: \(error)\n")
+            Terminal.writeError("parley node: cannot encode output: \(error)\n")
             return nil
         }
     }

@@ -62,7 +62,7 @@ struct CtlCommand: ParsableCommand {
         let path = String(control.dropFirst("unix:".count))
         let client: ControlClient
         do { client = try ControlClient.connect(path: path, timeout: .seconds(5)) } catch {
-            writeToStandardError("parley ctl: \(error)\n")
+            Terminal.writeError("parley ctl: \(error)\n")
             throw ExitCode(2)
         }
         let limit = Duration.milliseconds(Int64((timeout * 1000).rounded()))
@@ -72,7 +72,7 @@ struct CtlCommand: ParsableCommand {
                 Self.output(json ? (try? ControlCodec.line(event)) ?? "" : ControlText.render(event))
             }
         } catch {
-            writeToStandardError("parley ctl: \(error)\n")
+            Terminal.writeError("parley ctl: \(error)\n")
             throw ExitCode(2)
         }
         if json {
@@ -80,7 +80,7 @@ struct CtlCommand: ParsableCommand {
         } else if response.ok {
             Self.output(ControlText.render(response))
         } else {
-            writeToStandardError(ControlText.render(response) + "\n")
+            Terminal.writeError(ControlText.render(response) + "\n")
         }
         guard response.ok else { throw ExitCode.failure }
         if request.command == .subscribe {
@@ -88,7 +88,7 @@ struct CtlCommand: ParsableCommand {
                 let line: String
                 do { line = try client.nextLine(before: .now + .seconds(86_400)) } catch {
                     if case .timeout = error { continue }
-                    writeToStandardError("parley ctl: \(error)\n")
+                    Terminal.writeError("parley ctl: \(error)\n")
                     throw ExitCode(2)
                 }
                 if case let .event(event)? = try? ControlCodec.decodeLine(line) {

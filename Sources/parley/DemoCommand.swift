@@ -228,12 +228,11 @@ struct DemoRun {
         let silentAt = options.dispute == .silent ? options.payments / 2 : options.payments
         let keepAt = max(1, options.payments / 10)
         var stale: SignedState?
-        var latencies: [Double] = []
-        latencies.reserveCapacity(options.payments)
+        var latencies = LatencyRecorder()
         let done = Atomic<Int>(0)
         let total = options.payments
         let progress = Task {
-            await showProgressLine(every: .milliseconds(200)) {
+            await Terminal.showProgressLine(every: .milliseconds(200)) {
                 let count = done.load(ordering: .relaxed)
                 return count == 0 ? nil : "  payments: \(count)/\(total)"
             }
@@ -251,18 +250,18 @@ struct DemoRun {
                 break
             }
             lastCommit = ContinuousClock.now
-            latencies.append(durationSeconds(lastCommit - before) * 1e6)
+            latencies.record(lastCommit - before)
             done.store(index, ordering: .relaxed)
             if index == keepAt, options.dispute == .cheat { stale = try channel.status.latest }
         }
-        let seconds = durationSeconds(lastCommit - started)
+        let seconds = Reporting.seconds(lastCommit - started)
         progress.cancel()
         await progress.value
         let committed = latencies.count
         let signedVersion = try channel.status.latest.version
         let perSecond = seconds > 0 ? Double(committed) / seconds : 0
-        say("\(plural(committed, "payment")) in \(String(format: "%.2f", seconds)) s: \(Int(perSecond)) updates/s, "
-            + "p50 \(Int(percentile(latencies, 0.50))) µs, p99 \(Int(percentile(latencies, 0.99))) µs; latest fully-signed version \(signedVersion)")
+        say("\(Reporting.plural(committed, "payment")) in \(String(format: "%.2f", seconds)) s: \(Int(perSecond)) updates/s, "
+            + "p50 \(Int(latencies.micros(at: 0.50))) µs, p99 \(Int(latencies.micros(at: 0.99))) µs; latest fully-signed version \(signedVersion)")
 
         var staleVersion: UInt64?
         switch options.dispute {
@@ -318,12 +317,12 @@ struct DemoRun {
             + "(sum \(payout.alice + payout.bob) of \(2 * options.deposit) deposited)")
         say("Check the journals: parley journal verify \(aliceDirectory)")
         return DemoResult(
-            payments: committed, seconds: rounded(seconds, digits: 3), updatesPerSecond: rounded(perSecond, digits: 1),
-            p50Micros: rounded(percentile(latencies, 0.50), digits: 1), p99Micros: rounded(percentile(latencies, 0.99), digits: 1),
+            payments: committed, seconds: Reporting.rounded(seconds, digits: 3), updatesPerSecond: Reporting.rounded(perSecond, digits: 1),
+            p50Micros: Reporting.rounded(latencies.micros(at: 0.50), digits: 1), p99Micros: Reporting.rounded(latencies.micros(at: 0.99), digits: 1),
             finalVersion: finalVersion, settledVersion: settledVersion, payout: payout, deposits: options.deposit,
             dispute: options.dispute, staleVersion: staleVersion, chain: chain.name,
             journals: ["alice": aliceDirectory, "bob": bobDirectory], durability: policy.durability.rawValue,
-            build: buildConfiguration)
+            build: Reporting.buildConfiguration)
     }
 
     /// `--data`, checked to hold no journals yet, or a fresh temporary directory.

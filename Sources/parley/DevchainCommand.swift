@@ -155,7 +155,7 @@ struct DevchainCommand: AsyncParsableCommand {
                 listen: try SocketAddress(listen), dataDirectory: data, challengeDefault: challengeDefault,
                 timeMode: manualTime ? .manual : .blocks(milliseconds: blockTime ?? DevchainTimeMode.defaultBlockMilliseconds),
                 identity: try identity.map { path throws(KeyFileError) in try KeyFile.load(from: path) } ?? Devchain.wellKnownIdentity,
-                allowFaucet: allowFaucet, allowTimeTravel: allowTimeTravel, apps: GameRules.all, log: { writeToStandardError("parley devchain: \($0)\n") })
+                allowFaucet: allowFaucet, allowTimeTravel: allowTimeTravel, apps: GameRules.all, log: { Terminal.writeError("parley devchain: \($0)\n") })
             configuration.onFatal = { stop.trigger(.fatal($0)) }
             if let chainID { configuration.domain = try SettlementDomain(chainID: chainID) }
             server = try await DevchainServer.start(configuration, loop: loop)
@@ -164,7 +164,7 @@ struct DevchainCommand: AsyncParsableCommand {
             throw failure("devchain", "\(error)")
         }
         if stopOnEOF { stop.watchStandardInput() }
-        writeToStandardError(Self.accessNote(server))
+        Terminal.writeError(Self.accessNote(server))
         try announce(server)
         try await DaemonService.run(stop: stop) {
             let reason = await stop.wait()
@@ -175,9 +175,9 @@ struct DevchainCommand: AsyncParsableCommand {
             loop.shutdown()
             switch reason {
             case .signal:
-                writeToStandardError("parley devchain: stopped by a signal at chain time \(server.now.seconds)\n")
+                Terminal.writeError("parley devchain: stopped by a signal at chain time \(server.now.seconds)\n")
             case .inputClosed, .quit:
-                writeToStandardError("parley devchain: standard input closed; stopped at chain time \(server.now.seconds)\n")
+                Terminal.writeError("parley devchain: standard input closed; stopped at chain time \(server.now.seconds)\n")
             case let .fatal(why):
                 throw failure("devchain", "stopped: \(why)")
             }

@@ -69,12 +69,12 @@ struct DrillCommand: AsyncParsableCommand {
         runner.onEntry = { entry in
             guard showProgress else { return }
             let who = entry.to.map { "\(entry.from) → \($0)" } ?? entry.from
-            writeToStandardError(String("\r\u{1B}[2K  t=\(entry.time) \(who): \(entry.text)".prefix(150)))
+            Terminal.writeError(String("\r\u{1B}[2K  t=\(entry.time) \(who): \(entry.text)".prefix(150)))
         }
         var results: [DrillResult] = []
         for drill in drills {
             let result = await runner.run(drill)
-            if showProgress { writeToStandardError("\r\u{1B}[2K") }
+            if showProgress { Terminal.writeError("\r\u{1B}[2K") }
             if !json { print(result.text) }
             results.append(result)
         }
@@ -89,7 +89,7 @@ struct DrillCommand: AsyncParsableCommand {
         }
         if json { try printJSON(results) }
         let failed = results.filter { !$0.passed }
-        if !json { print("\(results.count - failed.count) of \(plural(results.count, "drill")) passed") }
+        if !json { print("\(results.count - failed.count) of \(Reporting.plural(results.count, "drill")) passed") }
         if !failed.isEmpty { throw ExitCode.failure }
     }
 

@@ -134,7 +134,7 @@ struct EvmDevnetCommand: AsyncParsableCommand {
     }
 
     private func failure(_ message: String) -> ExitCode {
-        writeToStandardError("parley evm devnet: \(message)\n")
+        Terminal.writeError("parley evm devnet: \(message)\n")
         return ExitCode.failure
     }
 }
@@ -183,7 +183,7 @@ struct EvmDeployCommand: AsyncParsableCommand {
     }
 
     private func failure(_ message: String) -> ExitCode {
-        writeToStandardError("parley evm deploy: \(message)\n")
+        Terminal.writeError("parley evm deploy: \(message)\n")
         return ExitCode.failure
     }
 }

@@ -104,8 +104,8 @@ extension JournalCommand {
         }
 
         private func printText(_ journal: JournalSummary) {
-            print("journal \(directory): \(plural(journal.records, "record")) in \(plural(journal.segments, "segment")), "
-                + plural(journal.channels.count, "channel"))
+            print("journal \(directory): \(Reporting.plural(journal.records, "record")) in \(Reporting.plural(journal.segments, "segment")), "
+                + Reporting.plural(journal.channels.count, "channel"))
             if journal.truncatedTail { print("torn tail present: it will be removed when a node next opens this journal") }
             for summary in journal.channels {
                 print("")
@@ -144,8 +144,8 @@ extension JournalCommand {
             } else if let violation = report.violation {
                 print("FAILED: \(violation)" + (report.location.map { " (\($0))" } ?? ""))
             } else {
-                print("ok: \(plural(report.records, "record")), \(plural(report.channels, "channel")), "
-                    + plural(report.segments, "segment"))
+                print("ok: \(Reporting.plural(report.records, "record")), \(Reporting.plural(report.channels, "channel")), "
+                    + Reporting.plural(report.segments, "segment"))
                 if report.truncatedTail {
                     print("torn tail present: it will be removed when a node next opens this journal")
                 }

@@ -32,7 +32,7 @@ struct MetricsOption: ParsableArguments {
     func serve(_ backend: PrometheusBackend?, loop: EventLoop, command: String) async throws -> MetricsHTTPServer? {
         guard let backend, let metrics else { return nil }
         let server = try await MetricsHTTPServer.start(on: try SocketAddress(metrics), loop: loop) { backend.render() }
-        writeToStandardError("parley \(command): metrics at http://\(server.address)/metrics\n")
+        Terminal.writeError("parley \(command): metrics at http://\(server.address)/metrics\n")
         return server
     }
 }

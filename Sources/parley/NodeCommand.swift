@@ -166,7 +166,7 @@ struct NodeCommand: AsyncParsableCommand {
         help: ArgumentHelp(
             "How long our proposal may go unanswered before the peer counts as silent (then we exit on chain).",
             valueName: "seconds"))
-    var proposalTimeout: Double = durationSeconds(NodePolicy.defaultProposalTimeout)
+    var proposalTimeout: Double = Reporting.seconds(NodePolicy.defaultProposalTimeout)
 
     @Option(
         name: .long,
@@ -181,9 +181,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "How long the peer may stay disconnected, while we have funds in a channel, before we exit on chain (default \(durationSeconds(WatcherPolicy.defaultDisconnectGrace)) s).",
+            "How long the peer may stay disconnected, while we have funds in a channel, before we exit on chain (default \(Reporting.seconds(WatcherPolicy.defaultDisconnectGrace)) s).",
             valueName: "seconds"))
-    var disconnectGrace: Double = durationSeconds(WatcherPolicy.defaultDisconnectGrace)
+    var disconnectGrace: Double = Reporting.seconds(WatcherPolicy.defaultDisconnectGrace)
 
     @Flag(name: .long, help: "Log at info level on stderr (default: warnings and errors only).")
     var verbose = false
@@ -318,11 +318,11 @@ struct NodeCommand: AsyncParsableCommand {
         }
         try await DaemonService.run(stop: stop) {
             let reason = await stop.wait()
-            if case .signal = reason { writeToStandardError("parley node: signalled to stop: shutting down\n") }
+            if case .signal = reason { Terminal.writeError("parley node: signalled to stop: shutting down\n") }
             let stage = Locked("closing the control socket")
             let watchdog = Task.detached {
                 try await Task.sleep(for: Self.shutdownGrace)
-                writeToStandardError(
+                Terminal.writeError(
                     "parley node: still \(stage.withLock { $0 }) after \(Self.shutdownGrace); exiting anyway (the journal is durable)\n")
                 Foundation.exit(1)
             }

@@ -29,7 +29,7 @@ struct ParleyCLI: AsyncParsableCommand {
         let names = configuration.subcommands.map { $0._commandName } + ["help"]
         if let first = arguments.first, !first.hasPrefix("-"), !names.contains(first) {
             let guess = ControlCodec.closest(to: first, among: names)
-            writeToStandardError(
+            Terminal.writeError(
                 "parley: unknown command '\(first)'" + (guess.map { "; did you mean '\($0)'?" } ?? "")
                     + " (`parley --help` lists the commands)\n")
             Foundation.exit(64)

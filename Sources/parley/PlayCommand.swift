@@ -1,4 +1,5 @@
 import ArgumentParser
+import DequeModule
 import Foundation
 import Logging
 import ParleyChannel
@@ -229,7 +230,7 @@ struct PlayFailure: Error, CustomStringConvertible {
 /// Stdin lines, shared by the turn loop and the on-chain move handler: whoever asks next
 /// gets the next line.
 final class LineSource: Sendable {
-    private let buffer = Locked<(lines: [String], ended: Bool)>(([], false))
+    private let buffer = Locked<(lines: Deque<String>, ended: Bool)>(([], false))
 
     init(_ stream: AsyncStream<String>) {
         Task { [self] in
@@ -242,7 +243,7 @@ final class LineSource: Sendable {
     func next() async -> String? {
         while true {
             let (line, ended) = buffer.withLock { state -> (String?, Bool) in
-                state.lines.isEmpty ? (nil, state.ended) : (state.lines.removeFirst(), false)
+                state.lines.popFirst().map { ($0, false) } ?? (nil, state.ended)
             }
             if let line { return line }
             if ended { return nil }

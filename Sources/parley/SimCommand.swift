@@ -108,11 +108,11 @@ struct SimCommand: AsyncParsableCommand {
                     ) { progress in
                         guard Date().timeIntervalSince(lastShown) >= 1 else { return }
                         lastShown = Date()
-                        let line = "\(plural(progress.schedules, "schedule")) in \(Int(progress.elapsed)) s (seed \(progress.lastSeed))"
-                        writeToStandardError(interactive ? "\r\u{1B}[K" + line : line + "\n")
+                        let line = "\(Reporting.plural(progress.schedules, "schedule")) in \(Int(progress.elapsed)) s (seed \(progress.lastSeed))"
+                        Terminal.writeError(interactive ? "\r\u{1B}[K" + line : line + "\n")
                     }
                 }
-                if interactive { writeToStandardError("\r\u{1B}[K") }
+                if interactive { Terminal.writeError("\r\u{1B}[K") }
                 continuation.resume(returning: result)
             }
             thread.name = "parley-sim"
@@ -181,11 +181,11 @@ struct SimCommand: AsyncParsableCommand {
             }
             if Date().timeIntervalSince(lastShown) >= 1 {
                 lastShown = Date()
-                let line = "\(plural(total.schedules, "schedule")) in \(Int(Date().timeIntervalSince(start))) s, \(running.count) running"
-                writeToStandardError(interactive ? "\r\u{1B}[K" + line : line + "\n")
+                let line = "\(Reporting.plural(total.schedules, "schedule")) in \(Int(Date().timeIntervalSince(start))) s, \(running.count) running"
+                Terminal.writeError(interactive ? "\r\u{1B}[K" + line : line + "\n")
             }
         }
-        if interactive { writeToStandardError("\r\u{1B}[K") }
+        if interactive { Terminal.writeError("\r\u{1B}[K") }
         total.wallSeconds = Date().timeIntervalSince(start)
         Campaign.noteCoverageGaps(in: &total)
         return total
@@ -205,13 +205,13 @@ struct SimCommand: AsyncParsableCommand {
     static func text(_ report: Campaign.Report, trace: Bool) -> String {
         var out = ""
         if let seed = report.failingSeed, let failure = report.failure {
-            out += "FAILED at seed \(seed) after \(plural(report.schedules, "schedule")): \(failure)\n"
+            out += "FAILED at seed \(seed) after \(Reporting.plural(report.schedules, "schedule")): \(failure)\n"
             out += "replay: parley sim --seed \(seed) --seeds 1 --trace\n\n"
             if let story = report.trace { out += story + "\n" }
         } else if let failure = report.failure {
             out += "FAILED: \(failure)\n"
         } else {
-            out += "passed: \(plural(report.schedules, "schedule")) from seed \(report.firstSeed)\n"
+            out += "passed: \(Reporting.plural(report.schedules, "schedule")) from seed \(report.firstSeed)\n"
         }
         out += String(
             format: "%d steps, %d jobs, %.0f virtual s in %.1f wall s\n", report.steps, report.jobs, report.virtualSeconds,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DequeModule
 import Foundation
 import ParleyChannel
 import ParleyCrypto
@@ -101,8 +102,8 @@ private struct CrashChildSide {
     let signer: any StateSigner
     let journal: Journal
     var engine: JournaledEngine?
-    var inbox: [ChannelMessage] = []
-    var pendingDecisions: [IncomingProposal] = []
+    var inbox = Deque<ChannelMessage>()
+    var pendingDecisions = Deque<IncomingProposal>()
     var retryPending = false
 }
 
@@ -250,12 +251,11 @@ private struct CrashChildRun {
                 moved = true
             }
             for index in sides.indices {
-                while !sides[index].inbox.isEmpty {
-                    try await input(.received(sides[index].inbox.removeFirst()), to: index)
+                while let message = sides[index].inbox.popFirst() {
+                    try await input(.received(message), to: index)
                     moved = true
                 }
-                while !sides[index].pendingDecisions.isEmpty {
-                    let proposal = sides[index].pendingDecisions.removeFirst()
+                while let proposal = sides[index].pendingDecisions.popFirst() {
                     try await input(.decided(version: proposal.proposed.version, .accept), to: index)
                     moved = true
                 }

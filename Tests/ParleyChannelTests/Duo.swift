@@ -1,3 +1,4 @@
+import DequeModule
 import ParleyCrypto
 import ParleyWire
 
@@ -9,7 +10,7 @@ struct Side {
     var journal: [JournalRecord] = []
     var events: [ChannelEvent] = []
     /// Versions the engine asked the update handler about, oldest first.
-    var decisions: [UInt64] = []
+    var decisions = Deque<UInt64>()
     var retryScheduled = false
     /// The last version this side proposed (for firing timeouts).
     var lastProposed: UInt64?
@@ -40,7 +41,7 @@ struct InvariantViolation: Error, CustomStringConvertible {
 struct Duo {
     var sides: [Side]
     /// `wire[i]` holds messages in flight from side i to the other side.
-    var wire: [[ChannelMessage]] = [[], []]
+    var wire: [Deque<ChannelMessage>] = [[], []]
     var connected = true
     var violations: [InvariantViolation] = []
     /// Every phase change either engine made, for coverage of the phase table.

@@ -157,8 +157,7 @@ struct Simulation {
     }
 
     private mutating func decideOne(on side: Int) {
-        guard !duo.sides[side].decisions.isEmpty else { return }
-        let version = duo.sides[side].decisions.removeFirst()
+        guard let version = duo.sides[side].decisions.popFirst() else { return }
         duo.input(side, .decided(version: version, rng.chance(85) ? .accept : .reject("simulated refusal")))
     }
 }

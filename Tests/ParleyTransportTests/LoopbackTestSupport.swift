@@ -1,3 +1,4 @@
+import DequeModule
 import ParleyLocks
 import ParleyTestSupport
 import Testing
@@ -173,9 +174,9 @@ final class ByteInbox: Sendable {
     }
 
     private struct State {
-        var bytes: [UInt8] = []
+        var bytes = Deque<UInt8>()
         var closeReason: TCPCloseReason?
-        var waiters: [Waiter] = []
+        var waiters = Deque<Waiter>()
         var nextID = 0
         var closeWaiters: [CheckedContinuation<TCPCloseReason, Never>] = []
     }
@@ -235,7 +236,7 @@ final class ByteInbox: Sendable {
 
     private func append(_ bytes: [UInt8]) {
         state.withLock { state in
-            state.bytes += bytes
+            state.bytes.append(contentsOf: bytes)
             while let first = state.waiters.first, state.bytes.count >= first.count {
                 state.waiters.removeFirst()
                 first.continuation.resume(returning: ByteInbox.take(first.count, from: &state))
