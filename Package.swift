@@ -110,6 +110,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // `parley demo`: two nodes, one channel, thousands of payments, settled on chain
+        // (optionally through a dispute); the CLI only parses and prints.
+        .target(
+            name: "ParleyDemo",
+            dependencies: [
+                "ParleyNode", "ParleyDevchain", "ParleyEthereum", "ParleyJournal", "ParleySettlement", "ParleyTransport",
+                "ParleyChannel", "ParleyCrypto", "ParleyWire", "ParleyLocks", "ParleySubprocess",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // posix_spawn with closefrom, which Swift's Glibc module does not declare (SpawnedProcess).
         .target(name: "CParleySpawn"),
         .target(
@@ -158,7 +168,7 @@ let package = Package(
             dependencies: [
                 "ParleyCrypto", "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyTransport",
                 "ParleySettlement", "ParleyDevchain", "ParleyNode", "ParleyDrill", "ParleySubprocess", "ParleyLocks",
-                "ParleySim", "ParleyEthereum", "ParleyControl", "ParleyGames", "ParleyDaemon", "ParleyBench", "ParleyMetricsEndpoint",
+                "ParleySim", "ParleyEthereum", "ParleyControl", "ParleyGames", "ParleyDaemon", "ParleyBench", "ParleyDemo", "ParleyMetricsEndpoint",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
