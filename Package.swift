@@ -269,7 +269,8 @@ let package = Package(
             name: "ParleyNodeTests",
             dependencies: [
                 "ParleyNode", "ParleySettlement", "ParleyJournal", "ParleyTransport", "ParleyChannel", "ParleyCrypto",
-                "ParleyWire", "ParleyDevchain", "ParleyTestSupport", "ParleyGames", "ParleySubprocess", "parley",
+                "ParleyWire", "ParleyDevchain", "ParleyTestSupport", "ParleyGames", "ParleySubprocess", "ParleyMetricsEndpoint",
+                "parley",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]

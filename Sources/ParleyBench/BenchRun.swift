@@ -165,7 +165,7 @@ package struct BenchRun {
                 durability: durability.rawValue, channelBackend: backend.description, build: Reporting.buildConfiguration, seconds: seconds,
                 totalSeconds: Reporting.rounded(totalSeconds, digits: 1))
         } catch {
-            peer.kill()
+            await peer.kill()
             await node?.shutDown()
             await chain?.close()
             await devchain.shutdown()

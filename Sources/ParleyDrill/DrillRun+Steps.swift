@@ -83,7 +83,7 @@ extension DrillRun {
             for peer in drill.peers { _ = try await answer(try node(peer.name), "reconnect") }
             note(.note, from: drill.peers[0].name, to: drill.peers[1].name, "connection allowed again")
         case let .crash(peer):
-            try node(peer).crash()
+            try await node(peer).crash()
             note(.note, from: peer, DrillHTML.crashNote, emphasis: true)
         case let .restart(peer):
             try await node(peer).restart()

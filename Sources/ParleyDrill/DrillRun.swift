@@ -234,7 +234,7 @@ final class DrillRun: @unchecked Sendable {
         }
         chainFollower?.cancel()
         await closeChain()
-        devchain?.kill(SIGTERM)
+        await devchain?.kill(SIGTERM)
         if !options.keepFiles, !root.isEmpty { try? FileManager.default.removeItem(atPath: root) }
         if options.keepFiles, !root.isEmpty { note(.note, from: "drill", "files kept in \(root)") }
     }

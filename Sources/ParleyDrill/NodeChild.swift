@@ -34,7 +34,7 @@ final class NodeChild: @unchecked Sendable {
         guard let (line, _) = await child.line(from: 0, within: .seconds(30), where: { $0.contains("\"ready\"") }),
             case let .event(ready)? = try? ControlCodec.decodeLine(line)
         else {
-            child.kill()
+            await child.kill()
             throw DrillAbort("\(name)'s node did not start: \(child.standardError.suffix(600))")
         }
         listening = ready.listening ?? ""
@@ -42,9 +42,9 @@ final class NodeChild: @unchecked Sendable {
     }
 
     /// SIGKILL, no clean-up.
-    func crash() {
+    func crash() async {
         collectEvents()
-        child.kill(SIGKILL)
+        await child.kill(SIGKILL)
     }
 
     /// Starts the node again with the same key, journal and port.

@@ -42,7 +42,14 @@ public enum AtomicFileWrite {
         _ path: String, with contents: some Sequence<UInt8>, mode: FilePermissions = DurableFile.privateMode
     ) throws(FileError) {
         let temporary = temporaryPath(besides: path)
-        try create(temporary, with: contents, mode: mode)
+        do {
+            try create(temporary, with: contents, mode: mode)
+        } catch where error.errno == EEXIST {
+            // A crash between create and rename left it behind: it never held the file's
+            // contents (the rename did not happen), so it goes, and one leftover at most.
+            try FileSystemPaths.remove(temporary)
+            try create(temporary, with: contents, mode: mode)
+        }
         do {
             try FileSystemPaths.rename(temporary, to: path)
         } catch {
@@ -52,12 +59,12 @@ public enum AtomicFileWrite {
         try FileSystemPaths.syncDirectory(FileSystemPaths.parentDirectory(of: path), acceptingUnsupported: true)
     }
 
-    /// `.<name>.tmp-<16 hex digits>` next to `path`: the same directory, so the rename
-    /// stays on one file system; random, so two writers never share one.
+    /// `.<name>.tmp` next to `path`: the same directory, so the rename stays on one file
+    /// system; one fixed name, so a crash leaves at most one behind (the next replace
+    /// removes it). Writers of one path must take turns, as every caller here does (the
+    /// node actor writes the peers file; the journal lock guards its directory).
     static func temporaryPath(besides path: String) -> String {
         let name = path.lastIndex(of: "/").map { String(path[path.index(after: $0)...]) } ?? path
-        var unique = String(UInt64.random(in: .min ... .max), radix: 16)
-        unique = String(repeating: "0", count: 16 - unique.count) + unique
-        return FileSystemPaths.parentDirectory(of: path) + "/." + name + ".tmp-" + unique
+        return FileSystemPaths.parentDirectory(of: path) + "/." + name + ".tmp"
     }
 }

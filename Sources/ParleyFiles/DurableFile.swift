@@ -40,14 +40,43 @@ public struct DurableFile: Sendable {
         return DurableFile(descriptor, path: path)
     }
 
-    /// Writes every byte or throws; a short write is continued, EINTR retried.
+    /// Writes every byte or throws; a short write is continued, EINTR retried, and a write
+    /// that makes no progress is EIO (swift-system's `writeAll` would retry it forever).
     public func writeAll(_ bytes: some Sequence<UInt8>) throws(FileError) {
-        _ = try Self.systemCall("write", path) { try descriptor.writeAll(bytes) }
+        try write(bytes, at: nil)
     }
 
     /// Writes every byte at `offset`, leaving the file offset where it was.
     public func writeAll(_ bytes: some Sequence<UInt8>, atOffset offset: Int) throws(FileError) {
-        _ = try Self.systemCall("write", path) { try descriptor.writeAll(toAbsoluteOffset: Int64(offset), bytes) }
+        try write(bytes, at: offset)
+    }
+
+    private func write(_ bytes: some Sequence<UInt8>, at offset: Int?) throws(FileError) {
+        let buffer = Array(bytes)
+        let failure: FileError? = buffer.withUnsafeBytes { raw -> FileError? in
+            var done = 0
+            while done < raw.count {
+                let rest = UnsafeRawBufferPointer(rebasing: raw[done...])
+                let written: Int
+                do {
+                    written = try Self.systemCall("write", path) {
+                        if let offset {
+                            try descriptor.write(toAbsoluteOffset: Int64(offset + done), rest, retryOnInterrupt: true)
+                        } else {
+                            try descriptor.write(rest, retryOnInterrupt: true)
+                        }
+                    }
+                } catch let error as FileError {
+                    return error
+                } catch {
+                    return FileError(operation: "write", path: path, errno: EIO)
+                }
+                guard written > 0 else { return FileError(operation: "write", path: path, errno: EIO) }
+                done += written
+            }
+            return nil
+        }
+        if let failure { throw failure }
     }
 
     /// Reads until end of file or until `buffer` is full; returns the number of bytes read.

@@ -31,7 +31,9 @@ final class HTTPExchange: Sendable {
         }
         guard let head else { return }
         let response = HTTPResponse.answer(head, body: body)
-        connection.send(response.bytes) { [connection] _ in connection.close(reason: "answered") }
+        // Close only once the whole answer has left: a large scrape outgrows the socket's
+        // send buffer, and a plain close would drop the tail still queued.
+        connection.send(response.bytes) { [connection] _ in connection.closeWhenWritten(reason: "answered") }
     }
 
     /// Where the request head ends (after its blank line), if it has.

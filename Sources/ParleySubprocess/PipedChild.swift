@@ -1,5 +1,6 @@
 import Foundation
 import ParleyLocks
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -38,6 +39,8 @@ public final class PipedChild: Sendable {
     private let process: SpawnedProcess
     private let input: FileHandle
     private let output = Locked(Output())
+    /// `terminate` or `kill` was called: `deinit` leaves the child alone.
+    private let terminationAsked = Atomic<Bool>(false)
 
     /// The running executable's path (`/proc/self/exe`), falling back to `argv[0]`.
     public static var ownExecutable: String {
@@ -82,8 +85,10 @@ public final class PipedChild: Sendable {
         }
     }
 
+    /// A child nobody asked to end dies with its handle; one asked to (`terminate`, `kill`)
+    /// keeps its time to shut down.
     deinit {
-        process.signal(SIGKILL)
+        if !terminationAsked.load(ordering: .relaxed) { process.signal(SIGKILL) }
     }
 
     /// Reads `handle` to its end, handing each chunk to `consume`; keeps `handle` open until then.
@@ -197,15 +202,19 @@ public final class PipedChild: Sendable {
         }
     }
 
-    /// Asks the child to end (SIGTERM), without waiting.
+    /// Asks the child to end (SIGTERM), without waiting; the child then gets its time to
+    /// shut down (no SIGKILL when this object goes).
     public func terminate() {
+        terminationAsked.store(true, ordering: .relaxed)
         process.signal(SIGTERM)
     }
 
-    /// Sends `signal` (SIGKILL by default) and reaps the child, blocking until it has ended.
-    public func kill(_ signal: Int32 = SIGKILL) {
+    /// Sends `signal` (SIGKILL by default) and waits until the child has ended and is reaped
+    /// (polling, so no cooperative thread blocks).
+    public func kill(_ signal: Int32 = SIGKILL) async {
+        terminationAsked.store(true, ordering: .relaxed)
         process.signal(signal)
-        process.waitUntilExit()
+        _ = await process.exit(pollingEvery: .milliseconds(5))
     }
 }
 

@@ -18,13 +18,18 @@ struct HandshakeMetrics: Sendable {
         case transport
     }
 
-    private let counters: [String: Counter]
+    private struct Key: Hashable {
+        let role: Role
+        let reason: Reason
+    }
+
+    private let counters: [Key: Counter]
 
     init() {
-        var counters: [String: Counter] = [:]
+        var counters: [Key: Counter] = [:]
         for role in Role.allCases {
             for reason in Reason.allCases {
-                counters[role.rawValue + reason.rawValue] = Counter(
+                counters[Key(role: role, reason: reason)] = Counter(
                     label: "parley_session_handshakes_failed_total",
                     dimensions: [("role", role.rawValue), ("reason", reason.rawValue)])
             }
@@ -33,7 +38,7 @@ struct HandshakeMetrics: Sendable {
     }
 
     func failed(_ role: Role, _ reason: SessionCloseReason) {
-        counters[role.rawValue + Self.reason(reason).rawValue]?.increment()
+        counters[Key(role: role, reason: Self.reason(reason))]?.increment()
     }
 
     static func reason(_ close: SessionCloseReason) -> Reason {

@@ -58,6 +58,8 @@ public final class TCPConnection: @unchecked Sendable {
 
     // Loop-confined.
     private var state = State.open
+    /// Set by `closeWhenWritten`: close once every queued byte has left.
+    private var closeWhenDrained: String?
     private var onRead: (@Sendable ([UInt8]) -> Void)?
     private var onClose: (@Sendable (TCPCloseReason) -> Void)?
     private var wantsToRead = false
@@ -171,6 +173,20 @@ public final class TCPConnection: @unchecked Sendable {
         }
     }
 
+    /// Closes the connection once every byte sent so far has been written to the socket
+    /// (an answer followed by the end of the exchange). Senders after this call fail as
+    /// after `close`; a write error closes at once, as always.
+    public func closeWhenWritten(reason: String = "closed by application") {
+        eventLoop.runOnLoop { [self] in
+            guard case .open = state else { return }
+            if bytesQueued == 0 && waitingSends.isEmpty {
+                close(with: .localClose(reason))
+            } else {
+                closeWhenDrained = reason
+            }
+        }
+    }
+
     /// Waits until the connection is closed and returns why.
     public func waitUntilClosed() async -> TCPCloseReason {
         await withCheckedContinuation { (continuation: CheckedContinuation<TCPCloseReason, Never>) in
@@ -281,6 +297,9 @@ public final class TCPConnection: @unchecked Sendable {
         } else if queued <= watermarks.low {
             admitWaitingSends()
             if case .open = state { onQueueDrained?() }
+            if let reason = closeWhenDrained, bytesQueued == 0, waitingSends.isEmpty {
+                close(with: .localClose(reason))
+            }
         }
     }
 

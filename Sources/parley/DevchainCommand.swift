@@ -163,10 +163,12 @@ struct DevchainCommand: AsyncParsableCommand {
         } catch {
             throw failure("devchain", "\(error)")
         }
-        if stopOnEOF { stop.watchStandardInput() }
-        Terminal.writeError(Self.accessNote(server))
-        try announce(server)
+        // The listening line is printed from inside the service, once signals are handled, so a
+        // SIGTERM right after it always stops the daemon cleanly.
         try await DaemonService.run(stop: stop) {
+            if stopOnEOF { stop.watchStandardInput() }
+            Terminal.writeError(Self.accessNote(server))
+            try announce(server)
             let reason = await stop.wait()
             // Stops accepting, closes every client, persists the clock; every accepted
             // transaction was fsync'd before its answer.

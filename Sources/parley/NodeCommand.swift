@@ -269,54 +269,57 @@ struct NodeCommand: AsyncParsableCommand {
             running.loop.shutdown()
             throw failure("node", "--metrics: \(error)")
         }
-        var ready = ControlEvent(.ready)
-        ready.key = node.publicKey.humanForm
-        ready.listening = await node.listeningAddress?.description
-        ready.channels = node.statuses.count
-        output.event(ready)
-        subscribers.send(ready)
-        let events = node.events
-        let printer = Task {
-            for await event in events {
-                let line = await NodeEventLine.render(event, node: node)
-                output.event(line)
-                subscribers.send(line)
-            }
-        }
-        // The console: each line runs as soon as it arrives, beside the others; answers come
-        // as they finish. A line typed as words gets the line number as its id.
-        let console = Task {
-            var number = 0
-            await withTaskGroup(of: Void.self) { group in
-                for await line in standardInputLines(threadName: "parley-node-stdin") {
-                    number += 1
-                    let request: ControlRequest
-                    do {
-                        guard var parsed = try ControlCodec.request(line) else { continue }
-                        if parsed.id == nil { parsed.id = String(number) }
-                        request = parsed
-                    } catch {
-                        output.response(.failure(line.split(separator: " ").first.map(String.init) ?? "?", id: String(number), error: "\(error)"))
-                        continue
-                    }
-                    if request.command == .quit {
-                        output.response(ControlResponse(command: "quit", id: request.id, ok: true))
-                        stop.trigger(.quit)
-                        return
-                    }
-                    if request.command == .subscribe {
-                        output.response(.failure("subscribe", id: request.id, error: "the console already shows every event"))
-                        continue
-                    }
-                    group.addTask { output.response(await controller.answer(request)) }
+        // Signals are handled from the first line of the service body on: the ready line, the
+        // events and the console start there, so a supervisor's SIGTERM right after `ready`
+        // always shuts the node down cleanly.
+        try await DaemonService.run(stop: stop) {
+            var ready = ControlEvent(.ready)
+            ready.key = node.publicKey.humanForm
+            ready.listening = await node.listeningAddress?.description
+            ready.channels = node.statuses.count
+            output.event(ready)
+            subscribers.send(ready)
+            let events = node.events
+            let printer = Task {
+                for await event in events {
+                    let line = await NodeEventLine.render(event, node: node)
+                    output.event(line)
+                    subscribers.send(line)
                 }
             }
-            // Without a control socket, the end of stdin ends the node once the commands
-            // under way have answered (scripts and pipes); with one, the node keeps serving
-            // until SIGTERM/SIGINT or `quit`.
-            if controlPath == nil { stop.trigger(.inputClosed) }
-        }
-        try await DaemonService.run(stop: stop) {
+            // The console: each line runs as soon as it arrives, beside the others; answers come
+            // as they finish. A line typed as words gets the line number as its id.
+            let console = Task {
+                var number = 0
+                await withTaskGroup(of: Void.self) { group in
+                    for await line in standardInputLines(threadName: "parley-node-stdin") {
+                        number += 1
+                        let request: ControlRequest
+                        do {
+                            guard var parsed = try ControlCodec.request(line) else { continue }
+                            if parsed.id == nil { parsed.id = String(number) }
+                            request = parsed
+                        } catch {
+                            output.response(.failure(line.split(separator: " ").first.map(String.init) ?? "?", id: String(number), error: "\(error)"))
+                            continue
+                        }
+                        if request.command == .quit {
+                            output.response(ControlResponse(command: "quit", id: request.id, ok: true))
+                            stop.trigger(.quit)
+                            return
+                        }
+                        if request.command == .subscribe {
+                            output.response(.failure("subscribe", id: request.id, error: "the console already shows every event"))
+                            continue
+                        }
+                        group.addTask { output.response(await controller.answer(request)) }
+                    }
+                }
+                // Without a control socket, the end of stdin ends the node once the commands
+                // under way have answered (scripts and pipes); with one, the node keeps serving
+                // until SIGTERM/SIGINT or `quit`.
+                if controlPath == nil { stop.trigger(.inputClosed) }
+            }
             let reason = await stop.wait()
             if case .signal = reason { Terminal.writeError("parley node: signalled to stop: shutting down\n") }
             let stage = Locked("closing the control socket")

@@ -60,6 +60,18 @@ private func text(_ path: String) throws -> String {
         #expect(try text(path + "/old") == "old")
     }
 
+    /// A crash between creating the temporary file and the rename leaves it behind; the next
+    /// replace removes it instead of failing or leaving one more.
+    @Test func aTemporaryFileLeftByACrashIsReplacedNotAccumulated() throws {
+        let dir = try ScratchDirectory()
+        let path = dir.path + "/peers"
+        try AtomicFileWrite.replace(path, with: Array("old".utf8))
+        try AtomicFileWrite.create(dir.path + "/.peers.tmp", with: Array("half-written".utf8))
+        try AtomicFileWrite.replace(path, with: Array("new".utf8))
+        #expect(try text(path) == "new")
+        #expect(try FileSystemPaths.listDirectory(dir.path) == ["peers"])
+    }
+
     /// A directory nobody may write to (root ignores the mode, so not as root): the old file stays.
     @Test(.enabled(if: geteuid() != 0)) func aReadOnlyDirectoryLeavesTheOldContents() throws {
         let dir = try ScratchDirectory()
