@@ -187,13 +187,19 @@ public final class ControlConnection: @unchecked Sendable {
     public func lines() -> AsyncStream<String> {
         let (stream, sink) = AsyncStream<String>.makeStream()
         let thread = Thread { [self] in
-            var reader = LineReader(descriptor: descriptor)
-            while let line = reader.next() { sink.yield(line) }
+            readLines { sink.yield($0) }
             sink.finish()
         }
         thread.name = "parley-control-read"
         thread.start()
         return stream
+    }
+
+    /// Reads the client's lines on the calling thread, handing each to `body`, until the
+    /// client hangs up or sends a line longer than ``ControlCodec/maxLineBytes``.
+    func readLines(_ body: (String) -> Void) {
+        var reader = LineReader(descriptor: descriptor)
+        while let line = reader.next() { body(line) }
     }
 
     /// Writes one line (a newline is added); a client that has gone is ignored.

@@ -18,15 +18,18 @@ import Testing
         return path
     }
 
-    /// A server that answers every request with ok and its id.
+    /// A server that answers every request with ok and its id, on a thread of its own per
+    /// connection: not a task, which a loaded run's busy cooperative pool once held back for
+    /// over 30 s (the pool has as many threads as cores, and other tests block some).
     static func echo(_ path: String) throws -> ControlSocketServer {
         try ControlSocketServer(path: path) { connection in
-            Task {
-                for await line in connection.lines() {
-                    guard let request = try? ControlCodec.request(line) else { continue }
+            let thread = Thread {
+                connection.readLines { line in
+                    guard let request = try? ControlCodec.request(line) else { return }
                     connection.write((try? ControlCodec.line(ControlResponse(command: request.command.rawValue, id: request.id, ok: true))) ?? "")
                 }
             }
+            thread.start()
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import ParleyMetricsEndpoint
+import ParleyTestSupport
 import ParleyTransport
 import Testing
 
@@ -13,7 +14,7 @@ import Testing
         let body = Array((0..<200_000).lazy.flatMap { _ in line })  // about 7.6 MB
         let server = try await MetricsHTTPServer.start(on: .loopbackIPv4(port: 0), loop: loop) { body }
         let port = server.address.port
-        let answer = try await Task.detached { try httpGet(port: port, "/metrics") }.value
+        let answer = try await offPool { try httpGet(port: port, "/metrics") }
         await server.close()
         let parts = answer.components(separatedBy: "\r\n\r\n")
         #expect(parts.first?.hasPrefix("HTTP/1.1 200") == true, "\(parts.first ?? "")")

@@ -27,7 +27,7 @@ import Testing
         let paid = try await alice.command("pay \(id.prefix(8)) 2 3", timeout: 20)
         #expect(paid.ok == true, "\(paid.raw)")
 
-        let scrape = try await Task.detached { try httpGet(port: port, "/metrics") }.value
+        let scrape = try await offPool { try httpGet(port: port, "/metrics") }
         #expect(scrape.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(scrape.prefix(200))")
         #expect(scrape.contains("Content-Type: text/plain; version=0.0.4"))
         #expect(sample("parley_updates_committed_total{role=\"proposer\"}", in: scrape) == 3, "\(scrape)")
@@ -37,11 +37,11 @@ import Testing
         #expect((sample("parley_journal_fsync_seconds_count", in: scrape) ?? 0) >= 3, "\(scrape)")
         #expect((sample("parley_chain_call_duration_seconds_count{call=\"deposit\"}", in: scrape) ?? 0) >= 1, "\(scrape)")
 
-        let missing = try await Task.detached { try httpGet(port: port, "/other") }.value
+        let missing = try await offPool { try httpGet(port: port, "/other") }
         #expect(missing.hasPrefix("HTTP/1.1 404 "), "\(missing)")
-        let garbage = try await Task.detached { try httpExchange(port: port, "NONSENSE\r\n\r\n") }.value
+        let garbage = try await offPool { try httpExchange(port: port, "NONSENSE\r\n\r\n") }
         #expect(garbage.hasPrefix("HTTP/1.1 400 "), "\(garbage)")
-        let post = try await Task.detached { try httpExchange(port: port, "POST /metrics HTTP/1.1\r\n\r\n") }.value
+        let post = try await offPool { try httpExchange(port: port, "POST /metrics HTTP/1.1\r\n\r\n") }
         #expect(post.hasPrefix("HTTP/1.1 405 "), "\(post)")
         #expect(alice.process.isRunning)
         try await alice.quit()

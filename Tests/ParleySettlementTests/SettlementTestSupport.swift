@@ -80,7 +80,8 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
                 makeAdapter: { chain.adapter(for: $0.publicKey) },
                 advance: { chain.advance(by: $0) }, domain: chain.domain, channelBackend: .ethereum)
         case .devchain:
-            let fixture = try DevchainFixture.start()
+            // Waiting for the daemon's listening line blocks: off the cooperative pool.
+            let fixture = try await offPool { try DevchainFixture.start() }
             return ChainUnderTest(
                 makeAdapter: { fixture.client(for: $0) },
                 advance: { try await fixture.client(for: Keys.mallory).advance(by: $0) },

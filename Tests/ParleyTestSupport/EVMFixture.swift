@@ -38,7 +38,9 @@ public final class EVMFixture: Sendable {
         await permits.acquire()
         let evm: LocalEVM
         do {
-            evm = try LocalEVM.start(manualTime: manualTime, startTime: manualTime ? 0 : nil)
+            // Waiting for the devnet's first line blocks a thread for seconds: not one of the
+            // cooperative pool's (as many as cores), which the other tests' tasks need.
+            evm = try await offPool { try LocalEVM.start(manualTime: manualTime, startTime: manualTime ? 0 : nil) }
         } catch {
             await permits.release()
             throw error
@@ -51,7 +53,7 @@ public final class EVMFixture: Sendable {
             deployment = try await EthereumDeployer.deploy(
                 endpoint: evm.endpoint, key: deployer.key, asset: asset, options: testOptions)
         } catch {
-            evm.stop()
+            _ = try? await offPool { evm.stop() }
             await permits.release()
             throw error
         }
@@ -71,8 +73,12 @@ public final class EVMFixture: Sendable {
     }
 
     deinit {
-        evm.stop()
-        Task { await EVMFixture.permits.release() }
+        // Stopping waits up to 2 s for the devnet; a thread of its own does the waiting.
+        let evm = self.evm
+        Thread {
+            evm.stop()
+            Task { await EVMFixture.permits.release() }
+        }.start()
     }
 
     public static let gasMoney = Amount(UInt128(1_000) * 1_000_000_000_000_000_000)
