@@ -58,7 +58,7 @@ public struct DurableFile: Sendable {
             while done < raw.count {
                 let rest = UnsafeRawBufferPointer(rebasing: raw[done...])
                 let written: Int
-                do {
+                do throws(FileError) {
                     written = try Self.systemCall("write", path) {
                         if let offset {
                             try descriptor.write(toAbsoluteOffset: Int64(offset + done), rest, retryOnInterrupt: true)
@@ -66,10 +66,8 @@ public struct DurableFile: Sendable {
                             try descriptor.write(rest, retryOnInterrupt: true)
                         }
                     }
-                } catch let error as FileError {
-                    return error
                 } catch {
-                    return FileError(operation: "write", path: path, errno: EIO)
+                    return error
                 }
                 guard written > 0 else { return FileError(operation: "write", path: path, errno: EIO) }
                 done += written
