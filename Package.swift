@@ -129,12 +129,14 @@ let package = Package(
         .target(name: "ParleyGames", dependencies: ["ParleyChannel", "ParleyCrypto", "ParleyWire"]),
         .target(name: "ParleyControl", dependencies: ["ParleyWire", "ParleyLocks"]),
         // The server side of the control protocol: a `Node` answering `ControlRequest`s
-        // (Docs/Control.md); `parley node` serves it on stdin and on a Unix socket.
+        // (Docs/Control.md); `parley node` serves it on stdin and on a Unix socket. Also a
+        // daemon's life under swift-service-lifecycle (node, devchain, game server).
         .target(
             name: "ParleyDaemon",
             dependencies: [
                 "ParleyNode", "ParleyControl", "ParleyGames", "ParleySettlement", "ParleyTransport", "ParleyChannel",
-                "ParleyCrypto", "ParleyWire", "ParleyLocks",
+                "ParleyCrypto", "ParleyWire", "ParleyLocks", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Ethereum transactions (RLP, EIP-1559) for the Ethereum settlement adapter (Docs/Architecture.md).
@@ -170,7 +172,6 @@ let package = Package(
                 "ParleySettlement", "ParleyDevchain", "ParleyNode", "ParleyDrill", "ParleySubprocess", "ParleyLocks",
                 "ParleySim", "ParleyEthereum", "ParleyControl", "ParleyGames", "ParleyDaemon", "ParleyBench", "ParleyDemo", "ParleyMetricsEndpoint",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
@@ -192,10 +193,9 @@ let package = Package(
             name: "game-server",
             dependencies: [
                 "ParleyNode", "ParleyGames", "ParleyDevchain", "ParleySettlement", "ParleyTransport", "ParleyChannel",
-                "ParleyCrypto", "ParleySubprocess", "ParleyLocks", "ParleyWire", "ParleyEthereum",
+                "ParleyCrypto", "ParleySubprocess", "ParleyLocks", "ParleyWire", "ParleyEthereum", "ParleyDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Examples/GameServer"
         ),

@@ -4,6 +4,7 @@ import ParleySubprocess
 import Logging
 import ParleyChannel
 import ParleyCrypto
+import ParleyDaemon
 import ParleyDevchain
 import ParleyEthereum
 import ParleyGames
@@ -259,8 +260,12 @@ struct ServeCommand: AsyncParsableCommand {
             policy: LoadRun.serverPolicy(turnTimeout: .milliseconds(Int(turnTimeout * 1000)), challenge: ChannelParams.defaultChallengeDuration),
             maxStake: maxStake, logger: logger, loop: loop)
         guard let address = await host.node.listeningAddress else { throw GameServerFailure("not listening") }
-        writeLine("game-server: serving tic-tac-toe at \(identity.publicKey.humanForm)@\(address)")
-        try await ServeService.run {
+        // Serves until SIGINT or SIGTERM; the host's channels stop and its journal closes
+        // before the service returns.
+        let stop = StopSignal()
+        try await DaemonService.run(label: "game-server.lifecycle", stop: stop) {
+            writeLine("game-server: serving tic-tac-toe at \(identity.publicKey.humanForm)@\(address)")
+            _ = await stop.wait()
             let counts = host.snapshot
             writeLine("game-server: \(counts.opened) matches, \(counts.moves) moves, \(counts.closed) closed; shutting down")
             await host.shutDown()

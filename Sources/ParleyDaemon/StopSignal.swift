@@ -1,9 +1,10 @@
 import Foundation
 import ParleyLocks
 
-/// Why a daemon (`parley devchain`, `parley node`) stops: SIGTERM/SIGINT (graceful shutdown
-/// of its service group), the end of its input, `quit`, or a ledger it can no longer write.
-enum StopReason: Sendable {
+/// Why a daemon (`parley devchain`, `parley node`, the game server) stops: SIGTERM/SIGINT
+/// (graceful shutdown of its service group), the end of its input, `quit`, or a ledger it
+/// can no longer write.
+public enum StopReason: Sendable {
     case signal
     /// `--stop-on-eof` and standard input ended (devchain), or stdin ended (node).
     case inputClosed
@@ -13,7 +14,7 @@ enum StopReason: Sendable {
 }
 
 /// Resolves once, with the first reason to stop.
-final class StopSignal: Sendable {
+public final class StopSignal: Sendable {
     private struct State {
         var reason: StopReason?
         var waiter: CheckedContinuation<StopReason, Never>?
@@ -21,8 +22,10 @@ final class StopSignal: Sendable {
 
     private let state = Locked(State())
 
+    public init() {}
+
     /// Reads (and ignores) standard input on a thread of its own until it ends.
-    func watchStandardInput() {
+    public func watchStandardInput() {
         let thread = Thread { [self] in
             var buffer = [UInt8](repeating: 0, count: 512)
             while true {
@@ -37,7 +40,7 @@ final class StopSignal: Sendable {
         thread.start()
     }
 
-    func trigger(_ reason: StopReason) {
+    public func trigger(_ reason: StopReason) {
         let waiter = state.withLock { state -> CheckedContinuation<StopReason, Never>? in
             guard state.reason == nil else { return nil }
             state.reason = reason
@@ -47,7 +50,7 @@ final class StopSignal: Sendable {
         waiter?.resume(returning: reason)
     }
 
-    func wait() async -> StopReason {
+    public func wait() async -> StopReason {
         await withCheckedContinuation { continuation in
             let ready = state.withLock { state -> StopReason? in
                 if let reason = state.reason { return reason }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ParleyChannel
 import ParleyCrypto
+import ParleyDaemon
 import ParleyDevchain
 import ParleyGames
 import ParleyLocks
@@ -165,7 +166,7 @@ struct DevchainCommand: AsyncParsableCommand {
         }
         // The listening line is printed from inside the service, once signals are handled, so a
         // SIGTERM right after it always stops the daemon cleanly.
-        try await DaemonService.run(stop: stop) {
+        try await DaemonService.run(label: "parley.devchain.lifecycle", stop: stop) {
             if stopOnEOF { stop.watchStandardInput() }
             Terminal.writeError(Self.accessNote(server))
             try announce(server)

@@ -272,7 +272,7 @@ struct NodeCommand: AsyncParsableCommand {
         // Signals are handled from the first line of the service body on: the ready line, the
         // events and the console start there, so a supervisor's SIGTERM right after `ready`
         // always shuts the node down cleanly.
-        try await DaemonService.run(stop: stop) {
+        try await DaemonService.run(label: "parley.node.lifecycle", stop: stop) {
             var ready = ControlEvent(.ready)
             ready.key = node.publicKey.humanForm
             ready.listening = await node.listeningAddress?.description
