@@ -341,12 +341,14 @@ final class RunnerLoop: @unchecked Sendable {
             recentCommitted = Array((recentCommitted + [signed]).suffix(2))
             if signed.state.isFinal { status = status.with(closing: .finalState) }
             refreshStatus()
+            // Counted before the payer is resumed, so a caller whose `pay` returned reads
+            // the count that includes it (CI once saw the count trail the return).
+            context.metrics.committed(mine: update != nil)
             if let update {
                 if timer == signed.version { disarmTimer() }
                 waiters.removeValue(forKey: update)?.resume(returning: signed)
                 progressMade()
             }
-            context.metrics.committed(mine: update != nil)
             context.emit(.committed(id, signed, mine: update != nil))
             if signed.state.isFinal {
                 status = status.with(closing: .finalState)
