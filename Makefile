@@ -6,7 +6,7 @@ APT_PACKAGES := libsodium-dev libuv1-dev libsecp256k1-dev nettle-dev
 SUDO         := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 DEMO_ARGS    ?=
 
-.PHONY: all deps build release test demo demo-evm drills-evm sim vectors clean contracts contracts-check
+.PHONY: all deps build release test demo demo-evm drills-evm sim vectors clean contracts contracts-check fuzz
 
 all: build
 
@@ -46,7 +46,11 @@ release: deps
 # longer matches Package.swift.
 # Tools/tour/check-readme-tour.py then runs README.md's "Two terminals" tour
 # as written (its paths under /tmp/tour and ports 7545, 7001, 7002) with the release build.
+# Last, every libFuzzer target (Fuzz/, Docs/Architecture.md "Fuzzing") is built with ASan
+# into .build-fuzz and run over its committed corpus plus FUZZ_SECONDS of fuzzing, so a
+# decoder change that crashes or breaks a target's property fails here.
 SIM_SEEDS ?= 2000
+FUZZ_SECONDS ?= 5
 test: deps vectors evm-env contracts-check
 	python3 Tools/docs/snippets.py
 	python3 Tools/docs/modules.py --check
@@ -55,6 +59,14 @@ test: deps vectors evm-env contracts-check
 	$(SWIFT) build -c release --product parley
 	python3 Tools/tour/check-readme-tour.py --bin $$($(SWIFT) build -c release --show-bin-path)
 	$$($(SWIFT) build -c release --show-bin-path)/parley sim --seeds $(SIM_SEEDS) --require-coverage
+	python3 Tools/fuzz/fuzz.py run --seconds $(FUZZ_SECONDS)
+
+# Every fuzz target for SECONDS seconds each (libFuzzer with ASan, built into .build-fuzz);
+# prints executions and coverage per target and fails on a finding. Tools/fuzz/fuzz.py
+# --help has more (a run by executions, some targets only, folding finds into the corpus).
+SECONDS ?= 60
+fuzz: deps
+	python3 Tools/fuzz/fuzz.py run --seconds $(SECONDS)
 
 # The Ethereum test vectors (Tests/Vectors/: the backend's signed bytes, signed EIP-1559
 # transactions) recomputed with eth-abi and eth-account from PyPI, in a virtual environment made here when missing: the
@@ -91,7 +103,7 @@ sim: release
 	$$($(SWIFT) build -c release --show-bin-path)/parley sim --minutes $(MINUTES)
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz
 
 # The local Ethereum dev chain (Tools/evm-devnet/README.md: py-evm served over JSON-RPC, as
 # anvil or geth --dev would) and the Vyper compiler, in a virtual environment of their own

@@ -165,6 +165,18 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // The fuzz targets' bodies, seeds and driver (Docs/Architecture.md, "Fuzzing"). Built
+        // with everything else so the normal suite replays the committed corpora through the
+        // same bodies; the libFuzzer executables that run them are added below, in fuzz builds only.
+        .target(
+            name: "ParleyFuzzing",
+            dependencies: [
+                "CLibFuzzer", "ParleyWire", "ParleyCrypto", "ParleyChannel", "ParleyTransport", "ParleyJournal",
+                "ParleySettlement", "ParleyDevchain", "ParleyFiles", "ParleyNode", "ParleyDrill", "ParleyEthereum",
+            ]
+        ),
+        // Declares libFuzzer's `LLVMFuzzerRunDriver`; only fuzz builds link its definition.
+        .target(name: "CLibFuzzer"),
         .executableTarget(
             name: "parley",
             dependencies: [
@@ -303,6 +315,16 @@ let package = Package(
         .testTarget(name: "ParleyFilesTests", dependencies: ["ParleyFiles", "ParleyLocks", systemPackage]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CLibUV", "CSodium", "CSecp256k1", "CNettle"]),
         .testTarget(name: "ParleySubprocessTests", dependencies: ["ParleySubprocess"]),
+        .testTarget(name: "ParleyFuzzingTests", dependencies: ["ParleyFuzzing"]),
     ],
     swiftLanguageModes: [.v6]
 )
+
+// One libFuzzer executable per decoder family, `fuzz-<name>` from Fuzz/Targets/<name>, only
+// when PARLEY_FUZZ=1: Tools/fuzz/fuzz.py sets it and builds them with the sanitizers into
+// .build-fuzz. The normal build and `make test`'s test build never see them.
+if Context.environment["PARLEY_FUZZ"] == "1" {
+    for name in ["frames", "handshake", "wire", "journal", "devchain", "keyfile", "peers", "drill", "ethereum"] {
+        package.targets.append(.executableTarget(name: "fuzz-\(name)", dependencies: ["ParleyFuzzing"], path: "Fuzz/Targets/\(name)"))
+    }
+}

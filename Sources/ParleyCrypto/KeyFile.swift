@@ -107,7 +107,7 @@ public enum KeyFile {
 
     // MARK: Writing
 
-    private static func encodedContents(of key: SigningKey) -> SecretBytes {
+    package static func encodedContents(of key: SigningKey) -> SecretBytes {
         let beforeSeed = Array((header + "\n" + seedLabel).utf8)
         let afterSeed = Array(("\n" + publicKeyLabel + key.publicKey.hex + "\n").utf8)
         let seedStart = beforeSeed.count
@@ -138,7 +138,7 @@ public enum KeyFile {
     }
 
     /// Parses file contents; errors are reported in file order, at the first problem.
-    static func parse(_ bytes: UnsafeRawBufferPointer, path: String) throws(KeyFileError) -> SigningKey {
+    package static func parse(_ bytes: UnsafeRawBufferPointer, path: String) throws(KeyFileError) -> SigningKey {
         guard !bytes.isEmpty else { throw .empty(path: path) }
         var lines = LineReader(bytes: bytes)
         try checkHeader(lines.next(), path: path)

@@ -198,43 +198,43 @@ extension WireReader {
 }
 
 /// Payload layouts of `ok` answers, by operation.
-enum DevchainPayload {
-    static func events(_ events: [ChainEvent]) -> [UInt8] {
+package enum DevchainPayload {
+    package static func events(_ events: [ChainEvent]) -> [UInt8] {
         var writer = WireWriter()
         writer.encode(events)
         return writer.bytes
     }
 
-    static func time(_ time: ChainTime) -> [UInt8] { time.wireBytes }
+    package static func time(_ time: ChainTime) -> [UInt8] { time.wireBytes }
 
-    static func balance(_ amount: Amount) -> [UInt8] {
+    package static func balance(_ amount: Amount) -> [UInt8] {
         var writer = WireWriter()
         writer.write(amount)
         return writer.bytes
     }
 
-    static func channel(_ channel: ChannelOnChain?) -> [UInt8] {
+    package static func channel(_ channel: ChannelOnChain?) -> [UInt8] {
         var writer = WireWriter()
         writer.write(channel != nil)
         channel?.encode(to: &writer)
         return writer.bytes
     }
 
-    static func decodeEvents(_ bytes: [UInt8]) throws(WireError) -> [ChainEvent] {
+    package static func decodeEvents(_ bytes: [UInt8]) throws(WireError) -> [ChainEvent] {
         var reader = WireReader(bytes)
         let events = try reader.decodeEvents(limit: DevchainLimits.maxEventsPerTransaction)
         try reader.finish()
         return events
     }
 
-    static func decodeBalance(_ bytes: [UInt8]) throws(WireError) -> Amount {
+    package static func decodeBalance(_ bytes: [UInt8]) throws(WireError) -> Amount {
         var reader = WireReader(bytes)
         let amount = try reader.readAmount("balance")
         try reader.finish()
         return amount
     }
 
-    static func decodeChannel(_ bytes: [UInt8]) throws(WireError) -> ChannelOnChain? {
+    package static func decodeChannel(_ bytes: [UInt8]) throws(WireError) -> ChannelOnChain? {
         var reader = WireReader(bytes)
         let channel = try reader.readBool("channel present") ? try ChannelOnChain(from: &reader) : nil
         try reader.finish()

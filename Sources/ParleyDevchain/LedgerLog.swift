@@ -12,7 +12,7 @@ import Darwin
 #endif
 
 /// One durable fact of the devchain's history.
-enum LedgerRecord: Equatable, Sendable {
+package enum LedgerRecord: Equatable, Sendable {
     /// An accepted transaction, as `caller`, applied at chain time `time`.
     case transaction(ChainTransaction, caller: PublicKey, time: ChainTime)
     /// The clock reached `time` (manual advances, and block time revealed to clients).
@@ -28,7 +28,7 @@ enum LedgerRecord: Equatable, Sendable {
 extension LedgerRecord: WireCodable {
     private enum Tag: UInt8 { case transaction = 1, clock }
 
-    func encode(to writer: inout WireWriter) {
+    package func encode(to writer: inout WireWriter) {
         switch self {
         case let .transaction(tx, caller, time):
             writer.write(Tag.transaction.rawValue)
@@ -41,7 +41,7 @@ extension LedgerRecord: WireCodable {
         }
     }
 
-    init(from reader: inout WireReader) throws(WireError) {
+    package init(from reader: inout WireReader) throws(WireError) {
         let raw = try reader.readUInt8("record kind")
         guard let tag = Tag(rawValue: raw) else { throw .unknownTag(field: "record kind", tag: raw) }
         let time = try ChainTime(from: &reader)
@@ -94,14 +94,14 @@ public enum DevchainStoreError: Error, Equatable, Sendable, CustomStringConverti
 /// Opening truncates a torn tail (an incomplete or bad-checksum *last* record, what a crash
 /// mid-append leaves) and refuses damage anywhere before it. Not thread-safe: the server
 /// uses it under its lock.
-final class LedgerLog {
+package final class LedgerLog {
     static let fileName = "ledger.log"
     static let lockFileName = "devchain.lock"
     static let formatVersion: UInt8 = 3
-    static let header: [UInt8] = Array("PARLEYDC".utf8) + [0, 0, 0, formatVersion]
-    static let recordHeaderBytes = 8
+    package static let header: [UInt8] = Array("PARLEYDC".utf8) + [0, 0, 0, formatVersion]
+    package static let recordHeaderBytes = 8
     /// A body larger than this is damage, not a record (the largest transaction is far smaller).
-    static let maxRecordBytes = 256 * 1024
+    package static let maxRecordBytes = 256 * 1024
 
     let path: String
     private let file: DurableFile
@@ -188,7 +188,7 @@ final class LedgerLog {
         size += frame.count
     }
 
-    static func frame(_ record: LedgerRecord) -> [UInt8] {
+    package static func frame(_ record: LedgerRecord) -> [UInt8] {
         let body = record.wireBytes
         var lengthWriter = WireWriter()
         lengthWriter.write(UInt32(body.count))
@@ -201,7 +201,7 @@ final class LedgerLog {
     }
 
     /// The records of a whole file and the offset where the good ones end.
-    static func parse(_ bytes: [UInt8], path: String) throws(DevchainStoreError) -> ([LedgerRecord], Int) {
+    package static func parse(_ bytes: [UInt8], path: String) throws(DevchainStoreError) -> ([LedgerRecord], Int) {
         guard bytes.count >= header.count else {
             guard Array(header.prefix(bytes.count)) == bytes else {
                 throw .corrupt(path: path, offset: 0, reason: "not a devchain ledger (bad magic)")

@@ -6,7 +6,7 @@ import ParleyWire
 /// The calls and events of `Contracts/Adjudicator.vy` (and the two ERC-20 calls the
 /// adapter makes), encoded and decoded. `AdjudicatorABITests` checks every selector and
 /// topic against the compiled ABI in `Contracts/build/`.
-enum AdjudicatorABI {
+package enum AdjudicatorABI {
     static let paramsType = "(bytes32[2],address[2],bytes32,uint64,string)"
     static let stateType = "(bytes32,uint64,uint256[2],bytes,bool)"
     static let signatureType = "(uint8,bytes32,bytes32)"
@@ -67,29 +67,29 @@ enum AdjudicatorABI {
 
     // MARK: - Events
 
-    enum Topic {
-        static let opened = topic("Opened(bytes32,bytes32[2],address[2],bytes32,uint64,string,uint256[2])")
-        static let deposited = topic("Deposited(bytes32,uint8,uint256,uint256)")
-        static let funded = topic("Funded(bytes32)")
-        static let registered = topic("Registered(bytes32,uint64,uint64,uint8,uint256[2],bytes,bool)")
-        static let progressed = topic("Progressed(bytes32,uint64,uint64,uint8,uint256[2],bytes)")
-        static let concluded = topic("Concluded(bytes32,uint64,uint256[2])")
-        static let withdrawn = topic("Withdrawn(bytes32,uint8,uint256)")
-        static let reclaimed = topic("Reclaimed(bytes32,uint8,uint256)")
+    package enum Topic {
+        package static let opened = topic("Opened(bytes32,bytes32[2],address[2],bytes32,uint64,string,uint256[2])")
+        package static let deposited = topic("Deposited(bytes32,uint8,uint256,uint256)")
+        package static let funded = topic("Funded(bytes32)")
+        package static let registered = topic("Registered(bytes32,uint64,uint64,uint8,uint256[2],bytes,bool)")
+        package static let progressed = topic("Progressed(bytes32,uint64,uint64,uint8,uint256[2],bytes)")
+        package static let concluded = topic("Concluded(bytes32,uint64,uint256[2])")
+        package static let withdrawn = topic("Withdrawn(bytes32,uint8,uint256)")
+        package static let reclaimed = topic("Reclaimed(bytes32,uint8,uint256)")
 
-        static let all = [opened, deposited, funded, registered, progressed, concluded, withdrawn, reclaimed]
+        package static let all = [opened, deposited, funded, registered, progressed, concluded, withdrawn, reclaimed]
 
         static func topic(_ signature: String) -> Digest { Keccak256.hash(Array(signature.utf8)) }
     }
 
     /// The terms a channel's first deposit named, as its `Opened` event carries them.
-    struct Opening: Sendable, Equatable {
-        let params: ChannelParams
-        let opening: Allocation
+    package struct Opening: Sendable, Equatable {
+        package let params: ChannelParams
+        package let opening: Allocation
     }
 
     /// One decoded adjudicator event.
-    enum Event: Sendable, Equatable {
+    package enum Event: Sendable, Equatable {
         case opened(Opening)
         /// A `ChainEvent` kind, plus the state of a registration or progress (to rebuild the
         /// registered state without storage reads).
@@ -98,7 +98,7 @@ enum AdjudicatorABI {
 
     /// Decodes one log of the adjudicator. `nil` for a log that is not one of its events
     /// (another contract's, or a topic this build does not know).
-    static func decode(
+    package static func decode(
         topics: [Digest], data: [UInt8], domain: SettlementDomain
     ) throws(EthereumRPCError) -> (ChannelID, Event)? {
         guard topics.count == 2, let topic = topics.first, Topic.all.contains(topic) else { return nil }

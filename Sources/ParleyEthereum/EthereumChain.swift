@@ -188,7 +188,7 @@ public final class EthereumChain: Sendable {
     }
 
     /// A block's header fields the adapter uses; `nil` when the node does not have it.
-    struct Block: Sendable {
+    package struct Block: Sendable {
         let number: UInt64
         let hash: Digest
         let time: ChainTime
@@ -209,7 +209,7 @@ public final class EthereumChain: Sendable {
         try await block(Quantity.hex(number))
     }
 
-    static func block(from value: JSONValue) throws(EthereumRPCError) -> Block? {
+    package static func block(from value: JSONValue) throws(EthereumRPCError) -> Block? {
         if value.isNull { return nil }
         return Block(
             number: try Quantity.uint64(value["number"], "block number"), hash: try Quantity.digest(value["hash"], "block hash"),
@@ -253,12 +253,12 @@ public final class EthereumChain: Sendable {
     // MARK: - Logs
 
     /// A decoded adjudicator log with where it sits in the chain.
-    struct Log: Sendable {
+    package struct Log: Sendable {
         let block: UInt64
         let blockHash: Digest
         let index: UInt64
-        let channel: ChannelID
-        let event: AdjudicatorABI.Event
+        package let channel: ChannelID
+        package let event: AdjudicatorABI.Event
 
         /// `ChainEvent.sequence`: the block number in the high bits, the log's index in its
         /// block in the low 20. Increasing along the chain, not gap-free.
@@ -303,7 +303,7 @@ public final class EthereumChain: Sendable {
         return out.sorted { ($0.block, $0.index) < ($1.block, $1.index) }
     }
 
-    static func log(from entry: JSONValue, adjudicator: EthereumAddress, domain: SettlementDomain) throws(EthereumRPCError) -> Log? {
+    package static func log(from entry: JSONValue, adjudicator: EthereumAddress, domain: SettlementDomain) throws(EthereumRPCError) -> Log? {
         guard try Quantity.address(entry["address"], "log address") == adjudicator else { return nil }
         if case .bool(true)? = entry["removed"] { return nil }
         guard let topicValues = entry["topics"]?.array else { throw .badAnswer("a log without topics") }

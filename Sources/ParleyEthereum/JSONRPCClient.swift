@@ -101,9 +101,15 @@ public final class JSONRPCClient: Sendable {
         if let http = answer.1 as? HTTPURLResponse, http.statusCode != 200 {
             throw .http(status: http.statusCode)
         }
+        return try Self.result(ofReply: answer.0, method: method)
+    }
+
+    /// The `result` of a JSON-RPC reply body, or its `error` as `.rpc`. Anything else (not
+    /// JSON, neither field) is `.badAnswer`: the node's bytes never trap.
+    package static func result(ofReply body: Data, method: String) throws(EthereumRPCError) -> JSONValue {
         let reply: JSONValue
         do {
-            reply = try JSONDecoder().decode(JSONValue.self, from: answer.0)
+            reply = try JSONDecoder().decode(JSONValue.self, from: body)
         } catch {
             throw .badAnswer("\(method) answered with something that is not JSON")
         }

@@ -3,7 +3,7 @@ import ParleyCrypto
 import ParleyWire
 
 /// A mined transaction: its receipt's facts and the adjudicator logs it emitted.
-struct Receipt: Sendable {
+package struct Receipt: Sendable {
     let hash: Digest
     let block: UInt64
     let blockHash: Digest
@@ -34,7 +34,7 @@ enum SendFailure: Error, Sendable {
 /// needs to survive a restart: a transaction a crashed process left pending is counted, and
 /// one the pool dropped leaves no gap. One sender per account per process
 /// (`EthereumChain.sender(for:)`) hands out this process's nonces.
-actor TransactionSender {
+package actor TransactionSender {
     let chain: EthereumChain
     let key: EthereumSigningKey
 
@@ -185,10 +185,17 @@ actor TransactionSender {
 
     func receipt(_ hash: Digest) async throws(EthereumRPCError) -> Receipt? {
         let value = try await chain.rpc.call("eth_getTransactionReceipt", [.string(Quantity.data(hash.bytes))])
+        guard let receipt = try Self.receipt(from: value, hash: hash) else { return nil }
+        let head = try await chain.blockNumber()
+        guard head >= receipt.block, head - receipt.block + 1 >= chain.options.confirmations else { return nil }
+        return receipt
+    }
+
+    /// A mined transaction's receipt from an `eth_getTransactionReceipt` answer; nil while
+    /// it is not mined. A field that does not read is `.badAnswer`.
+    package static func receipt(from value: JSONValue, hash: Digest) throws(EthereumRPCError) -> Receipt? {
         guard !value.isNull, let blockValue = value["blockNumber"], !blockValue.isNull else { return nil }
         let block = try Quantity.uint64(blockValue, "receipt block")
-        let head = try await chain.blockNumber()
-        guard head >= block, head - block + 1 >= chain.options.confirmations else { return nil }
         let contract: EthereumAddress? =
             if let address = value["contractAddress"], !address.isNull { try Quantity.address(address, "contract address") } else { nil }
         return Receipt(
@@ -211,7 +218,7 @@ actor TransactionSender {
     }
 
     /// The reason string of a reverted call, when its revert data is `Error(string)`.
-    static func revertString(_ error: EthereumRPCError) -> String? {
+    package static func revertString(_ error: EthereumRPCError) -> String? {
         guard case let .rpc(_, message, data) = error else { return nil }
         if let data, data.count >= 4, Array(data.prefix(4)) == [0x08, 0xc3, 0x79, 0xa0],
             let text = try? ABIDecoder(Array(data.dropFirst(4))).string(0, limit: 1024, "revert reason")

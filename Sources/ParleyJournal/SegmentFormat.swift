@@ -110,7 +110,12 @@ extension SegmentFormat {
             guard version == Self.version else {
                 throw JournalError.unsupportedFormat(segment: name, version: version, supported: Self.version)
             }
-            _ = try reader.readUInt16("reserved")
+            // Written as zero; anything else is not a segment this build wrote, and reading
+            // past it would accept two headers for one segment (found by fuzzing, issue 23).
+            let reserved = try reader.readUInt16("reserved")
+            guard reserved == 0 else {
+                throw JournalError.badSegmentHeader(segment: name, reason: "reserved header bytes are \(reserved), not 0")
+            }
             let index = try reader.readUInt64("segment index")
             guard index == expectedIndex else {
                 throw JournalError.badSegmentHeader(segment: name, reason: "header says segment \(index), file name says \(expectedIndex)")

@@ -6,21 +6,21 @@
 ///     0xF0  kind 0x01  port (2 bytes, big-endian)
 ///
 /// A node that does not know it logs it as undecodable once per session and carries on.
-struct PeerAnnouncement: Equatable {
+package struct PeerAnnouncement: Equatable {
     static let marker: UInt8 = 0xF0
     static let kind: UInt8 = 0x01
 
-    let port: UInt16
+    package let port: UInt16
 
-    var wireBytes: [UInt8] { [Self.marker, Self.kind, UInt8(port >> 8), UInt8(port & 0xff)] }
+    package var wireBytes: [UInt8] { [Self.marker, Self.kind, UInt8(port >> 8), UInt8(port & 0xff)] }
 
     static func isAnnouncement(_ bytes: [UInt8]) -> Bool { bytes.first == marker }
 
     /// Nil for anything but exactly the four bytes above.
-    init?(wireBytes bytes: [UInt8]) {
+    package init?(wireBytes bytes: [UInt8]) {
         guard bytes.count == 4, bytes[0] == Self.marker, bytes[1] == Self.kind else { return nil }
         port = UInt16(bytes[2]) << 8 | UInt16(bytes[3])
     }
 
-    init(port: UInt16) { self.port = port }
+    package init(port: UInt16) { self.port = port }
 }

@@ -44,6 +44,12 @@ public struct PeerBook: PeerAddressStore {
     /// The addresses on file, and a description of each line that could not be read.
     public func load() -> (addresses: [PublicKey: SocketAddress], problems: [String]) {
         guard let text = Self.readFile(path) else { return ([:], []) }
+        return Self.parse(text, path: path)
+    }
+
+    /// The addresses in a peers file's text, and a description of each line that could not be
+    /// read (`path` names the file in those descriptions). Later lines win for a repeated key.
+    package static func parse(_ text: String, path: String) -> (addresses: [PublicKey: SocketAddress], problems: [String]) {
         var addresses: [PublicKey: SocketAddress] = [:]
         var problems: [String] = []
         for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
@@ -61,8 +67,12 @@ public struct PeerBook: PeerAddressStore {
 
     /// Writes the whole book durably. Throws a readable message on failure.
     public func save(_ addresses: [PublicKey: SocketAddress]) throws(NodeError) {
-        let text = addresses.sorted { $0.key < $1.key }.map { "\($0.key.hex) \($0.value)\n" }.joined()
-        try Self.writeDurably(path, text)
+        try Self.writeDurably(path, Self.text(of: addresses))
+    }
+
+    /// The file's text for `addresses`: one `<public key hex> <host:port>` line each, by key.
+    package static func text(of addresses: [PublicKey: SocketAddress]) -> String {
+        addresses.sorted { $0.key < $1.key }.map { "\($0.key.hex) \($0.value)\n" }.joined()
     }
 
     /// Replaces the file at `path` with `text` through a temporary file, fsync and rename

@@ -6,10 +6,10 @@ import ParleyWire
 // received bytes can be hashed into the transcript as they are.
 
 /// Message 1, dialer → listener: `"PRLY" || u8 n || n × u16 version || 32-byte ephemeral key`.
-struct HandshakeHello: Equatable, Sendable {
+package struct HandshakeHello: Equatable, Sendable {
     /// 1...``Handshake/maxOfferedVersions``, strictly increasing.
-    let versions: [UInt16]
-    let ephemeral: AgreementPublicKey
+    package let versions: [UInt16]
+    package let ephemeral: AgreementPublicKey
 
     init(versions: [UInt16], ephemeral: AgreementPublicKey) {
         precondition(Handshake.isValidVersionList(versions), "offered versions must be 1...\(Handshake.maxOfferedVersions) strictly increasing values, got \(versions)")
@@ -17,7 +17,7 @@ struct HandshakeHello: Equatable, Sendable {
         self.ephemeral = ephemeral
     }
 
-    var bytes: [UInt8] {
+    package var bytes: [UInt8] {
         var writer = WireWriter(reservingCapacity: Handshake.magic.count + 1 + 2 * versions.count + AgreementPublicKey.byteCount)
         writer.writeFixed(Handshake.magic)
         writer.write(UInt8(versions.count))
@@ -28,7 +28,7 @@ struct HandshakeHello: Equatable, Sendable {
 
     /// Parses a hello from untrusted bytes. Anything that does not begin like "PRLY" is
     /// ``HandshakeError/badMagic``, so a stray HTTP request or TLS hello is named for what it is.
-    init(decoding payload: [UInt8]) throws(HandshakeError) {
+    package init(decoding payload: [UInt8]) throws(HandshakeError) {
         try Handshake.checkSize(payload)
         guard payload.prefix(Handshake.magic.count).elementsEqual(Handshake.magic.prefix(payload.count)) else {
             throw .badMagic
@@ -56,7 +56,7 @@ struct HandshakeHello: Equatable, Sendable {
 
 /// Message 2, listener → dialer:
 /// `u16 version || 32-byte ephemeral key || 32-byte identity key || 64-byte signature over TH2`.
-struct HandshakeReply: Equatable, Sendable {
+package struct HandshakeReply: Equatable, Sendable {
     static let unsignedByteCount = 2 + AgreementPublicKey.byteCount + PublicKey.byteCount
     static let byteCount = unsignedByteCount + Signature.byteCount
 
@@ -70,7 +70,7 @@ struct HandshakeReply: Equatable, Sendable {
         Self.unsignedBytes(version: version, ephemeral: ephemeral, identity: identity)
     }
 
-    var bytes: [UInt8] { unsignedBytes + signature.bytes }
+    package var bytes: [UInt8] { unsignedBytes + signature.bytes }
 
     static func unsignedBytes(version: UInt16, ephemeral: AgreementPublicKey, identity: PublicKey) -> [UInt8] {
         var writer = WireWriter(reservingCapacity: byteCount)
@@ -87,7 +87,7 @@ struct HandshakeReply: Equatable, Sendable {
         self.signature = signature
     }
 
-    init(decoding payload: [UInt8]) throws(HandshakeError) {
+    package init(decoding payload: [UInt8]) throws(HandshakeError) {
         try Handshake.checkSize(payload)
         var reader = WireReader(payload)
         do {
@@ -104,20 +104,20 @@ struct HandshakeReply: Equatable, Sendable {
 }
 
 /// Message 3, dialer → listener: `32-byte identity key || 64-byte signature over TH3`.
-struct HandshakeAuth: Equatable, Sendable {
+package struct HandshakeAuth: Equatable, Sendable {
     static let byteCount = PublicKey.byteCount + Signature.byteCount
 
-    let identity: PublicKey
+    package let identity: PublicKey
     let signature: Signature
 
-    var bytes: [UInt8] { identity.bytes + signature.bytes }
+    package var bytes: [UInt8] { identity.bytes + signature.bytes }
 
     init(identity: PublicKey, signature: Signature) {
         self.identity = identity
         self.signature = signature
     }
 
-    init(decoding payload: [UInt8]) throws(HandshakeError) {
+    package init(decoding payload: [UInt8]) throws(HandshakeError) {
         try Handshake.checkSize(payload)
         var reader = WireReader(payload)
         do {

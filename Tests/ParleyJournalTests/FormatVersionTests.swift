@@ -8,10 +8,8 @@ import Testing
 @Suite struct FormatVersionTests {
     private let params = JournalFixtures.params()
 
-    @Test(arguments: [UInt16(2), UInt16(1), UInt16(4)])
-    func aSegmentOfAnotherFormatIsRefusedByName(version: UInt16) throws {
-        let dir = TempDirectory()
-        defer { dir.remove() }
+    /// A journal of three records in `dir`: its one segment's name and path.
+    private func writeJournal(in dir: TempDirectory) throws -> (segment: String, path: String) {
         do {
             let journal = try Journal(directory: dir.path)
             try journal.appendBlocking(JournalFixtures.history(params, count: 3))
@@ -19,7 +17,14 @@ import Testing
         }
         let segment = try #require(
             try FileManager.default.contentsOfDirectory(atPath: dir.path).first { $0.hasPrefix("segment-") })
-        let path = dir.path + "/" + segment
+        return (segment, dir.path + "/" + segment)
+    }
+
+    @Test(arguments: [UInt16(2), UInt16(1), UInt16(4)])
+    func aSegmentOfAnotherFormatIsRefusedByName(version: UInt16) throws {
+        let dir = TempDirectory()
+        defer { dir.remove() }
+        let (segment, path) = try writeJournal(in: dir)
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
         #expect(bytes[8] == 0 && bytes[9] == UInt8(SegmentFormat.version))
         bytes[8] = UInt8(version >> 8)
@@ -35,6 +40,23 @@ import Testing
             #expect(message.contains("new journal directory"))
         } else {
             #expect(message.contains("newer than this build reads"))
+        }
+    }
+
+    /// Found by fuzzing (issue 23): the two reserved header bytes were read and ignored, so a
+    /// segment had many headers. A journal whose reserved bytes are not zero is not one this
+    /// build wrote, and opening it names the segment and the bytes.
+    @Test func aSegmentWhoseReservedHeaderBytesAreNotZeroIsRefused() throws {
+        let dir = TempDirectory()
+        defer { dir.remove() }
+        let (segment, path) = try writeJournal(in: dir)
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(bytes[10] == 0 && bytes[11] == 0)
+        bytes[10] = 0x11
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+
+        #expect(throws: JournalError.badSegmentHeader(segment: segment, reason: "reserved header bytes are 4352, not 0")) {
+            _ = try Journal(directory: dir.path)
         }
     }
 }

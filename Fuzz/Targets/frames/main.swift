@@ -1,0 +1,4 @@
+import ParleyFuzzing
+
+// libFuzzer target `fuzz-frames`: FuzzTargets.named("frames") (Docs/Architecture.md, "Fuzzing").
+FuzzDriver.main(named: "frames")

@@ -1,0 +1,4 @@
+import ParleyFuzzing
+
+// libFuzzer target `fuzz-handshake`: FuzzTargets.named("handshake") (Docs/Architecture.md, "Fuzzing").
+FuzzDriver.main(named: "handshake")

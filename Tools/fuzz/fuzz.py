@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Builds and runs Parley's libFuzzer targets (Docs/Architecture.md, "Fuzzing").
+
+  fuzz.py build                  build every fuzz-<name> into .build-fuzz (release, ASan, libFuzzer)
+  fuzz.py run --seconds N        fuzz each target for N seconds over its committed corpus;
+                                 prints executions and coverage per target, exits 1 on a finding
+  fuzz.py run --runs N           stop each target after N executions instead (e.g. 10000000)
+  fuzz.py seed                   (re)write Fuzz/Corpus/<name> from each target's seeds
+  fuzz.py merge                  fold what the fuzzer found (.build-fuzz/work) into
+                                 Fuzz/Corpus, keeping only inputs that add coverage
+
+--targets a,b limits any command to some targets; --json prints the run's results as JSON;
+--no-build runs the binaries as they are (run builds them first otherwise, incrementally).
+Flags after -- go to libFuzzer, e.g. -- -jobs=2 -workers=2.
+
+Why not `-sanitize=fuzzer` on the link: SwiftPM gives each executable its own `main`, which
+clashes with libFuzzer's. So the compiler instruments with -sanitize=fuzzer,address (passed
+to the frontend), the link uses ASan only plus libFuzzer's "no main" runtime, and each
+fuzz-<name> starts libFuzzer itself (FuzzDriver, LLVMFuzzerRunDriver).
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRATCH = os.path.join(ROOT, ".build-fuzz")
+TARGETS = ["frames", "handshake", "wire", "journal", "devchain", "keyfile", "peers", "drill", "ethereum"]
+# A decoder may allocate in proportion to its input, never more: any single allocation over
+# this many MiB (hundreds of times the largest input) is reported as a finding.
+MALLOC_LIMIT_MB = 32
+
+
+def log(text):
+    print(text, file=sys.stderr, flush=True)
+
+
+def fuzzer_runtime():
+    swiftc = shutil.which("swiftc")
+    if not swiftc:
+        sys.exit("fuzz.py: swiftc is not on PATH")
+    toolchain = os.path.dirname(os.path.dirname(os.path.realpath(swiftc)))
+    found = sorted(glob.glob(os.path.join(toolchain, "lib", "clang", "*", "lib", "linux",
+                                          "libclang_rt.fuzzer_no_main-x86_64.a")))
+    found += sorted(glob.glob(os.path.join(toolchain, "lib", "clang", "*", "lib", "*",
+                                           "libclang_rt.fuzzer_no_main.a")))
+    if not found:
+        sys.exit(f"fuzz.py: libFuzzer's no-main runtime is not in the Swift toolchain at {toolchain}")
+    return found[-1]
+
+
+def build_command(product):
+    return ["swift", "build", "-c", "release", "--scratch-path", SCRATCH, "--product", product,
+            "-Xswiftc", "-sanitize=address",
+            "-Xswiftc", "-Xfrontend", "-Xswiftc", "-sanitize=fuzzer,address",
+            "-Xswiftc", "-DFUZZING",
+            "-Xlinker", fuzzer_runtime(), "-Xlinker", "-lstdc++"]
+
+
+def max_len(name):
+    """The largest input the target reads (its FuzzTarget.maxInputBytes), passed as -max_len."""
+    return int(subprocess.run([binary(name), "--max-len"], check=True, capture_output=True, text=True).stdout)
+
+
+def binary(name):
+    return os.path.join(SCRATCH, "release", f"fuzz-{name}")
+
+
+def build(targets):
+    env = dict(os.environ, PARLEY_FUZZ="1")
+    for position, name in enumerate(targets, 1):
+        log(f"fuzz: building fuzz-{name} ({position}/{len(targets)}; the first one builds every module with ASan, "
+            "which takes minutes)")
+        started = time.time()
+        result = subprocess.run(build_command(f"fuzz-{name}"), cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if result.returncode != 0:
+            print(result.stdout[-8000:])
+            sys.exit(f"fuzz.py: building fuzz-{name} failed")
+        log(f"fuzz: built fuzz-{name} in {time.time() - started:.0f} s")
+
+
+def seed(targets):
+    for name in targets:
+        corpus = os.path.join(ROOT, "Fuzz", "Corpus", name)
+        os.makedirs(corpus, exist_ok=True)
+        subprocess.run([binary(name), "--write-seeds", corpus], check=True)
+        if name == "drill":
+            for path in sorted(glob.glob(os.path.join(ROOT, "Examples", "Drills", "*.yaml"))):
+                shutil.copy(path, os.path.join(corpus, "example-" + os.path.basename(path)))
+
+
+STATUS = re.compile(r"^#(\d+)\s+\S+\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
+
+
+def run_one(name, seconds, runs, extra):
+    work = os.path.join(SCRATCH, "work", name)
+    artifacts = os.path.join(SCRATCH, "artifacts", name) + "/"
+    os.makedirs(work, exist_ok=True)
+    os.makedirs(artifacts, exist_ok=True)
+    corpus = os.path.join(ROOT, "Fuzz", "Corpus", name)
+    command = [binary(name), work, corpus, f"-max_len={max_len(name)}", f"-malloc_limit_mb={MALLOC_LIMIT_MB}",
+               "-rss_limit_mb=4096", "-timeout=20", "-print_final_stats=1", f"-artifact_prefix={artifacts}"]
+    dictionary = os.path.join(ROOT, "Fuzz", "Dictionaries", f"{name}.dict")
+    if os.path.exists(dictionary):
+        command.append(f"-dict={dictionary}")
+    if runs:
+        command.append(f"-runs={runs}")
+    else:
+        command.append(f"-max_total_time={seconds}")
+    command += extra
+    started = time.time()
+    # Swift's own crash backtracer would fight ASan's report; libFuzzer and ASan report crashes here.
+    # ASan records a stack for every allocation by default, which costs half the time of an
+    # allocation-heavy target; a finding's report still says where it happened (rerun the
+    # artifact with ASAN_OPTIONS=malloc_context_size=30 for the allocation's stack).
+    env = dict(os.environ, SWIFT_BACKTRACE="enable=no")
+    env.setdefault("ASAN_OPTIONS", "malloc_context_size=0")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               errors="replace")
+    executions = coverage = features = corpus_size = 0
+    tail = []
+    last_shown = started
+    for line in process.stdout:
+        tail = (tail + [line])[-60:]
+        match = STATUS.match(line)
+        if match:
+            executions, coverage, features, corpus_size = (int(g) for g in match.groups())
+            if time.time() - last_shown >= 30:
+                last_shown = time.time()
+                log(f"fuzz: {name}: {executions:,} executions, cov {coverage}, ft {features} "
+                    f"({time.time() - started:.0f} s)")
+        elif line.startswith("stat::number_of_executed_units:"):
+            executions = int(line.split(":")[-1])
+    code = process.wait()
+    elapsed = time.time() - started
+    crash = None
+    if code != 0:
+        found = [l.split("Test unit written to ")[-1].strip() for l in tail if "Test unit written to" in l]
+        crash = found[-1] if found else "(no artifact written)"
+    return {"target": name, "executions": executions, "coverage": coverage, "features": features,
+            "corpus": corpus_size, "seconds": round(elapsed, 1),
+            "executions_per_second": round(executions / elapsed) if elapsed > 0 else 0,
+            "finding": crash, "exit_code": code, "output_tail": "".join(tail) if crash else None}
+
+
+def run(targets, seconds, runs, as_json, extra, rebuild):
+    if rebuild:
+        build(targets)  # incremental: seconds when nothing changed
+    results = []
+    for name in targets:
+        log(f"fuzz: {name}: " + (f"{runs:,} executions" if runs else f"{seconds} s") + " ...")
+        result = run_one(name, seconds, runs, extra)
+        results.append(result)
+        outcome = f"FINDING {result['finding']}" if result["finding"] else "ok"
+        log(f"fuzz: {name}: {result['executions']:,} executions in {result['seconds']} s "
+            f"({result['executions_per_second']:,}/s), cov {result['coverage']}, ft {result['features']}: {outcome}")
+    if as_json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(f"{'target':<10} {'executions':>14} {'exec/s':>9} {'cov':>6} {'ft':>7} {'seconds':>8}  result")
+        for r in results:
+            print(f"{r['target']:<10} {r['executions']:>14,} {r['executions_per_second']:>9,} {r['coverage']:>6} "
+                  f"{r['features']:>7} {r['seconds']:>8}  {'FINDING ' + r['finding'] if r['finding'] else 'ok'}")
+    findings = [r for r in results if r["finding"]]
+    for r in findings:
+        print(f"\n--- {r['target']}: the fuzzer's last words ---\n{r['output_tail']}", file=sys.stderr)
+        print(f"Reproduce: SWIFT_BACKTRACE=enable=no {binary(r['target'])} {r['finding']}\n"
+              f"Then fix the decoder and keep the input as Fuzz/Regressions/{r['target']}/<what-it-broke> "
+              "(the normal suite replays it).", file=sys.stderr)
+    return 1 if findings else 0
+
+
+def merge(targets):
+    for name in targets:
+        work = os.path.join(SCRATCH, "work", name)
+        corpus = os.path.join(ROOT, "Fuzz", "Corpus", name)
+        merged = os.path.join(SCRATCH, "merged", name)
+        shutil.rmtree(merged, ignore_errors=True)
+        os.makedirs(merged)
+        subprocess.run([binary(name), "-merge=1", f"-max_len={max_len(name)}", merged, corpus, work], check=True)
+        for path in glob.glob(os.path.join(merged, "*")):
+            shutil.copy(path, corpus)
+        log(f"fuzz: {name}: {len(os.listdir(corpus))} inputs in Fuzz/Corpus/{name}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Build and run Parley's libFuzzer targets.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("command", choices=["build", "run", "seed", "merge"])
+    parser.add_argument("--seconds", type=int, default=60, help="seconds per target (run)")
+    parser.add_argument("--runs", type=int, default=0, help="executions per target instead of a time (run)")
+    parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated targets (default: all)")
+    parser.add_argument("--json", action="store_true", help="print the run's results as JSON")
+    parser.add_argument("--no-build", action="store_true", help="run the fuzz-<name> binaries already built (run)")
+    parser.add_argument("extra", nargs="*", help="more libFuzzer flags, after --")
+    args = parser.parse_args()
+    targets = [t for t in args.targets.split(",") if t]
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        sys.exit(f"fuzz.py: unknown targets {unknown}; known: {TARGETS}")
+    if args.command == "build":
+        build(targets)
+    elif args.command == "seed":
+        build(targets)
+        seed(targets)
+    elif args.command == "merge":
+        merge(targets)
+    else:
+        sys.exit(run(targets, args.seconds, args.runs, args.json, args.extra, not args.no_build))
+
+
+if __name__ == "__main__":
+    main()
