@@ -4,10 +4,13 @@
   fuzz.py build                  build every fuzz-<name> into .build-fuzz (release, ASan, libFuzzer)
   fuzz.py run --seconds N        fuzz each target for N seconds over its committed corpus;
                                  prints executions and coverage per target, exits 1 on a finding
-  fuzz.py run --runs N           stop each target after N executions instead (e.g. 10000000)
+  fuzz.py run --runs N           stop each target after N executions instead (e.g. 10000000),
+                                 in fresh processes of 1,000,000 executions each
   fuzz.py seed                   (re)write Fuzz/Corpus/<name> from each target's seeds
   fuzz.py merge                  fold what the fuzzer found (.build-fuzz/work) into
                                  Fuzz/Corpus, keeping only inputs that add coverage
+  fuzz.py report                 executions and coverage per target, summed over every run on
+                                 this machine (each run is appended to .build-fuzz/campaign.jsonl)
 
 --targets a,b limits any command to some targets; --json prints the run's results as JSON;
 --no-build runs the binaries as they are (run builds them first otherwise, incrementally).
@@ -150,13 +153,85 @@ def run_one(name, seconds, runs, extra):
             "finding": crash, "exit_code": code, "output_tail": "".join(tail) if crash else None}
 
 
+LEDGER = os.path.join(SCRATCH, "campaign.jsonl")
+# A campaign by executions runs fresh processes of at most this many executions each: one
+# long-lived process slows down several times over (ASan's allocator and quarantine), and a
+# fresh one starts from the whole corpus it left behind.
+CHUNK_RUNS = 1_000_000
+
+
+def commit():
+    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return result.stdout.strip() or "unknown"
+
+
+def record(result):
+    """Appends a run to .build-fuzz/campaign.jsonl: `fuzz.py report` sums a machine's campaigns."""
+    os.makedirs(SCRATCH, exist_ok=True)
+    entry = {k: v for k, v in result.items() if k != "output_tail"}
+    entry.update(time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), commit=commit())
+    with open(LEDGER, "a") as ledger:
+        ledger.write(json.dumps(entry) + "\n")
+
+
+def run_target(name, seconds, runs, extra):
+    """One target for `seconds`, or for `runs` executions in fresh processes of CHUNK_RUNS."""
+    if not runs:
+        result = run_one(name, seconds, 0, extra)
+        record(result)
+        return result
+    total = {"target": name, "executions": 0, "seconds": 0.0, "finding": None, "exit_code": 0, "output_tail": None}
+    while total["executions"] < runs and not total["finding"]:
+        chunk = run_one(name, seconds, min(CHUNK_RUNS, runs - total["executions"]), extra)
+        record(chunk)
+        if chunk["executions"] == 0 and not chunk["finding"]:
+            break  # libFuzzer did not start: its output says why
+        total["executions"] += chunk["executions"]
+        total["seconds"] = round(total["seconds"] + chunk["seconds"], 1)
+        for key in ("coverage", "features", "corpus", "finding", "exit_code", "output_tail"):
+            total[key] = chunk[key]
+        log(f"fuzz: {name}: {total['executions']:,} of {runs:,} executions, cov {total['coverage']}, "
+            f"ft {total['features']} ({total['seconds']:.0f} s)")
+    total["executions_per_second"] = round(total["executions"] / total["seconds"]) if total["seconds"] else 0
+    return total
+
+
+def report(targets, as_json):
+    """Executions per target summed over every run in the ledger, with the newest coverage."""
+    totals = {name: {"target": name, "executions": 0, "seconds": 0.0, "runs": 0, "coverage": 0, "features": 0,
+                     "findings": 0, "first": None, "last": None} for name in targets}
+    if os.path.exists(LEDGER):
+        with open(LEDGER) as ledger:
+            for line in ledger:
+                entry = json.loads(line)
+                total = totals.get(entry["target"])
+                if total is None:
+                    continue
+                total["executions"] += entry["executions"]
+                total["seconds"] = round(total["seconds"] + entry["seconds"], 1)
+                total["runs"] += 1
+                total["coverage"], total["features"] = entry.get("coverage", 0), entry.get("features", 0)
+                total["findings"] += 1 if entry.get("finding") else 0
+                total["first"] = total["first"] or entry["time"]
+                total["last"] = entry["time"]
+    rows = list(totals.values())
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'target':<10} {'executions':>14} {'seconds':>12} {'runs':>5} {'cov':>6} {'ft':>7} {'findings':>9}")
+    for r in rows:
+        print(f"{r['target']:<10} {r['executions']:>14,} {r['seconds']:>12,.0f} {r['runs']:>5} {r['coverage']:>6} "
+              f"{r['features']:>7} {r['findings']:>9}")
+    return 0
+
+
 def run(targets, seconds, runs, as_json, extra, rebuild):
     if rebuild:
         build(targets)  # incremental: seconds when nothing changed
     results = []
     for name in targets:
         log(f"fuzz: {name}: " + (f"{runs:,} executions" if runs else f"{seconds} s") + " ...")
-        result = run_one(name, seconds, runs, extra)
+        result = run_target(name, seconds, runs, extra)
         results.append(result)
         outcome = f"FINDING {result['finding']}" if result["finding"] else "ok"
         log(f"fuzz: {name}: {result['executions']:,} executions in {result['seconds']} s "
@@ -193,7 +268,7 @@ def merge(targets):
 def main():
     parser = argparse.ArgumentParser(description="Build and run Parley's libFuzzer targets.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("command", choices=["build", "run", "seed", "merge"])
+    parser.add_argument("command", choices=["build", "run", "seed", "merge", "report"])
     parser.add_argument("--seconds", type=int, default=60, help="seconds per target (run)")
     parser.add_argument("--runs", type=int, default=0, help="executions per target instead of a time (run)")
     parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated targets (default: all)")
@@ -212,6 +287,8 @@ def main():
         seed(targets)
     elif args.command == "merge":
         merge(targets)
+    elif args.command == "report":
+        sys.exit(report(targets, args.json))
     else:
         sys.exit(run(targets, args.seconds, args.runs, args.json, args.extra, not args.no_build))
 
