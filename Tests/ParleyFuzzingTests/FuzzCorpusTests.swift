@@ -36,12 +36,14 @@ import Testing
         }
     }
 
-    @Test func everyTargetHasAnExecutableAndThePackageBuildsIt() throws {
+    @Test func everyTargetHasAnExecutableThePackageBuildsAndTheRunnerRuns() throws {
         let manifest = try String(contentsOf: Self.root.appendingPathComponent("Package.swift"), encoding: .utf8)
+        let runner = try String(contentsOf: Self.root.appendingPathComponent("Tools/fuzz/fuzz.py"), encoding: .utf8)
         for target in FuzzTargets.all {
             let main = Self.root.appendingPathComponent("Fuzz/Targets/\(target.name)/main.swift")
             #expect(FileManager.default.fileExists(atPath: main.path), "missing \(main.path)")
             #expect(manifest.contains("\"\(target.name)\""), "Package.swift's fuzz list lacks \(target.name)")
+            #expect(runner.contains("\"\(target.name)\""), "Tools/fuzz/fuzz.py's TARGETS lacks \(target.name)")
         }
     }
 
