@@ -17,6 +17,8 @@ import Darwin
 /// named by content), which is how `Fuzz/Corpus/<name>` was made; `fuzz-<name> --max-len`
 /// prints the largest input the target reads.
 package enum FuzzDriver {
+    /// The running target: set once before libFuzzer starts, read by the C callback, which
+    /// cannot capture it.
     nonisolated(unsafe) private static var current: FuzzTarget?
 
     /// Runs the target called `name` (``FuzzTargets/all``).

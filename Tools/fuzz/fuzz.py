@@ -161,7 +161,10 @@ CHUNK_RUNS = 1_000_000
 
 
 def commit():
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    try:
+        result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
     return result.stdout.strip() or "unknown"
 
 
