@@ -6,7 +6,8 @@
                                  prints executions and coverage per target, exits 1 on a finding
   fuzz.py run --runs N           stop each target after N executions instead (e.g. 10000000),
                                  in fresh processes of 1,000,000 executions each
-  fuzz.py seed                   (re)write Fuzz/Corpus/<name> from each target's seeds
+  fuzz.py seed                   (re)write Fuzz/Corpus/<name>: each target's seeds, the shipped
+                                 drills, and the journals and peers files of a real `parley demo`
   fuzz.py merge                  fold what the fuzzer found (.build-fuzz/work) into
                                  Fuzz/Corpus, keeping only inputs that add coverage
   fuzz.py report                 executions and coverage per target, summed over every run on
@@ -30,6 +31,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -97,6 +99,33 @@ def seed(targets):
         if name == "drill":
             for path in sorted(glob.glob(os.path.join(ROOT, "Examples", "Drills", "*.yaml"))):
                 shutil.copy(path, os.path.join(corpus, "example-" + os.path.basename(path)))
+    if {"journal", "peers"} & set(targets):
+        demo_seeds(targets)
+
+
+def demo_seeds(targets):
+    """The journals, peers and identity files a real `parley demo` (8 payments, a cheat
+    refuted) leaves behind: demo-<who>-segment in the journal corpus (its first byte 4 reads
+    it raw, as segment 1, the last), demo-<who>-peers and -identity in the peers corpus."""
+    log("fuzz: running `parley demo --payments 8 --dispute cheat` for real journal and peers files")
+    subprocess.run(["swift", "build", "-c", "release", "--product", "parley"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    bin_path = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout.strip()
+    with tempfile.TemporaryDirectory() as scratch:
+        data = os.path.join(scratch, "demo")
+        subprocess.run([os.path.join(bin_path, "parley"), "demo", "--payments", "8", "--dispute", "cheat",
+                        "--data", data], check=True, stdout=subprocess.DEVNULL)
+        for who in ("alice", "bob"):
+            if "journal" in targets:
+                with open(os.path.join(data, who, "segment-0000000000000001.log"), "rb") as segment:
+                    body = segment.read()
+                with open(os.path.join(ROOT, "Fuzz", "Corpus", "journal", f"demo-{who}-segment"), "wb") as out:
+                    out.write(bytes([4]) + body)
+            if "peers" in targets:
+                for kind in ("peers", "identity"):
+                    shutil.copy(os.path.join(data, who, kind),
+                                os.path.join(ROOT, "Fuzz", "Corpus", "peers", f"demo-{who}-{kind}"))
 
 
 STATUS = re.compile(r"^#(\d+)\s+\S+\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
