@@ -47,8 +47,9 @@ release: deps
 # Tools/tour/check-readme-tour.py then runs README.md's "Two terminals" tour
 # as written (its paths under /tmp/tour and ports 7545, 7001, 7002) with the release build.
 # Last, every libFuzzer target (Fuzz/, Docs/Architecture.md "Fuzzing") is built with ASan
-# into .build-fuzz and run over its committed corpus plus FUZZ_SECONDS of fuzzing, so a
-# decoder change that crashes or breaks a target's property fails here.
+# into .build-fuzz and run over its committed corpus plus FUZZ_SECONDS of fuzzing from a
+# fixed seed (-seed=1), so a decoder change that crashes or breaks a target's property fails
+# here; `make fuzz` explores with random seeds.
 SIM_SEEDS ?= 2000
 FUZZ_SECONDS ?= 5
 test: deps vectors evm-env contracts-check
@@ -59,14 +60,14 @@ test: deps vectors evm-env contracts-check
 	$(SWIFT) build -c release --product parley
 	python3 Tools/tour/check-readme-tour.py --bin $$($(SWIFT) build -c release --show-bin-path)
 	$$($(SWIFT) build -c release --show-bin-path)/parley sim --seeds $(SIM_SEEDS) --require-coverage
-	python3 Tools/fuzz/fuzz.py run --seconds $(FUZZ_SECONDS)
+	SWIFT=$(SWIFT) python3 Tools/fuzz/fuzz.py run --seconds $(FUZZ_SECONDS) -- -seed=1
 
 # Every fuzz target for SECONDS seconds each (libFuzzer with ASan, built into .build-fuzz);
 # prints executions and coverage per target and fails on a finding. Tools/fuzz/fuzz.py
 # --help has more (a run by executions, some targets only, folding finds into the corpus).
 SECONDS ?= 60
 fuzz: deps
-	python3 Tools/fuzz/fuzz.py run --seconds $(SECONDS)
+	SWIFT=$(SWIFT) python3 Tools/fuzz/fuzz.py run --seconds $(SECONDS)
 
 # The Ethereum test vectors (Tests/Vectors/: the backend's signed bytes, signed EIP-1559
 # transactions) recomputed with eth-abi and eth-account from PyPI, in a virtual environment made here when missing: the

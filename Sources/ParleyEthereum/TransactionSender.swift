@@ -192,7 +192,8 @@ package actor TransactionSender {
     }
 
     /// A mined transaction's receipt from an `eth_getTransactionReceipt` answer; nil while
-    /// it is not mined. A field that does not read is `.badAnswer`.
+    /// it is not mined. A field that does not read is `.badAnswer`, also for a receipt not
+    /// yet confirmed (its fields are read before `receipt(_:)` checks the confirmations).
     package static func receipt(from value: JSONValue, hash: Digest) throws(EthereumRPCError) -> Receipt? {
         guard !value.isNull, let blockValue = value["blockNumber"], !blockValue.isNull else { return nil }
         let block = try Quantity.uint64(blockValue, "receipt block")

@@ -9,8 +9,8 @@ extension FuzzTargets {
     ///
     /// Input: 1 byte of chunking (how the stream is cut into reads), 2 bytes of frame limit,
     /// then the stream. Checks: frames re-encode to exactly the bytes consumed, in order;
-    /// a length over the limit is an error before any payload is buffered; the decoder never
-    /// holds more than the input. Every frame is then sealed and opened again (same bytes),
+    /// a length over the limit is the decoder's only error, raised when the length is read,
+    /// and no longer frame is ever returned. Every frame is then sealed and opened again (same bytes),
     /// and a copy with one byte flipped must fail and kill the opener.
     static let frames = FuzzTarget(
         name: "frames",

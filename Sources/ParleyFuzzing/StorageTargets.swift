@@ -68,12 +68,17 @@ extension FuzzTargets {
                 seeds.append([mode] + segment.dropLast(5))  // a torn tail
                 seeds.append([mode] + segment.prefix(11))  // a torn header
             }
-            var framed: [UInt8] = [2, 0xff, 0xff]
-            for entry in entries.prefix(6) {
-                let payload = entry.wireBytes
-                framed += [UInt8(payload.count >> 8), UInt8(payload.count & 0xff)] + payload
+            // Framed: the record decoder and the table are reached past the checksums. One seed
+            // per channel, each ending with its snapshot (the record with the most fields).
+            let perChannel = entries.count / max(1, Samples.allParams.count)
+            for start in stride(from: 0, to: entries.count, by: max(1, perChannel)) {
+                var framed: [UInt8] = [2, 0xff, 0xff]
+                for entry in entries[start..<min(entries.count, start + perChannel)] {
+                    let payload = entry.wireBytes
+                    framed += [UInt8(payload.count >> 8), UInt8(payload.count & 0xff)] + payload
+                }
+                seeds.append(framed)
             }
-            seeds.append(framed)
             return seeds
         })
 

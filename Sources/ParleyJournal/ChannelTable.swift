@@ -49,7 +49,11 @@ extension ChannelRecord {
         case let .engine(.committed(signed)):
             highestSignedVersion = max(highestSignedVersion, signed.version)
             if signed.version > latest.version || !latest.isFullySigned { latest = signed }
-            if let pending, pending.version <= signed.version || pending.version != latest.version + 1 { self.pending = nil }
+            // `latest` at UInt64.max has no next version (a journal can say so; it must not trap
+            // recovery: found by review of the fuzz targets, issue 23).
+            if let pending, pending.version <= signed.version || latest.version == .max || pending.version != latest.version + 1 {
+                self.pending = nil
+            }
             if let signedFinal, signedFinal.version <= signed.version { self.signedFinal = nil }
         case let .engine(.aborted(version)):
             // We only ever abort versions we signed, so the version stays burned after a restart.

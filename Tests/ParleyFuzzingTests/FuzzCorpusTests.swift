@@ -39,6 +39,8 @@ import Testing
     @Test func everyTargetHasAnExecutableThePackageBuildsAndTheRunnerRuns() throws {
         let manifest = try String(contentsOf: Self.root.appendingPathComponent("Package.swift"), encoding: .utf8)
         let runner = try String(contentsOf: Self.root.appendingPathComponent("Tools/fuzz/fuzz.py"), encoding: .utf8)
+        let directories = try FileManager.default.contentsOfDirectory(atPath: Self.root.appendingPathComponent("Fuzz/Targets").path)
+        #expect(Set(directories.filter { !$0.hasPrefix(".") }) == Set(FuzzTargets.all.map(\.name)), "Fuzz/Targets and FuzzTargets.all differ")
         for target in FuzzTargets.all {
             let main = Self.root.appendingPathComponent("Fuzz/Targets/\(target.name)/main.swift")
             #expect(FileManager.default.fileExists(atPath: main.path), "missing \(main.path)")

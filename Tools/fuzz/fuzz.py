@@ -27,6 +27,7 @@ import argparse
 import glob
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -46,13 +47,17 @@ def log(text):
     print(text, file=sys.stderr, flush=True)
 
 
+# The Swift toolchain: `make` passes its $(SWIFT) here.
+SWIFT = os.environ.get("SWIFT", "swift")
+
+
 def fuzzer_runtime():
-    swiftc = shutil.which("swiftc")
-    if not swiftc:
-        sys.exit("fuzz.py: swiftc is not on PATH")
-    toolchain = os.path.dirname(os.path.dirname(os.path.realpath(swiftc)))
+    swift = shutil.which(SWIFT)
+    if not swift:
+        sys.exit(f"fuzz.py: {SWIFT} is not on PATH")
+    toolchain = os.path.dirname(os.path.dirname(os.path.realpath(swift)))
     found = sorted(glob.glob(os.path.join(toolchain, "lib", "clang", "*", "lib", "linux",
-                                          "libclang_rt.fuzzer_no_main-x86_64.a")))
+                                          f"libclang_rt.fuzzer_no_main-{platform.machine()}.a")))
     found += sorted(glob.glob(os.path.join(toolchain, "lib", "clang", "*", "lib", "*",
                                            "libclang_rt.fuzzer_no_main.a")))
     if not found:
@@ -61,7 +66,7 @@ def fuzzer_runtime():
 
 
 def build_command(product):
-    return ["swift", "build", "-c", "release", "--scratch-path", SCRATCH, "--product", product,
+    return [SWIFT, "build", "-c", "release", "--scratch-path", SCRATCH, "--product", product,
             "-Xswiftc", "-sanitize=address",
             "-Xswiftc", "-Xfrontend", "-Xswiftc", "-sanitize=fuzzer,address",
             "-Xswiftc", "-DFUZZING",
@@ -108,9 +113,9 @@ def demo_seeds(targets):
     refuted) leaves behind: demo-<who>-segment in the journal corpus (its first byte 4 reads
     it raw, as segment 1, the last), demo-<who>-peers and -identity in the peers corpus."""
     log("fuzz: running `parley demo --payments 8 --dispute cheat` for real journal and peers files")
-    subprocess.run(["swift", "build", "-c", "release", "--product", "parley"], cwd=ROOT, check=True,
+    subprocess.run([SWIFT, "build", "-c", "release", "--product", "parley"], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
-    bin_path = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
+    bin_path = subprocess.run([SWIFT, "build", "-c", "release", "--show-bin-path"], cwd=ROOT, check=True,
                               capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory() as scratch:
         data = os.path.join(scratch, "demo")
@@ -128,7 +133,8 @@ def demo_seeds(targets):
                                 os.path.join(ROOT, "Fuzz", "Corpus", "peers", f"demo-{who}-{kind}"))
 
 
-STATUS = re.compile(r"^#(\d+)\s+\S+\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
+STATUS = re.compile(r"^#(\d+)\s")
+FIELD = {name: re.compile(name + r": (\d+)") for name in ("cov", "ft", "corp")}
 
 
 def run_one(name, seconds, runs, extra):
@@ -163,7 +169,12 @@ def run_one(name, seconds, runs, extra):
         tail = (tail + [line])[-60:]
         match = STATUS.match(line)
         if match:
-            executions, coverage, features, corpus_size = (int(g) for g in match.groups())
+            # libFuzzer leaves a field out while it is zero: read each on its own.
+            executions = int(match.group(1))
+            fields = {name: pattern.search(line) for name, pattern in FIELD.items()}
+            coverage = int(fields["cov"].group(1)) if fields["cov"] else coverage
+            features = int(fields["ft"].group(1)) if fields["ft"] else features
+            corpus_size = int(fields["corp"].group(1)) if fields["corp"] else corpus_size
             if time.time() - last_shown >= 30:
                 last_shown = time.time()
                 log(f"fuzz: {name}: {executions:,} executions, cov {coverage}, ft {features} "
@@ -172,14 +183,19 @@ def run_one(name, seconds, runs, extra):
             executions = int(line.split(":")[-1])
     code = process.wait()
     elapsed = time.time() - started
-    crash = None
+    crash = error = None
     if code != 0:
         found = [l.split("Test unit written to ")[-1].strip() for l in tail if "Test unit written to" in l]
-        crash = found[-1] if found else "(no artifact written)"
+        if found:
+            crash = found[-1]
+        else:
+            # Not a finding: libFuzzer did not run (a bad flag, a missing file) or was interrupted.
+            error = f"libFuzzer exited with {code} without writing an input"
     return {"target": name, "executions": executions, "coverage": coverage, "features": features,
             "corpus": corpus_size, "seconds": round(elapsed, 1),
             "executions_per_second": round(executions / elapsed) if elapsed > 0 else 0,
-            "finding": crash, "exit_code": code, "output_tail": "".join(tail) if crash else None}
+            "finding": crash, "error": error, "exit_code": code,
+            "output_tail": "".join(tail) if crash or error else None}
 
 
 LEDGER = os.path.join(SCRATCH, "campaign.jsonl")
@@ -212,15 +228,17 @@ def run_target(name, seconds, runs, extra):
         result = run_one(name, seconds, 0, extra)
         record(result)
         return result
-    total = {"target": name, "executions": 0, "seconds": 0.0, "finding": None, "exit_code": 0, "output_tail": None}
-    while total["executions"] < runs and not total["finding"]:
+    total = {"target": name, "executions": 0, "seconds": 0.0, "coverage": 0, "features": 0, "corpus": 0,
+             "finding": None, "error": None, "exit_code": 0, "output_tail": None}
+    while total["executions"] < runs and not total["finding"] and not total["error"]:
         chunk = run_one(name, seconds, min(CHUNK_RUNS, runs - total["executions"]), extra)
         record(chunk)
         if chunk["executions"] == 0 and not chunk["finding"]:
+            total.update(error=chunk["error"] or "libFuzzer ran nothing", output_tail=chunk["output_tail"])
             break  # libFuzzer did not start: its output says why
         total["executions"] += chunk["executions"]
         total["seconds"] = round(total["seconds"] + chunk["seconds"], 1)
-        for key in ("coverage", "features", "corpus", "finding", "exit_code", "output_tail"):
+        for key in ("coverage", "features", "corpus", "finding", "error", "exit_code", "output_tail"):
             total[key] = chunk[key]
         log(f"fuzz: {name}: {total['executions']:,} of {runs:,} executions, cov {total['coverage']}, "
             f"ft {total['features']} ({total['seconds']:.0f} s)")
@@ -265,7 +283,8 @@ def run(targets, seconds, runs, as_json, extra, rebuild):
         log(f"fuzz: {name}: " + (f"{runs:,} executions" if runs else f"{seconds} s") + " ...")
         result = run_target(name, seconds, runs, extra)
         results.append(result)
-        outcome = f"FINDING {result['finding']}" if result["finding"] else "ok"
+        outcome = f"FINDING {result['finding']}" if result["finding"] else (
+            f"ERROR {result['error']}" if result["error"] else "ok")
         log(f"fuzz: {name}: {result['executions']:,} executions in {result['seconds']} s "
             f"({result['executions_per_second']:,}/s), cov {result['coverage']}, ft {result['features']}: {outcome}")
     if as_json:
@@ -273,15 +292,19 @@ def run(targets, seconds, runs, as_json, extra, rebuild):
     else:
         print(f"{'target':<10} {'executions':>14} {'exec/s':>9} {'cov':>6} {'ft':>7} {'seconds':>8}  result")
         for r in results:
-            print(f"{r['target']:<10} {r['executions']:>14,} {r['executions_per_second']:>9,} {r['coverage']:>6} "
-                  f"{r['features']:>7} {r['seconds']:>8}  {'FINDING ' + r['finding'] if r['finding'] else 'ok'}")
+            result = ("FINDING " + r["finding"]) if r["finding"] else (("ERROR " + r["error"]) if r["error"] else "ok")
+        print(f"{r['target']:<10} {r['executions']:>14,} {r['executions_per_second']:>9,} {r['coverage']:>6} "
+              f"{r['features']:>7} {r['seconds']:>8}  {result}")
+    for r in results:
+        if r["error"]:
+            print(f"\n--- {r['target']}: libFuzzer failed: {r['error']} ---\n{r['output_tail'] or ''}", file=sys.stderr)
     findings = [r for r in results if r["finding"]]
     for r in findings:
         print(f"\n--- {r['target']}: the fuzzer's last words ---\n{r['output_tail']}", file=sys.stderr)
         print(f"Reproduce: SWIFT_BACKTRACE=enable=no {binary(r['target'])} {r['finding']}\n"
               f"Then fix the decoder and keep the input as Fuzz/Regressions/{r['target']}/<what-it-broke> "
               "(the normal suite replays it).", file=sys.stderr)
-    return 1 if findings else 0
+    return 1 if findings or any(r["error"] for r in results) else 0
 
 
 def merge(targets):
@@ -306,8 +329,13 @@ def main():
     parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated targets (default: all)")
     parser.add_argument("--json", action="store_true", help="print the run's results as JSON")
     parser.add_argument("--no-build", action="store_true", help="run the fuzz-<name> binaries already built (run)")
-    parser.add_argument("extra", nargs="*", help="more libFuzzer flags, after --")
-    args = parser.parse_args()
+    arguments = sys.argv[1:]
+    extra = arguments[arguments.index("--") + 1:] if "--" in arguments else []
+    if "--" in arguments:
+        arguments = arguments[:arguments.index("--")]
+    parser.epilog += "\nMore libFuzzer flags go after --, e.g. fuzz.py run --seconds 60 -- -seed=1\n"
+    args = parser.parse_args(arguments)
+    args.extra = extra
     targets = [t for t in args.targets.split(",") if t]
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
