@@ -172,7 +172,7 @@ let package = Package(
             name: "ParleyFuzzing",
             dependencies: [
                 "CLibFuzzer", "ParleyWire", "ParleyCrypto", "ParleyChannel", "ParleyTransport", "ParleyJournal",
-                "ParleySettlement", "ParleyDevchain", "ParleyFiles", "ParleyNode", "ParleyDrill", "ParleyEthereum",
+                "ParleySettlement", "ParleyDevchain", "ParleyNode", "ParleyDrill", "ParleyEthereum", "ParleySubprocess",
             ]
         ),
         // Declares libFuzzer's `LLVMFuzzerRunDriver`; only fuzz builds link its definition.

@@ -189,7 +189,11 @@ package final class LedgerLog {
     }
 
     package static func frame(_ record: LedgerRecord) -> [UInt8] {
-        let body = record.wireBytes
+        frame(body: record.wireBytes)
+    }
+
+    /// A record frame around `body`: length, CRC-32C over the length bytes and the body, body.
+    package static func frame(body: [UInt8]) -> [UInt8] {
         var lengthWriter = WireWriter()
         lengthWriter.write(UInt32(body.count))
         let length = lengthWriter.bytes

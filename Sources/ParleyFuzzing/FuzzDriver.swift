@@ -1,6 +1,7 @@
 #if FUZZING
 import CLibFuzzer
 #endif
+import ParleySubprocess
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -24,7 +25,7 @@ package enum FuzzDriver {
     /// Runs the target called `name` (``FuzzTargets/all``).
     package static func main(named name: String) -> Never {
         guard let target = FuzzTargets.named(name) else {
-            printError("fuzz-\(name): no fuzz target has that name\n")
+            Terminal.writeError("fuzz-\(name): no fuzz target has that name\n")
             exit(2)
         }
         main(target)
@@ -50,13 +51,13 @@ package enum FuzzDriver {
                 try target.body(UnsafeRawBufferPointer(start: data, count: count))
             } catch {
                 // A broken property is a crash to libFuzzer: it stops and keeps the input.
-                printError("\n==\(getpid())== fuzz finding in \(target.name): \(error.message)\n")
+                Terminal.writeError("\n==\(getpid())== fuzz finding in \(target.name): \(error.message)\n")
                 abort()
             }
             return 0
         })
         #else
-        printError("fuzz-\(target.name): built without -DFUZZING; build it with `make fuzz` (Tools/fuzz/fuzz.py)\n")
+        Terminal.writeError("fuzz-\(target.name): built without -DFUZZING; build it with `make fuzz` (Tools/fuzz/fuzz.py)\n")
         exit(2)
         #endif
     }
@@ -67,33 +68,23 @@ package enum FuzzDriver {
             do {
                 try target.run(seed)
             } catch {
-                printError("fuzz-\(target.name): a seed breaks the target's own property: \(error.message)\n")
+                Terminal.writeError("fuzz-\(target.name): a seed breaks the target's own property: \(error.message)\n")
                 return 1
             }
             let path = directory + "/" + SeedName.of(seed)
             guard let file = fopen(path, "wb") else {
-                printError("fuzz-\(target.name): cannot write \(path): \(String(cString: strerror(errno)))\n")
+                Terminal.writeError("fuzz-\(target.name): cannot write \(path): \(String(cString: strerror(errno)))\n")
                 return 1
             }
             let ok = seed.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) == $0.count }
             guard fclose(file) == 0, ok else {
-                printError("fuzz-\(target.name): cannot write \(path)\n")
+                Terminal.writeError("fuzz-\(target.name): cannot write \(path)\n")
                 return 1
             }
             written += 1
         }
         print("fuzz-\(target.name): wrote \(written) seeds to \(directory)")
         return 0
-    }
-}
-
-/// Writes `text` to standard error (fd 2) as it is, unbuffered.
-private func printError(_ text: String) {
-    var bytes = Array(text.utf8)
-    while !bytes.isEmpty {
-        let written = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-        guard written > 0 else { return }
-        bytes.removeFirst(written)
     }
 }
 

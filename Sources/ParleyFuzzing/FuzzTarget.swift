@@ -1,3 +1,5 @@
+import ParleyCrypto
+
 /// One libFuzzer target: a decoder family, the property its body checks on every input, and
 /// the real inputs its corpus starts from (Docs/Architecture.md, "Fuzzing").
 ///
@@ -61,13 +63,7 @@ package enum Fuzz {
 extension Array where Element == UInt8 {
     /// The first 64 bytes in hex, for a finding's message.
     var hexPrefix: String {
-        let digits = "0123456789abcdef".utf8.map { $0 }
-        var text = [UInt8]()
-        for byte in prefix(64) {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0xf)])
-        }
-        return String(decoding: text, as: UTF8.self) + (count > 64 ? "… (\(count) bytes)" : "")
+        Hex.encode(prefix(64)) + (count > 64 ? "… (\(count) bytes)" : "")
     }
 }
 
@@ -98,4 +94,18 @@ package struct FuzzInput {
 
     /// Everything not read yet.
     package mutating func rest() -> [UInt8] { take(remaining) }
+
+    /// The rest as chunks, each a 2-byte length (taken modulo `limit`) and that many bytes:
+    /// how the framed modes turn an input into records they then frame with a real checksum.
+    /// ``lengthPrefixed(_:)`` writes this layout.
+    package mutating func lengthPrefixedChunks(limit: Int) -> [[UInt8]] {
+        var chunks: [[UInt8]] = []
+        while remaining > 0 { chunks.append(take(Int(uint16()) % limit)) }
+        return chunks
+    }
+
+    /// `chunks` in the layout ``lengthPrefixedChunks(limit:)`` reads (each under 64 KiB).
+    package static func lengthPrefixed(_ chunks: [[UInt8]]) -> [UInt8] {
+        chunks.flatMap { [UInt8(truncatingIfNeeded: $0.count >> 8), UInt8(truncatingIfNeeded: $0.count)] + $0 }
+    }
 }

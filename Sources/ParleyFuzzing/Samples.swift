@@ -41,9 +41,13 @@ enum Samples {
 
     /// `state` signed by both seats with the keys of its channel's backend.
     static func signed(_ params: ChannelParams, _ state: ChannelState) -> SignedState {
-        let signers: [any StateSigner] =
-            params.signer(.first).backend == .ethereum && ethereumKeys.count == 2 ? ethereumKeys : [alice, bob]
-        return SignedState(state: state, signatures: signers.map { params.sign(state, with: $0) })
+        SignedState(state: state, signatures: [0, 1].map { params.sign(state, with: signer(params, $0)) })
+    }
+
+    /// The key that signs for `seat` (0 or 1) of `params`: secp256k1 on Ethereum channels.
+    static func signer(_ params: ChannelParams, _ seat: Int) -> any StateSigner {
+        if params.signer(.first).backend == .ethereum, ethereumKeys.count == 2 { return ethereumKeys[seat] }
+        return seat == 0 ? alice : bob
     }
 
     static var allParams: [ChannelParams] { [params, ethereumParams].compactMap { $0 } }

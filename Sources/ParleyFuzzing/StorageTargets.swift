@@ -1,7 +1,6 @@
 import ParleyChannel
 import ParleyCrypto
 import ParleyDevchain
-import ParleyFiles
 import ParleyJournal
 import ParleySettlement
 import ParleyWire
@@ -32,10 +31,7 @@ extension FuzzTargets {
             } else {
                 let cut = Int(input.uint16())
                 segment = SegmentFormat.header(index: index)
-                while input.remaining > 0 {
-                    let payload = input.take(Int(input.uint16()) % 2048)
-                    SegmentFormat.frame(payload, into: &segment)
-                }
+                for payload in input.lengthPrefixedChunks(limit: 2048) { SegmentFormat.frame(payload, into: &segment) }
                 if cut < segment.count { segment.removeLast(segment.count - cut) }
             }
             let scan: SegmentScan
@@ -72,12 +68,8 @@ extension FuzzTargets {
             // per channel, each ending with its snapshot (the record with the most fields).
             let perChannel = entries.count / max(1, Samples.allParams.count)
             for start in stride(from: 0, to: entries.count, by: max(1, perChannel)) {
-                var framed: [UInt8] = [2, 0xff, 0xff]
-                for entry in entries[start..<min(entries.count, start + perChannel)] {
-                    let payload = entry.wireBytes
-                    framed += [UInt8(payload.count >> 8), UInt8(payload.count & 0xff)] + payload
-                }
-                seeds.append(framed)
+                let payloads = entries[start..<min(entries.count, start + perChannel)].map(\.wireBytes)
+                seeds.append([2, 0xff, 0xff] + FuzzInput.lengthPrefixed(payloads))
             }
             return seeds
         })
@@ -91,7 +83,7 @@ extension FuzzTargets {
             let opening = Samples.state(params, version: 0)
             let one = Samples.state(params, version: 1, moved: 40)
             let mine = SignedState(state: Samples.state(params, version: 2, moved: 50), signatures: [
-                params.sign(Samples.state(params, version: 2, moved: 50), with: signer(params, 0)), nil,
+                params.sign(Samples.state(params, version: 2, moved: 50), with: Samples.signer(params, 0)), nil,
             ])
             entries += [
                 JournalEntry(.opened(params, funding: funding), channelID: id),
@@ -155,9 +147,7 @@ extension FuzzTargets {
                 // A ledger of well-framed records (2-byte lengths), so the record decoder is reached.
                 let file = rest.withUnsafeBytes { buffer in
                     var records = FuzzInput(buffer)
-                    var file = LedgerLog.header
-                    while records.remaining > 0 { file += framedLedgerRecord(records.take(Int(records.uint16()) % 2048)) }
-                    return file
+                    return LedgerLog.header + records.lengthPrefixedChunks(limit: 2048).flatMap { LedgerLog.frame(body: $0) }
                 }
                 try ledger(file)
             }
@@ -207,25 +197,9 @@ extension FuzzTargets {
             let file = LedgerLog.header + records.flatMap { LedgerLog.frame($0) }
             seeds.append([9] + file)
             seeds.append([9] + file.dropLast(3))
-            var framed: [UInt8] = [10]
-            for record in records.prefix(4) {
-                let body = record.wireBytes
-                framed += [UInt8(body.count >> 8), UInt8(body.count & 0xff)] + body
-            }
-            seeds.append(framed)
+            seeds.append([10] + FuzzInput.lengthPrefixed(records.prefix(4).map(\.wireBytes)))
             return seeds
         })
-
-    /// A ledger record frame around any body: length, CRC-32C over the length and the body.
-    private static func framedLedgerRecord(_ body: [UInt8]) -> [UInt8] {
-        var length = WireWriter()
-        length.write(UInt32(body.count))
-        var writer = WireWriter()
-        writer.writeFixed(length.bytes)
-        writer.write(CRC32C.checksum(length.bytes + body))
-        writer.writeFixed(body)
-        return writer.bytes
-    }
 
     private static func ledger(_ file: [UInt8]) throws(FuzzFinding) {
         guard let (records, goodEnd) = try? LedgerLog.parse(file, path: "ledger.log") else { return }

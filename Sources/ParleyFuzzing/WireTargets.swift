@@ -48,10 +48,10 @@ extension FuzzTargets {
                 let next = Samples.state(params, version: 1, moved: 25)
                 let final = Samples.state(params, version: 2, moved: 30, final: true)
                 let messages: [ChannelMessage] = [
-                    .openProposal(OpenProposal(params: params, initial: opening, signature: params.sign(opening, with: signer(params, 0)))),
-                    .openAccept(channelID: params.id, signature: params.sign(opening, with: signer(params, 1))),
-                    .propose(state: next, signature: params.sign(next, with: signer(params, 0))),
-                    .accept(channelID: params.id, version: 1, signature: params.sign(next, with: signer(params, 1))),
+                    .openProposal(OpenProposal(params: params, initial: opening, signature: params.sign(opening, with: Samples.signer(params, 0)))),
+                    .openAccept(channelID: params.id, signature: params.sign(opening, with: Samples.signer(params, 1))),
+                    .propose(state: next, signature: params.sign(next, with: Samples.signer(params, 0))),
+                    .accept(channelID: params.id, version: 1, signature: params.sign(next, with: Samples.signer(params, 1))),
                     .reject(channelID: params.id, version: 1, reason: .declined("not now")),
                     .reject(channelID: params.id, version: 3, reason: .concurrentProposal),
                     .reestablish(channelID: params.id, committedVersion: 1, highestSignedVersion: 2),
@@ -69,12 +69,6 @@ extension FuzzTargets {
             seeds.append([8] + PeerAnnouncement(port: 9735).wireBytes)
             return seeds
         })
-
-    /// The key that signs for `seat` of `params` in the samples.
-    static func signer(_ params: ChannelParams, _ seat: Int) -> any StateSigner {
-        if params.signer(.first).backend == .ethereum, Samples.ethereumKeys.count == 2 { return Samples.ethereumKeys[seat] }
-        return seat == 0 ? Samples.alice : Samples.bob
-    }
 
     /// The three handshake messages, and the listener's and dialer's state machines fed
     /// hostile ones.
