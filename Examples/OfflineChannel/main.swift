@@ -36,8 +36,9 @@ func decide(_ proposal: IncomingProposal, me: ParticipantIndex) -> Decision {
 func describe(_ event: ChannelEvent) -> String {
     switch event {
     case let .opened(signed): return "channel open with \(signed.state.allocation)"
-    case let .committed(signed, update):
-        return "v\(signed.version) committed \(signed.state.allocation)" + (update.map { " (request \($0))" } ?? "")
+    case let .committed(signed, updates):
+        let requests = updates.isEmpty ? "" : " (request \(updates.map(String.init).joined(separator: ", ")))"
+        return "v\(signed.version) committed \(signed.state.allocation)" + requests
     case let .updateFailed(id, why): return "request \(id) failed: \(why)"
     default: return "\(event)"
     }

@@ -25,6 +25,8 @@ package struct BenchFailure: Error, CustomStringConvertible {
 /// One `parley bench` run. See `BenchCommand` and Docs/Performance.md.
 package struct BenchRun {
     let seconds: Double
+    /// Tasks paying at once on one channel in the concurrent phase.
+    let payers: Int
     let channels: Int
     let idleChannels: Int
     let durability: Durability
@@ -34,9 +36,10 @@ package struct BenchRun {
     let narrate: Bool
 
     package init(
-        seconds: Double, channels: Int, idleChannels: Int, durability: Durability, backend: ChannelBackendID, narrate: Bool
+        seconds: Double, payers: Int = 64, channels: Int, idleChannels: Int, durability: Durability, backend: ChannelBackendID, narrate: Bool
     ) {
         self.seconds = seconds
+        self.payers = payers
         self.channels = channels
         self.idleChannels = idleChannels
         self.durability = durability
@@ -157,11 +160,8 @@ package struct BenchRun {
                 cryptoCeilingPerSecond: Reporting.rounded(phaseCeiling, digits: 1), signPerSecond: Reporting.rounded(crypto.sign, digits: 1),
                 verifyPerSecond: Reporting.rounded(crypto.verify, digits: 1), cores: cores, backends: backends,
                 fsyncMicrosP50: Reporting.rounded(fsync.p50, digits: 1), fsyncMicrosP99: Reporting.rounded(fsync.p99, digits: 1),
-                single: result.single, multi: result.multi, memory: result.memory,
-                targets: BenchReport.Targets(
-                    multiRatioAtLeast60Percent: result.multi.ratioToCeiling >= 0.6,
-                    singleAtLeast800PerSecondP99Under3ms: result.single.updatesPerSecond >= 800 && result.single.p99Micros < 3_000,
-                    memoryAtMost4KiBPerChannel: result.memory.bytesPerChannel <= 4_096),
+                single: result.single, concurrent: result.concurrent, multi: result.multi, memory: result.memory,
+                targets: BenchReport.Targets(result),
                 durability: durability.rawValue, channelBackend: backend.description, build: Reporting.buildConfiguration, seconds: seconds,
                 totalSeconds: Reporting.rounded(totalSeconds, digits: 1))
         } catch {
@@ -173,8 +173,9 @@ package struct BenchRun {
         }
     }
 
-    private struct ChannelResults {
+    struct ChannelResults {
         var single: BenchReport.Single
+        var concurrent: BenchReport.Concurrent
         var multi: BenchReport.Multi
         var memory: BenchReport.Memory
     }
@@ -212,6 +213,9 @@ package struct BenchRun {
         say(
             "single channel: \(Int(singleRate)) updates/s, p50 \(singleResult.p50Micros) µs, p99 \(singleResult.p99Micros) µs, "
                 + "p99.9 \(singleResult.p999Micros) µs (\(latencies.count) payments, \(durability.rawValue))")
+
+        // 3b. The same channel, many payers at once: their payments coalesce into updates.
+        let concurrent = try await measureConcurrentPayers(on: single, ceiling: ceiling, progress: progress)
 
         let afterSingle = try await peerStats(peer, &peerLines, command: "stats", funded: 0)
         // 4. Many channels, a payment in flight on every one.
@@ -283,7 +287,60 @@ package struct BenchRun {
             "memory: \(Int(memory.bytesPerChannel)) bytes per idle channel in the peer (\(Int(memory.trimmedBytesPerChannel)) after malloc_trim; "
                 + "RSS \(before.rssBytes / 1024) KiB → \(after.rssBytes / 1024) KiB, \(idleChannels) channels opened in \(String(format: "%.1f", idleSeconds)) s)"
         )
-        return ChannelResults(single: singleResult, multi: multiResult, memory: memory)
+        return ChannelResults(single: singleResult, concurrent: concurrent, multi: multiResult, memory: memory)
+    }
+
+    /// `payers` tasks paying 1 on `channel` back to back for the measured window: payments
+    /// that wait together ride in one update, so the channel carries many more payments per
+    /// second than it makes updates.
+    private func measureConcurrentPayers(
+        on channel: Channel, ceiling: Double, progress: BenchPhaseProgress
+    ) async throws -> BenchReport.Concurrent {
+        progress.set("single channel: \(payers) payers for \(String(format: "%.1f", seconds)) s", counting: true)
+        let warmEnd = ContinuousClock.now + Self.warmUp
+        let end = warmEnd + measured
+        let latencies = Locked(LatencyRecorder())
+        // Versions the channel moved during the window: the updates that carried the payments.
+        let versions = Locked<(start: UInt64?, end: UInt64)>((nil, 0))
+        let counted = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<payers {
+                group.addTask {
+                    var counted = 0
+                    while true {
+                        let before = ContinuousClock.now
+                        guard before < end else { return counted }
+                        let signed = try await channel.pay(1)
+                        let after = ContinuousClock.now
+                        if after >= warmEnd, after <= end {
+                            counted += 1
+                            progress.tick()
+                            versions.withLock {
+                                // The first commit inside the window marks where the count starts.
+                                if $0.start == nil { $0.start = signed.version - 1 }
+                                $0.end = max($0.end, signed.version)
+                            }
+                            if before >= warmEnd { latencies.withLock { $0.record(after - before) } }
+                        }
+                    }
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        let recorded = latencies.withLock { $0 }
+        let (first, last) = versions.withLock { ($0.start ?? $0.end, $0.end) }
+        let updates = Int(last - first)
+        let rate = Double(counted) / seconds
+        let result = BenchReport.Concurrent(
+            payers: payers, payments: counted, paymentsPerSecond: Reporting.rounded(rate, digits: 1), updates: updates,
+            updatesPerSecond: Reporting.rounded(Double(updates) / seconds, digits: 1),
+            paymentsPerUpdate: Reporting.rounded(updates > 0 ? Double(counted) / Double(updates) : 0, digits: 2),
+            ratioToCeiling: Reporting.rounded(Double(updates) / seconds / ceiling, digits: 4),
+            p50Micros: Reporting.rounded(recorded.micros(at: 0.50), digits: 1),
+            p99Micros: Reporting.rounded(recorded.micros(at: 0.99), digits: 1))
+        say(
+            "\(payers) payers on one channel: \(Int(rate)) payments/s in \(Int(result.updatesPerSecond)) updates/s "
+                + "(\(result.paymentsPerUpdate) payments per update), p50 \(result.p50Micros) µs, p99 \(result.p99Micros) µs")
+        return result
     }
 
     /// Asks the peer for its memory once it holds `funded` funded channels (polling, up to 60 s).

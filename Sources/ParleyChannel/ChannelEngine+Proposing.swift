@@ -1,4 +1,5 @@
 import ParleyCrypto
+import ParleyWire
 
 extension ChannelEngine {
     /// Proposes the next queued update when nothing else is in flight.
@@ -6,15 +7,34 @@ extension ChannelEngine {
     /// Effects, in order: journal our signature, send the proposal. The
     /// version is one above every version either side has used, so a burned
     /// version is never reused.
+    ///
+    /// Payments that wait together go out together: when the next request is a payment,
+    /// the payments queued right behind it ride in the same proposal, up to
+    /// `maxPaymentsPerUpdate` and as long as their sum is affordable (see `riders(after:)`).
+    /// The state pays their sum; each of their callers is settled by its commit or its
+    /// failure. Nothing else changes: one proposal, one version, one signature.
     mutating func proposeNext(into effects: inout [Effect]) {
         if phase == .final {
             failQueued(.refused(.updateAfterFinal), into: &effects)
             return
         }
-        while phase == .idle, !yieldingAfterTie, let request = queue.popFirst() {
+        while phase == .idle, !yieldingAfterTie, let head = queue.popFirst() {
+            var riders = self.riders(after: head)
             let next: ChannelState
-            do { next = try successor(for: request.intent) } catch {
-                effects.append(.notify(.updateFailed(request.id, .refused(error))))
+            do {
+                if riders.isEmpty {
+                    next = try successor(for: head.intent)
+                } else if let coalesced = try? successor(for: .pay(amount: Self.sum(head, riders))) {
+                    next = coalesced
+                } else {
+                    // The sum breaks a rule the payments alone may not (an app's limit on
+                    // one update): the head goes alone and the riders wait their turn.
+                    for rider in riders.reversed() { queue.prepend(rider) }
+                    riders = []
+                    next = try successor(for: head.intent)
+                }
+            } catch {
+                effects.append(.notify(.updateFailed(head.id, .refused(error))))
                 continue
             }
             let digest = params.signingDigest(of: next)
@@ -25,10 +45,43 @@ extension ChannelEngine {
             highestSeenVersion = next.version
             if next.isFinal { uncommittedFinal = signed }
             noteSigned(signed)
-            outgoing = Outgoing(id: request.id, intent: request.intent, signed: signed, digest: digest)
+            outgoing = Outgoing(head: head, riders: riders, signed: signed, digest: digest)
             effects.append(.journal(.signed(signed)))
             effects.append(.send(.propose(state: next, signature: signature)))
         }
+    }
+
+    /// The payments queued right behind `head` that can ride in its proposal: only when
+    /// `head` is a payment on a channel that is not a turn-based game, neither is marked
+    /// `alone`, and the running sum stays within our balance. The first request that is
+    /// not such a payment, or that the balance cannot cover, ends the run; it and
+    /// everything after it wait for the next proposal, so requests still commit in the
+    /// order they were made and each is checked against the balance it would meet alone.
+    mutating func riders(after head: Request) -> [Request] {
+        guard maxPaymentsPerUpdate > 1, !head.alone, case let .pay(first) = head.intent,
+              let next = queue.first, !next.alone, case .pay = next.intent,
+              rules.mover(in: latest.state) == nil
+        else { return [] }
+        let available = latest.state.allocation[me]
+        guard first <= available else { return [] }
+        var total = first
+        var riders: [Request] = []
+        while riders.count + 1 < maxPaymentsPerUpdate, let candidate = queue.first, !candidate.alone,
+              case let .pay(amount) = candidate.intent, amount <= available - total {
+            total += amount
+            riders.append(candidate)
+            queue.removeFirst()
+        }
+        return riders
+    }
+
+    /// What `head` and its riders pay together (`riders(after:)` kept it within a balance).
+    static func sum(_ head: Request, _ riders: [Request]) -> Amount {
+        var total: Amount = 0
+        for request in [head] + riders {
+            if case let .pay(amount) = request.intent { total += amount }
+        }
+        return total
     }
 
     /// The state `intent` asks for, built on the latest committed state and checked like a peer's proposal.
@@ -78,7 +131,7 @@ extension ChannelEngine {
         outgoing = nil
         effects.append(.journal(.committed(full)))
         adopt(full)
-        effects.append(.notify(.committed(full, update: pending.id)))
+        effects.append(.notify(.committed(full, updates: pending.ids)))
     }
 
     /// The peer refused our proposal: its version is burned on both sides.
@@ -89,13 +142,32 @@ extension ChannelEngine {
         }
         outgoing = nil
         effects.append(.journal(.aborted(version: version)))
-        guard reason == .concurrentProposal else {
-            effects.append(.notify(.updateFailed(pending.id, .rejected(reason))))
+        switch reason {
+        case .concurrentProposal:
+            break
+        case .declined, .invalid:
+            guard !pending.riders.isEmpty else {
+                effects.append(.notify(.updateFailed(pending.head.id, .rejected(reason))))
+                return
+            }
+            // The peer refused a batch of payments. It saw only their sum, so its answer says
+            // nothing about any one of them: each is proposed again alone and gets the
+            // verdict it would have got alone. A peer that refuses every batch costs a burned
+            // version per batch and the batching, never a payment's outcome.
+            for request in pending.requests.reversed() {
+                var alone = request
+                alone.alone = true
+                queue.prepend(alone)
+            }
+            return
+        case .channelFinal, .notReady:
+            // The same answer awaits each of them alone: all fail with it.
+            for id in pending.ids { effects.append(.notify(.updateFailed(id, .rejected(reason)))) }
             return
         }
         // Both proposed at once and both proposals are burned. The first seat
         // retries at once; the second waits, so the retries do not collide again.
-        queue.prepend((pending.id, pending.intent))
+        for request in pending.requests.reversed() { queue.prepend(request) }
         if me == .second {
             yieldingAfterTie = true
             effects.append(.scheduleRetry)
@@ -115,7 +187,7 @@ extension ChannelEngine {
         guard let pending = outgoing else { return }
         outgoing = nil
         effects.append(.journal(.aborted(version: pending.version)))
-        queue.prepend((pending.id, pending.intent))
+        for request in pending.requests.reversed() { queue.prepend(request) }
     }
 
     mutating func failQueued(_ failure: UpdateFailure, into effects: inout [Effect]) {

@@ -77,17 +77,17 @@ extension ChannelEngine {
         }
         effects.append(.journal(.committed(signed)))
         adopt(signed)
-        var settled: UpdateID?
+        var settled: [UpdateID] = []
         if let pending = outgoing {
             if pending.signed.state == signed.state {
-                settled = pending.id
+                settled = pending.ids
                 outgoing = nil
             } else if pending.version <= signed.version {
                 requeueOutgoing(into: &effects)
             }
         }
         link = .up
-        effects.append(.notify(.committed(signed, update: settled)))
+        effects.append(.notify(.committed(signed, updates: settled)))
         effects.append(.notify(.reestablished(committedVersion: latest.version)))
     }
 

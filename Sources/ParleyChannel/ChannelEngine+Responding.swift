@@ -64,7 +64,7 @@ extension ChannelEngine {
             effects.append(.journal(.committed(full)))
             adopt(full)
             effects.append(.send(.accept(channelID: params.id, version: version, signature: signature)))
-            effects.append(.notify(.committed(full, update: nil)))
+            effects.append(.notify(.committed(full, updates: [])))
         case let .reject(why):
             effects.append(.send(.reject(channelID: params.id, version: version, reason: .declined(RejectReason.clip(why)))))
         }

@@ -51,21 +51,37 @@ public struct ChannelEngine: Sendable {
     /// The peer's proposal waiting for our update handler.
     var incoming: Incoming?
     /// Local update requests not yet proposed, oldest first.
-    var queue = Deque<(id: UpdateID, intent: UpdateIntent)>()
+    var queue = Deque<Request>()
+    /// The most payments one proposal may carry (see `proposeNext`); 1 turns coalescing off.
+    public var maxPaymentsPerUpdate = ChannelEngine.defaultMaxPaymentsPerUpdate
     /// We lost a simultaneous-proposal tie-break and wait for `.retryDue`.
     var yieldingAfterTie = false
     var link: Link = .up
+
+    /// One local update request.
+    struct Request: Sendable {
+        let id: UpdateID
+        let intent: UpdateIntent
+        /// Proposed on its own, never coalesced with others: it rode in a batch of payments
+        /// the peer refused, and is asked about again alone (see `receiveReject`).
+        var alone = false
+    }
 
     /// Each proposal keeps its state's signing digest: the answer to it needs the same
     /// digest again (to check the peer's signature, or to countersign), and hashing means
     /// encoding the state first, which would cost two more allocations per update.
     struct Outgoing: Sendable {
-        let id: UpdateID
-        let intent: UpdateIntent
+        /// The request the proposal was built for.
+        let head: Request
+        /// Payments coalesced into the same proposal after `head`, oldest first (usually none).
+        let riders: [Request]
         let signed: SignedState
         /// `params.signingDigest(of: signed.state)`.
         let digest: Digest
         var version: UInt64 { signed.version }
+        /// Every request the proposal settles, oldest first.
+        var ids: [UpdateID] { riders.isEmpty ? [head.id] : [head.id] + riders.map(\.id) }
+        var requests: [Request] { [head] + riders }
     }
 
     struct Incoming: Sendable {
@@ -93,6 +109,10 @@ public struct ChannelEngine: Sendable {
     /// the list does not grow, and reallocate, one append at a time on every update.
     static let typicalEffectCount = 4
 
+    /// The default for `maxPaymentsPerUpdate`: enough for every payer of a busy channel to
+    /// ride one update, few enough that one commit resumes a bounded number of callers.
+    public static let defaultMaxPaymentsPerUpdate = 256
+
     init(params: ChannelParams, me: ParticipantIndex, key: any StateSigner, rules: any AppRules, latest: SignedState) {
         self.params = params
         self.me = me
@@ -116,7 +136,7 @@ public struct ChannelEngine: Sendable {
     /// Our signed proposal still waiting for the peer's answer: the update it carries and
     /// the state proposed.
     public var outstandingProposal: (update: UpdateID, state: ChannelState)? {
-        outgoing.map { ($0.id, $0.signed.state) }
+        outgoing.map { ($0.head.id, $0.signed.state) }
     }
 
     public var phase: Phase {
@@ -142,7 +162,7 @@ public struct ChannelEngine: Sendable {
         var effects: [Effect] = []
         effects.reserveCapacity(Self.typicalEffectCount)
         switch input {
-        case let .update(id, intent): queue.append((id, intent))
+        case let .update(id, intent): queue.append(Request(id: id, intent: intent))
         case let .received(message): receive(message, into: &effects)
         case let .decided(version, decision): decide(version, decision, into: &effects)
         case let .proposalTimedOut(version): timeOut(version, into: &effects)

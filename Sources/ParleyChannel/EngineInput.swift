@@ -67,8 +67,9 @@ public enum JournalRecord: Hashable, Sendable {
 /// Things the app hears about.
 public enum ChannelEvent: Equatable, Sendable {
     case opened(SignedState)
-    /// A new fully-signed state. `update` names our request when it was ours.
-    case committed(SignedState, update: UpdateID?)
+    /// A new fully-signed state. `updates` names our requests it settles, oldest first:
+    /// empty when the peer proposed it, several when payments were coalesced into it.
+    case committed(SignedState, updates: [UpdateID])
     case updateFailed(UpdateID, UpdateFailure)
     /// We refused the peer's proposal for this reason.
     case refusedIncoming(UpdateRejection)

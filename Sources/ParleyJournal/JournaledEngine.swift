@@ -17,6 +17,12 @@ public struct JournaledEngine: Sendable {
     public private(set) var engine: ChannelEngine
     public let journal: Journal
 
+    /// The most payments one proposal carries (`ChannelEngine.maxPaymentsPerUpdate`); at least 1.
+    public var maxPaymentsPerUpdate: Int {
+        get { engine.maxPaymentsPerUpdate }
+        set { engine.maxPaymentsPerUpdate = max(1, newValue) }
+    }
+
     /// Proposes a channel; returns the engine and the effects to perform (the open proposal to send).
     public static func propose(
         params: ChannelParams, allocation: Allocation, appData: [UInt8] = [],

@@ -23,6 +23,7 @@ final class NodeMetrics: Sendable {
 
     private let committedAsProposer = Counter(label: "parley_updates_committed_total", dimensions: [("role", "proposer")])
     private let committedAsResponder = Counter(label: "parley_updates_committed_total", dimensions: [("role", "responder")])
+    private let paymentsCommitted = Counter(label: "parley_payments_committed_total")
     private let channels: [ChannelBucket: Meter]
     let peerSessions = Meter(label: "parley_peer_sessions_up")
     private let rejected = LabeledCounters(label: "parley_updates_rejected_total", names: ["by", "reason"])
@@ -35,8 +36,10 @@ final class NodeMetrics: Sendable {
         self.channels = channels
     }
 
-    func committed(mine: Bool) {
+    /// An update committed; `payments` of our requests rode in it (0 for the peer's).
+    func committed(mine: Bool, payments: Int) {
         (mine ? committedAsProposer : committedAsResponder).increment()
+        if payments > 0 { paymentsCommitted.increment(by: payments) }
     }
 
     func rejected(by: RejectedBy, reason: String) {

@@ -38,6 +38,15 @@ public struct NodePolicy: Sendable {
     /// default 10 ms is invisible; the simulator uses a coarser one to run fewer wake-ups.
     public var timerResolution: Duration = .milliseconds(10)
 
+    /// The most `pay` calls one update may carry. Payments waiting on one channel while an
+    /// update is in flight go out together in the next one: the state pays their sum, the
+    /// peer's update handler is asked once, and each caller returns when that state commits.
+    /// If the peer refuses such a batch, each payment is proposed again alone and gets its
+    /// own answer (Docs/Node.md, "Concurrent payments"). 1 sends every payment alone.
+    public var maxPaymentsPerUpdate: Int = ChannelEngine.defaultMaxPaymentsPerUpdate {
+        didSet { maxPaymentsPerUpdate = max(1, maxPaymentsPerUpdate) }
+    }
+
     public static let defaultProposalTimeout: Duration = .seconds(10)
     public static let defaultEventBuffer = 65_536
     public static let defaultTurnTimeout: Duration = .seconds(30)

@@ -59,6 +59,7 @@ final class RunnerLoop: @unchecked Sendable {
         published: StatusBox, context: RunnerContext, inputs: RunnerHandle
     ) {
         self.engine = engine
+        self.engine.maxPaymentsPerUpdate = context.policy.maxPaymentsPerUpdate
         self.rules = rules
         self.funding = funding
         self.session = session
@@ -337,19 +338,21 @@ final class RunnerLoop: @unchecked Sendable {
             context.emit(.opened(id, peer: status.peer))
             openWaiters.forEach { $0.resume() }
             openWaiters = []
-        case let .committed(signed, update):
+        case let .committed(signed, updates):
             recentCommitted = Array((recentCommitted + [signed]).suffix(2))
             if signed.state.isFinal { status = status.with(closing: .finalState) }
             refreshStatus()
+            let mine = !updates.isEmpty
             // Counted before the payer is resumed, so a caller whose `pay` returned reads
             // the count that includes it (CI once saw the count trail the return).
-            context.metrics.committed(mine: update != nil)
-            if let update {
+            context.metrics.committed(mine: mine, payments: updates.count)
+            if mine {
                 if timer == signed.version { disarmTimer() }
-                waiters.removeValue(forKey: update)?.resume(returning: signed)
+                // Every payment coalesced into this state returns with it.
+                for update in updates { waiters.removeValue(forKey: update)?.resume(returning: signed) }
                 progressMade()
             }
-            context.emit(.committed(id, signed, mine: update != nil))
+            context.emit(.committed(id, signed, mine: mine))
             if signed.state.isFinal {
                 status = status.with(closing: .finalState)
                 await context.watcher.settle(id)

@@ -8,8 +8,8 @@ import ParleyJournal
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure the crypto ceiling, fsync, one channel, many channels and memory per idle channel.",
-        usage: "parley bench [--seconds <s>] [--channels <n>] [--idle-channels <m>] [--durability fsync|none] [--json]",
+        abstract: "Measure the crypto ceiling, fsync, one channel, concurrent payers, many channels and memory per idle channel.",
+        usage: "parley bench [--seconds <s>] [--payers <p>] [--channels <n>] [--idle-channels <m>] [--durability fsync|none] [--json]",
         discussion: """
             One run, meant for a release build (`swift build -c release`; the build is printed):
 
@@ -25,6 +25,8 @@ struct BenchCommand: AsyncParsableCommand {
             3. single channel: a devchain in this process, one node here and a peer node in a \
             child process (`parley bench peer`), over loopback TCP with durable journals. \
             Sequential fully countersigned payments for --seconds: updates/s and latency.
+            Then --payers tasks paying on that one channel at once for --seconds: payments/s, \
+            how many payments each update carried (they coalesce) and latency.
             4. many channels: --channels channels between the same two processes, a payment in \
             flight on every one at once for --seconds: aggregate updates/s and its ratio to the \
             crypto ceiling.
@@ -41,6 +43,9 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "How long each throughput phase measures (after a short warm-up).")
     var seconds = 5.0
+
+    @Option(name: .long, help: "Tasks paying at once on one channel in the concurrent-payers phase.")
+    var payers = 64
 
     @Option(name: .long, help: "Channels with a payment in flight at once in the many-channel phase.")
     var channels = 1_000
@@ -60,11 +65,12 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Flag(
         name: .long,
-        help: #"Print one JSON object: {"cryptoCeilingPerSecond", "signPerSecond", "verifyPerSecond", "cores", "backends": [...], "channelBackend", "fsyncMicrosP50", "fsyncMicrosP99", "single": {...}, "multi": {...}, "memory": {...}, "durability", "build", "seconds", ...}."#)
+        help: #"Print one JSON object: {"cryptoCeilingPerSecond", "signPerSecond", "verifyPerSecond", "cores", "backends": [...], "channelBackend", "fsyncMicrosP50", "fsyncMicrosP99", "single": {...}, "concurrent": {...}, "multi": {...}, "memory": {...}, "durability", "build", "seconds", ...}."#)
     var json = false
 
     func validate() throws {
         guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600].") }
+        guard (1...10_000).contains(payers) else { throw ValidationError("--payers must be 1...10000.") }
         guard (1...20_000).contains(channels) else { throw ValidationError("--channels must be 1...20000.") }
         guard (1...100_000).contains(idleChannels) else { throw ValidationError("--idle-channels must be 1...100000.") }
     }
@@ -73,7 +79,7 @@ struct BenchCommand: AsyncParsableCommand {
         let result: BenchReport
         do {
             result = try await BenchRun(
-                seconds: seconds, channels: channels, idleChannels: idleChannels, durability: durability, backend: backend,
+                seconds: seconds, payers: payers, channels: channels, idleChannels: idleChannels, durability: durability, backend: backend,
                 narrate: !json
             ).run()
         } catch {

@@ -129,8 +129,9 @@ import Testing
         #expect(duo.violations.isEmpty, "\(duo.violations)")
     }
 
-    @Test func queuedPaymentsGoOutOneAtATimeInOrder() throws {
+    @Test func withCoalescingOffQueuedPaymentsGoOutOneAtATimeInOrder() throws {
         var duo = try Duo(alice: 100, bob: 0)
+        duo.sides[0].engine.maxPaymentsPerUpdate = 1
         for id in 1...20 { duo.pay(0, Amount(id), id: UpdateID(id)) }
         #expect(duo.wire[0].count == 1, "only one proposal in flight")
         duo.settle()

@@ -17,9 +17,22 @@ struct Side {
     /// Every state this side ever signed, by version: the equivocation detector.
     var signedByMe: [UInt64: ChannelState] = [:]
 
+    /// What each local request asked for, by id.
+    var requested: [UpdateID: UpdateIntent] = [:]
+    /// Requests that committed or failed: each may be settled once.
+    var settled: Set<UpdateID> = []
+    /// The newest state this side reported committed.
+    var lastReported: ChannelState?
+
     var committedUpdates: [UpdateID] {
-        events.compactMap { if case let .committed(_, update?) = $0 { return update } else { return nil } }
+        events.flatMap { event -> [UpdateID] in
+            if case let .committed(_, updates) = event { return updates }
+            return []
+        }
     }
+
+    /// Requests made and never settled (nothing in flight or queued may hold them).
+    var unsettled: Set<UpdateID> { Set(requested.keys).subtracting(settled) }
 
     var failedUpdates: [(UpdateID, UpdateFailure)] {
         events.compactMap { if case let .updateFailed(id, why) = $0 { return (id, why) } else { return nil } }
@@ -73,6 +86,7 @@ struct Duo {
     var bob: Side { sides[1] }
 
     mutating func input(_ side: Int, _ input: EngineInput) {
+        if case let .update(id, intent) = input { sides[side].requested[id] = intent }
         let before = sides[side].engine.phase
         let effects = sides[side].engine.handle(input)
         let after = sides[side].engine.phase
@@ -219,10 +233,41 @@ struct Duo {
 
     private mutating func notify(_ event: ChannelEvent, on side: Int) {
         sides[side].events.append(event)
-        if case let .committed(signed, _) = event {
+        switch event {
+        case let .committed(signed, updates):
             check(
                 sides[side].journal.contains(.committed(signed)),
                 "side \(side) reported v\(signed.version) before journaling it")
+            settle(updates, on: side)
+            if updates.count > 1, let before = sides[side].lastReported {
+                // Coalesced payments: only payments ride together, and the state pays exactly their sum.
+                let me = sides[side].engine.me
+                var sum: Amount = 0
+                for id in updates {
+                    guard case let .pay(amount)? = sides[side].requested[id] else {
+                        return check(false, "side \(side) coalesced request \(id), not a payment, into v\(signed.version)")
+                    }
+                    sum += amount
+                }
+                check(
+                    before.allocation[me] >= sum && signed.state.allocation[me] == before.allocation[me] - sum,
+                    "side \(side) v\(signed.version) pays \(before.allocation[me]) -> \(signed.state.allocation[me]), not the sum \(sum) of \(updates)")
+            }
+            sides[side].lastReported = signed.state
+        case let .opened(signed):
+            sides[side].lastReported = signed.state
+        case let .updateFailed(id, _):
+            settle([id], on: side)
+        default:
+            break
+        }
+    }
+
+    /// Each request is answered once: committed or failed, never both, never twice.
+    private mutating func settle(_ ids: [UpdateID], on side: Int) {
+        for id in ids {
+            check(sides[side].requested[id] != nil, "side \(side) settled request \(id), which it never made")
+            check(sides[side].settled.insert(id).inserted, "side \(side) settled request \(id) twice")
         }
     }
 

@@ -65,6 +65,7 @@ import Testing
         for side in duo.sides {
             #expect([.idle, .final].contains(side.engine.phase), "stuck in \(side.engine.phase); \(replay)")
             #expect(side.engine.outgoing == nil && side.engine.queuedUpdates == 0, "work left over; \(replay)")
+            #expect(side.unsettled.isEmpty, "requests never answered: \(side.unsettled.sorted()); \(replay)")
         }
     }
 
@@ -124,9 +125,18 @@ struct Simulation {
         }
     }
 
-    /// A closed-loop app: it keeps at most a couple of requests waiting, as a real one waits for outcomes.
+    /// A closed-loop app: it keeps a few requests waiting, as a real one waits for outcomes.
+    /// Now and then several payers pay at once, so payments coalesce into one update (and a
+    /// refused batch is split) under every fault the schedule throws in.
     private mutating func requestUpdate(on side: Int) {
-        guard duo.sides[side].engine.queuedUpdates < 2 else { return }
+        guard duo.sides[side].engine.queuedUpdates < 4 else { return }
+        if rng.chance(25) {
+            for _ in 0...(rng.next() % 4) {
+                duo.input(side, .update(nextUpdate, .pay(amount: Amount(rng.next() % 30))))
+                nextUpdate += 1
+            }
+            return
+        }
         let id = nextUpdate
         nextUpdate += 1
         let latest = duo.sides[side].engine.latest

@@ -55,6 +55,13 @@ private struct TurnsApp: AppRules {
         init(_ description: String) { self.description = description }
     }
 
+    @Test func paymentsNeverRideTogetherInAGame() throws {
+        var (alice, _, _) = try Self.game()
+        alice.queue = [.init(id: 2, intent: .pay(amount: 1)), .init(id: 3, intent: .pay(amount: 1))]
+        #expect(alice.riders(after: .init(id: 1, intent: .pay(amount: 1))).isEmpty, "a game's updates go one by one")
+        #expect(alice.queue.count == 2)
+    }
+
     static func failure(in effects: [Effect]) -> UpdateFailure? {
         for effect in effects { if case let .notify(.updateFailed(_, failure)) = effect { return failure } }
         return nil

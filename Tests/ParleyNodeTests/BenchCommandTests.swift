@@ -8,7 +8,8 @@ import Testing
 struct BenchCommandTests {
     @Test("bench --json reports every number, positive, with a sane ratio to the crypto ceiling")
     func smallRun() async throws {
-        let (result, line) = try await bench(["--seconds", "1", "--channels", "20", "--idle-channels", "100"], timeout: 90)
+        let (result, line) = try await bench(
+            ["--seconds", "1", "--payers", "8", "--channels", "20", "--idle-channels", "100"], timeout: 90)
 
         for field in ["cryptoCeilingPerSecond", "signPerSecond", "verifyPerSecond", "cores", "fsyncMicrosP50", "fsyncMicrosP99", "seconds"] {
             let value = try #require(number(result[field]), "\(field) missing in \(line)")
@@ -28,6 +29,24 @@ struct BenchCommandTests {
         let p99 = try #require(number(single["p99Micros"]))
         let p999 = try #require(number(single["p999Micros"]))
         #expect(p50 <= p99 && p99 <= p999)
+
+        let concurrent = try #require(result["concurrent"] as? [String: Any], "concurrent missing in \(line)")
+        #expect(concurrent["payers"] as? Int == 8)
+        for field in ["payments", "paymentsPerSecond", "updates", "paymentsPerUpdate", "p50Micros", "p99Micros"] {
+            let value = try #require(number(concurrent[field]), "concurrent.\(field) missing in \(line)")
+            #expect(value > 0, "concurrent.\(field) = \(value)")
+        }
+        // Every payment rides in some update, and eight payers waiting on one channel share them.
+        let perUpdate = try #require(number(concurrent["paymentsPerUpdate"]))
+        #expect(perUpdate >= 1 && perUpdate <= 8, "paymentsPerUpdate = \(perUpdate)")
+
+        let targets = try #require(result["targets"] as? [String: Any], "targets missing in \(line)")
+        for target in [
+            "multiRatioAtLeast70Percent", "singleAtLeast1400PerSecondP99Under2ms", "concurrentAtLeast20000PaymentsPerSecond",
+            "memoryAtMost3KiBPerChannel",
+        ] {
+            #expect(targets[target] is Bool, "targets.\(target) missing in \(line)")
+        }
 
         let multi = try #require(result["multi"] as? [String: Any], "multi missing in \(line)")
         #expect(multi["channels"] as? Int == 20)

@@ -440,7 +440,9 @@ struct NodeAPITests {
                 let mine = try pair.hub.status
                 #expect(mine.myBalance == hubBalance)
                 #expect(mine.peerBalance == 200 - hubBalance)
-                #expect(mine.latest.version >= UInt64(2 * rounds), "burned versions only push it higher")
+                // Payments waiting together ride together (coalesced), so each side needs at
+                // least one update and at most one per payment; burned versions push it higher.
+                #expect(mine.latest.version >= 2, "both sides' payments committed")
                 #expect(mine.latest.isFullySigned)
                 let synced = await eventually { (try? pair.peer.status.latest) == mine.latest }
                 #expect(synced, "both ends hold the same latest state")

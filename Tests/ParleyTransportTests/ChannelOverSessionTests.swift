@@ -122,6 +122,8 @@ struct ChannelOverSessionTests {
             for case let .send(message) in acceptance { _ = aliceEngine.handle(.received(message)) }
             // Opened out of band; from here on the engines only talk over sessions.
             _ = aliceEngine.handle(.disconnected)
+            // One version per payment, so the versions below name the payments (no coalescing).
+            aliceEngine.maxPaymentsPerUpdate = 1
             _ = bobEngine.handle(.disconnected)
             let alice = EngineDriver(name: "alice", engine: aliceEngine)
             let bob = EngineDriver(name: "bob", engine: bobEngine)
@@ -172,7 +174,7 @@ struct ChannelOverSessionTests {
                 return latest.0 == latest.1 })
             let healed = await alice.latest
             #expect(healed.version == 6 && healed.isFullySigned && healed.state.allocation == Allocation(94, 106))
-            #expect(await alice.events.contains { if case .committed(_, update: 6) = $0 { true } else { false } })
+            #expect(await alice.events.contains { if case .committed(_, updates: [6]) = $0 { true } else { false } })
 
             await alice.input(.update(7, .pay(amount: 1)))
             #expect(await eventually(within: .seconds(10)) {
