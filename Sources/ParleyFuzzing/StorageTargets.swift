@@ -12,9 +12,11 @@ extension FuzzTargets {
     /// Input: 1 byte of mode. Raw mode scans the rest as a segment file. Framed mode cuts the
     /// rest into record payloads (2-byte lengths), frames them as the journal writes them and
     /// then tears the file at a chosen byte, so the fuzzer reaches the entry decoder past the
-    /// checksums. Checks: a scan either throws a `JournalError` or returns records (never
-    /// both, by its type); good bytes plus torn bytes are the whole file; a segment that is
-    /// not the last has no torn tail; the records it returns, framed again, are exactly the
+    /// checksums, sometimes followed by zeros written ahead (preallocation). Checks: a scan
+    /// either throws a `JournalError` or returns records (never both, by its type); good
+    /// bytes plus torn bytes plus padding are the whole file, padding is exactly a run of
+    /// zeros to the end and never comes with a torn tail; a segment that is not the last
+    /// has no torn tail; the records it returns, framed again, are exactly the
     /// good bytes; replaying them into a `ChannelTable` does not trap.
     static let journal = FuzzTarget(
         name: "journal",
@@ -33,6 +35,8 @@ extension FuzzTargets {
                 segment = SegmentFormat.header(index: index)
                 for payload in input.lengthPrefixedChunks(limit: 2048) { SegmentFormat.frame(payload, into: &segment) }
                 if cut < segment.count { segment.removeLast(segment.count - cut) }
+                // Zeros written ahead of the records (Journal.preallocationBytes), sometimes.
+                if mode & 16 != 0 { segment += [UInt8](repeating: 0, count: Int(mode >> 5) * 61) }
             }
             let scan: SegmentScan
             do {
@@ -45,7 +49,13 @@ extension FuzzTargets {
                 try Fuzz.check(scan.entries.isEmpty && scan.tornBytes == segment.count, "a segment with no good bytes returned records")
                 return
             }
-            try Fuzz.check(scan.validLength + scan.tornBytes == segment.count, "good \(scan.validLength) + torn \(scan.tornBytes) bytes is not the file's \(segment.count)")
+            try Fuzz.check(
+                scan.validLength + scan.tornBytes + scan.paddingBytes == segment.count,
+                "good \(scan.validLength) + torn \(scan.tornBytes) + padding \(scan.paddingBytes) bytes is not the file's \(segment.count)")
+            try Fuzz.check(scan.tornBytes == 0 || scan.paddingBytes == 0, "a segment reported both padding and a torn tail")
+            try Fuzz.check(
+                segment[scan.validLength...].allSatisfy { $0 == 0 } == (scan.paddingBytes > 0 || scan.validLength == segment.count),
+                "padding is exactly a run of zeros to the end")
             var again = SegmentFormat.header(index: index)
             for entry in scan.entries { SegmentFormat.frame(entry.wireBytes, into: &again) }
             try Fuzz.canonical(again, segment.prefix(scan.validLength), "the segment's records")

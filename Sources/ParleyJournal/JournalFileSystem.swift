@@ -10,9 +10,11 @@ public protocol JournalFileSystem: Sendable {
     func createDirectory(_ path: String) throws(JournalError)
     func listDirectory(_ path: String) throws(JournalError) -> [String]
     func readFile(_ path: String) throws(JournalError) -> [UInt8]
-    /// Opens for appending; with `create`, the file must not exist yet.
-    func openForAppend(_ path: String, create: Bool) throws(JournalError) -> Int32
-    func write(_ fd: Int32, _ bytes: [UInt8], path: String) throws(JournalError)
+    /// Opens for writing at explicit offsets; with `create`, the file must not exist yet.
+    func openForWriting(_ path: String, create: Bool) throws(JournalError) -> Int32
+    /// Writes all of `bytes` at `offset` (`pwrite`): over bytes already there, or past the
+    /// end, which grows the file. The journal writes only at or after its last record.
+    func write(_ fd: Int32, _ bytes: [UInt8], at offset: Int, path: String) throws(JournalError)
     /// Returns only when the file's data, and its size, are on stable storage.
     func sync(_ fd: Int32, path: String) throws(JournalError)
     /// fsync of the directory, making file creations and removals durable.
@@ -41,22 +43,25 @@ public struct POSIXJournalFileSystem: JournalFileSystem {
         try journaling { () throws(FileError) in try FileSystemPaths.readFile(path) }
     }
 
-    public func openForAppend(_ path: String, create: Bool) throws(JournalError) -> Int32 {
+    /// Not `O_APPEND`: Linux ignores `pwrite`'s offset on a file opened for appending, and
+    /// the journal overwrites the zeros it allocated ahead (Docs/Journal.md, "Preallocation").
+    public func openForWriting(_ path: String, create: Bool) throws(JournalError) -> Int32 {
         try journaling { () throws(FileError) in
-            try DurableFile.open(path, .writeOnly, options: create ? [.append, .create, .exclusiveCreate] : .append).rawValue
+            try DurableFile.open(path, .writeOnly, options: create ? [.create, .exclusiveCreate] : []).rawValue
         }
     }
 
-    public func write(_ fd: Int32, _ bytes: [UInt8], path: String) throws(JournalError) {
-        try journaling { () throws(FileError) in try file(fd, path).writeAll(bytes) }
+    public func write(_ fd: Int32, _ bytes: [UInt8], at offset: Int, path: String) throws(JournalError) {
+        try journaling { () throws(FileError) in try file(fd, path).writeAll(bytes, atOffset: offset) }
     }
 
-    /// fdatasync, not fsync: segments only ever grow by appending, and fdatasync(2) flushes
-    /// the data plus the metadata needed to read it back, which includes the file size
-    /// (the man page: "a change to the file size ... would require a metadata flush").
-    /// What it skips, mtime and atime, recovery never reads. On this machine's ext4 the two
-    /// cost the same for a 220-byte append (p50 ≈ 140–165 µs each), so this is about not
-    /// asking for more than the contract needs.
+    /// fdatasync, not fsync: fdatasync(2) flushes the data plus the metadata needed to read
+    /// it back, which includes the file size (the man page: "a change to the file size ...
+    /// would require a metadata flush"). What it skips, mtime and atime, recovery never
+    /// reads. After an append the two cost the same here (p50 ≈ 140–165 µs for a 220-byte
+    /// append on this machine's ext4); after an overwrite of space already allocated and
+    /// written, fdatasync has no size to flush and costs about half (≈ 75 µs), which is why
+    /// the journal writes its zeros ahead.
     public func sync(_ fd: Int32, path: String) throws(JournalError) {
         try journaling { () throws(FileError) in try file(fd, path).syncData() }
     }

@@ -6,8 +6,13 @@ import ParleyWire
 /// ```text
 /// header:  "PRLYJRNL" (8) | format version u16 = 3 | reserved u16 = 0 | segment index u64
 /// record:  payload length u32 | CRC-32C of payload u32 | payload (a JournalEntry, canonical encoding)
+/// padding: zero bytes up to the end of the file (space the writer allocated ahead)
 /// ```
-/// All integers are big-endian.
+/// All integers are big-endian. The writer fills the space after the last record with
+/// zeros ahead of time and then overwrites it (Docs/Journal.md, "Preallocation"): a sync
+/// after an overwrite of allocated space flushes data only, while a sync after an append
+/// must also flush the file's new size. A run of zeros that reaches the end of the file is
+/// that padding, not damage; no record starts with zeros only (a record is never empty).
 public enum SegmentFormat {
     public static let magic: [UInt8] = Array("PRLYJRNL".utf8)
     /// Version 3 widened amounts to 128 bits (version 2 held `UInt64` balances). A segment of
@@ -60,6 +65,9 @@ public struct SegmentScan: Sendable {
     public var validLength = 0
     /// Bytes after `validLength` that belong to a write the crash interrupted.
     public var tornBytes = 0
+    /// Zero bytes after `validLength` up to the end of the file: space allocated ahead for
+    /// records, not damage. A segment has either padding or a torn tail, never both.
+    public var paddingBytes = 0
 }
 
 extension SegmentFormat {
@@ -88,10 +96,16 @@ extension SegmentFormat {
                 }
                 offset = next
             case let .invalid(reason):
+                scan.validLength = offset
+                if isZero(bytes, from: offset) {
+                    // Allocated ahead and never written (any segment: one whose compaction
+                    // a crash interrupted keeps its padding until it is removed).
+                    scan.paddingBytes = bytes.count - offset
+                    return scan
+                }
                 guard isLast, !hasValidRecord(in: bytes, after: offset) else {
                     throw .corrupted(segment: name, offset: offset, reason: reason)
                 }
-                scan.validLength = offset
                 scan.tornBytes = bytes.count - offset
                 return scan
             }
@@ -147,6 +161,18 @@ extension SegmentFormat {
         let payload = Array(bytes[start..<start + length])
         guard CRC32C.checksum(payload) == checksum else { return .invalid("checksum mismatch") }
         return .valid(payload: payload, next: start + length)
+    }
+
+    /// Whether every byte from `offset` to the end is zero.
+    private static func isZero(_ bytes: [UInt8], from offset: Int) -> Bool {
+        bytes.withUnsafeBufferPointer { buffer in
+            var index = offset
+            while index < buffer.count {
+                if buffer[index] != 0 { return false }
+                index += 1
+            }
+            return true
+        }
     }
 
     /// Whether any byte offset after `offset` starts a record with a matching checksum.

@@ -15,11 +15,12 @@ import ParleyLocks
 ///
 /// Files hold two views of their bytes:
 /// - `durable`: what is on stable storage: survives a crash.
-/// - `pending`: bytes written after the last `sync` of the file, appended to `durable`.
-///   Only appends exist (the journal opens segments `O_APPEND` and never overwrites).
+/// - `pending`: the writes made after the last `sync` of the file, in order, each at its
+///   offset (over bytes already there, or past the end). The journal writes its records
+///   and the zeros it allocates ahead, never before its last record.
 ///
-/// A running process reads `durable + pending` (`readFile`), as the page cache would
-/// show it. `sync(fd)` moves the file's `pending` bytes to `durable`.
+/// A running process reads `durable` with the pending writes applied (`readFile`), as the
+/// page cache would show it. `sync(fd)` makes that view durable.
 ///
 /// Directory entries have two views too. Creating a file (`openForAppend` with `create`,
 /// `lockExclusively` on a missing path) or removing one changes the *visible* entries at
@@ -30,9 +31,10 @@ import ParleyLocks
 /// 1. Every directory's listing reverts to its durable one: a file whose creation was not
 ///    followed by a sync of its directory vanishes (with all its bytes, synced or not); a
 ///    file whose removal was not followed by one comes back, with its durable bytes.
-/// 2. Every surviving file keeps its `durable` bytes plus a prefix of its `pending` ones,
-///    chosen by the generator: none of them, all of them, all but the last 1–16 bytes, or a
-///    cut anywhere. A prefix is the only damage: bytes are never reordered, flipped or
+/// 2. Every surviving file keeps its `durable` bytes plus a prefix of its pending writes'
+///    bytes, taken in the order they were written, chosen by the generator: none of them,
+///    all of them, all but the last 1–16 bytes, or a cut anywhere (the write at the cut
+///    lands in part). A prefix is the only damage: bytes are never reordered, flipped or
 ///    invented, and nothing already durable is lost. A strictly shorter, non-empty prefix is
 ///    counted as a torn tail. `crash()` keeps no pending byte at all.
 /// 3. The disk's incarnation ends: every file descriptor is invalid, every lock is released,
@@ -151,12 +153,12 @@ public final class SimulatedDisk: @unchecked Sendable {
         lock.withLock { state.directories[Path.normalized(directory)]?.durableEntries.keys.sorted() ?? [] }
     }
 
-    /// The file's bytes, split into those that survive a crash and those that may not; nil
-    /// when no such file is visible.
+    /// The file's bytes, split into those that survive a crash and those that may not (the
+    /// pending writes' bytes, in the order written); nil when no such file is visible.
     public func contents(of path: String) -> (durable: [UInt8], pending: [UInt8])? {
         lock.withLock {
             guard let file = try? state.visibleFile(path, operation: "stat") else { return nil }
-            return (file.durable, file.pending)
+            return (file.durable, file.pending.flatMap(\.bytes))
         }
     }
 
@@ -245,20 +247,21 @@ extension SimulatedDisk {
         public func readFile(_ path: String) throws(JournalError) -> [UInt8] {
             try disk.perform(nil, path: path, incarnation: incarnation) { state throws(JournalError) in
                 let file = try state.visibleFile(path, operation: "open")
-                return file.durable + file.pending
+                return file.visible
             }
         }
 
-        public func openForAppend(_ path: String, create: Bool) throws(JournalError) -> Int32 {
+        public func openForWriting(_ path: String, create: Bool) throws(JournalError) -> Int32 {
             try disk.perform(.open, path: path, incarnation: incarnation) { state throws(JournalError) in
                 try state.open(path, create: create, lock: false)
             }
         }
 
-        public func write(_ fd: Int32, _ bytes: [UInt8], path: String) throws(JournalError) {
+        public func write(_ fd: Int32, _ bytes: [UInt8], at offset: Int, path: String) throws(JournalError) {
             try disk.perform(.write, path: path, incarnation: incarnation) { state throws(JournalError) in
+                guard offset >= 0 else { throw .io(operation: "write", path: path, errno: EINVAL) }
                 let id = try state.openFile(fd, path: path, operation: "write").file
-                state.files[id]?.pending += bytes
+                state.files[id]?.write(bytes, at: offset)
                 state.statistics.writes += 1
                 state.statistics.bytesWritten += bytes.count
             }
@@ -268,7 +271,7 @@ extension SimulatedDisk {
             try disk.perform(.sync, path: path, incarnation: incarnation) { state throws(JournalError) in
                 let id = try state.openFile(fd, path: path, operation: "fdatasync").file
                 if var file = state.files[id] {
-                    file.durable += file.pending
+                    file.durable = file.visible
                     file.pending = []
                     state.files[id] = file
                 }
@@ -292,8 +295,9 @@ extension SimulatedDisk {
                 guard length >= 0 else { throw .io(operation: "truncate", path: path, errno: EINVAL) }
                 let id = try state.visibleFileID(path, operation: "truncate")
                 guard var file = state.files[id] else { return }
-                let bytes = file.durable + file.pending
+                let bytes = file.visible
                 file.durable = Array(bytes.prefix(length)) + [UInt8](repeating: 0, count: max(0, length - bytes.count))
+                file.visible = file.durable
                 file.pending = []
                 state.files[id] = file
             }
@@ -353,7 +357,36 @@ extension SimulatedDisk {
     fileprivate struct State {
         struct File {
             var durable: [UInt8] = []
-            var pending: [UInt8] = []
+            /// Writes since the last sync, oldest first.
+            var pending: [(offset: Int, bytes: [UInt8])] = []
+            /// `durable` with `pending` applied: what the running process reads.
+            var visible: [UInt8] = []
+
+            var pendingBytes: Int { pending.reduce(0) { $0 + $1.bytes.count } }
+
+            mutating func write(_ bytes: [UInt8], at offset: Int) {
+                pending.append((offset, bytes))
+                Self.apply(bytes, at: offset, to: &visible)
+            }
+
+            /// `durable` plus the first `kept` bytes of the pending writes, in write order.
+            func durable(keeping kept: Int) -> [UInt8] {
+                var result = durable
+                var budget = kept
+                for write in pending where budget > 0 {
+                    let part = Array(write.bytes.prefix(budget))
+                    Self.apply(part, at: write.offset, to: &result)
+                    budget -= part.count
+                }
+                return result
+            }
+
+            static func apply(_ bytes: [UInt8], at offset: Int, to file: inout [UInt8]) {
+                if file.count < offset { file += [UInt8](repeating: 0, count: offset - file.count) }
+                let overlap = min(bytes.count, file.count - offset)
+                file.replaceSubrange(offset..<offset + overlap, with: bytes.prefix(overlap))
+                file += bytes.dropFirst(overlap)
+            }
         }
 
         struct Directory {
@@ -472,7 +505,7 @@ extension SimulatedDisk {
                 guard var directory = directories[key] else { continue }
                 for (name, id) in directory.entries where directory.durableEntries[name] != id {
                     statistics.filesVanished += 1
-                    if let file = files[id] { statistics.bytesLost += file.durable.count + file.pending.count }
+                    if let file = files[id] { statistics.bytesLost += file.durable.count + file.pendingBytes }
                 }
                 for (name, id) in directory.durableEntries where directory.entries[name] != id {
                     statistics.removalsUndone += 1
@@ -484,10 +517,12 @@ extension SimulatedDisk {
             var survived: [Int: File] = [:]
             for id in survivors {
                 guard var file = files[id] else { continue }
-                let kept = min(max(keep(file.pending.count), 0), file.pending.count)
-                if kept > 0 && kept < file.pending.count { statistics.tornTails += 1 }
-                statistics.bytesLost += file.pending.count - kept
-                file.durable += file.pending.prefix(kept)
+                let pending = file.pendingBytes
+                let kept = min(max(keep(pending), 0), pending)
+                if kept > 0 && kept < pending { statistics.tornTails += 1 }
+                statistics.bytesLost += pending - kept
+                file.durable = file.durable(keeping: kept)
+                file.visible = file.durable
                 file.pending = []
                 survived[id] = file
             }

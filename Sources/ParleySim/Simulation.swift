@@ -257,8 +257,11 @@ public final class Simulation {
         let life = incarnation
         let journal: Journal
         do {
+            // Zeros written 2 KiB ahead, so crashes land in allocated space, at its edge and
+            // past it (a real node allocates 1 MiB; the simulated disk copies whole files).
             journal = try Journal(
-                directory: Self.journalDirectory, durability: .fsync, fileSystem: disk.fileSystem(), writer: .inline)
+                directory: Self.journalDirectory, durability: .fsync, preallocationBytes: 2048, fileSystem: disk.fileSystem(),
+                writer: .inline)
         } catch {
             throw Oracle.Violation(rule: .journalReadable, detail: "the journal cannot be opened after a crash: \(error)")
         }

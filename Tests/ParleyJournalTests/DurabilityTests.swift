@@ -10,7 +10,7 @@ import Testing
         let dir = TempDirectory()
         defer { dir.remove() }
         let files = InstrumentedFileSystem()
-        let journal = try Journal(directory: dir.path, durability: .fsync, fileSystem: files)
+        let journal = try Journal(directory: dir.path, durability: .fsync, preallocationBytes: 0, fileSystem: files)
         defer { journal.close() }
         for (index, entry) in JournalFixtures.history(params, count: 4).enumerated() {
             let before = files.syncs
@@ -35,7 +35,7 @@ import Testing
         defer { dir.remove() }
         let files = InstrumentedFileSystem()
         files.syncDelay = 0.05  // a slow disk: appends arriving meanwhile must wait for the next sync together
-        let journal = try Journal(directory: dir.path, durability: .fsync, fileSystem: files)
+        let journal = try Journal(directory: dir.path, durability: .fsync, preallocationBytes: 0, fileSystem: files)
         defer { journal.close() }
         let entries = JournalFixtures.history(params, count: 99)
         try await journal.append([entries[0]])
@@ -55,7 +55,7 @@ import Testing
         let dir = TempDirectory()
         defer { dir.remove() }
         let files = InstrumentedFileSystem()
-        let journal = try Journal(directory: dir.path, durability: .fsync, fileSystem: files)
+        let journal = try Journal(directory: dir.path, durability: .fsync, preallocationBytes: 0, fileSystem: files)
         defer { journal.close() }
         let entries = JournalFixtures.history(params, count: 3)
         try journal.appendBlocking([entries[0]])
@@ -73,7 +73,7 @@ import Testing
         let dir = TempDirectory()
         defer { dir.remove() }
         let files = InstrumentedFileSystem()
-        let journal = try Journal(directory: dir.path, durability: .fsync, fileSystem: files)
+        let journal = try Journal(directory: dir.path, durability: .fsync, preallocationBytes: 0, fileSystem: files)
         defer { journal.close() }
         files.failSyncs = true
         #expect(throws: JournalError.self) { try journal.appendBlocking([JournalFixtures.history(params, count: 0)[0]]) }
@@ -86,7 +86,7 @@ import Testing
         let dir = TempDirectory()
         defer { dir.remove() }
         let files = InstrumentedFileSystem()
-        let journal = try Journal(directory: dir.path, durability: .fsync, fileSystem: files)
+        let journal = try Journal(directory: dir.path, durability: .fsync, preallocationBytes: 0, fileSystem: files)
         defer { journal.close() }
         let params = JournalFixtures.params()
         var (alice, openEffects) = try await JournaledEngine.propose(
@@ -114,7 +114,7 @@ import Testing
         let dir = TempDirectory()
         defer { dir.remove() }
         let files = InstrumentedFileSystem()
-        let journal = try Journal(directory: dir.path, durability: .fsync, fileSystem: files)
+        let journal = try Journal(directory: dir.path, durability: .fsync, preallocationBytes: 0, fileSystem: files)
         defer { journal.close() }
         let bobDir = TempDirectory()
         defer { bobDir.remove() }

@@ -15,7 +15,7 @@ import Testing
         let dir = TempDirectory()
         defer { dir.remove() }
         let files = InstrumentedFileSystem()
-        let journal = try Journal(directory: dir.path, durability: .fsync, fileSystem: files)
+        let journal = try Journal(directory: dir.path, durability: .fsync, preallocationBytes: 0, fileSystem: files)
         defer { journal.close() }
         let entries = JournalFixtures.history(params, count: 999)
         try await journal.append([entries[0]])
@@ -51,7 +51,7 @@ import Testing
         // between the appenders below are a small fraction of it. (3 s was not enough
         // once: a loaded 2-core run stalled the appenders' tasks for longer.)
         let journal = try Journal(
-            directory: dir.path, durability: .fsync, groupCommitWindow: .seconds(8), fileSystem: files)
+            directory: dir.path, durability: .fsync, groupCommitWindow: .seconds(8), preallocationBytes: 0, fileSystem: files)
         defer { journal.close() }
         let entries = JournalFixtures.history(params, count: 20)
 
@@ -98,7 +98,7 @@ import Testing
         defer { dir.remove() }
         let files = InstrumentedFileSystem()
         let journal = try Journal(
-            directory: dir.path, durability: .fsync, groupCommitWindow: .seconds(30), fileSystem: files)
+            directory: dir.path, durability: .fsync, groupCommitWindow: .seconds(30), preallocationBytes: 0, fileSystem: files)
         defer { journal.close() }
         let syncsAtOpen = files.syncs
         for entry in JournalFixtures.history(params, count: 19) { try journal.appendBlocking([entry]) }

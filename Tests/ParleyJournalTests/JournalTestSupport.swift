@@ -66,6 +66,8 @@ struct TempDirectory {
 }
 
 /// Wraps the real file system: counts syncs and can fail writes or syncs on demand.
+/// Tests that count syncs exactly open their journal with `preallocationBytes: 0`: a
+/// zero-fill ahead of the records has a sync of its own, after the commit it follows.
 final class InstrumentedFileSystem: JournalFileSystem, @unchecked Sendable {
     private let real = POSIXJournalFileSystem()
     private let lock = NSLock()
@@ -85,6 +87,13 @@ final class InstrumentedFileSystem: JournalFileSystem, @unchecked Sendable {
         set { lock.withLock { _syncGate = newValue } }
     }
 
+    private var _failZeroFills = false
+    /// While set, every write of zeros only (a zero-fill ahead of the records) fails with ENOSPC.
+    var failZeroFills: Bool {
+        get { lock.withLock { _failZeroFills } }
+        set { lock.withLock { _failZeroFills = newValue } }
+    }
+
     var syncs: Int { lock.withLock { _syncs } }
     /// Syncs started (finished or not).
     var syncCalls: Int { lock.withLock { _syncCalls } }
@@ -93,18 +102,19 @@ final class InstrumentedFileSystem: JournalFileSystem, @unchecked Sendable {
     func createDirectory(_ path: String) throws(JournalError) { try real.createDirectory(path) }
     func listDirectory(_ path: String) throws(JournalError) -> [String] { try real.listDirectory(path) }
     func readFile(_ path: String) throws(JournalError) -> [UInt8] { try real.readFile(path) }
-    func openForAppend(_ path: String, create: Bool) throws(JournalError) -> Int32 {
-        try real.openForAppend(path, create: create)
+    func openForWriting(_ path: String, create: Bool) throws(JournalError) -> Int32 {
+        try real.openForWriting(path, create: create)
     }
 
-    func write(_ fd: Int32, _ bytes: [UInt8], path: String) throws(JournalError) {
+    func write(_ fd: Int32, _ bytes: [UInt8], at offset: Int, path: String) throws(JournalError) {
+        if lock.withLock({ _failZeroFills }), !bytes.isEmpty, bytes.allSatisfy({ $0 == 0 }) { throw .diskFull(path: path) }
         let shouldFail = lock.withLock { () -> Bool in
             if let limit = failWritesAfter, _writes >= limit { return true }
             _writes += 1
             return false
         }
         if shouldFail { throw .diskFull(path: path) }
-        try real.write(fd, bytes, path: path)
+        try real.write(fd, bytes, at: offset, path: path)
     }
 
     func sync(_ fd: Int32, path: String) throws(JournalError) {

@@ -99,10 +99,13 @@ import Testing
             try FileManager.default.createDirectory(atPath: dir.path, withIntermediateDirectories: true)
             dir.write(Array(full[0..<cut]), to: name)
             let journal = try Journal(directory: dir.path, durability: .none)
+            // A cut that kept only zero bytes of the record (the high bytes of its length)
+            // reads as zeros allocated ahead: nothing to truncate, the next record overwrites it.
+            let torn = full[lastStart..<cut].contains { $0 != 0 }
             #expect(journal.recovery.recordsReplayed == entries.count - 1, "cut at \(cut)")
-            #expect(journal.recovery.truncatedTail == (cut > lastStart), "cut at \(cut)")
+            #expect(journal.recovery.truncatedTail == torn, "cut at \(cut)")
             #expect(journal.recovery.channels[params.id]?.latest.version == 2, "cut at \(cut)")
-            #expect(dir.bytes(of: name).count == lastStart, "the torn bytes are gone, cut at \(cut)")
+            #expect(dir.bytes(of: name).count == (torn ? lastStart : cut), "the torn bytes are gone, cut at \(cut)")
             // The journal keeps working after the repair.
             try journal.appendBlocking([entries.last!])
             journal.close()

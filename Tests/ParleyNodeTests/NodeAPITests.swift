@@ -747,7 +747,7 @@ struct NodeAPITests {
             #expect(await alice.events.waitFor(.closed(id)))
             #expect(await bob.events.waitFor(.closed(id)))
 
-            func order(_ log: NodeEventLog, peer: PublicKey) -> [String] {
+            @Sendable func order(_ log: NodeEventLog, peer: PublicKey) -> [String] {
                 log.all.compactMap { event in
                     switch event {
                     case .opened(id, peer: peer): "opened"
@@ -768,8 +768,13 @@ struct NodeAPITests {
             #expect(withoutFinal(bob.events, alice.key.publicKey) == [
                 "opened", "funded", "committed v1 mine=false", "committed v2 mine=true", "closed",
             ])
-            #expect(order(alice.events, peer: bob.key.publicKey).filter { $0.hasPrefix("committed v3") } == ["committed v3 mine=true"])
-            #expect(order(bob.events, peer: alice.key.publicKey).filter { $0.hasPrefix("committed v3") } == ["committed v3 mine=false"])
+            // Reported after `.closed` at times (the race above), so waited for rather than read once.
+            #expect(await eventually {
+                order(alice.events, peer: bob.key.publicKey).filter { $0.hasPrefix("committed v3") } == ["committed v3 mine=true"]
+            })
+            #expect(await eventually {
+                order(bob.events, peer: alice.key.publicKey).filter { $0.hasPrefix("committed v3") } == ["committed v3 mine=false"]
+            })
             #expect(alice.events.contains(.committed(id, paid, mine: true)))
             #expect(bob.events.contains(.committed(id, paid, mine: false)))
             #expect(bob.events.contains(.committed(id, back, mine: true)))
