@@ -109,8 +109,11 @@ struct GameServerCommand: AsyncParsableCommand {
 
     @Option(
         name: .long,
-        help: "Seconds a client may take to move before the server goes to the chain. It runs from funding, so it must exceed the time it takes to open all matches (not used with --idle).")
-    var turnTimeout = 5.0
+        help: "Seconds a client may take to move before the server goes to the chain. It runs from funding, so it must exceed the time it takes to open all matches: by default 5 s plus 10 ms per match (5 s for 1, 105 s for 10,000; opening runs at 150 to 350 matches a second here). Not used with --idle.")
+    var turnTimeout: Double?
+
+    /// `--turn-timeout`, or what covers opening `matches` on this machine with room to spare.
+    static func defaultTurnTimeout(matches: Int) -> Double { min(5 + 0.01 * Double(matches), 3600) }
 
     @Option(name: .long, help: "Challenge window in seconds of chain time.")
     var challenge: UInt64 = 60
@@ -140,7 +143,7 @@ struct GameServerCommand: AsyncParsableCommand {
         guard stake > 0 else { throw ValidationError("--stake must be positive.") }
         guard !(evm && externalChain != nil) else { throw ValidationError("--evm and --chain name two chains: pick one.") }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1.") }
-        guard turnTimeout > 0, turnTimeout <= 3600 else { throw ValidationError("--turn-timeout must be in (0, 3600].") }
+        if let turnTimeout, !(turnTimeout > 0 && turnTimeout <= 3600) { throw ValidationError("--turn-timeout must be in (0, 3600].") }
         guard ChannelParams.challengeDurationRange.contains(challenge) else {
             throw ValidationError("--challenge must be \(ChannelParams.challengeDurationRange) seconds.")
         }
@@ -151,7 +154,8 @@ struct GameServerCommand: AsyncParsableCommand {
         let options = LoadRun.Options(
             matches: load, clients: clients, vanish: vanish, idle: idle, stake: stake,
             seed: seed ?? UInt64.random(in: 0...UInt64(UInt32.max)), concurrency: concurrency,
-            turnTimeout: .milliseconds(Int(turnTimeout * 1000)), challenge: challenge, realTime: realTime, externalChain: externalChain, evm: evm, keep: keep,
+            turnTimeout: .milliseconds(Int((turnTimeout ?? Self.defaultTurnTimeout(matches: load)) * 1000)), challenge: challenge,
+            realTime: realTime, externalChain: externalChain, evm: evm, keep: keep,
             quiet: json)
         let summary: LoadSummary
         do { summary = try await LoadRun(options: options).run() } catch {
