@@ -205,6 +205,13 @@ struct NodeCommand: AsyncParsableCommand {
             valueName: "seconds"))
     var closeTimeout: Double = 30
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The most payments one update carries when they wait together on a channel (they coalesce: Docs/Node.md, \"Concurrent payments\"); 1 sends each payment as its own update.",
+            valueName: "n"))
+    var maxPaymentsPerUpdate = ChannelEngine.defaultMaxPaymentsPerUpdate
+
     /// The socket path of --control.
     var controlPath: String? { control.map { String($0.dropFirst("unix:".count)) } }
 
@@ -213,6 +220,9 @@ struct NodeCommand: AsyncParsableCommand {
             throw ValidationError("--control must be unix:PATH (a Unix socket path), got '\(control)'.")
         }
         guard closeTimeout > 0, closeTimeout <= 3600 else { throw ValidationError("--close-timeout must be in (0, 3600] seconds.") }
+        guard (1...100_000).contains(maxPaymentsPerUpdate) else {
+            throw ValidationError("--max-payments-per-update must be 1...100000, got \(maxPaymentsPerUpdate).")
+        }
         guard proposalTimeout > 0, proposalTimeout <= 3600 else {
             throw ValidationError("--proposal-timeout must be in (0, 3600] seconds.")
         }
@@ -349,11 +359,13 @@ struct NodeCommand: AsyncParsableCommand {
     static let shutdownGrace: Duration = .seconds(10)
 
     private func policy() -> NodePolicy {
-        NodePolicy(
+        var policy = NodePolicy(
             watcher: WatcherPolicy(
                 disconnectGrace: .milliseconds(Int64((disconnectGrace * 1000).rounded())),
                 clockPollInterval: .milliseconds(clockPollMs), retryDelay: .milliseconds(250)),
             proposalTimeout: .milliseconds(Int64((proposalTimeout * 1000).rounded())),
             challengeDuration: challenge)
+        policy.maxPaymentsPerUpdate = maxPaymentsPerUpdate
+        return policy
     }
 }

@@ -100,9 +100,11 @@ struct NodeCommandTests {
     @Test func killedMidStreamTheNodeResumesFromItsJournalAndLosesNothing() async throws {
         let world = try NodeWorld()
         defer { world.tearDown() }
-        let pair = try await world.startPair()
-        var alice = pair.alice
-        let bob = pair.bob
+        // One update per payment, so the kill lands in a long stream of commits: with
+        // coalescing, the 400 payments below ride in two or three updates.
+        let oneByOne = ["--max-payments-per-update", "1"]
+        let bob = try await world.start("bob", key: SigningKey())
+        var alice = try await world.start("alice", key: SigningKey(), extra: oneByOne)
         let id = try await world.open(from: alice, to: bob, mine: 500, theirs: 500)
 
         let burst = 400
@@ -117,7 +119,7 @@ struct NodeCommandTests {
         #expect(lastAcked >= 40)
         #expect(acknowledged.count < burst, "the kill came mid-stream")
 
-        alice = try await world.restart(alice)
+        alice = try await world.restart(alice, extra: oneByOne)
         #expect(alice.ready.channelCount == 1)
         let (mine, theirs) = try await world.agreedStatus(alice, bob, channel: id)
         #expect(mine.version >= lastAcked, "acknowledged version \(lastAcked) lost: now \(mine.version)")
