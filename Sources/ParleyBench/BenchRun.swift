@@ -230,28 +230,8 @@ package struct BenchRun {
         let multiEnd = multiWarmEnd + measured
         // One recorder for every channel: a histogram each would cost far more memory.
         let multiLatencies = Locked(LatencyRecorder())
-        let multiCount = try await withThrowingTaskGroup(of: Int.self) { group in
-            for channel in many {
-                group.addTask {
-                    var counted = 0
-                    while true {
-                        let before = ContinuousClock.now
-                        guard before < multiEnd else { return counted }
-                        try await channel.pay(1)
-                        let after = ContinuousClock.now
-                        // Throughput: completions inside the window. Latency: payments wholly inside it.
-                        if after >= multiWarmEnd, after <= multiEnd {
-                            counted += 1
-                            progress.tick()
-                            if before >= multiWarmEnd {
-                                multiLatencies.withLock { $0.record(after - before) }
-                            }
-                        }
-                    }
-                }
-            }
-            return try await group.reduce(0, +)
-        }
+        let multiCount = try await Self.payBackToBack(
+            on: many, warmEnd: multiWarmEnd, end: multiEnd, latencies: multiLatencies, progress: progress)
         let multiRecorded = multiLatencies.withLock { $0 }
         let multiRate = Double(multiCount) / seconds
         let multiResult = BenchReport.Multi(
@@ -290,6 +270,38 @@ package struct BenchRun {
         return ChannelResults(single: singleResult, concurrent: concurrent, multi: multiResult, memory: memory)
     }
 
+    /// One task per entry of `channels` (a channel may repeat: several payers on it) paying 1
+    /// back to back until `end`. Returns the payments that completed inside the window
+    /// (`warmEnd`...`end`, the throughput count) and records the latency of those wholly
+    /// inside it; `counted` sees the state each counted payment returned.
+    private static func payBackToBack(
+        on channels: [Channel], warmEnd: ContinuousClock.Instant, end: ContinuousClock.Instant,
+        latencies: Locked<LatencyRecorder>, progress: BenchPhaseProgress,
+        counted: @escaping @Sendable (SignedState) -> Void = { _ in }
+    ) async throws -> Int {
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for channel in channels {
+                group.addTask {
+                    var completed = 0
+                    while true {
+                        let before = ContinuousClock.now
+                        guard before < end else { return completed }
+                        let signed = try await channel.pay(1)
+                        let after = ContinuousClock.now
+                        // Throughput: completions inside the window. Latency: payments wholly inside it.
+                        if after >= warmEnd, after <= end {
+                            completed += 1
+                            progress.tick()
+                            counted(signed)
+                            if before >= warmEnd { latencies.withLock { $0.record(after - before) } }
+                        }
+                    }
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+    }
+
     /// `payers` tasks paying 1 on `channel` back to back for the measured window: payments
     /// that wait together ride in one update, so the channel carries many more payments per
     /// second than it makes updates.
@@ -302,29 +314,14 @@ package struct BenchRun {
         let latencies = Locked(LatencyRecorder())
         // Versions the channel moved during the window: the updates that carried the payments.
         let versions = Locked<(start: UInt64?, end: UInt64)>((nil, 0))
-        let counted = try await withThrowingTaskGroup(of: Int.self) { group in
-            for _ in 0..<payers {
-                group.addTask {
-                    var counted = 0
-                    while true {
-                        let before = ContinuousClock.now
-                        guard before < end else { return counted }
-                        let signed = try await channel.pay(1)
-                        let after = ContinuousClock.now
-                        if after >= warmEnd, after <= end {
-                            counted += 1
-                            progress.tick()
-                            versions.withLock {
-                                // The first commit inside the window marks where the count starts.
-                                if $0.start == nil { $0.start = signed.version - 1 }
-                                $0.end = max($0.end, signed.version)
-                            }
-                            if before >= warmEnd { latencies.withLock { $0.record(after - before) } }
-                        }
-                    }
-                }
+        let counted = try await Self.payBackToBack(
+            on: Array(repeating: channel, count: payers), warmEnd: warmEnd, end: end, latencies: latencies, progress: progress
+        ) { signed in
+            versions.withLock {
+                // The first commit inside the window marks where the count starts.
+                if $0.start == nil { $0.start = signed.version - 1 }
+                $0.end = max($0.end, signed.version)
             }
-            return try await group.reduce(0, +)
         }
         let recorded = latencies.withLock { $0 }
         let (first, last) = versions.withLock { ($0.start ?? $0.end, $0.end) }

@@ -19,12 +19,12 @@ extension ChannelEngine {
             return
         }
         while phase == .idle, !yieldingAfterTie, let head = queue.popFirst() {
-            var riders = self.riders(after: head)
+            var (riders, total) = self.riders(after: head)
             let next: ChannelState
             do {
                 if riders.isEmpty {
                     next = try successor(for: head.intent)
-                } else if let coalesced = try? successor(for: .pay(amount: Self.sum(head, riders))) {
+                } else if let coalesced = try? successor(for: .pay(amount: total)) {
                     next = coalesced
                 } else {
                     // The sum breaks a rule the payments alone may not (an app's limit on
@@ -51,19 +51,20 @@ extension ChannelEngine {
         }
     }
 
-    /// The payments queued right behind `head` that can ride in its proposal: only when
-    /// `head` is a payment on a channel that is not a turn-based game, neither is marked
-    /// `alone`, and the running sum stays within our balance. The first request that is
-    /// not such a payment, or that the balance cannot cover, ends the run; it and
-    /// everything after it wait for the next proposal, so requests still commit in the
-    /// order they were made and each is checked against the balance it would meet alone.
-    mutating func riders(after head: Request) -> [Request] {
+    /// The payments queued right behind `head` that can ride in its proposal, and what
+    /// `head` and they pay together: only when `head` is a payment on a channel that is not
+    /// a turn-based game, neither is marked `alone`, and the running sum stays within our
+    /// balance. The first request that is not such a payment, or that the balance cannot
+    /// cover, ends the run; it and everything after it wait for the next proposal, so
+    /// requests still commit in the order they were made and each is checked against the
+    /// balance it would meet alone.
+    mutating func riders(after head: Request) -> (riders: [Request], total: Amount) {
         guard maxPaymentsPerUpdate > 1, !head.alone, case let .pay(first) = head.intent,
               let next = queue.first, !next.alone, case .pay = next.intent,
               rules.mover(in: latest.state) == nil
-        else { return [] }
+        else { return ([], 0) }
         let available = latest.state.allocation[me]
-        guard first <= available else { return [] }
+        guard first <= available else { return ([], 0) }
         var total = first
         var riders: [Request] = []
         while riders.count + 1 < maxPaymentsPerUpdate, let candidate = queue.first, !candidate.alone,
@@ -72,16 +73,7 @@ extension ChannelEngine {
             riders.append(candidate)
             queue.removeFirst()
         }
-        return riders
-    }
-
-    /// What `head` and its riders pay together (`riders(after:)` kept it within a balance).
-    static func sum(_ head: Request, _ riders: [Request]) -> Amount {
-        var total: Amount = 0
-        for request in [head] + riders {
-            if case let .pay(amount) = request.intent { total += amount }
-        }
-        return total
+        return (riders, total)
     }
 
     /// The state `intent` asks for, built on the latest committed state and checked like a peer's proposal.

@@ -97,7 +97,7 @@ extension SegmentFormat {
                 offset = next
             case let .invalid(reason):
                 scan.validLength = offset
-                if isZero(bytes, from: offset) {
+                if bytes[offset...].allSatisfy({ $0 == 0 }) {
                     // Allocated ahead and never written (any segment: one whose compaction
                     // a crash interrupted keeps its padding until it is removed).
                     scan.paddingBytes = bytes.count - offset
@@ -161,18 +161,6 @@ extension SegmentFormat {
         let payload = Array(bytes[start..<start + length])
         guard CRC32C.checksum(payload) == checksum else { return .invalid("checksum mismatch") }
         return .valid(payload: payload, next: start + length)
-    }
-
-    /// Whether every byte from `offset` to the end is zero.
-    private static func isZero(_ bytes: [UInt8], from offset: Int) -> Bool {
-        bytes.withUnsafeBufferPointer { buffer in
-            var index = offset
-            while index < buffer.count {
-                if buffer[index] != 0 { return false }
-                index += 1
-            }
-            return true
-        }
     }
 
     /// Whether any byte offset after `offset` starts a record with a matching checksum.

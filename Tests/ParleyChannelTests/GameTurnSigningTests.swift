@@ -58,7 +58,7 @@ private struct TurnsApp: AppRules {
     @Test func paymentsNeverRideTogetherInAGame() throws {
         var (alice, _, _) = try Self.game()
         alice.queue = [.init(id: 2, intent: .pay(amount: 1)), .init(id: 3, intent: .pay(amount: 1))]
-        #expect(alice.riders(after: .init(id: 1, intent: .pay(amount: 1))).isEmpty, "a game's updates go one by one")
+        #expect(alice.riders(after: .init(id: 1, intent: .pay(amount: 1))).riders.isEmpty, "a game's updates go one by one")
         #expect(alice.queue.count == 2)
     }
 
