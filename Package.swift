@@ -238,7 +238,7 @@ let package = Package(
         .testTarget(
             name: "ParleyJournalTests",
             dependencies: [
-                "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyCrypto", "ParleyTestSupport", "ParleySubprocess",
+                "ParleyJournal", "ParleyChannel", "ParleyWire", "ParleyCrypto", "ParleyLocks", "ParleyTestSupport", "ParleySubprocess",
                 "parley-crash-child",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]

@@ -45,8 +45,15 @@ public struct RecoveryReport: Sendable {
 /// - Appends from many callers that arrive while a sync is running share the
 ///   next one (group commit). When the last commit was shared, the next one
 ///   waits up to `groupCommitWindow` for as many appenders to gather; a lone
-///   appender never waits. The writing and syncing happen on the journal's
-///   own thread, never on the caller's event loop.
+///   appender never waits.
+/// - A lone appender commits on its own thread: when nothing is being written,
+///   nothing is queued and the last commit carried one batch, `append` writes and
+///   syncs its batch itself instead of handing it to the writer thread and
+///   waiting to be woken (two thread hand-offs, about as much as the sync on a
+///   virtual machine). Everything else — group commits, the zeros written ahead,
+///   compaction — runs on the journal's own thread, never on a caller's event
+///   loop; callers on an event loop thread use the async `append`, whose task
+///   runs on the cooperative pool.
 /// - With `writer: .inline` (for the simulator: no thread, so the caller's
 ///   scheduling decides the order) each append is written, synced and applied
 ///   on the caller, one batch at a time, before it returns. Everything else in
@@ -78,6 +85,11 @@ public final class Journal: @unchecked Sendable {
     /// makes one durable flushes data only, not the file's size: about half the cost of a
     /// sync after an append here (Docs/Journal.md, "Preallocation").
     public let preallocationBytes: Int
+    /// With `.thread`: whether a lone appender commits its batch on its own thread when the
+    /// journal is idle (see `commitsHere`). Off on a one-core machine, where the blocked
+    /// appender's thread would be the cooperative pool's only one: no other appender could
+    /// run and queue meanwhile, so every append would sync alone, in turn.
+    public let commitsInlineWhenIdle: Bool
     /// What `open` recovered. Channels as they were before this process appended anything.
     public let recovery: RecoveryReport
 
@@ -87,10 +99,16 @@ public final class Journal: @unchecked Sendable {
     private var queue: [PendingBatch] = []
     private var failure: JournalError?
     private var closing = false
-    /// Someone holds the writer's role: the writer thread from `init` until it has drained
-    /// the queue after `close()`; with `.inline`, an appender while it commits its batch.
-    /// `close()` waits for it to be released before closing the files.
+    /// The writer thread runs: from `init` until it has drained the queue after `close()`.
     private var writerActive = false
+    /// Someone holds the commit role (owns `fd`, `segmentBytes`, `allocatedBytes`): the
+    /// writer thread while it commits or tends the segment, or an appender committing its
+    /// own batch (a lone appender, or any appender with `.inline`). `close()` waits for it
+    /// to be released before closing the files.
+    private var committing = false
+    /// A lone appender's commit left the segment needing zeros ahead or compaction: the
+    /// writer thread does it before its next commit, and appenders queue until it has.
+    private var upkeepDue = false
     /// The writer is blocked in `nextBatches` until the queue holds this many batches
     /// (0: not waiting). `enqueue` signals only when that is reached, so appenders that
     /// arrive while the writer gathers do not wake it one by one.
@@ -98,7 +116,7 @@ public final class Journal: @unchecked Sendable {
     /// Ids named by `opened` records queued but not yet written (then they are in `table`):
     /// with `table`, what `enqueue` checks to refuse a second `opened` for one id.
     private var queuedOpenIDs: Set<ChannelID> = []
-    // Owned by whoever holds the writer's role (`writerActive`) after `open`:
+    // Owned by whoever holds the commit role (`committing`) after `open`:
     private var fd: Int32
     private var segmentIndex: UInt64
     /// The path of segment `segmentIndex`, built once per segment rather than on every write.
@@ -110,8 +128,13 @@ public final class Journal: @unchecked Sendable {
     private let lockFD: Int32
     private var stats = Stats()
     private let metrics = JournalMetrics()
-    /// Batches the previous group commit carried: how many appenders are active.
+    /// Batches the previous commit carried: how many appenders are active. Under `lock`.
     private var previousCommitBatches = 0
+    /// Commits in a row that carried one batch while no other appender queued: a lone
+    /// appender commits on its own thread only once this reaches `soloCommitsBeforeInline`,
+    /// so that under load, even light load, batches go to the writer thread and share
+    /// syncs. Under `lock`.
+    private var soloCommitStreak = Journal.soloCommitsBeforeInline
     /// The array of the last commit's batches, emptied, kept so the queue reuses its storage.
     private var recycledQueue: [PendingBatch] = []
 
@@ -127,6 +150,9 @@ public final class Journal: @unchecked Sendable {
         /// (not counted in `syncs`), and the bytes they allocated.
         public var preallocations = 0
         public var preallocatedBytes = 0
+        /// Commits a lone appender made on its own thread (with `.thread`; counted in
+        /// `batches`), without a hand-off to the writer thread and back.
+        public var inlineCommits = 0
     }
 
     public static let defaultMaxSegmentBytes = 16 << 20
@@ -141,8 +167,13 @@ public final class Journal: @unchecked Sendable {
     /// (≈ 0.9 ms here) run after a commit's waiters were answered. Smaller fills cost more
     /// per byte (64 KiB: ≈ 0.24 ms each), larger ones hold up the commit after them longer.
     public static let defaultPreallocationBytes = 1 << 20
+    /// On with two cores or more (see `commitsInlineWhenIdle`).
+    public static let defaultCommitsInlineWhenIdle = ProcessInfo.processInfo.activeProcessorCount > 1
     /// A gathering commit stops waiting once this many batches are queued.
     static let gatherBatchLimit = 64
+    /// Commits in a row by one appender at a time before a lone appender commits on its own
+    /// thread (see `commitsHere`).
+    static let soloCommitsBeforeInline = 4
 
     /// Opens (creating if needed) the journal in `directory` and recovers every channel.
     ///
@@ -153,7 +184,8 @@ public final class Journal: @unchecked Sendable {
         directory: String, durability: Durability = .fsync, maxSegmentBytes: Int = Journal.defaultMaxSegmentBytes,
         groupCommitWindow: Duration = Journal.defaultGroupCommitWindow,
         preallocationBytes: Int = Journal.defaultPreallocationBytes,
-        fileSystem: any JournalFileSystem = POSIXJournalFileSystem(), writer: JournalWriter = .thread
+        fileSystem: any JournalFileSystem = POSIXJournalFileSystem(), writer: JournalWriter = .thread,
+        commitsInlineWhenIdle: Bool = Journal.defaultCommitsInlineWhenIdle
     ) throws(JournalError) {
         self.directory = directory
         self.durability = durability
@@ -163,6 +195,7 @@ public final class Journal: @unchecked Sendable {
         self.groupCommitWindow = max(groupCommitWindow, .zero)
         self.fileSystem = fileSystem
         self.writer = writer
+        self.commitsInlineWhenIdle = commitsInlineWhenIdle
         try fileSystem.createDirectory(directory)
         lockFD = try fileSystem.lockExclusively(directory + "/LOCK")
         var found: JournalContents
@@ -243,7 +276,7 @@ public final class Journal: @unchecked Sendable {
         }
         guard !alreadyClosing else { return }
         lock.withLock {
-            while writerActive { lock.wait() }
+            while writerActive || committing { lock.wait() }
         }
         fileSystem.close(fd)
         fileSystem.close(lockFD)
@@ -251,34 +284,72 @@ public final class Journal: @unchecked Sendable {
 
     // MARK: - Writing (the writer thread, or the appender with `.inline`)
 
-    /// Hands `batch` to the writer thread or, with `.inline`, commits it here and now, after
-    /// the same checks. Either way its waiter has been or will be resumed exactly once.
+    /// Hands `batch` to the writer thread, or commits it here and now: with `.inline`
+    /// always, with `.thread` when the journal is idle (see `commitsHere`). Either way, after
+    /// the same checks, and its waiter has been or will be resumed exactly once.
     private func enqueue(_ batch: PendingBatch) {
-        let refusal: JournalError? = lock.withLock {
-            // Inline appenders take the writer's role in turn (only contended off the simulator).
-            if writer == .inline { while writerActive { lock.wait() } }
-            if closing { return .closed }
-            if let failure { return .stopped(after: failure.description) }
-            if let reused = reusedChannelID(in: batch.entries) { return .channelExists(reused) }
-            switch writer {
-            case .thread:
-                queue.append(batch)
-                if writerWaitsFor > 0 && queue.count >= writerWaitsFor { lock.broadcast() }
-            case .inline:
-                writerActive = true
+        enum Admission { case refused(JournalError), queued, commitHere }
+        let admission: Admission = lock.withLock {
+            // Inline appenders take the commit role in turn (only contended off the simulator).
+            if writer == .inline { while committing { lock.wait() } }
+            if closing { return .refused(.closed) }
+            if let failure { return .refused(.stopped(after: failure.description)) }
+            if let reused = reusedChannelID(in: batch.entries) { return .refused(.channelExists(reused)) }
+            if writer == .inline || commitsHere {
+                committing = true
+                return .commitHere
             }
-            return nil
+            queue.append(batch)
+            if writerWaitsFor > 0 && queue.count >= writerWaitsFor { lock.broadcast() }
+            return .queued
         }
-        if let refusal {
+        switch admission {
+        case let .refused(refusal):
             batch.waiter.resume(.failure(refusal))
-            return
+        case .queued:
+            break
+        case .commitHere where writer == .inline:
+            commit([batch])
+            lock.withLock {
+                committing = false
+                lock.broadcast()
+            }
+        case .commitHere:
+            let result = write([batch])
+            // The segment's upkeep goes to the writer thread: a zero-fill costs about a
+            // millisecond, a compaction more, and neither belongs on an appender's thread.
+            let upkeep = segmentNeedsUpkeep
+            lock.withLock {
+                committing = false
+                previousCommitBatches = 1
+                // Another appender queued while this one wrote: the journal is not idle.
+                soloCommitStreak = queue.isEmpty ? soloCommitStreak + 1 : 0
+                stats.inlineCommits += 1
+                if case .success = result, upkeep { upkeepDue = true }
+                lock.broadcast()
+            }
+            batch.waiter.resume(result)
         }
-        guard writer == .inline else { return }
-        commit([batch])
-        lock.withLock {
-            writerActive = false
-            lock.broadcast()
-        }
+    }
+
+    /// With `.thread`: whether an appender arriving now commits its batch itself. Only when
+    /// nobody holds the commit role, nothing is queued or due, and the last few commits
+    /// each carried one batch with nobody else waiting: then the writer thread would take
+    /// this batch alone anyway, and handing it over and waking the appender afterwards
+    /// costs two thread hand-offs. Under load batches go to the writer thread, which
+    /// gathers them into group commits, and no appender's thread blocks on the disk (an
+    /// appender's thread is one of the cooperative pool's few: blocked in a sync, it runs
+    /// no other task, and other appenders could not even reach the queue). Under `lock`.
+    private var commitsHere: Bool {
+        commitsInlineWhenIdle && !committing && queue.isEmpty && !upkeepDue
+            && soloCommitStreak >= Self.soloCommitsBeforeInline
+    }
+
+    /// The segment is full (compact) or the zeros ahead of the last record run low. Called
+    /// by whoever holds the commit role.
+    private var segmentNeedsUpkeep: Bool {
+        segmentBytes >= maxSegmentBytes
+            || (preallocationBytes > 0 && allocatedBytes - segmentBytes < preallocationBytes / 2)
     }
 
     /// The first `opened` entry naming a channel already opened (in the journal, queued, or
@@ -297,14 +368,27 @@ public final class Journal: @unchecked Sendable {
 
     private func writerLoop() {
         while var batches = nextBatches() {
-            previousCommitBatches = batches.count
-            commit(batches)
+            if !batches.isEmpty { commit(batches) } else { tendSegment() }
             batches.removeAll(keepingCapacity: true)
-            recycledQueue = batches
+            lock.withLock {
+                recycledQueue = batches
+                committing = false
+                lock.broadcast()
+            }
         }
         lock.withLock {
             writerActive = false
             lock.broadcast()
+        }
+    }
+
+    /// The upkeep a lone appender's commit left due (`upkeepDue`): compaction when the
+    /// segment is full, else zeros ahead. With the commit role.
+    private func tendSegment() {
+        if segmentBytes >= maxSegmentBytes {
+            do { try compact() } catch { stop(error) }
+        } else {
+            preallocateIfLow()
         }
     }
 
@@ -344,14 +428,23 @@ public final class Journal: @unchecked Sendable {
         }
     }
 
-    /// Everything queued, or nil when closing with nothing left. Waits for the first batch;
-    /// then, if the previous commit was shared, gathers more for a bounded time.
+    /// Everything queued, or nil when closing with nothing left; empty when the only work
+    /// is the upkeep a lone appender left due. Waits for the first batch and for the commit
+    /// role (a lone appender may hold it); then, if the previous commit was shared, gathers
+    /// more for a bounded time. Returns holding the commit role.
     private func nextBatches() -> [PendingBatch]? {
-        let gathering = previousCommitBatches >= 2 && groupCommitWindow > .zero
-        let target = gathering ? min(previousCommitBatches, Self.gatherBatchLimit) : 1
-        return lock.withLock {
+        lock.withLock {
             writerWaitsFor = 1
-            while queue.isEmpty && !closing { lock.wait() }
+            while (queue.isEmpty && !upkeepDue || committing) && !closing { lock.wait() }
+            while committing { lock.wait() }  // closing: a lone appender finishes its commit
+            committing = true
+            if upkeepDue {
+                upkeepDue = false
+                writerWaitsFor = 0
+                return []
+            }
+            let gathering = previousCommitBatches >= 2 && groupCommitWindow > .zero
+            let target = gathering ? min(previousCommitBatches, Self.gatherBatchLimit) : 1
             if queue.count < target && !closing {
                 writerWaitsFor = target
                 stats.gatheringWaits += 1
@@ -359,7 +452,12 @@ public final class Journal: @unchecked Sendable {
                 while queue.count < target && !closing && lock.wait(until: deadline) {}
             }
             writerWaitsFor = 0
-            guard !queue.isEmpty else { return nil }
+            guard !queue.isEmpty else {
+                committing = false
+                return nil
+            }
+            previousCommitBatches = queue.count
+            soloCommitStreak = queue.count == 1 ? soloCommitStreak + 1 : 0
             // Hand the queued batches over and give the queue the previous commit's
             // (empty) storage, so neither side copies or allocates an array.
             var taken: [PendingBatch] = []

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import ParleyChannel
+import ParleyLocks
 import ParleyTestSupport
 import Testing
 
@@ -15,7 +16,13 @@ import Testing
         let dir = TempDirectory()
         defer { dir.remove() }
         let files = InstrumentedFileSystem()
-        let journal = try Journal(directory: dir.path, durability: .fsync, preallocationBytes: 0, fileSystem: files)
+        // Appenders are tasks on the cooperative pool here, which other tests running at the
+        // same time can starve to one thread: a lone appender's inline commit would then run
+        // each task's appends in turn (see `Journal.commitsInlineWhenIdle`). The writer
+        // thread's group commit is what this test checks; the test after it checks that
+        // concurrent appenders share syncs with inline commits on.
+        let journal = try Journal(
+            directory: dir.path, durability: .fsync, preallocationBytes: 0, fileSystem: files, commitsInlineWhenIdle: false)
         defer { journal.close() }
         let entries = JournalFixtures.history(params, count: 999)
         try await journal.append([entries[0]])
@@ -40,7 +47,93 @@ import Testing
         #expect(stats.syncs - before.stats.syncs == syncs, "Stats.syncs counts every record sync")
         #expect(stats.batches - before.stats.batches == syncs, "one sync per commit")
         #expect(syncs * 5 <= appends, "\(appends) appends from \(appenders) appenders took \(syncs) syncs")
-        print("[group commit] \(appends) appends, \(syncs) syncs, \(stats.gatheringWaits - before.stats.gatheringWaits) gathering waits")
+        print("[group commit] \(appends) appends, \(syncs) syncs, \(stats.gatheringWaits - before.stats.gatheringWaits) gathering waits, \(stats.inlineCommits - before.stats.inlineCommits) inline commits")
+    }
+
+    @Test func concurrentAppendersShareSyncsWhileALoneAppenderCommitsInline() throws {
+        let dir = TempDirectory()
+        defer { dir.remove() }
+        let files = InstrumentedFileSystem()
+        let journal = try Journal(
+            directory: dir.path, durability: .fsync, preallocationBytes: 0, fileSystem: files, commitsInlineWhenIdle: true)
+        defer { journal.close() }
+        let appenders = 8
+        let perAppender = 50
+        // One channel per appender, each on a thread of its own (not the pool's), waiting
+        // for each append before the next, as a channel does.
+        let histories = (0..<appenders).map { n in
+            JournalFixtures.history(JournalFixtures.params(nonce: UInt8(n + 1)), count: UInt64(perAppender - 2))
+        }
+        let before = (syncs: files.syncs, stats: journal.statistics)
+        let failures = Locked(0)
+        let done = DispatchGroup()
+        for history in histories {
+            done.enter()
+            Thread {
+                defer { done.leave() }
+                for entry in history {
+                    do { try journal.appendBlocking([entry]) } catch { failures.withLock { $0 += 1 } }
+                }
+            }.start()
+        }
+        done.wait()
+        let appends = appenders * perAppender
+        let stats = journal.statistics
+        let syncs = files.syncs - before.syncs
+        #expect(failures.withLock { $0 } == 0)
+        #expect(stats.records - before.stats.records == appends)
+        #expect(stats.batches - before.stats.batches == syncs, "one sync per commit, inline or not")
+        #expect(syncs * 2 <= appends, "\(appends) appends from \(appenders) threads took \(syncs) syncs")
+        print("[group commit, inline on] \(appends) appends, \(syncs) syncs, \(stats.inlineCommits - before.stats.inlineCommits) inline commits")
+        for (n, history) in histories.enumerated() {
+            #expect(journal.channels[JournalFixtures.params(nonce: UInt8(n + 1)).id]?.latest == history.last.flatMap {
+                if case let .engine(.committed(signed)) = $0.body { signed } else { nil }
+            })
+        }
+    }
+
+    @Test func aLoneAppenderCommitsOnItsOwnThreadAndCloseWaitsForIt() throws {
+        let dir = TempDirectory()
+        defer { dir.remove() }
+        let files = InstrumentedFileSystem()
+        let journal = try Journal(
+            directory: dir.path, durability: .fsync, preallocationBytes: 0, fileSystem: files, commitsInlineWhenIdle: true)
+        let entries = JournalFixtures.history(params, count: 10)
+        let syncsAtOpen = files.syncs
+        for (index, entry) in entries.dropLast().enumerated() {
+            try journal.appendBlocking([entry])
+            #expect(files.syncs == syncsAtOpen + index + 1, "append \(index) returned before its sync")
+        }
+        let stats = journal.statistics
+        #expect(stats.inlineCommits == entries.count - 1, "every append of a lone appender commits on its own thread")
+        #expect(stats.gatheringWaits == 0)
+
+        // An inline commit held in its sync: close() waits for it, and the record is durable.
+        let gate = DispatchSemaphore(value: 0)
+        files.syncGate = gate
+        let calls = files.syncCalls
+        let appended = DispatchSemaphore(value: 0)
+        let appendResult = Locked<Result<Void, JournalError>?>(nil)
+        Thread {
+            let result = Result { () throws(JournalError) in try journal.appendBlocking([entries[entries.count - 1]]) }
+            appendResult.withLock { $0 = result }
+            appended.signal()
+        }.start()
+        while files.syncCalls == calls { Thread.sleep(forTimeInterval: 0.002) }
+        let closed = DispatchSemaphore(value: 0)
+        Thread {
+            journal.close()
+            closed.signal()
+        }.start()
+        #expect(closed.wait(timeout: .now() + 0.3) == .timedOut, "close() returned while a commit was in its sync")
+        files.syncGate = nil
+        gate.signal()
+        #expect(appended.wait(timeout: .now() + 10) == .success)
+        #expect(closed.wait(timeout: .now() + 10) == .success)
+        #expect(throws: Never.self) { try appendResult.withLock { $0 }?.get() }
+        let reopened = try Journal(directory: dir.path, durability: .fsync)
+        defer { reopened.close() }
+        #expect(reopened.recovery.channels[params.id]?.latest.version == 10, "the last append, held in its sync while close() waited")
     }
 
     @Test func aSharedCommitMakesTheNextOneWaitForAsManyAppenders() async throws {
