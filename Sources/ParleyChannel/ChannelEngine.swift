@@ -36,20 +36,20 @@ public struct ChannelEngine: Sendable {
     /// can register it whenever it likes, and it concludes at once. So while this is set the
     /// channel takes only a final state with the same balances and app data (a cooperative
     /// close); nothing that could be worth more to us, and be wiped out by it, is signed.
-    public internal(set) var uncommittedFinal: SignedState?
+    @Boxed public internal(set) var uncommittedFinal: SignedState?
     /// The state we signed at the version right after `latest`, while nothing newer is
     /// committed (our proposal there, even when it was burned). A move on chain from
     /// `latest` is made at exactly that version, so it must be this state: signing another
     /// would put two states of ours at one version (invariant 1), and refusing to sign
     /// would forfeit the game (found by the simulator, issue 16).
-    public internal(set) var signedNext: SignedState?
+    @Boxed public internal(set) var signedNext: SignedState?
 
     let key: any StateSigner
     let rules: any AppRules
     /// Our signed, unanswered proposal.
-    var outgoing: Outgoing?
+    @Boxed var outgoing: Outgoing?
     /// The peer's proposal waiting for our update handler.
-    var incoming: Incoming?
+    @Boxed var incoming: Incoming?
     /// Local update requests not yet proposed, oldest first.
     var queue = Deque<Request>()
     /// The most payments one proposal may carry (see `proposeNext`); 1 turns coalescing off.
@@ -125,6 +125,8 @@ public struct ChannelEngine: Sendable {
     }
 
     public var peer: ParticipantIndex { me.peer }
+    /// The app rules every state of this channel is checked against.
+    public var appRules: any AppRules { rules }
     public var channelID: ChannelID { params.id }
 
     /// The latest fully-signed state, or `nil` while the channel is opening.

@@ -86,10 +86,13 @@ public final class Journal: @unchecked Sendable {
     /// sync after an append here (Docs/Journal.md, "Preallocation").
     public let preallocationBytes: Int
     /// With `.thread`: whether a lone appender commits its batch on its own thread when the
-    /// journal is idle (see `commitsHere`). Off on a one-core machine, where the blocked
+    /// journal is idle (see `commitsHere`). Off unless asked for (`Journal(commitsInlineWhenIdle:)`,
+    /// `enableInlineCommits(when:)`), and always off on a one-core machine, where the blocked
     /// appender's thread would be the cooperative pool's only one: no other appender could
     /// run and queue meanwhile, so every append would sync alone, in turn.
-    public let commitsInlineWhenIdle: Bool
+    public var commitsInlineWhenIdle: Bool { lock.withLock { inlineCommitsOn } }
+    /// Under `lock`.
+    private var inlineCommitsOn: Bool
     /// What `open` recovered. Channels as they were before this process appended anything.
     public let recovery: RecoveryReport
 
@@ -135,6 +138,9 @@ public final class Journal: @unchecked Sendable {
     /// so that under load, even light load, batches go to the writer thread and share
     /// syncs. Under `lock`.
     private var soloCommitStreak = Journal.soloCommitsBeforeInline
+    /// Asked (under `lock`) before a lone appender commits on its own thread
+    /// (`enableInlineCommits(when:)`).
+    private var inlineCommitGate: (@Sendable () -> Bool)?
     /// The array of the last commit's batches, emptied, kept so the queue reuses its storage.
     private var recycledQueue: [PendingBatch] = []
 
@@ -167,13 +173,15 @@ public final class Journal: @unchecked Sendable {
     /// (≈ 0.9 ms here) run after a commit's waiters were answered. Smaller fills cost more
     /// per byte (64 KiB: ≈ 0.24 ms each), larger ones hold up the commit after them longer.
     public static let defaultPreallocationBytes = 1 << 20
-    /// On with two cores or more (see `commitsInlineWhenIdle`).
-    public static let defaultCommitsInlineWhenIdle = ProcessInfo.processInfo.activeProcessorCount > 1
+    /// Two cores or more (see `commitsInlineWhenIdle`): with one, a thread blocked in a sync
+    /// is the cooperative pool's only one.
+    public static let machineAllowsInlineCommits = ProcessInfo.processInfo.activeProcessorCount > 1
     /// A gathering commit stops waiting once this many batches are queued.
     static let gatherBatchLimit = 64
     /// Commits in a row by one appender at a time before a lone appender commits on its own
     /// thread (see `commitsHere`).
     static let soloCommitsBeforeInline = 4
+
 
     /// Opens (creating if needed) the journal in `directory` and recovers every channel.
     ///
@@ -185,7 +193,7 @@ public final class Journal: @unchecked Sendable {
         groupCommitWindow: Duration = Journal.defaultGroupCommitWindow,
         preallocationBytes: Int = Journal.defaultPreallocationBytes,
         fileSystem: any JournalFileSystem = POSIXJournalFileSystem(), writer: JournalWriter = .thread,
-        commitsInlineWhenIdle: Bool = Journal.defaultCommitsInlineWhenIdle
+        commitsInlineWhenIdle: Bool = false
     ) throws(JournalError) {
         self.directory = directory
         self.durability = durability
@@ -195,7 +203,7 @@ public final class Journal: @unchecked Sendable {
         self.groupCommitWindow = max(groupCommitWindow, .zero)
         self.fileSystem = fileSystem
         self.writer = writer
-        self.commitsInlineWhenIdle = commitsInlineWhenIdle
+        inlineCommitsOn = commitsInlineWhenIdle && Journal.machineAllowsInlineCommits
         try fileSystem.createDirectory(directory)
         lockFD = try fileSystem.lockExclusively(directory + "/LOCK")
         var found: JournalContents
@@ -251,6 +259,17 @@ public final class Journal: @unchecked Sendable {
         lock.withLock { queue.count }
     }
 
+    /// Turns inline commits on (on a machine with two cores or more), asking `gate` just
+    /// before each one, under the journal's lock: a false answer sends the batch to the
+    /// writer thread. A node's gate says yes only while one channel has work, so appenders
+    /// taking turns on a starved pool never commit one after another, a sync each.
+    public func enableInlineCommits(when gate: @escaping @Sendable () -> Bool) {
+        lock.withLock {
+            inlineCommitGate = gate
+            inlineCommitsOn = Journal.machineAllowsInlineCommits
+        }
+    }
+
     /// The failure that stopped the journal, if any. A stopped journal refuses every append.
     public var stoppedBecause: JournalError? {
         lock.withLock { failure }
@@ -295,7 +314,7 @@ public final class Journal: @unchecked Sendable {
             if closing { return .refused(.closed) }
             if let failure { return .refused(.stopped(after: failure.description)) }
             if let reused = reusedChannelID(in: batch.entries) { return .refused(.channelExists(reused)) }
-            if writer == .inline || commitsHere {
+            if writer == .inline || commitsHere() {
                 committing = true
                 return .commitHere
             }
@@ -344,9 +363,18 @@ public final class Journal: @unchecked Sendable {
     /// gathers them into group commits, and no appender's thread blocks on the disk (an
     /// appender's thread is one of the cooperative pool's few: blocked in a sync, it runs
     /// no other task, and other appenders could not even reach the queue). Under `lock`.
-    private var commitsHere: Bool {
-        commitsInlineWhenIdle && !committing && queue.isEmpty && !upkeepDue
-            && soloCommitStreak >= Self.soloCommitsBeforeInline
+    ///
+    /// The journal alone cannot tell a lone appender from appenders that take turns on a
+    /// starved pool (every other pool thread blocked by other code, so the waiting tasks
+    /// run one after another, each finding the journal idle): inline, each of those would
+    /// get a sync of its own. So inline commits are off unless the owner, who knows who
+    /// appends, turns them on with a gate (`enableInlineCommits(when:)`): a node allows them
+    /// only while one channel has work.
+    private func commitsHere() -> Bool {
+        guard inlineCommitsOn, !committing, queue.isEmpty, !upkeepDue,
+            soloCommitStreak >= Self.soloCommitsBeforeInline
+        else { return false }
+        return inlineCommitGate?() ?? true
     }
 
     /// The segment is full (compact) or the zeros ahead of the last record run low. Called

@@ -11,7 +11,8 @@ public enum DisputeEvent: Hashable, Sendable {
 }
 
 /// Everything the journal keeps about one channel, rebuilt by recovery and
-/// written whole as a snapshot when a segment is compacted away.
+/// written whole as a snapshot when a segment is compacted away. Kept in memory for every
+/// channel the journal holds, so the states usually absent are kept out of line (`Boxed`).
 public struct ChannelRecord: Hashable, Sendable {
     public var params: ChannelParams
     public var funding: Allocation
@@ -22,12 +23,12 @@ public struct ChannelRecord: Hashable, Sendable {
     /// The state we signed at the version right after `latest` (our first proposal there,
     /// even if it was later aborted), until something newer commits. A move on chain from
     /// `latest` is made at that version and reuses it (`ChannelEngine.signedNext`).
-    public var pending: SignedState?
+    @Boxed public var pending: SignedState?
     /// The newest final state we signed above `latest` (our signature only) that has not
     /// committed. The peer may hold it countersigned and register it at any time, so once
     /// it exists the channel takes no more updates (Docs/Protocol.md, "What a malicious
     /// peer can and cannot do").
-    public var signedFinal: SignedState?
+    @Boxed public var signedFinal: SignedState?
     /// Why we decided to leave through the chain, journaled before the watcher acts on it,
     /// so a restart resumes the exit.
     public var exit: ExitReason?

@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import ParleyChannel
 import ParleyCrypto
 import ParleyJournal
@@ -8,8 +9,10 @@ import ParleyWire
 import ParleyLocks
 
 /// What a runner needs from its node; closures so the runner never hops to the node actor
-/// on the hot path.
-struct RunnerContext: Sendable {
+/// on the hot path. One per node, shared by all its runners: a class, because a copy in
+/// every runner (the node's policy, its logger, ten closures and their captures) cost
+/// ≈ 800 bytes per idle channel (Docs/Performance.md, step 10).
+final class RunnerContext: Sendable {
     let policy: NodePolicy
     let adapter: any SettlementAdapter
     let watcher: Watcher
@@ -35,6 +38,44 @@ struct RunnerContext: Sendable {
     let fund: @Sendable (ChannelParams, Allocation) -> Void
     /// The node's metrics (Docs/Metrics.md).
     let metrics: NodeMetrics
+    /// How many of the node's channels have work (a drain task) right now.
+    let activity: RunnerActivity
+
+    init(
+        policy: NodePolicy, adapter: any SettlementAdapter, watcher: Watcher, logger: Logger,
+        emit: @escaping @Sendable (NodeEvent) -> Void, updateHandler: @escaping @Sendable () -> UpdateHandlerBox,
+        isSilent: @escaping @Sendable () -> Bool, sign: @escaping @Sendable (ChannelParams, ChannelState) -> StateSignature,
+        deadlines: Deadlines<TimerFire>, clock: any NodeClock, random: any NodeRandom,
+        holdFinal: @escaping @Sendable (IncomingProposal, ChannelParams) -> Bool,
+        fund: @escaping @Sendable (ChannelParams, Allocation) -> Void, metrics: NodeMetrics, activity: RunnerActivity
+    ) {
+        self.policy = policy
+        self.adapter = adapter
+        self.watcher = watcher
+        self.logger = logger
+        self.emit = emit
+        self.updateHandler = updateHandler
+        self.isSilent = isSilent
+        self.sign = sign
+        self.deadlines = deadlines
+        self.clock = clock
+        self.random = random
+        self.holdFinal = holdFinal
+        self.fund = fund
+        self.metrics = metrics
+        self.activity = activity
+    }
+}
+
+/// How many of a node's channels have work right now: a drain task started and not yet
+/// back at rest. The node's journal lets a channel commit its own record on its own thread
+/// only while this is one (Docs/Journal.md, "A lone appender commits on its own thread").
+final class RunnerActivity: Sendable {
+    private let busy = Atomic<Int>(0)
+
+    var busyChannels: Int { busy.load(ordering: .relaxed) }
+    func started() { busy.add(1, ordering: .relaxed) }
+    func finished() { busy.subtract(1, ordering: .relaxed) }
 }
 
 /// Drives one channel. It alone owns the channel's `JournaledEngine`: every input goes
@@ -88,6 +129,7 @@ final class ChannelRunner: Sendable {
     let params: ChannelParams
     private let mailbox: Locked<Mailbox>
     private let snapshot: StatusBox
+    private let activity: RunnerActivity
 
     /// Inputs waiting, and the loop state while no task runs it.
     private struct Mailbox: Sendable {
@@ -98,7 +140,7 @@ final class ChannelRunner: Sendable {
     }
 
     init(
-        engine: JournaledEngine, rules: any AppRules, funding: Allocation, session: (any MessageLink)?, funded: Bool,
+        engine: JournaledEngine, funding: Allocation, session: (any MessageLink)?, funded: Bool,
         closing: ClosingReason?, closed: Bool, settlingOnChain: Bool = false, context: RunnerContext
     ) {
         let core = engine.engine
@@ -112,14 +154,15 @@ final class ChannelRunner: Sendable {
             isConnected: session != nil)
         snapshot = StatusBox(initial)
         mailbox = Locked(Mailbox())
+        activity = context.activity
         let loop = RunnerLoop(
-            engine: engine, rules: rules, funding: funding, session: session, status: initial, published: snapshot,
+            engine: engine, funding: funding, session: session, status: initial, published: snapshot,
             context: context, inputs: RunnerHandle(runner: self))
         loop.settlingOnChain = settlingOnChain
         mailbox.withLock { $0.resting = loop }
     }
 
-    var status: ChannelStatus { snapshot.value.withLock { $0 } }
+    var status: ChannelStatus { snapshot.withLock { $0 } }
 
     func post(_ input: Input) {
         enum Outcome { case queued, late, start(RunnerLoop) }
@@ -133,12 +176,15 @@ final class ChannelRunner: Sendable {
         switch outcome {
         case .queued: break
         case .late: failLate(input)
-        case let .start(loop): Task { await self.drain(loop) }
+        case let .start(loop):
+            activity.started()
+            Task { await self.drain(loop) }
         }
     }
 
     /// Handles inputs until none is waiting, then puts the loop state back to rest.
     private func drain(_ initial: RunnerLoop) async {
+        defer { activity.finished() }
         let loop = initial
         while true {
             let batch = mailbox.withLock { box -> [Input] in
@@ -216,11 +262,9 @@ final class ChannelRunner: Sendable {
     }
 }
 
-/// The latest status, readable from any thread without waiting for the runner.
-final class StatusBox: Sendable {
-    let value: Locked<ChannelStatus>
-    init(_ status: ChannelStatus) { value = Locked(status) }
-}
+/// The latest status, readable from any thread without waiting for the runner. The lock
+/// itself, not a class around it: one object per channel fewer (Docs/Performance.md, step 10).
+typealias StatusBox = Locked<ChannelStatus>
 
 extension ChannelStatus {
     /// A copy with what changed; a closing reason is kept once set (the first cause wins).

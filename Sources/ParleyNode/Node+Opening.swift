@@ -93,7 +93,7 @@ extension Node {
         if current !== session { logger.debug("session changed while opening", metadata: ["peer": "\(peer.shortID)"]) }
         let opening = Allocation(deposit, theirs)
         let runner = ChannelRunner(
-            engine: engine, rules: rules, funding: opening, session: current, funded: false, closing: nil, closed: false,
+            engine: engine, funding: opening, session: current, funded: false, closing: nil, closed: false,
             context: context())
         registry.runners.withLock { $0[params.id] = runner }
         // Funded below, and waited for; the runner's own request (once version 0 is fully
@@ -193,7 +193,7 @@ extension Node {
         }
         let current = peers[session.peer]?.session
         let runner = ChannelRunner(
-            engine: engine, rules: rules, funding: opening, session: current === session ? session : nil, funded: false,
+            engine: engine, funding: opening, session: current === session ? session : nil, funded: false,
             closing: nil, closed: false, context: context())
         registry.runners.withLock { $0[params.id] = runner }
         if let announced = announcedAddresses.removeValue(forKey: session.peer) { keepAnnounced(session.peer, announced) }

@@ -97,6 +97,10 @@ public actor Node {
     var unsentChainMoves: [ChannelID: (base: UInt64, move: ChannelState, signature: StateSignature)] = [:]
     /// The settlement adapter's domain, once asked (`settlementDomain()`).
     var knownDomain: SettlementDomain?
+    /// See `context()`.
+    private var runnerContext: RunnerContext?
+    /// How many channels have work (see `RunnerActivity`).
+    nonisolated let runnerActivity = RunnerActivity()
     /// Channels whose funding this node started (see `ensureFunding`).
     var fundingStarted: Set<ChannelID> = []
     /// When each peer proposed channels within the last minute (`OpenLimits.maxOpensPerMinute`).
@@ -223,6 +227,10 @@ public actor Node {
                 throw error
             }
         }
+        // A channel commits its own journal record on its own thread only while it is the
+        // only channel with work (Docs/Journal.md, "A lone appender commits on its own thread").
+        let activity = runnerActivity
+        journal.enableInlineCommits { activity.busyChannels <= 1 }
         watcher = Watcher(
             identity: identity.publicKey, adapter: settlement, journal: journal, policy: policy.watcher,
             logger: logger, clock: environment.clock)
@@ -287,7 +295,7 @@ public actor Node {
             let closing: ClosingReason? =
                 record.exit.map { .exiting($0) } ?? (record.dispute != nil ? .disputeInJournal : nil)
             let runner = ChannelRunner(
-                engine: engine, rules: rules, funding: record.funding, session: nil, funded: false,
+                engine: engine, funding: record.funding, session: nil, funded: false,
                 closing: closing, closed: false, settlingOnChain: record.dispute != nil, context: context())
             registry.runners.withLock { $0[id] = runner }
             logger.info("recovered channel", metadata: ["channel": "\(id.shortID)", "version": "\(record.latest.version)"])
@@ -314,7 +322,15 @@ public actor Node {
         return domain
     }
 
+    /// The runners' context, made once and shared by every runner of this node.
     func context() -> RunnerContext {
+        if let runnerContext { return runnerContext }
+        let made = makeRunnerContext()
+        runnerContext = made
+        return made
+    }
+
+    private func makeRunnerContext() -> RunnerContext {
         let switches = self.switches
         let signers = self.signers
         return RunnerContext(
@@ -335,7 +351,7 @@ public actor Node {
             fund: { [weak self] params, opening in
                 Task { await self?.ensureFunding(params, opening: opening) }
             },
-            metrics: metrics)
+            metrics: metrics, activity: runnerActivity)
     }
 
     /// Runs `work` on a task of its own that the node forgets once it ends (and cancels at shutdown).

@@ -52,7 +52,7 @@ extension RunnerLoop {
             next.channelID = ChannelID(digest: try Digest(bytes: SecureRandom.bytes(32)))
             message = .propose(state: next, signature: context.sign(engine.engine.params, next))
         case .replay:
-            guard let older = recentCommitted.count == 2 ? recentCommitted[0] : nil, let mine = older[me] else {
+            guard let older = previousCommitted, let mine = older[me] else {
                 throw NodeError.invalidParameters("nothing to replay yet: make two updates first")
             }
             next = older.state

@@ -13,7 +13,8 @@ import ParleyLocks
 /// reference, not a copy of every field.
 final class RunnerLoop: @unchecked Sendable {
     var engine: JournaledEngine
-    let rules: any AppRules
+    /// The app's rules: the engine's own (not a copy of the existential per runner).
+    var rules: any AppRules { engine.engine.appRules }
     /// The opening allocation both journals agreed (what the chain must show funded).
     let funding: Allocation
     /// We asked the node to fund this channel (it does so once; see `fundIfNeeded`).
@@ -44,8 +45,9 @@ final class RunnerLoop: @unchecked Sendable {
     var timer: UInt64?
     var retry: Task<Void, Never>?
     var stopWaiters: [CheckedContinuation<Void, Never>] = []
-    /// The two newest fully-signed states we have seen (a `replay` tampering resends the older).
-    var recentCommitted: [SignedState] = []
+    /// The fully-signed state before the newest one we have seen (a `replay` tampering
+    /// resends it). Out of line: an idle channel that never moved keeps none.
+    @Boxed var previousCommitted: SignedState?
     /// A state is registered on chain (or the journal holds a dispute): the chain settles the
     /// channel now, and nothing more is signed, final states included. A state committed
     /// from here on might never reach the chain before the window closes, and the node
@@ -55,12 +57,11 @@ final class RunnerLoop: @unchecked Sendable {
     var id: ChannelID { status.id }
 
     init(
-        engine: JournaledEngine, rules: any AppRules, funding: Allocation, session: (any MessageLink)?, status: ChannelStatus,
+        engine: JournaledEngine, funding: Allocation, session: (any MessageLink)?, status: ChannelStatus,
         published: StatusBox, context: RunnerContext, inputs: RunnerHandle
     ) {
         self.engine = engine
         self.engine.maxPaymentsPerUpdate = context.policy.maxPaymentsPerUpdate
-        self.rules = rules
         self.funding = funding
         self.session = session
         self.status = status
@@ -69,7 +70,6 @@ final class RunnerLoop: @unchecked Sendable {
         self.inputs = inputs
         countedBucket = status.metricsBucket
         context.metrics.channelMoved(from: nil, to: countedBucket)
-        if engine.engine.latest.isFullySigned { recentCommitted = [engine.engine.latest] }
     }
 
     var isStopping: Bool { !stopWaiters.isEmpty }
@@ -102,7 +102,7 @@ final class RunnerLoop: @unchecked Sendable {
             closingReason: status.closingReason ?? (core.latest.state.isFinal ? .finalState : nil),
             isClosed: status.isClosed, isConnected: session != nil)
         let current = status
-        published.value.withLock { $0 = current }
+        published.withLock { $0 = current }
         let bucket = current.metricsBucket
         if bucket != countedBucket {
             context.metrics.channelMoved(from: countedBucket, to: bucket)
@@ -339,7 +339,9 @@ final class RunnerLoop: @unchecked Sendable {
             openWaiters.forEach { $0.resume() }
             openWaiters = []
         case let .committed(signed, updates):
-            recentCommitted = Array((recentCommitted + [signed]).suffix(2))
+            // `status` still shows the state this one supersedes (refreshed after every
+            // input and after every commit).
+            if status.latest.isFullySigned, status.latest.version < signed.version { previousCommitted = status.latest }
             if signed.state.isFinal { status = status.with(closing: .finalState) }
             refreshStatus()
             let mine = !updates.isEmpty

@@ -100,12 +100,16 @@ import Testing
             directory: dir.path, durability: .fsync, preallocationBytes: 0, fileSystem: files, commitsInlineWhenIdle: true)
         let entries = JournalFixtures.history(params, count: 10)
         let syncsAtOpen = files.syncs
+        // A channel's appends are a signature or a round trip apart, never back to back.
         for (index, entry) in entries.dropLast().enumerated() {
+            Thread.sleep(forTimeInterval: 0.001)
             try journal.appendBlocking([entry])
             #expect(files.syncs == syncsAtOpen + index + 1, "append \(index) returned before its sync")
         }
         let stats = journal.statistics
-        #expect(stats.inlineCommits == entries.count - 1, "every append of a lone appender commits on its own thread")
+        if Journal.machineAllowsInlineCommits {
+            #expect(stats.inlineCommits == entries.count - 1, "every append of a lone appender commits on its own thread")
+        }
         #expect(stats.gatheringWaits == 0)
 
         // An inline commit held in its sync: close() waits for it, and the record is durable.
@@ -134,6 +138,30 @@ import Testing
         let reopened = try Journal(directory: dir.path, durability: .fsync)
         defer { reopened.close() }
         #expect(reopened.recovery.channels[params.id]?.latest.version == 10, "the last append, held in its sync while close() waited")
+    }
+
+    /// Inline commits are off by default: a journal alone cannot tell a lone appender from
+    /// appenders taking turns on a starved pool. Its owner turns them on with a gate.
+    @Test func inlineCommitsAreOffByDefaultAndTheOwnersGateDecides() throws {
+        let dir = TempDirectory()
+        defer { dir.remove() }
+        let journal = try Journal(directory: dir.path, durability: .fsync, preallocationBytes: 0)
+        defer { journal.close() }
+        let entries = JournalFixtures.history(params, count: 13)
+        for entry in entries[0..<5] { try journal.appendBlocking([entry]) }
+        #expect(journal.statistics.inlineCommits == 0, "off by default: every batch went to the writer thread")
+        let allowed = Locked(false)
+        journal.enableInlineCommits { allowed.withLock { $0 } }
+        #expect(journal.commitsInlineWhenIdle == Journal.machineAllowsInlineCommits)
+        for entry in entries[5..<10] { try journal.appendBlocking([entry]) }
+        #expect(journal.statistics.inlineCommits == 0, "the gate said no")
+        allowed.withLock { $0 = true }
+        for entry in entries[10...] { try journal.appendBlocking([entry]) }
+        if Journal.machineAllowsInlineCommits {
+            #expect(journal.statistics.inlineCommits == entries.count - 10, "the gate said yes")
+        }
+        #expect(journal.statistics.batches == entries.count)
+        #expect(journal.channels[params.id]?.latest.version == 13)
     }
 
     @Test func aSharedCommitMakesTheNextOneWaitForAsManyAppenders() async throws {

@@ -1,4 +1,5 @@
 import ParleyChannel
+import ParleyJournal
 import ParleyWire
 import Synchronization
 import ParleyTestSupport
@@ -83,6 +84,24 @@ import Testing
             }
             #expect(try channel.status.myBalance == 500 - 1 - 10)
             #expect(largest.withLock { $0 } >= 10)
+        }
+    }
+
+    /// One channel paying alone: its records are committed by its own task, with no hand-off
+    /// to the journal's thread and back (Docs/Journal.md, "A lone appender commits on its
+    /// own thread"), on both sides.
+    @Test func aLoneChannelCommitsItsRecordsOnItsOwnThread() async throws {
+        try await withCluster { cluster in
+            let (alice, bob, channel) = try await openPair(cluster, deposit: 500, theirs: 0)
+            _ = try await peerChannel(channel.id, on: bob)
+            let before = (alice.node.journal.statistics.inlineCommits, bob.node.journal.statistics.inlineCommits)
+            for _ in 0..<30 { try await channel.pay(1) }
+            let after = (alice.node.journal.statistics.inlineCommits, bob.node.journal.statistics.inlineCommits)
+            #expect(try channel.status.latest.state.allocation == Allocation(470, 30))
+            if Journal.machineAllowsInlineCommits {
+                #expect(after.0 > before.0, "alice's records all went through the journal's thread")
+                #expect(after.1 > before.1, "bob's records all went through the journal's thread")
+            }
         }
     }
 
