@@ -46,14 +46,15 @@ public struct RecoveryReport: Sendable {
 ///   next one (group commit). When the last commit was shared, the next one
 ///   waits up to `groupCommitWindow` for as many appenders to gather; a lone
 ///   appender never waits.
-/// - A lone appender commits on its own thread: when nothing is being written,
-///   nothing is queued and the last commit carried one batch, `append` writes and
-///   syncs its batch itself instead of handing it to the writer thread and
-///   waiting to be woken (two thread hand-offs, about as much as the sync on a
-///   virtual machine). Everything else — group commits, the zeros written ahead,
-///   compaction — runs on the journal's own thread, never on a caller's event
-///   loop; callers on an event loop thread use the async `append`, whose task
-///   runs on the cooperative pool.
+/// - With inline commits on (`enableInlineCommits(when:)`; off by default), a lone
+///   appender commits on its own thread: when the owner's gate allows it, nothing
+///   is being written or queued and the last commits each carried one batch,
+///   `append` writes and syncs its batch itself instead of handing it to the
+///   writer thread and waiting to be woken (two thread hand-offs, about as much as
+///   the sync on a virtual machine). Everything else — group commits, the zeros
+///   written ahead, compaction — runs on the journal's own thread, never on a
+///   caller's event loop; callers on an event loop thread use the async `append`,
+///   whose task runs on the cooperative pool.
 /// - With `writer: .inline` (for the simulator: no thread, so the caller's
 ///   scheduling decides the order) each append is written, synced and applied
 ///   on the caller, one batch at a time, before it returns. Everything else in
@@ -181,7 +182,6 @@ public final class Journal: @unchecked Sendable {
     /// Commits in a row by one appender at a time before a lone appender commits on its own
     /// thread (see `commitsHere`).
     static let soloCommitsBeforeInline = 4
-
 
     /// Opens (creating if needed) the journal in `directory` and recovers every channel.
     ///
