@@ -377,11 +377,16 @@ public final class Journal: @unchecked Sendable {
         return inlineCommitGate?() ?? true
     }
 
-    /// The segment is full (compact) or the zeros ahead of the last record run low. Called
-    /// by whoever holds the commit role.
+    /// The segment is full (compact) or the zeros ahead of the last record run low: what
+    /// `tendSegment` would do something about. Called by whoever holds the commit role.
     private var segmentNeedsUpkeep: Bool {
-        segmentBytes >= maxSegmentBytes
-            || (preallocationBytes > 0 && allocatedBytes - segmentBytes < preallocationBytes / 2)
+        segmentBytes >= maxSegmentBytes || zerosAheadRunLow
+    }
+
+    /// Less than half of `preallocationBytes` is left after the last record (never with
+    /// preallocation off). Called by whoever holds the commit role.
+    private var zerosAheadRunLow: Bool {
+        preallocationBytes > 0 && allocatedBytes - segmentBytes < preallocationBytes / 2
     }
 
     /// The first `opened` entry naming a channel already opened (in the journal, queued, or
@@ -414,8 +419,9 @@ public final class Journal: @unchecked Sendable {
         }
     }
 
-    /// The upkeep a lone appender's commit left due (`upkeepDue`): compaction when the
-    /// segment is full, else zeros ahead. With the commit role.
+    /// After a successful commit (the writer's own, or a lone appender's, then as `upkeepDue`):
+    /// compaction when the segment is full, else zeros ahead if they run low. With the
+    /// commit role.
     private func tendSegment() {
         if segmentBytes >= maxSegmentBytes {
             do { try compact() } catch { stop(error) }
@@ -430,11 +436,7 @@ public final class Journal: @unchecked Sendable {
         let result = write(batches)
         for batch in batches { batch.waiter.resume(result) }
         guard case .success = result else { return }
-        if segmentBytes >= maxSegmentBytes {
-            do { try compact() } catch { stop(error) }
-        } else {
-            preallocateIfLow()
-        }
+        tendSegment()
     }
 
     /// When less than half of `preallocationBytes` is left after the last record, writes
@@ -443,7 +445,7 @@ public final class Journal: @unchecked Sendable {
     /// disk is full) is not the journal's failure: the zeros are padding either way, and
     /// records are still appended past the end, at the cost of a sync that flushes the size.
     private func preallocateIfLow() {
-        guard preallocationBytes > 0, allocatedBytes - segmentBytes < preallocationBytes / 2 else { return }
+        guard zerosAheadRunLow else { return }
         let start = max(allocatedBytes, segmentBytes)
         let end = segmentBytes + preallocationBytes
         let path = currentSegmentPath
